@@ -1,0 +1,45 @@
+# The two commands a newcomer needs: `make run` and `make test`.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+DEMO_CUSTOMERS ?= 500
+export DJANGO_SETTINGS_MODULE := collections_mgmt.settings
+
+.PHONY: install run test lint format migrate seed bench clean
+
+$(BIN)/python:
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: requirements.txt | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+install: $(VENV)/.installed
+
+# Set up on the embedded defaults (SQLite + filesystem broker), seed the demo portfolio
+# once, then run the web server, a Celery worker and celery beat together.
+run: install
+	DEBUG=$${DEBUG:-true} $(BIN)/python manage.py migrate --no-input
+	DEBUG=$${DEBUG:-true} $(BIN)/python manage.py seed_demo --customers $(DEMO_CUSTOMERS) --if-empty
+	DEBUG=$${DEBUG:-true} $(BIN)/python scripts/run_all.py
+
+test: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	DATABASE_URL="$$($(BIN)/python scripts/test_database_url.py)" ALLOW_INSECURE_SECRET_KEY=true \
+		$(BIN)/pytest -p no:cacheprovider -n 2 --dist loadfile
+
+lint:
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format:
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+bench: install
+	$(BIN)/python bench/admin_changelist.py
+
+clean:
+	rm -rf var $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Customers, invoices, payments and the account timeline."""

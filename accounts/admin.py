@@ -1,0 +1,609 @@
+"""The collections console: customers, invoices, payments and the timeline in the admin."""
+
+from django import forms as djforms
+from django.conf import settings
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.db.models import Q
+from django.http import HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.functional import cached_property
+from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
+
+from . import forms, selectors, services
+from .aging import BUCKET_CHOICES, BUCKETS_BY_KEY
+from .models import Activity, Allocation, Contact, Customer, Invoice, Payment
+
+
+class CappedCountPaginator(Paginator):
+    """Counts at most ADMIN_COUNT_LIMIT + 1 rows: COUNT(*) over a million rows is slow."""
+
+    @cached_property
+    def count(self):
+        return self.object_list[: settings.ADMIN_COUNT_LIMIT + 1].count()
+
+    @property
+    def is_capped(self) -> bool:
+        return self.count > settings.ADMIN_COUNT_LIMIT
+
+
+class LedgerAdmin(admin.ModelAdmin):
+    """Defaults for the big ledger lists: no full counts, no facets, no deletes."""
+
+    paginator = CappedCountPaginator
+    show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
+    list_per_page = 50
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # ledger rows are corrected by new entries, never deleted
+
+
+class BucketFilter(admin.SimpleListFilter):
+    title = _("aging bucket")
+    parameter_name = "bucket"
+
+    def lookups(self, request, model_admin):
+        return BUCKET_CHOICES
+
+    def queryset(self, request, queryset):
+        if self.value() in BUCKETS_BY_KEY:
+            return queryset.in_bucket(self.value(), timezone.localdate())
+        return queryset
+
+
+def agent_filter(field: str):
+    class AgentFilter(admin.SimpleListFilter):
+        title = _("assigned agent")
+        parameter_name = "agent"
+
+        def lookups(self, request, model_admin):
+            return [
+                ("me", _("Assigned to me")),
+                ("none", _("Unassigned")),
+                *[(str(user.pk), user.get_username()) for user in forms.agents()],
+            ]
+
+        def queryset(self, request, queryset):
+            value = self.value()
+            if value == "me":
+                return queryset.filter(**{field: request.user.pk})
+            if value == "none":
+                return queryset.filter(**{f"{field}__isnull": True})
+            if value and value.isdigit():
+                return queryset.filter(**{field: int(value)})
+            return queryset
+
+    return AgentFilter
+
+
+class CurrencyFilter(admin.SimpleListFilter):
+    title = _("currency")
+    parameter_name = "currency"
+
+    def lookups(self, request, model_admin):
+        return [(code, code) for code in selectors.invoice_currencies()]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(currency=self.value()) if self.value() else queryset
+
+
+class ContactInline(admin.TabularInline):
+    model = Contact
+    extra = 0
+    fields = [
+        "name",
+        "role",
+        "email",
+        "phone",
+        "is_primary",
+        "email_opted_out_at",
+        "sms_opted_out_at",
+        "call_opted_out_at",
+    ]
+    readonly_fields = ["email_opted_out_at", "sms_opted_out_at", "call_opted_out_at"]
+
+    def has_delete_permission(self, request, obj=None):
+        return request.user.has_perm("accounts.delete_contact")
+
+
+class OpenInvoiceInline(admin.TabularInline):
+    model = Invoice
+    verbose_name_plural = _("open invoices")
+    extra = 0
+    fields = [
+        "number_link",
+        "issued_on",
+        "due_on",
+        "days_late",
+        "bucket",
+        "currency",
+        "amount",
+        "open_balance",
+        "status",
+    ]
+    readonly_fields = fields
+    show_change_link = False
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).outstanding().order_by("due_on", "id")
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description=_("number"))
+    def number_link(self, invoice):
+        url = reverse("admin:accounts_invoice_change", args=[invoice.pk])
+        return format_html('<a href="{}">{}</a>', url, invoice.number)
+
+    @admin.display(description=_("days past due"))
+    def days_late(self, invoice):
+        return invoice.days_past_due()
+
+    @admin.display(description=_("bucket"))
+    def bucket(self, invoice):
+        return BUCKETS_BY_KEY[invoice.aging_bucket()].label
+
+
+class CustomerActionsMixin:
+    """The agent's daily actions, as changelist actions and as buttons on the customer."""
+
+    def has_log_activity_permission(self, request):
+        return request.user.has_perm("accounts.log_activity")
+
+    def has_assign_customer_permission(self, request):
+        return request.user.has_perm("accounts.assign_customer")
+
+    def has_pause_dunning_permission(self, request):
+        return request.user.has_perm("accounts.pause_dunning")
+
+    def run_customer_form(self, request, customers, form_class, perform, title, perm):
+        """Show `form_class` for these customers; on a valid POST, call `perform`."""
+        if not request.user.has_perm(perm):
+            raise PermissionDenied
+        customers = list(customers)
+        form = form_class(request.POST if "apply" in request.POST else None)
+        if form.is_valid():
+            try:
+                done = perform(customers, form.cleaned_data)
+            except ValidationError as exc:
+                for field, errors in (
+                    exc.message_dict.items()
+                    if hasattr(exc, "error_dict")
+                    else [(None, exc.messages)]
+                ):
+                    form.add_error(field if field in form.fields else None, errors)
+            except PermissionDenied as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+            else:
+                self.message_user(
+                    request, _("%(title)s: %(n)d customer(s).") % {"title": title, "n": done}
+                )
+                if len(customers) == 1:
+                    url = reverse("admin:accounts_customer_change", args=[customers[0].pk])
+                else:
+                    url = reverse("admin:accounts_customer_changelist")
+                return HttpResponseRedirect(url)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": title,
+            "form": form,
+            "customers": customers,
+            "opts": Customer._meta,
+            "action": request.POST.get("action", ""),
+            "selected": [c.pk for c in customers],
+        }
+        return TemplateResponse(request, "admin/accounts/customer/action_form.html", context)
+
+    def _note(self, request, customers):
+        def perform(customers, data):
+            for customer in customers:
+                services.add_note(customer=customer, text=data["text"], by=request.user)
+            return len(customers)
+
+        return self.run_customer_form(
+            request, customers, forms.NoteForm, perform, _("Add note"), "accounts.log_activity"
+        )
+
+    def _call(self, request, customers):
+        def perform(customers, data):
+            for customer in customers:
+                services.log_call(
+                    customer=customer,
+                    outcome=data["outcome"],
+                    text=data["text"],
+                    phone=data["phone"],
+                    by=request.user,
+                )
+            return len(customers)
+
+        return self.run_customer_form(
+            request, customers, forms.CallForm, perform, _("Log call"), "accounts.log_activity"
+        )
+
+    def _pause(self, request, customers):
+        def perform(customers, data):
+            return services.pause_dunning(
+                customers=customers, until=data["until"], reason=data["reason"], by=request.user
+            )
+
+        return self.run_customer_form(
+            request,
+            customers,
+            forms.PauseForm,
+            perform,
+            _("Pause dunning"),
+            "accounts.pause_dunning",
+        )
+
+    def _assign(self, request, customers):
+        def perform(customers, data):
+            return services.assign_customers(
+                customers=customers, agent=data["agent"], by=request.user
+            )
+
+        return self.run_customer_form(
+            request,
+            customers,
+            forms.AssignForm,
+            perform,
+            _("Assign to agent"),
+            "accounts.assign_customer",
+        )
+
+    @admin.action(description=_("Add a note"), permissions=["log_activity"])
+    def add_note(self, request, queryset):
+        return self._note(request, queryset)
+
+    @admin.action(description=_("Log a call"), permissions=["log_activity"])
+    def log_call(self, request, queryset):
+        return self._call(request, queryset)
+
+    @admin.action(description=_("Pause dunning until a date"), permissions=["pause_dunning"])
+    def pause_dunning(self, request, queryset):
+        return self._pause(request, queryset)
+
+    @admin.action(description=_("Resume dunning"), permissions=["pause_dunning"])
+    def resume_dunning(self, request, queryset):
+        try:
+            done = services.resume_dunning(customers=queryset, by=request.user)
+        except PermissionDenied as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+        else:
+            self.message_user(request, _("Dunning resumed for %(n)d customer(s).") % {"n": done})
+
+    @admin.action(description=_("Assign to an agent"), permissions=["assign_customer"])
+    def assign(self, request, queryset):
+        return self._assign(request, queryset)
+
+
+@admin.register(Customer)
+class CustomerAdmin(CustomerActionsMixin, LedgerAdmin):
+    list_display = [
+        "name",
+        "segment",
+        "kind",
+        "country",
+        "currency",
+        "assigned_agent",
+        "status",
+        "dunning_paused_until",
+        "hold_list",
+    ]
+    list_filter = [
+        agent_filter("assigned_agent"),
+        "segment",
+        "kind",
+        "status",
+        "do_not_contact",
+        "is_in_dispute",
+    ]
+    list_select_related = ["assigned_agent"]
+    search_fields = ["name"]
+    search_help_text = _("Name, reference, contact e-mail or phone")
+    autocomplete_fields = ["assigned_agent"]
+    inlines = [ContactInline, OpenInvoiceInline]
+    actions = ["add_note", "log_call", "assign", "pause_dunning", "resume_dunning"]
+    change_form_template = "admin/accounts/customer/change_form.html"
+    timeline_per_page = 25
+    fieldsets = [
+        (
+            None,
+            {
+                "fields": [
+                    "name",
+                    "kind",
+                    "segment",
+                    "industry",
+                    "country",
+                    "timezone",
+                    "language",
+                    "currency",
+                    "credit_limit",
+                ]
+            },
+        ),
+        (_("Work"), {"fields": ["assigned_agent", "status"]}),
+        (
+            _("Holds"),
+            {
+                "fields": [
+                    "dunning_paused_until",
+                    "dunning_pause_reason",
+                    "do_not_contact",
+                    "cease_communication",
+                    "is_in_dispute",
+                    "is_in_payment_plan",
+                    "is_bankrupt",
+                ]
+            },
+        ),
+        (_("Source"), {"fields": ["source", "external_ref"], "classes": ["collapse"]}),
+    ]
+    # Changed only through the actions, which enforce limits and write the timeline.
+    always_readonly = ["assigned_agent", "dunning_paused_until", "dunning_pause_reason"]
+    manager_only = ["segment", "credit_limit", "status", "source", "external_ref"]
+
+    @admin.display(description=_("holds"))
+    def hold_list(self, customer):
+        return ", ".join(customer.holds) or "—"
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(self.always_readonly)
+        if obj is not None and not request.user.has_perm("accounts.work_all_customers"):
+            fields += self.manager_only
+        return fields
+
+    def get_search_results(self, request, queryset, search_term):
+        return selectors.search_customers(queryset, search_term), False
+
+    def has_change_permission(self, request, obj=None):
+        allowed = super().has_change_permission(request, obj)
+        if obj is None or not allowed:
+            return allowed
+        return services.can_work(request.user, obj)
+
+    def save_model(self, request, obj, form, change):
+        services.save_customer(customer=obj, by=request.user)
+
+    def get_urls(self):
+        def view(name, handler):
+            def wrapped(request, object_id):
+                customer = get_object_or_404(Customer, pk=object_id)
+                return handler(request, [customer])
+
+            return path(
+                f"<int:object_id>/{name}/",
+                self.admin_site.admin_view(wrapped),
+                name=f"accounts_customer_{name}",
+            )
+
+        return [
+            view("note", self._note),
+            view("call", self._call),
+            view("pause", self._pause),
+            view("assign", self._assign),
+            *super().get_urls(),
+        ]
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        customer = self.get_object(request, object_id)
+        extra_context = extra_context or {}
+        if customer is not None:
+            page = Paginator(selectors.timeline(customer), self.timeline_per_page).get_page(
+                request.GET.get("timeline_page")
+            )
+            user = request.user
+            extra_context.update(
+                timeline=page,
+                can_log=user.has_perm("accounts.log_activity"),
+                can_pause=user.has_perm("accounts.pause_dunning"),
+                can_assign=user.has_perm("accounts.assign_customer"),
+                balances=services.open_balances(customer),
+            )
+        return super().change_view(request, object_id, form_url, extra_context)
+
+
+@admin.register(Invoice)
+class InvoiceAdmin(LedgerAdmin):
+    list_display = [
+        "number",
+        "customer_link",
+        "issued_on",
+        "due_on",
+        "days_late",
+        "bucket",
+        "currency",
+        "amount",
+        "open_balance",
+        "status",
+    ]
+    list_filter = [
+        BucketFilter,
+        "status",
+        "customer__segment",
+        agent_filter("customer__assigned_agent"),
+        CurrencyFilter,
+    ]
+    list_select_related = ["customer"]
+    search_fields = ["number"]
+    search_help_text = _("Invoice number, customer name, contact e-mail or phone")
+    autocomplete_fields = ["customer"]
+    readonly_fields = ["open_balance", "status", "created_at", "updated_at"]
+    ordering = ["due_on", "id"]
+    fields = [
+        "customer",
+        "number",
+        "issued_on",
+        "due_on",
+        "currency",
+        "amount",
+        "open_balance",
+        "status",
+        "reference",
+        "pay_link",
+        "source",
+        "external_id",
+        "created_at",
+        "updated_at",
+    ]
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return self.readonly_fields
+        # Amount and currency move only through allocations and adjustments once issued.
+        return [*self.readonly_fields, "customer", "currency", "amount", "source"]
+
+    def get_search_results(self, request, queryset, search_term):
+        return selectors.search_invoices(queryset, search_term), False
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            obj.save()
+        else:
+            services.save_new_invoice(invoice=obj, by=request.user)
+
+    @admin.display(description=_("customer"), ordering="customer__name")
+    def customer_link(self, invoice):
+        url = reverse("admin:accounts_customer_change", args=[invoice.customer_id])
+        return format_html('<a href="{}">{}</a>', url, invoice.customer.name)
+
+    @admin.display(description=_("days past due"), ordering="-due_on")
+    def days_late(self, invoice):
+        return invoice.days_past_due() if invoice.is_outstanding else "—"
+
+    @admin.display(description=_("bucket"))
+    def bucket(self, invoice):
+        if not invoice.is_outstanding:
+            return "—"
+        return BUCKETS_BY_KEY[invoice.aging_bucket()].label
+
+
+class AllocationInline(admin.TabularInline):
+    model = Allocation
+    fk_name = "payment"
+    extra = 0
+    fields = ["invoice", "amount", "allocated_on", "rule", "created_by"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Payment)
+class PaymentAdmin(LedgerAdmin):
+    list_display = [
+        "received_on",
+        "customer",
+        "kind",
+        "currency",
+        "amount",
+        "unallocated_amount",
+        "method",
+        "remittance_reference",
+        "source",
+    ]
+    list_filter = ["kind", "method", "source"]
+    list_select_related = ["customer"]
+    search_fields = ["remittance_reference", "external_id", "customer__name"]
+    autocomplete_fields = ["customer"]
+    readonly_fields = ["unallocated_amount", "created_by", "created_at"]
+    inlines = [AllocationInline]
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return self.readonly_fields
+        return [*self.readonly_fields, "kind", "amount", "currency", "source", "external_id"]
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            obj.save()
+        else:
+            services.save_new_payment(payment=obj, by=request.user)
+
+
+class AllocationForm(djforms.ModelForm):
+    class Meta:
+        model = Allocation
+        fields = ["payment", "invoice", "amount", "allocated_on"]
+
+    def clean(self):
+        data = super().clean()
+        if data.get("payment") and data.get("invoice") and data.get("amount"):
+            services.check_allocation(
+                payment=data["payment"], invoice=data["invoice"], amount=data["amount"]
+            )
+        return data
+
+
+@admin.register(Allocation)
+class AllocationAdmin(LedgerAdmin):
+    form = AllocationForm
+    list_display = ["allocated_on", "payment", "invoice", "amount", "rule", "created_by"]
+    list_select_related = ["payment", "invoice", "created_by"]
+    list_filter = ["rule"]
+    search_fields = ["invoice__number"]
+    autocomplete_fields = ["payment", "invoice"]
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def save_model(self, request, obj, form, change):
+        allocation = services.allocate(
+            payment=obj.payment,
+            invoice=obj.invoice,
+            amount=obj.amount,
+            on=obj.allocated_on,
+            by=request.user,
+        )
+        obj.pk = allocation.pk
+
+
+@admin.register(Activity)
+class ActivityAdmin(LedgerAdmin):
+    """The timeline is read-only here: entries are added by the customer actions."""
+
+    list_display = [
+        "occurred_at",
+        "customer",
+        "invoice",
+        "kind",
+        "channel",
+        "outcome",
+        "actor_name",
+        "text",
+    ]
+    list_filter = ["kind", "channel", "outcome"]
+    list_select_related = ["customer", "invoice", "actor"]
+    search_fields = ["customer__name", "text"]
+    ordering = ["-occurred_at", "-id"]
+
+    def get_search_results(self, request, queryset, search_term):
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        ids = selectors.customer_ids_matching(term)
+        return queryset.filter(Q(customer_id__in=ids) | Q(invoice__number=term)), False
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

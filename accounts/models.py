@@ -1,0 +1,503 @@
+"""The collections ledger: customers, contacts, invoices, payments, allocations, timeline."""
+
+import datetime as dt
+import zoneinfo
+from decimal import Decimal
+
+import phonenumbers
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import F, Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from .aging import DaysBetween, aging_bucket, bucket_expression, days_past_due, due_on_range
+from .money import validate_currency
+
+MONEY = {"max_digits": 14, "decimal_places": 2}
+ZERO = Decimal("0.00")
+
+
+def validate_timezone(value: str) -> None:
+    if value not in zoneinfo.available_timezones():
+        raise ValidationError(
+            _("%(value)s is not an IANA time zone (e.g. Europe/Berlin)."),
+            code="invalid_timezone",
+            params={"value": value},
+        )
+
+
+def normalize_phone(raw: str, default_region: str = "") -> str:
+    """Return the number in E.164 (+14155550123), or raise ValidationError naming the input."""
+    raw = (raw or "").strip()
+    if not raw:
+        return ""
+    try:
+        number = phonenumbers.parse(raw, (default_region or "").upper() or None)
+    except phonenumbers.NumberParseException as exc:
+        raise ValidationError(
+            _("%(value)s is not a phone number: %(reason)s"),
+            code="invalid_phone",
+            params={"value": raw, "reason": str(exc)},
+        ) from exc
+    if not phonenumbers.is_valid_number(number):
+        raise ValidationError(
+            _("%(value)s is not a valid phone number; use international form (+44 20 7946 0000)."),
+            code="invalid_phone",
+            params={"value": raw},
+        )
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+class Customer(models.Model):
+    """The debtor account."""
+
+    class Kind(models.TextChoices):
+        BUSINESS = "business", _("Business")
+        CONSUMER = "consumer", _("Consumer")
+
+    class Segment(models.TextChoices):
+        STRATEGIC = "strategic", _("Strategic")
+        STANDARD = "standard", _("Standard")
+        HIGH_RISK = "high_risk", _("High risk")
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", _("Active")
+        PLACED_WITH_AGENCY = "placed_with_agency", _("Placed with agency")
+        WRITTEN_OFF = "written_off", _("Written off")
+        CLOSED = "closed", _("Closed")
+
+    name = models.CharField(_("name"), max_length=200)
+    source = models.CharField(_("source"), max_length=40, default="manual")
+    external_ref = models.CharField(_("external reference"), max_length=100, blank=True)
+    kind = models.CharField(_("kind"), max_length=10, choices=Kind, default=Kind.BUSINESS)
+    segment = models.CharField(
+        _("segment"), max_length=12, choices=Segment, default=Segment.STANDARD
+    )
+    industry = models.CharField(_("industry"), max_length=80, blank=True)
+    country = models.CharField(_("country"), max_length=2, blank=True, help_text="ISO 3166 code")
+    timezone = models.CharField(
+        _("time zone"), max_length=64, default="UTC", validators=[validate_timezone]
+    )
+    language = models.CharField(_("language"), max_length=8, default="en")
+    currency = models.CharField(
+        _("default currency"), max_length=3, default="USD", validators=[validate_currency]
+    )
+    credit_limit = models.DecimalField(_("credit limit"), **MONEY, null=True, blank=True)
+    assigned_agent = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("assigned agent"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="assigned_customers",
+    )
+    status = models.CharField(_("status"), max_length=20, choices=Status, default=Status.ACTIVE)
+    dunning_paused_until = models.DateField(_("dunning paused until"), null=True, blank=True)
+    dunning_pause_reason = models.CharField(_("pause reason"), max_length=200, blank=True)
+    do_not_contact = models.BooleanField(_("do not contact"), default=False)
+    cease_communication = models.BooleanField(_("cease communication"), default=False)
+    is_in_dispute = models.BooleanField(_("in dispute"), default=False)
+    is_in_payment_plan = models.BooleanField(_("in payment plan"), default=False)
+    is_bankrupt = models.BooleanField(_("bankrupt"), default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = _("customer")
+        ordering = ["name", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source", "external_ref"],
+                condition=~Q(external_ref=""),
+                name="customer_external_ref_unique_per_source",
+            ),
+            models.CheckConstraint(
+                condition=Q(credit_limit__isnull=True) | Q(credit_limit__gte=0),
+                name="customer_credit_limit_not_negative",
+            ),
+            models.CheckConstraint(
+                condition=Q(dunning_paused_until__isnull=True) | ~Q(dunning_pause_reason=""),
+                name="customer_pause_has_reason",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["assigned_agent", "name"]),
+            models.Index(fields=["segment"]),
+        ]
+        permissions = [
+            ("log_activity", "Can add notes and log calls"),
+            ("assign_customer", "Can assign customers to agents"),
+            ("pause_dunning", "Can pause and resume dunning"),
+            ("pause_dunning_unlimited", "Can pause dunning beyond the agent limit"),
+            ("work_all_customers", "Can work customers assigned to other agents"),
+        ]
+
+    def __str__(self):
+        return self.name
+
+    def is_dunning_paused(self, on: dt.date) -> bool:
+        return self.dunning_paused_until is not None and on <= self.dunning_paused_until
+
+    @property
+    def holds(self) -> list[str]:
+        """The hold flags that are set, in words, for lists and notices."""
+        flags = [
+            (self.do_not_contact, _("do not contact")),
+            (self.cease_communication, _("cease communication")),
+            (self.is_in_dispute, _("in dispute")),
+            (self.is_in_payment_plan, _("in payment plan")),
+            (self.is_bankrupt, _("bankrupt")),
+            (self.status != self.Status.ACTIVE, self.get_status_display()),
+        ]
+        return [str(label) for is_set, label in flags if is_set]
+
+
+class Contact(models.Model):
+    """A person at the customer; phone numbers are stored in E.164."""
+
+    class Channel(models.TextChoices):
+        EMAIL = "email", _("E-mail")
+        SMS = "sms", _("SMS")
+        CALL = "call", _("Call")
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="contacts")
+    name = models.CharField(_("name"), max_length=200)
+    role = models.CharField(_("role"), max_length=100, blank=True)
+    email = models.EmailField(_("e-mail"), blank=True)
+    phone = models.CharField(_("phone"), max_length=16, blank=True, help_text="E.164")
+    is_primary = models.BooleanField(_("primary"), default=False)
+    email_opted_out_at = models.DateTimeField(null=True, blank=True)
+    email_opt_out_source = models.CharField(max_length=100, blank=True)
+    sms_opted_out_at = models.DateTimeField(null=True, blank=True)
+    sms_opt_out_source = models.CharField(max_length=100, blank=True)
+    call_opted_out_at = models.DateTimeField(null=True, blank=True)
+    call_opt_out_source = models.CharField(max_length=100, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = _("contact")
+        ordering = ["-is_primary", "name", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["customer"],
+                condition=Q(is_primary=True),
+                name="contact_one_primary_per_customer",
+            ),
+            models.CheckConstraint(
+                condition=Q(phone="") | Q(phone__startswith="+"),
+                name="contact_phone_e164",
+            ),
+        ]
+        indexes = [models.Index(fields=["phone"]), models.Index(fields=["email"])]
+
+    def __str__(self):
+        return f"{self.name} ({self.customer})"
+
+    def clean(self):
+        super().clean()
+        if self.phone:
+            region = self.customer.country if self.customer_id else ""
+            try:
+                self.phone = normalize_phone(self.phone, region)
+            except ValidationError as exc:
+                raise ValidationError({"phone": exc.messages}) from exc
+
+    def has_opted_out(self, channel: str) -> bool:
+        return getattr(self, f"{channel}_opted_out_at") is not None
+
+
+class InvoiceQuerySet(models.QuerySet):
+    OPEN_STATUSES = ("open", "partially_paid", "disputed")
+
+    def outstanding(self):
+        return self.filter(status__in=self.OPEN_STATUSES)
+
+    def in_bucket(self, bucket_key: str, as_of: dt.date):
+        return self.outstanding().filter(due_on_range(bucket_key, as_of))
+
+    def with_aging(self, as_of: dt.date):
+        return self.annotate(
+            days_past_due=DaysBetween("due_on", as_of),
+            aging_bucket=bucket_expression(as_of),
+        )
+
+
+class Invoice(models.Model):
+    class Status(models.TextChoices):
+        OPEN = "open", _("Open")
+        PARTIALLY_PAID = "partially_paid", _("Partially paid")
+        PAID = "paid", _("Paid")
+        DISPUTED = "disputed", _("Disputed")
+        WRITTEN_OFF = "written_off", _("Written off")
+        CANCELLED = "cancelled", _("Cancelled")
+
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="invoices")
+    number = models.CharField(_("number"), max_length=64)
+    source = models.CharField(_("source"), max_length=40, default="manual")
+    external_id = models.CharField(_("external id"), max_length=100, blank=True)
+    issued_on = models.DateField(_("issue date"))
+    due_on = models.DateField(_("due date"))
+    currency = models.CharField(_("currency"), max_length=3, validators=[validate_currency])
+    amount = models.DecimalField(_("amount"), **MONEY)
+    open_balance = models.DecimalField(_("open balance"), **MONEY)
+    status = models.CharField(_("status"), max_length=16, choices=Status, default=Status.OPEN)
+    reference = models.CharField(_("PO / reference"), max_length=100, blank=True)
+    pay_link = models.URLField(_("pay link"), max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = InvoiceQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("invoice")
+        ordering = ["due_on", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["source", "number"], name="invoice_number_per_source"),
+            models.UniqueConstraint(
+                fields=["source", "external_id"],
+                condition=~Q(external_id=""),
+                name="invoice_external_id_per_source",
+            ),
+            models.CheckConstraint(condition=Q(amount__gt=0), name="invoice_amount_positive"),
+            models.CheckConstraint(
+                condition=Q(open_balance__gte=0), name="invoice_open_balance_not_negative"
+            ),
+            models.CheckConstraint(
+                condition=Q(open_balance__lte=F("amount")),
+                name="invoice_open_balance_within_amount",
+            ),
+            models.CheckConstraint(
+                condition=Q(due_on__gte=F("issued_on")), name="invoice_due_after_issue"
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="paid") | Q(open_balance=0), name="invoice_paid_means_zero"
+            ),
+            models.CheckConstraint(
+                condition=~Q(status__in=["open", "partially_paid"]) | Q(open_balance__gt=0),
+                name="invoice_open_means_balance",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["due_on", "id"], name="invoice_due_on_id"),
+            models.Index(fields=["customer", "due_on"], name="invoice_customer_due_on"),
+            models.Index(fields=["status", "due_on"], name="invoice_status_due_on"),
+            models.Index(fields=["number"], name="invoice_number"),
+        ]
+
+    def __str__(self):
+        return f"{self.number} ({self.currency} {self.amount})"
+
+    @property
+    def is_outstanding(self) -> bool:
+        return self.status in InvoiceQuerySet.OPEN_STATUSES
+
+    def days_past_due(self, on: dt.date | None = None) -> int:
+        return days_past_due(self.due_on, on or timezone.localdate())
+
+    def aging_bucket(self, on: dt.date | None = None) -> str:
+        return aging_bucket(self.days_past_due(on))
+
+    def status_for_balance(self, balance: Decimal) -> str:
+        """The status an invoice takes when its balance becomes `balance`."""
+        if self.status in (self.Status.CANCELLED, self.Status.WRITTEN_OFF):
+            return self.status
+        if balance == 0:
+            return self.Status.PAID
+        if self.status == self.Status.DISPUTED:
+            return self.status
+        if balance < self.amount:
+            return self.Status.PARTIALLY_PAID
+        return self.Status.OPEN
+
+
+class Payment(models.Model):
+    """Money received (or a credit note), allocated to invoices through Allocation."""
+
+    class Kind(models.TextChoices):
+        PAYMENT = "payment", _("Payment")
+        CREDIT_NOTE = "credit_note", _("Credit note")
+
+    class Method(models.TextChoices):
+        BANK_TRANSFER = "bank_transfer", _("Bank transfer")
+        CARD = "card", _("Card")
+        DIRECT_DEBIT = "direct_debit", _("Direct debit")
+        CHECK = "check", _("Check")
+        CASH = "cash", _("Cash")
+        CREDIT_NOTE = "credit_note", _("Credit note")
+        OTHER = "other", _("Other")
+
+    customer = models.ForeignKey(
+        Customer,
+        on_delete=models.PROTECT,
+        related_name="payments",
+        null=True,
+        blank=True,
+        help_text=_("Empty while the payer is unknown."),
+    )
+    kind = models.CharField(_("kind"), max_length=12, choices=Kind, default=Kind.PAYMENT)
+    amount = models.DecimalField(_("amount"), **MONEY)
+    currency = models.CharField(_("currency"), max_length=3, validators=[validate_currency])
+    unallocated_amount = models.DecimalField(_("unallocated"), **MONEY)
+    received_on = models.DateField(_("received on"))
+    method = models.CharField(
+        _("method"), max_length=16, choices=Method, default=Method.BANK_TRANSFER
+    )
+    remittance_reference = models.CharField(_("remittance reference"), max_length=255, blank=True)
+    source = models.CharField(_("source"), max_length=40, default="manual")
+    external_id = models.CharField(_("external id"), max_length=100, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("payment")
+        ordering = ["-received_on", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source", "external_id"],
+                condition=~Q(external_id=""),
+                name="payment_external_id_per_source",
+            ),
+            models.CheckConstraint(condition=Q(amount__gt=0), name="payment_amount_positive"),
+            models.CheckConstraint(
+                condition=Q(unallocated_amount__gte=0), name="payment_unallocated_not_negative"
+            ),
+            models.CheckConstraint(
+                condition=Q(unallocated_amount__lte=F("amount")),
+                name="payment_unallocated_within_amount",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["customer", "received_on"], name="payment_customer_received"),
+            models.Index(
+                fields=["received_on"],
+                condition=Q(unallocated_amount__gt=0),
+                name="payment_unapplied",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.get_kind_display()} {self.currency} {self.amount} on {self.received_on}"
+
+
+class Allocation(models.Model):
+    """Part of a payment applied to an invoice; the only way a balance goes down."""
+
+    payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="allocations")
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="allocations")
+    amount = models.DecimalField(_("amount"), **MONEY)
+    allocated_on = models.DateField(_("allocated on"))
+    rule = models.CharField(_("rule"), max_length=40, default="manual")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("allocation")
+        ordering = ["-allocated_on", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="allocation_amount_positive"),
+        ]
+        indexes = [models.Index(fields=["invoice", "allocated_on"], name="allocation_invoice_on")]
+
+    def __str__(self):
+        return f"{self.amount} of payment {self.payment_id} to {self.invoice_id}"
+
+
+class AppendOnlyError(Exception):
+    """Raised when code tries to change or remove a timeline entry."""
+
+
+class ActivityQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise AppendOnlyError("the account timeline is append-only")
+
+    def delete(self):
+        raise AppendOnlyError("the account timeline is append-only")
+
+
+class Activity(models.Model):
+    """One touch on the account timeline. Append-only: never updated, never deleted."""
+
+    class Kind(models.TextChoices):
+        NOTE = "note", _("Note")
+        CALL = "call", _("Call")
+        EMAIL = "email", _("E-mail sent")
+        SMS = "sms", _("SMS sent")
+        LETTER = "letter", _("Letter sent")
+        DELIVERY = "delivery", _("Delivery status")
+        PAYMENT = "payment", _("Payment received")
+        ALLOCATION = "allocation", _("Allocation")
+        STATUS_CHANGE = "status_change", _("Status change")
+        HOLD_CHANGE = "hold_change", _("Hold change")
+        ASSIGNMENT = "assignment", _("Assignment")
+        IMPORT = "import", _("Import")
+        OVERRIDE = "override", _("Override")
+
+    class Channel(models.TextChoices):
+        NONE = "", _("—")
+        EMAIL = "email", _("E-mail")
+        SMS = "sms", _("SMS")
+        PHONE = "phone", _("Phone")
+        LETTER = "letter", _("Letter")
+        PORTAL = "portal", _("Portal")
+
+    class CallOutcome(models.TextChoices):
+        REACHED = "reached", _("Reached")
+        NO_ANSWER = "no_answer", _("No answer")
+        LEFT_VOICEMAIL = "left_voicemail", _("Left voicemail")
+        PROMISE_TO_PAY = "promise_to_pay", _("Promise to pay")
+        DISPUTE = "dispute", _("Dispute")
+        WRONG_NUMBER = "wrong_number", _("Wrong number")
+
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="activities")
+    invoice = models.ForeignKey(
+        Invoice, on_delete=models.PROTECT, null=True, blank=True, related_name="activities"
+    )
+    kind = models.CharField(_("kind"), max_length=16, choices=Kind)
+    channel = models.CharField(_("channel"), max_length=8, choices=Channel, blank=True)
+    outcome = models.CharField(_("outcome"), max_length=20, blank=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("by"),
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text=_("Empty for the system."),
+    )
+    text = models.TextField(_("text"), blank=True)
+    details = models.JSONField(_("details"), default=dict, blank=True)
+    occurred_at = models.DateTimeField(_("when"), default=timezone.now)
+
+    objects = ActivityQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("activity")
+        verbose_name_plural = _("activities")
+        ordering = ["-occurred_at", "-id"]
+        indexes = [
+            models.Index(fields=["customer", "-occurred_at"], name="activity_customer_time"),
+            models.Index(fields=["invoice"], name="activity_invoice"),
+        ]
+
+    def __str__(self):
+        return f"{self.get_kind_display()} on {self.occurred_at:%Y-%m-%d %H:%M}"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise AppendOnlyError("the account timeline is append-only")
+        kwargs["force_insert"] = True
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise AppendOnlyError("the account timeline is append-only")
+
+    @property
+    def actor_name(self) -> str:
+        return self.actor.get_username() if self.actor_id else "system"

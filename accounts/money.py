@@ -1,0 +1,56 @@
+"""Money rules: ISO 4217 currencies, two-place Decimal amounts, per-currency totals."""
+
+from collections import defaultdict
+from collections.abc import Iterable
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+
+from django.core.exceptions import ValidationError
+from django.utils.translation import gettext_lazy as _
+
+# Active ISO 4217 codes (2024 list), minus funds codes and precious metals.
+ISO_4217 = frozenset(
+    """
+    AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BRL BSD BTN
+    BWP BYN BZD CAD CDF CHF CLP CNY COP CRC CUP CVE CZK DJF DKK DOP DZD EGP ERN ETB EUR FJD
+    FKP GBP GEL GHS GIP GMD GNF GTQ GYD HKD HNL HTG HUF IDR ILS INR IQD IRR ISK JMD JOD JPY
+    KES KGS KHR KMF KPW KRW KWD KYD KZT LAK LBP LKR LRD LSL LYD MAD MDL MGA MKD MMK MNT MOP
+    MRU MUR MVR MWK MXN MYR MZN NAD NGN NIO NOK NPR NZD OMR PAB PEN PGK PHP PKR PLN PYG QAR
+    RON RSD RUB RWF SAR SBD SCR SDG SEK SGD SHP SLE SOS SRD SSP STN SVC SYP SZL THB TJS TMT
+    TND TOP TRY TTD TWD TZS UAH UGX USD UYU UZS VES VND VUV WST XAF XCD XCG XOF XPF YER ZAR
+    ZMW ZWG
+    """.split()
+)
+
+CENT = Decimal("0.01")
+
+
+def validate_currency(value: str) -> None:
+    if value not in ISO_4217:
+        raise ValidationError(
+            _("%(value)s is not an ISO 4217 currency code (e.g. USD, EUR, GBP)."),
+            code="invalid_currency",
+            params={"value": value},
+        )
+
+
+def to_amount(value) -> Decimal:
+    """Parse a money amount exactly; floats are refused because they already lost cents."""
+    if isinstance(value, float):
+        raise TypeError("money amounts must not be floats; pass a str or Decimal")
+    try:
+        amount = Decimal(str(value).strip())
+    except (InvalidOperation, ValueError) as exc:
+        raise ValidationError(
+            _("%(value)s is not an amount."), code="invalid_amount", params={"value": value}
+        ) from exc
+    if not amount.is_finite():
+        raise ValidationError(_("Amounts must be finite."), code="invalid_amount")
+    return amount.quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def totals_by_currency(pairs: Iterable[tuple[str, Decimal]]) -> dict[str, Decimal]:
+    """Sum (currency, amount) pairs per currency, never across currencies."""
+    totals: dict[str, Decimal] = defaultdict(lambda: Decimal("0.00"))
+    for currency, amount in pairs:
+        totals[currency] += amount
+    return dict(sorted(totals.items()))

@@ -1,0 +1,440 @@
+"""Every write to the ledger that carries a business rule, each in one transaction.
+
+The admin, the API, management commands and Celery tasks call these functions; none of
+them writes an Invoice balance, a Payment's unallocated amount or the timeline directly.
+"""
+
+import datetime as dt
+from collections.abc import Iterable
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import F, Sum
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from .models import Activity, Allocation, Customer, Invoice, Payment
+from .money import to_amount, validate_currency
+
+
+def can_work(user, customer: Customer) -> bool:
+    """Agents work their own and unassigned customers; managers work everyone's."""
+    if user.has_perm("accounts.work_all_customers"):
+        return True
+    return customer.assigned_agent_id in (None, user.pk)
+
+
+def _require(user, perm: str, customers: Iterable[Customer] = ()) -> None:
+    if user is None:
+        return  # the system itself
+    if not user.has_perm(perm):
+        raise PermissionDenied(_("You do not have permission to do this."))
+    refused = [c.name for c in customers if not can_work(user, c)]
+    if refused:
+        raise PermissionDenied(
+            _("These customers are assigned to another agent: %(names)s")
+            % {"names": ", ".join(refused[:5])}
+        )
+
+
+def log(
+    *,
+    customer: Customer,
+    kind: str,
+    text: str = "",
+    by=None,
+    invoice: Invoice | None = None,
+    channel: str = "",
+    outcome: str = "",
+    details: dict | None = None,
+    at: dt.datetime | None = None,
+) -> Activity:
+    """Append one entry to the account timeline."""
+    return Activity.objects.create(
+        customer=customer,
+        invoice=invoice,
+        kind=kind,
+        channel=channel,
+        outcome=outcome,
+        actor=by,
+        text=text,
+        details=details or {},
+        occurred_at=at or timezone.now(),
+    )
+
+
+@transaction.atomic
+def add_note(*, customer: Customer, text: str, by, invoice: Invoice | None = None) -> Activity:
+    _require(by, "accounts.log_activity", [customer])
+    if not text.strip():
+        raise ValidationError({"text": _("A note needs some text.")})
+    return log(
+        customer=customer, kind=Activity.Kind.NOTE, text=text.strip(), by=by, invoice=invoice
+    )
+
+
+@transaction.atomic
+def log_call(
+    *,
+    customer: Customer,
+    outcome: str,
+    by,
+    text: str = "",
+    invoice: Invoice | None = None,
+    phone: str = "",
+) -> Activity:
+    _require(by, "accounts.log_activity", [customer])
+    if outcome not in Activity.CallOutcome.values:
+        raise ValidationError(
+            {"outcome": _("Unknown call outcome %(value)s.") % {"value": outcome}}
+        )
+    return log(
+        customer=customer,
+        kind=Activity.Kind.CALL,
+        channel=Activity.Channel.PHONE,
+        outcome=outcome,
+        text=text.strip(),
+        by=by,
+        invoice=invoice,
+        details={"phone": phone} if phone else {},
+    )
+
+
+@transaction.atomic
+def assign_customers(*, customers: Iterable[Customer], agent, by) -> int:
+    """Hand customers to an agent (or to nobody); one timeline entry per customer changed."""
+    customers = [c for c in customers if c.assigned_agent_id != (agent.pk if agent else None)]
+    _require(by, "accounts.assign_customer", customers)
+    if agent is not None and not agent.is_active:
+        raise ValidationError({"agent": _("%(name)s is not an active user.") % {"name": agent}})
+    previous = {c.pk: c.assigned_agent for c in customers}
+    Customer.objects.filter(pk__in=previous).update(assigned_agent=agent, updated_at=timezone.now())
+    now = timezone.now()
+    Activity.objects.bulk_create(
+        Activity(
+            customer=customer,
+            kind=Activity.Kind.ASSIGNMENT,
+            actor=by,
+            occurred_at=now,
+            text=_("Assigned to %(new)s (was %(old)s)")
+            % {
+                "new": agent.get_username() if agent else _("nobody"),
+                "old": previous[customer.pk].get_username()
+                if previous[customer.pk]
+                else _("unassigned"),
+            },
+            details={
+                "from": previous[customer.pk].pk if previous[customer.pk] else None,
+                "to": agent.pk if agent else None,
+            },
+        )
+        for customer in customers
+    )
+    return len(customers)
+
+
+@transaction.atomic
+def pause_dunning(
+    *, customers: Iterable[Customer], until: dt.date, reason: str, by, today: dt.date | None = None
+) -> int:
+    """Hold all automatic dunning for these customers up to and including `until`."""
+    customers = list(customers)
+    _require(by, "accounts.pause_dunning", customers)
+    today = today or timezone.localdate()
+    reason = reason.strip()
+    if not reason:
+        raise ValidationError({"reason": _("Say why dunning is paused.")})
+    if until < today:
+        raise ValidationError({"until": _("The pause must end today or later.")})
+    limit = settings.AGENT_MAX_PAUSE_DAYS
+    if (
+        by is not None
+        and (until - today).days > limit
+        and not by.has_perm("accounts.pause_dunning_unlimited")
+    ):
+        raise ValidationError(
+            {"until": _("Agents may pause dunning for at most %(days)d days.") % {"days": limit}}
+        )
+    Customer.objects.filter(pk__in=[c.pk for c in customers]).update(
+        dunning_paused_until=until, dunning_pause_reason=reason, updated_at=timezone.now()
+    )
+    now = timezone.now()
+    Activity.objects.bulk_create(
+        Activity(
+            customer=customer,
+            kind=Activity.Kind.HOLD_CHANGE,
+            actor=by,
+            occurred_at=now,
+            text=_("Dunning paused until %(until)s: %(reason)s")
+            % {"until": until.isoformat(), "reason": reason},
+            details={"hold": "dunning_paused", "until": until.isoformat(), "reason": reason},
+        )
+        for customer in customers
+    )
+    return len(customers)
+
+
+@transaction.atomic
+def resume_dunning(*, customers: Iterable[Customer], by, reason: str = "") -> int:
+    customers = [c for c in customers if c.dunning_paused_until is not None]
+    _require(by, "accounts.pause_dunning", customers)
+    Customer.objects.filter(pk__in=[c.pk for c in customers]).update(
+        dunning_paused_until=None, dunning_pause_reason="", updated_at=timezone.now()
+    )
+    now = timezone.now()
+    Activity.objects.bulk_create(
+        Activity(
+            customer=customer,
+            kind=Activity.Kind.HOLD_CHANGE,
+            actor=by,
+            occurred_at=now,
+            text=_("Dunning resumed") + (f": {reason.strip()}" if reason.strip() else ""),
+            details={"hold": "dunning_paused", "until": None, "reason": reason.strip()},
+        )
+        for customer in customers
+    )
+    return len(customers)
+
+
+# Fields whose every change belongs on the timeline, with the kind of entry it makes.
+TRACKED_CUSTOMER_FIELDS = {
+    "status": Activity.Kind.STATUS_CHANGE,
+    "segment": Activity.Kind.STATUS_CHANGE,
+    "credit_limit": Activity.Kind.STATUS_CHANGE,
+    "assigned_agent": Activity.Kind.ASSIGNMENT,
+    "dunning_paused_until": Activity.Kind.HOLD_CHANGE,
+    "do_not_contact": Activity.Kind.HOLD_CHANGE,
+    "cease_communication": Activity.Kind.HOLD_CHANGE,
+    "is_in_dispute": Activity.Kind.HOLD_CHANGE,
+    "is_in_payment_plan": Activity.Kind.HOLD_CHANGE,
+    "is_bankrupt": Activity.Kind.HOLD_CHANGE,
+}
+
+
+@transaction.atomic
+def save_customer(*, customer: Customer, by) -> Customer:
+    """Save an edited customer and record each tracked change on the timeline."""
+    before = None
+    if customer.pk:
+        before = Customer.objects.select_for_update().get(pk=customer.pk)
+    customer.full_clean()
+    customer.save()
+    if before is None:
+        log(customer=customer, kind=Activity.Kind.STATUS_CHANGE, by=by, text=_("Customer created"))
+        return customer
+    for field in TRACKED_CUSTOMER_FIELDS:
+        old, new = getattr(before, field), getattr(customer, field)
+        if old == new:
+            continue
+        label = Customer._meta.get_field(field).verbose_name
+        log(
+            customer=customer,
+            kind=TRACKED_CUSTOMER_FIELDS[field],
+            by=by,
+            text=_("%(field)s: %(old)s → %(new)s") % {"field": label, "old": old, "new": new},
+            details={"field": field, "from": _plain(old), "to": _plain(new)},
+        )
+    return customer
+
+
+def open_balances(customer: Customer) -> dict[str, Decimal]:
+    """The customer's open balance per currency (never summed across currencies)."""
+    rows = (
+        Invoice.objects.outstanding()
+        .filter(customer=customer)
+        .values("currency")
+        .annotate(total=Sum("open_balance"))
+        .order_by("currency")
+    )
+    return {row["currency"]: row["total"] for row in rows}
+
+
+def _plain(value):
+    if hasattr(value, "pk"):
+        return value.pk
+    if isinstance(value, dt.date | Decimal):
+        return str(value)
+    return value
+
+
+@transaction.atomic
+def save_new_invoice(*, invoice: Invoice, by=None) -> Invoice:
+    """Validate and store a new invoice; its whole amount is open."""
+    invoice.amount = to_amount(invoice.amount)
+    invoice.open_balance = invoice.amount
+    invoice.status = Invoice.Status.OPEN
+    invoice.full_clean()
+    invoice.save()
+    return invoice
+
+
+@transaction.atomic
+def record_payment(
+    *,
+    amount,
+    currency: str,
+    received_on: dt.date,
+    customer: Customer | None = None,
+    kind: str = Payment.Kind.PAYMENT,
+    method: str = Payment.Method.BANK_TRANSFER,
+    remittance_reference: str = "",
+    source: str = "manual",
+    external_id: str = "",
+    by=None,
+) -> Payment:
+    """Record money received (or a credit note); allocate it with `allocate`."""
+    amount = to_amount(amount)
+    if amount <= 0:
+        raise ValidationError({"amount": _("A payment must be more than zero.")})
+    validate_currency(currency)
+    payment = Payment(
+        customer=customer,
+        kind=kind,
+        amount=amount,
+        currency=currency,
+        received_on=received_on,
+        method=method,
+        remittance_reference=remittance_reference,
+        source=source,
+        external_id=external_id,
+    )
+    return save_new_payment(payment=payment, by=by)
+
+
+@transaction.atomic
+def save_new_payment(*, payment: Payment, by=None) -> Payment:
+    """Validate and store a new payment, wholly unallocated, with its timeline entry."""
+    if payment.kind == Payment.Kind.CREDIT_NOTE:
+        payment.method = Payment.Method.CREDIT_NOTE
+    payment.unallocated_amount = payment.amount
+    payment.created_by = by
+    payment.full_clean()
+    payment.save()
+    if payment.customer is not None:
+        log(
+            customer=payment.customer,
+            kind=Activity.Kind.PAYMENT,
+            by=by,
+            text=_("%(kind)s of %(currency)s %(amount)s received")
+            % {
+                "kind": payment.get_kind_display(),
+                "currency": payment.currency,
+                "amount": payment.amount,
+            },
+            details={
+                "payment": payment.pk,
+                "amount": str(payment.amount),
+                "currency": payment.currency,
+            },
+        )
+    return payment
+
+
+def check_allocation(*, payment: Payment, invoice: Invoice, amount=None) -> Decimal:
+    """Return the amount to allocate, or raise ValidationError saying what is wrong."""
+    if payment.currency != invoice.currency:
+        raise ValidationError(
+            _("Payment is in %(p)s but invoice %(n)s is in %(i)s; currencies are never mixed.")
+            % {"p": payment.currency, "n": invoice.number, "i": invoice.currency}
+        )
+    if payment.customer_id is not None and payment.customer_id != invoice.customer_id:
+        raise ValidationError(
+            _("Invoice %(n)s belongs to another customer than this payment.")
+            % {"n": invoice.number}
+        )
+    if not invoice.is_outstanding:
+        raise ValidationError(
+            _("Invoice %(n)s is %(status)s and takes no more money.")
+            % {"n": invoice.number, "status": invoice.get_status_display().lower()}
+        )
+    amount = (
+        min(payment.unallocated_amount, invoice.open_balance)
+        if amount is None
+        else to_amount(amount)
+    )
+    if amount <= 0:
+        raise ValidationError({"amount": _("An allocation must be more than zero.")})
+    if amount > payment.unallocated_amount:
+        raise ValidationError(
+            {
+                "amount": _("Only %(left)s of this payment is unallocated.")
+                % {"left": payment.unallocated_amount}
+            }
+        )
+    if amount > invoice.open_balance:
+        raise ValidationError(
+            {
+                "amount": _("Invoice %(n)s has only %(left)s open.")
+                % {"n": invoice.number, "left": invoice.open_balance}
+            }
+        )
+    return amount
+
+
+@transaction.atomic
+def allocate(
+    *,
+    payment: Payment,
+    invoice: Invoice,
+    amount=None,
+    by=None,
+    on: dt.date | None = None,
+    rule: str = "manual",
+) -> Allocation:
+    """Apply part of a payment to an invoice.
+
+    1. Lock the payment and then the invoice (always in that order, so two allocations
+       of the same pair cannot deadlock) and re-read their balances.
+    2. Refuse a currency mismatch, another customer's invoice, or more than either holds;
+       with no amount, apply as much as both allow.
+    3. Move both balances with UPDATE ... SET x = x - amount. The CHECK constraints on
+       Invoice and Payment refuse a negative balance even if a caller skipped step 2.
+    4. Set the invoice's status from its new balance and write the timeline entry, all in
+       the same transaction as the balances.
+    """
+    payment = Payment.objects.select_for_update().get(pk=payment.pk)
+    invoice = Invoice.objects.select_for_update().select_related("customer").get(pk=invoice.pk)
+    amount = check_allocation(payment=payment, invoice=invoice, amount=amount)
+    on = on or timezone.localdate()
+    new_balance = invoice.open_balance - amount
+    new_status = invoice.status_for_balance(new_balance)
+    try:
+        with transaction.atomic():
+            Payment.objects.filter(pk=payment.pk).update(
+                unallocated_amount=F("unallocated_amount") - amount,
+                customer_id=invoice.customer_id,
+            )
+            Invoice.objects.filter(pk=invoice.pk).update(
+                open_balance=F("open_balance") - amount,
+                status=new_status,
+                updated_at=timezone.now(),
+            )
+    except IntegrityError as exc:  # a concurrent writer raced past step 2
+        raise ValidationError(_("The allocation would overdraw the payment or invoice.")) from exc
+    allocation = Allocation.objects.create(
+        payment=payment, invoice=invoice, amount=amount, allocated_on=on, rule=rule, created_by=by
+    )
+    log(
+        customer=invoice.customer,
+        invoice=invoice,
+        kind=Activity.Kind.ALLOCATION,
+        by=by,
+        text=_("%(currency)s %(amount)s of %(kind)s applied to %(n)s; %(left)s open")
+        % {
+            "currency": invoice.currency,
+            "amount": amount,
+            "kind": payment.get_kind_display().lower(),
+            "n": invoice.number,
+            "left": new_balance,
+        },
+        details={
+            "payment": payment.pk,
+            "allocation": allocation.pk,
+            "amount": str(amount),
+            "rule": rule,
+            "status": new_status,
+        },
+    )
+    return allocation

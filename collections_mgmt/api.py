@@ -1,0 +1,23 @@
+"""API-wide policy: permissions that follow the roles, and pagination that never counts."""
+
+from rest_framework.pagination import CursorPagination
+from rest_framework.permissions import DjangoModelPermissions
+
+
+class StrictModelPermissions(DjangoModelPermissions):
+    """Model permissions for writes *and* reads: listing needs the view permission."""
+
+    perms_map = {
+        **DjangoModelPermissions.perms_map,
+        "GET": ["%(app_label)s.view_%(model_name)s"],
+        "HEAD": ["%(app_label)s.view_%(model_name)s"],
+    }
+
+
+class NewestFirstPagination(CursorPagination):
+    """Cursor pagination by id: constant time on a million rows, no COUNT(*)."""
+
+    ordering = "-id"
+    page_size = 100
+    page_size_query_param = "page_size"
+    max_page_size = 1000

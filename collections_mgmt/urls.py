@@ -1,0 +1,27 @@
+"""Top-level URL map: the admin console, the API, webhooks and the health check."""
+
+from django.contrib import admin
+from django.urls import include, path
+from django.views.generic import RedirectView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.routers import DefaultRouter
+
+from accounts import api as accounts_api
+from collections_mgmt import views
+
+admin.site.site_header = "Collections Management"
+admin.site.site_title = "Collections"
+admin.site.index_title = "Collections console"
+
+router = DefaultRouter()
+accounts_api.register(router)
+
+urlpatterns = [
+    path("healthz", views.healthz, name="healthz"),
+    path("healthz/", views.healthz),
+    path("api/v1/", include(router.urls)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("admin/", admin.site.urls),
+    path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
+]

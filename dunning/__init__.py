@@ -1,0 +1,1 @@
+"""Dunning policies, notices and the nightly run."""

@@ -1,0 +1,1 @@
+"""Intake, API, payment gateways, bank files and messaging providers."""

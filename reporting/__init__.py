@@ -1,0 +1,1 @@
+"""Aging, KPIs, PDF reports and the dashboard."""

@@ -1,0 +1,34 @@
+import pytest
+from django.db import connection
+
+from tests.factories import UserFactory
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `postgresql` are skipped (loudly) when the suite runs on SQLite."""
+    if connection.vendor == "postgresql":
+        return
+    skip = pytest.mark.skip(reason="needs PostgreSQL (make test fell back to SQLite)")
+    for item in items:
+        if "postgresql" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def agent(db):
+    return UserFactory(username="agent", role="Collections agent")
+
+
+@pytest.fixture
+def manager(db):
+    return UserFactory(username="manager", role="Collections manager")
+
+
+@pytest.fixture
+def finance(db):
+    return UserFactory(username="finance", role="Finance")
+
+
+@pytest.fixture
+def superuser(db):
+    return UserFactory(username="root", is_superuser=True)

@@ -1,0 +1,86 @@
+"""factory-boy factories for the ledger; build exactly the rows a test needs."""
+
+import datetime as dt
+from decimal import Decimal
+
+import factory
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+
+from accounts.models import Activity, Contact, Customer, Invoice, Payment
+
+TODAY = dt.date(2026, 11, 23)
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = get_user_model()
+        django_get_or_create = ("username",)
+        skip_postgeneration_save = True
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    email = factory.LazyAttribute(lambda u: f"{u.username}@example.com")
+    is_staff = True
+    password = factory.PostGenerationMethodCall("set_password", "pw-for-tests-only")
+
+    @factory.post_generation
+    def role(self, create, extracted, **kwargs):
+        """UserFactory(role="Collections agent") puts the user in that group."""
+        if create and extracted:
+            self.groups.add(Group.objects.get(name=extracted))
+        if create:
+            self.save()
+
+
+class CustomerFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Customer
+
+    name = factory.Sequence(lambda n: f"Customer {n} Ltd")
+    external_ref = factory.Sequence(lambda n: f"C{n:06d}")
+    country = "US"
+    timezone = "America/Chicago"
+    currency = "USD"
+
+
+class ContactFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Contact
+
+    customer = factory.SubFactory(CustomerFactory)
+    name = factory.Sequence(lambda n: f"Contact {n}")
+    email = factory.Sequence(lambda n: f"ap{n}@example.com")
+    phone = "+14155550123"
+
+
+class InvoiceFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Invoice
+
+    customer = factory.SubFactory(CustomerFactory)
+    number = factory.Sequence(lambda n: f"INV-{n:06d}")
+    issued_on = factory.LazyAttribute(lambda i: i.due_on - dt.timedelta(days=30))
+    due_on = TODAY
+    currency = "USD"
+    amount = Decimal("100.00")
+    open_balance = factory.LazyAttribute(lambda i: i.amount)
+
+
+class PaymentFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Payment
+
+    customer = factory.SubFactory(CustomerFactory)
+    amount = Decimal("100.00")
+    unallocated_amount = factory.LazyAttribute(lambda p: p.amount)
+    currency = "USD"
+    received_on = TODAY
+
+
+class ActivityFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Activity
+
+    customer = factory.SubFactory(CustomerFactory)
+    kind = Activity.Kind.NOTE
+    text = "Called AP, invoice approved for the next payment run."
