@@ -6,6 +6,8 @@ from django.utils.dateparse import parse_date, parse_datetime
 from rest_framework import mixins, serializers, viewsets
 from rest_framework.exceptions import PermissionDenied, ValidationError
 
+from collections_mgmt.api import MethodCheckedFirst
+
 from . import services
 from .models import Activity, Contact, Customer, Invoice, Payment, normalize_phone
 
@@ -225,6 +227,7 @@ def filter_by_params(queryset, params, mapping: dict[str, str]):
 
 
 class LedgerViewSet(
+    MethodCheckedFirst,
     mixins.CreateModelMixin,
     mixins.RetrieveModelMixin,
     mixins.UpdateModelMixin,
@@ -270,6 +273,7 @@ class InvoiceViewSet(LedgerViewSet):
 
 
 class PaymentViewSet(
+    MethodCheckedFirst,
     mixins.CreateModelMixin,
     mixins.RetrieveModelMixin,
     mixins.ListModelMixin,
@@ -291,6 +295,7 @@ class PaymentViewSet(
 
 
 class ActivityViewSet(
+    MethodCheckedFirst,
     mixins.CreateModelMixin,
     mixins.RetrieveModelMixin,
     mixins.ListModelMixin,

@@ -21,7 +21,7 @@ def customer_ids_matching(term: str) -> list[int]:
     if not term:
         return []
     contact_match = Q(email__iexact=term) if "@" in term else Q(email__icontains=term)
-    digits = re.sub(r"\D", "", term)
+    digits = re.sub(r"\D", "", term).lstrip("0")  # national trunk prefix
     if len(digits) >= 6:
         contact_match |= Q(phone__contains=digits)
     by_customer = Customer.objects.filter(
@@ -36,6 +36,8 @@ def customer_ids_matching(term: str) -> list[int]:
 
 
 def search_customers(queryset: QuerySet, term: str) -> QuerySet:
+    if not term.strip():
+        return queryset
     return queryset.filter(pk__in=customer_ids_matching(term))
 
 

@@ -1,5 +1,6 @@
 """API-wide policy: permissions that follow the roles, and pagination that never counts."""
 
+from rest_framework.exceptions import MethodNotAllowed
 from rest_framework.pagination import CursorPagination
 from rest_framework.permissions import DjangoModelPermissions
 
@@ -21,3 +22,16 @@ class NewestFirstPagination(CursorPagination):
     page_size = 100
     page_size_query_param = "page_size"
     max_page_size = 1000
+
+
+class MethodCheckedFirst:
+    """Answer 405 for a method the view lacks before checking permissions (which says 403).
+
+    The timeline, for instance, has no update or delete at all: saying so is clearer than
+    suggesting a permission might allow it.
+    """
+
+    def initial(self, request, *args, **kwargs):
+        if request.method.upper() not in self._allowed_methods():
+            raise MethodNotAllowed(request.method)
+        super().initial(request, *args, **kwargs)

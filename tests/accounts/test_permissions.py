@@ -1,0 +1,200 @@
+"""The permission matrix in the README, checked group by group and through the surfaces."""
+
+import datetime as dt
+
+import pytest
+from django.contrib.auth.models import Group
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.urls import reverse
+from rest_framework.test import APIClient
+
+from accounts import services
+from accounts.models import Activity, Customer, Invoice
+from tests.factories import CustomerFactory, InvoiceFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+VIEW_LEDGER = {
+    "view_customer",
+    "view_contact",
+    "view_invoice",
+    "view_payment",
+    "view_allocation",
+    "view_activity",
+}
+AGENT = VIEW_LEDGER | {
+    "change_customer",
+    "add_contact",
+    "change_contact",
+    "add_activity",
+    "log_activity",
+    "assign_customer",
+    "pause_dunning",
+}
+MATRIX = {
+    "Collections agent": AGENT,
+    "Collections manager": AGENT
+    | {"work_all_customers", "pause_dunning_unlimited", "change_invoice"},
+    "Finance": VIEW_LEDGER
+    | {
+        "add_customer",
+        "change_customer",
+        "add_contact",
+        "change_contact",
+        "add_invoice",
+        "change_invoice",
+        "add_payment",
+        "change_payment",
+        "add_allocation",
+    },
+}
+TODAY = dt.date(2026, 11, 23)
+
+
+def test_groups_hold_exactly_the_documented_permissions():
+    for name, expected in MATRIX.items():
+        codenames = set(Group.objects.get(name=name).permissions.values_list("codename", flat=True))
+        assert codenames == expected, name
+
+
+def test_no_role_may_delete_ledger_rows():
+    for name in MATRIX:
+        codenames = Group.objects.get(name=name).permissions.values_list("codename", flat=True)
+        assert not [c for c in codenames if c.startswith("delete_")], name
+
+
+def test_agent_works_own_and_unassigned_customers_only(agent):
+    other = UserFactory(username="other-agent", role="Collections agent")
+    mine = CustomerFactory(assigned_agent=agent)
+    unassigned = CustomerFactory()
+    theirs = CustomerFactory(assigned_agent=other)
+    services.add_note(customer=mine, text="ok", by=agent)
+    services.add_note(customer=unassigned, text="ok", by=agent)
+    with pytest.raises(PermissionDenied):
+        services.add_note(customer=theirs, text="not mine", by=agent)
+    with pytest.raises(PermissionDenied):
+        services.pause_dunning(customers=[theirs], until=TODAY, reason="x", by=agent, today=TODAY)
+    assert not Activity.objects.filter(customer=theirs).exists()
+
+
+def test_manager_works_every_customer(manager, agent):
+    theirs = CustomerFactory(assigned_agent=agent)
+    services.add_note(customer=theirs, text="manager note", by=manager)
+    assert Activity.objects.get(customer=theirs).actor == manager
+
+
+def test_agent_pauses_up_to_fourteen_days_and_manager_longer(agent, manager):
+    customer = CustomerFactory(assigned_agent=agent)
+    services.pause_dunning(
+        customers=[customer],
+        until=TODAY + dt.timedelta(days=14),
+        reason="AP on holiday",
+        by=agent,
+        today=TODAY,
+    )
+    with pytest.raises(ValidationError, match="at most 14 days"):
+        services.pause_dunning(
+            customers=[customer],
+            until=TODAY + dt.timedelta(days=15),
+            reason="longer",
+            by=agent,
+            today=TODAY,
+        )
+    services.pause_dunning(
+        customers=[customer],
+        until=TODAY + dt.timedelta(days=60),
+        reason="payment plan being drafted",
+        by=manager,
+        today=TODAY,
+    )
+    customer.refresh_from_db()
+    assert customer.dunning_paused_until == TODAY + dt.timedelta(days=60)
+    assert customer.is_dunning_paused(TODAY + dt.timedelta(days=60))
+    assert not customer.is_dunning_paused(TODAY + dt.timedelta(days=61))
+
+
+def test_finance_cannot_pause_dunning_or_log_calls(finance):
+    customer = CustomerFactory()
+    with pytest.raises(PermissionDenied):
+        services.pause_dunning(
+            customers=[customer], until=TODAY, reason="x", by=finance, today=TODAY
+        )
+    with pytest.raises(PermissionDenied):
+        services.log_call(customer=customer, outcome="reached", by=finance)
+
+
+@pytest.mark.parametrize(
+    ("role", "url_name", "expected"),
+    [
+        ("agent", "admin:accounts_payment_add", 403),
+        ("agent", "admin:accounts_invoice_add", 403),
+        ("finance", "admin:accounts_payment_add", 200),
+        ("finance", "admin:accounts_invoice_add", 200),
+        ("manager", "admin:accounts_payment_add", 403),
+        ("agent", "admin:accounts_customer_changelist", 200),
+        ("finance", "admin:accounts_activity_changelist", 200),
+    ],
+)
+def test_admin_pages_follow_the_roles(client, request, role, url_name, expected):
+    client.force_login(request.getfixturevalue(role))
+    assert client.get(reverse(url_name)).status_code == expected
+
+
+@pytest.mark.parametrize("role", ["agent", "manager", "finance"])
+def test_no_role_can_delete_an_invoice_in_the_admin(client, request, role):
+    invoice = InvoiceFactory()
+    client.force_login(request.getfixturevalue(role))
+    url = reverse("admin:accounts_invoice_delete", args=[invoice.pk])
+    assert client.post(url, {"post": "yes"}).status_code == 403
+    assert Invoice.objects.filter(pk=invoice.pk).exists()
+
+
+def test_agent_cannot_edit_another_agents_customer_in_the_admin(client, agent):
+    other = UserFactory(username="other-agent", role="Collections agent")
+    theirs = CustomerFactory(assigned_agent=other, name="Theirs Inc")
+    client.force_login(agent)
+    url = reverse("admin:accounts_customer_change", args=[theirs.pk])
+    page = client.get(url)
+    assert page.status_code == 200  # may look...
+    assert b'name="name"' not in page.content  # ...but not edit
+    client.post(url, {"name": "Renamed"})
+    theirs.refresh_from_db()
+    assert theirs.name == "Theirs Inc"
+
+
+def offered_actions(client, user) -> set[str]:
+    client.force_login(user)
+    form = client.get(reverse("admin:accounts_customer_changelist")).context["action_form"]
+    return {name for name, _ in form.fields["action"].choices} if form else set()
+
+
+def test_actions_offered_follow_the_roles(client, agent, finance):
+    daily = {"add_note", "log_call", "pause_dunning", "assign"}
+    assert daily <= offered_actions(client, agent)
+    assert not daily & offered_actions(client, finance)
+
+
+def test_api_follows_the_roles(agent, finance):
+    customer = CustomerFactory()
+    invoice = {
+        "customer": customer.pk,
+        "number": "API-1",
+        "issued_on": "2026-11-01",
+        "due_on": "2026-12-01",
+        "currency": "USD",
+        "amount": "120.50",
+    }
+    api = APIClient()
+    api.force_authenticate(agent)
+    assert api.get("/api/v1/invoices/").status_code == 200
+    assert api.post("/api/v1/invoices/", invoice, format="json").status_code == 403
+    assert api.delete(f"/api/v1/customers/{customer.pk}/").status_code in (403, 405)
+    api.force_authenticate(finance)
+    created = api.post("/api/v1/invoices/", invoice, format="json")
+    assert created.status_code == 201, created.content
+    assert created.json()["open_balance"] == "120.50"
+    assert Customer.objects.filter(pk=customer.pk).exists()
+
+
+def test_api_needs_authentication():
+    assert APIClient().get("/api/v1/invoices/").status_code in (401, 403)
