@@ -27,7 +27,9 @@ run: install
 test: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	DATABASE_URL="$$($(BIN)/python scripts/test_database_url.py)" ALLOW_INSECURE_SECRET_KEY=true \
+	@url="$$($(BIN)/python scripts/test_database_url.py)" || exit 1; \
+	echo "Testing against $$url"; \
+	DATABASE_URL="$$url" ALLOW_INSECURE_SECRET_KEY=true \
 		$(BIN)/pytest -p no:cacheprovider -n 2 --dist loadfile
 
 lint:

@@ -31,6 +31,7 @@ ROLES = {
     ],
     "Finance": [
         *LEDGER_VIEW,
+        "accounts.work_all_customers",
         "accounts.add_customer",
         "accounts.change_customer",
         "accounts.add_contact",

@@ -37,6 +37,7 @@ MATRIX = {
     | {"work_all_customers", "pause_dunning_unlimited", "change_invoice"},
     "Finance": VIEW_LEDGER
     | {
+        "work_all_customers",
         "add_customer",
         "change_customer",
         "add_contact",
@@ -198,3 +199,11 @@ def test_api_follows_the_roles(agent, finance):
 
 def test_api_needs_authentication():
     assert APIClient().get("/api/v1/invoices/").status_code in (401, 403)
+
+
+def test_finance_edits_any_customer_but_has_no_agent_actions(client, finance, agent):
+    customer = CustomerFactory(assigned_agent=agent, name="Agent's Customer")
+    client.force_login(finance)
+    page = client.get(reverse("admin:accounts_customer_change", args=[customer.pk]))
+    assert b'name="credit_limit"' in page.content
+    assert b"Add note" not in page.content and b"Pause dunning" not in page.content
