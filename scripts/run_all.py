@@ -46,18 +46,22 @@ def main() -> int:
     }
 
     def stop(*_):
+        # The main process of each shuts down its own children (Celery's pool, say).
         for process in processes.values():
             if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
+                process.terminate()
 
-    signal.signal(signal.SIGTERM, stop)
+    def on_sigterm(*_):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_sigterm)
     try:
         while all(process.poll() is None for process in processes.values()):
             time.sleep(0.5)
         exited = [name for name, process in processes.items() if process.poll() is not None]
         print(f"{', '.join(exited)} exited; stopping the others.", file=sys.stderr)
     except KeyboardInterrupt:
-        pass
+        print("Stopping the web server, the worker and beat.", file=sys.stderr)
     finally:
         stop()
         for process in processes.values():
