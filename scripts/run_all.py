@@ -64,8 +64,12 @@ def main() -> int:
         print("Stopping the web server, the worker and beat.", file=sys.stderr)
     finally:
         stop()
-        for process in processes.values():
-            process.wait(timeout=15)
+        for name, process in processes.items():
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                print(f"{name} did not stop within 10 s; killing it.", file=sys.stderr)
+                os.killpg(process.pid, signal.SIGKILL)
     return 0
 
 
