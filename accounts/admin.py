@@ -472,7 +472,7 @@ class InvoiceAdmin(LedgerAdmin):
 
     def save_model(self, request, obj, form, change):
         if change:
-            obj.save()
+            services.save_invoice(invoice=obj, by=request.user)
         else:
             services.save_new_invoice(invoice=obj, by=request.user)
 

@@ -270,6 +270,31 @@ def save_new_invoice(*, invoice: Invoice, by=None) -> Invoice:
     return invoice
 
 
+TRACKED_INVOICE_FIELDS = ("issued_on", "due_on", "reference", "pay_link")
+
+
+@transaction.atomic
+def save_invoice(*, invoice: Invoice, by) -> Invoice:
+    """Save an edited invoice; a changed date or reference is written to the timeline."""
+    before = Invoice.objects.select_for_update().get(pk=invoice.pk)
+    invoice.full_clean()
+    invoice.save()
+    for field in TRACKED_INVOICE_FIELDS:
+        old, new = getattr(before, field), getattr(invoice, field)
+        if old != new:
+            label = Invoice._meta.get_field(field).verbose_name
+            log(
+                customer=invoice.customer,
+                invoice=invoice,
+                kind=Activity.Kind.STATUS_CHANGE,
+                by=by,
+                text=_("%(number)s %(field)s: %(old)s → %(new)s")
+                % {"number": invoice.number, "field": label, "old": old or "—", "new": new},
+                details={"field": field, "from": _plain(old), "to": _plain(new)},
+            )
+    return invoice
+
+
 @transaction.atomic
 def record_payment(
     *,

@@ -205,3 +205,17 @@ def test_customer_list_without_search_lists_everyone(client, manager):
     CustomerFactory(name="Beta")
     client.force_login(manager)
     assert listed(client.get(CUSTOMERS)) == {"Alpha", "Beta"}
+
+
+def test_due_date_extension_in_the_admin_is_logged(client, manager):
+    invoice = InvoiceFactory(number="EXT-1", due_on=dt.date(2026, 11, 1))
+    client.force_login(manager)
+    url = reverse("admin:accounts_invoice_change", args=[invoice.pk])
+    form = client.get(url).context["adminform"].form
+    data = {k: v for k, v in form.initial.items() if v is not None and k in form.fields}
+    data["due_on"] = "2026-12-15"
+    response = client.post(url, data)
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    entry = Activity.objects.get(invoice=invoice)
+    assert entry.details == {"field": "due_on", "from": "2026-11-01", "to": "2026-12-15"}
+    assert entry.actor == manager
