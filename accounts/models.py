@@ -9,6 +9,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F, Q
+from django.db.models.functions import Upper
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -125,6 +126,12 @@ class Customer(models.Model):
         indexes = [
             models.Index(fields=["assigned_agent", "name"]),
             models.Index(fields=["segment"]),
+            models.Index(fields=["name", "id"], name="customer_name_id"),
+            models.Index(
+                fields=["external_ref"],
+                condition=~Q(external_ref=""),
+                name="customer_external_ref",
+            ),
         ]
         permissions = [
             ("log_activity", "Can add notes and log calls"),
@@ -191,7 +198,11 @@ class Contact(models.Model):
                 name="contact_phone_e164",
             ),
         ]
-        indexes = [models.Index(fields=["phone"]), models.Index(fields=["email"])]
+        indexes = [
+            models.Index(fields=["phone"]),
+            models.Index(fields=["email"]),
+            models.Index(Upper("email"), name="contact_email_upper"),
+        ]
 
     def __str__(self):
         return f"{self.name} ({self.customer})"
@@ -234,7 +245,9 @@ class Invoice(models.Model):
         WRITTEN_OFF = "written_off", _("Written off")
         CANCELLED = "cancelled", _("Cancelled")
 
-    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="invoices")
+    customer = models.ForeignKey(
+        Customer, on_delete=models.PROTECT, related_name="invoices", db_index=False
+    )
     number = models.CharField(_("number"), max_length=64)
     source = models.CharField(_("source"), max_length=40, default="manual")
     external_id = models.CharField(_("external id"), max_length=100, blank=True)
@@ -282,7 +295,8 @@ class Invoice(models.Model):
         ]
         indexes = [
             models.Index(fields=["due_on", "id"], name="invoice_due_on_id"),
-            models.Index(fields=["customer", "due_on"], name="invoice_customer_due_on"),
+            # Leads with customer_id, so it also serves the foreign key (db_index=False).
+            models.Index(fields=["customer", "due_on", "id"], name="invoice_customer_due_on_id"),
             models.Index(fields=["status", "due_on"], name="invoice_status_due_on"),
             models.Index(fields=["number"], name="invoice_number"),
         ]

@@ -219,3 +219,36 @@ def test_due_date_extension_in_the_admin_is_logged(client, manager):
     entry = Activity.objects.get(invoice=invoice)
     assert entry.details == {"field": "due_on", "from": "2026-11-01", "to": "2026-12-15"}
     assert entry.actor == manager
+
+
+def test_short_search_terms_match_whole_numbers_only(client, manager):
+    InvoiceFactory(number="Z9")
+    InvoiceFactory(number="AZ9B")
+    client.force_login(manager)
+    assert numbers(client.get(INVOICES, {"q": "z9"})) == {"Z9"}
+    assert numbers(client.get(INVOICES, {"q": "az9"})) == {"AZ9B"}
+
+
+def test_search_with_many_matches_still_finds_them_all(client, manager, monkeypatch):
+    from accounts import selectors
+
+    customer = CustomerFactory(name="Bulk Buyer")
+    for n in range(12):
+        InvoiceFactory(customer=customer, number=f"BULK-{n}")
+    InvoiceFactory(number="OTHER-1")
+    monkeypatch.setattr(selectors, "SPARSE_MATCHES", 5)  # force the dense path
+    client.force_login(manager)
+    found = numbers(client.get(INVOICES, {"q": "bulk"}))
+    assert found == {f"BULK-{n}" for n in range(12)}
+
+
+def test_customer_page_lists_the_twenty_oldest_open_invoices(client, manager):
+    customer = CustomerFactory()
+    today = timezone.localdate()
+    for n in range(25):
+        InvoiceFactory(customer=customer, number=f"OLD-{n:02d}", due_on=today - dt.timedelta(n))
+    client.force_login(manager)
+    html = client.get(reverse("admin:accounts_customer_change", args=[customer.pk])).content
+    html = html.decode()
+    assert "OLD-24" in html and "OLD-05" in html and "OLD-04" not in html
+    assert "all open invoices" in html
