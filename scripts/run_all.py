@@ -33,7 +33,7 @@ COMMANDS = {
 
 
 def main() -> int:
-    credentials = ROOT / "var" / "demo-credentials.txt"
+    credentials = Path(os.environ.get("VAR_DIR", ROOT / "var")) / "demo-credentials.txt"
     print("\n" + "=" * 72)
     print(f"Collections console: http://{HOST}:{PORT}/admin/")
     if credentials.exists():
