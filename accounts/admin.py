@@ -23,26 +23,38 @@ from .models import Activity, Allocation, Contact, Customer, Invoice, Payment
 
 
 class CappedCountPaginator(Paginator):
-    """Counts at most ADMIN_COUNT_LIMIT + 1 rows: COUNT(*) over a million rows is slow."""
+    """Counts at most `limit` + 1 rows: COUNT(*) over a million rows is slow."""
+
+    def __init__(self, *args, limit: int, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.limit = limit
 
     @cached_property
     def count(self):
         # No ORDER BY: counting needs no sort, and a sort would read every matching row.
-        return self.object_list.order_by()[: settings.ADMIN_COUNT_LIMIT + 1].count()
+        return self.object_list.order_by()[: self.limit + 1].count()
 
     @property
     def is_capped(self) -> bool:
-        return self.count > settings.ADMIN_COUNT_LIMIT
+        return self.count > self.limit
 
 
 class LedgerAdmin(admin.ModelAdmin):
     """Defaults for the big ledger lists: no full counts, no facets, no deletes."""
 
-    paginator = CappedCountPaginator
     show_full_result_count = False
     show_facets = admin.ShowFacets.NEVER
     list_per_page = 50
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
+
+    def get_paginator(self, request, queryset, per_page, orphans=0, allow_empty_first_page=True):
+        # A search's matches can be spread thinly over the table; counting them all would
+        # read it all, so searches stop counting sooner.
+        is_search = bool(request.GET.get("q", "").strip())
+        limit = settings.ADMIN_SEARCH_COUNT_LIMIT if is_search else settings.ADMIN_COUNT_LIMIT
+        return CappedCountPaginator(
+            queryset, per_page, orphans, allow_empty_first_page, limit=limit
+        )
 
     def has_delete_permission(self, request, obj=None):
         return False  # ledger rows are corrected by new entries, never deleted
@@ -616,8 +628,8 @@ class ActivityAdmin(LedgerAdmin):
         term = search_term.strip()
         if not term:
             return queryset, False
-        ids = selectors.customer_ids_matching(term)
-        return queryset.filter(Q(customer_id__in=ids) | Q(invoice__number=term)), False
+        customers = selectors.customers_matching(term, field="customer_id")
+        return queryset.filter(customers | Q(invoice__number=term)), False
 
     def has_add_permission(self, request):
         return False

@@ -18,15 +18,8 @@ SPARSE_MATCHES = 30_000
 MIN_INFIX_CHARS = 3
 
 
-def customer_ids_matching(term: str) -> list[int]:
-    """Customers whose name, reference, contact e-mail or phone matches the term.
-
-    Materialised as a short id list so the invoice search can use the customer index
-    instead of probing a subquery per invoice row.
-    """
-    term = term.strip()
-    if not term:
-        return []
+def _customer_matches(term: str) -> tuple[QuerySet, QuerySet]:
+    """Unordered id querysets: customers by name or reference, and by contact e-mail/phone."""
     is_infix = len(term) >= MIN_INFIX_CHARS
     by_name = Q(name__icontains=term) if is_infix else Q(name__iexact=term)
     if "@" in term:
@@ -41,42 +34,64 @@ def customer_ids_matching(term: str) -> list[int]:
     by_customer = (
         Customer.objects.filter(by_name | Q(external_ref=term))
         .order_by()
-        .values_list("pk", flat=True)[:MAX_MATCHED_CUSTOMERS]
+        .values_list("pk", flat=True)
     )
     by_contact = (
         Contact.objects.filter(contact_match)
         .order_by()
         .values_list("customer_id", flat=True)
-        .distinct()[:MAX_MATCHED_CUSTOMERS]
+        .distinct()
     )
-    return sorted({*by_customer, *by_contact})
+    return by_customer, by_contact
+
+
+def customer_ids_matching(term: str) -> list[int] | None:
+    """Ids of the customers a search term finds, or None when more than MAX_MATCHED_CUSTOMERS.
+
+    A short list lets the caller use the customer index directly instead of probing a
+    subquery for every row; past the limit the caller should use `customers_matching`.
+    """
+    term = term.strip()
+    if not term:
+        return []
+    by_customer, by_contact = _customer_matches(term)
+    ids = {*by_customer[: MAX_MATCHED_CUSTOMERS + 1], *by_contact[: MAX_MATCHED_CUSTOMERS + 1]}
+    return sorted(ids) if len(ids) <= MAX_MATCHED_CUSTOMERS else None
+
+
+def customers_matching(term: str, field: str = "pk") -> Q:
+    """The search as a condition on `field` (a customer id column), complete at any size."""
+    by_customer, by_contact = _customer_matches(term.strip())
+    return Q(**{f"{field}__in": by_customer}) | Q(**{f"{field}__in": by_contact})
 
 
 def search_customers(queryset: QuerySet, term: str) -> QuerySet:
-    if not term.strip():
+    term = term.strip()
+    if not term:
         return queryset
-    return queryset.filter(pk__in=customer_ids_matching(term))
+    ids = customer_ids_matching(term)
+    return queryset.filter(customers_matching(term) if ids is None else Q(pk__in=ids))
 
 
 def search_invoices(queryset: QuerySet, term: str) -> QuerySet:
     """Invoices by number (exact or part) or by anything that finds their customer.
 
-    1. Find the matching customers (a short id list) and the invoice numbers that match.
-    2. When the matches are few, filter on their ids: PostgreSQL then fetches exactly those
-       rows and sorts them, instead of walking the due-date index through a million rows
-       in the hope of meeting them early (its estimate for "these customers' invoices" is
-       too coarse to choose well).
-    3. When they are many, the plain OR is fine: the date walk meets matches quickly.
+    1. Find the matching customers, as a short id list when there are few.
+    2. When the matching invoices are few, filter on their ids: PostgreSQL then fetches
+       exactly those rows and sorts them, instead of walking the due-date index through a
+       million rows in the hope of meeting them early (its estimate for "these customers'
+       invoices" is too coarse to choose well).
+    3. When they are many, filter with subqueries: the date walk meets matches quickly.
     """
     term = term.strip()
     if not term:
         return queryset
-    customer_ids = customer_ids_matching(term)
     if len(term) >= MIN_INFIX_CHARS:
         by_number = Q(number__icontains=term)
     else:
         by_number = Q(number__iexact=term)
-    if len(customer_ids) < MAX_MATCHED_CUSTOMERS:
+    customer_ids = customer_ids_matching(term)
+    if customer_ids is not None:
         ids = {
             # No LIMIT here: bounded by these customers' invoices, and a LIMIT invites a scan.
             *Invoice.objects.filter(customer_id__in=customer_ids)
@@ -88,7 +103,7 @@ def search_invoices(queryset: QuerySet, term: str) -> QuerySet:
         }
         if len(ids) <= SPARSE_MATCHES:
             return queryset.filter(pk__in=ids)
-    return queryset.filter(by_number | Q(customer_id__in=customer_ids))
+    return queryset.filter(by_number | customers_matching(term, field="customer_id"))
 
 
 def invoice_currencies() -> list[str]:

@@ -200,6 +200,7 @@ DEFAULT_CURRENCY = os.environ.get("DEFAULT_CURRENCY", "USD")
 AGENT_MAX_PAUSE_DAYS = int(os.environ.get("AGENT_MAX_PAUSE_DAYS", "14"))
 # The admin changelists stop counting past this many rows (COUNT(*) is slow at scale).
 ADMIN_COUNT_LIMIT = int(os.environ.get("ADMIN_COUNT_LIMIT", "10000"))
+ADMIN_SEARCH_COUNT_LIMIT = int(os.environ.get("ADMIN_SEARCH_COUNT_LIMIT", "1000"))
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -252,3 +252,26 @@ def test_customer_page_lists_the_twenty_oldest_open_invoices(client, manager):
     html = html.decode()
     assert "OLD-24" in html and "OLD-05" in html and "OLD-04" not in html
     assert "all open invoices" in html
+
+
+def test_broad_search_past_the_customer_limit_is_still_complete(client, manager, monkeypatch):
+    from accounts import selectors
+
+    for n in range(4):
+        InvoiceFactory(customer=CustomerFactory(name=f"Dental Care {n}"), number=f"DC-{n}")
+    InvoiceFactory(number="OTHER-1")
+    monkeypatch.setattr(selectors, "MAX_MATCHED_CUSTOMERS", 2)
+    client.force_login(manager)
+    assert numbers(client.get(INVOICES, {"q": "dental"})) == {f"DC-{n}" for n in range(4)}
+    names = listed(client.get(CUSTOMERS, {"q": "dental"}))
+    assert names == {f"Dental Care {n}" for n in range(4)}
+
+
+def test_searches_stop_counting_sooner(client, manager, settings):
+    settings.ADMIN_SEARCH_COUNT_LIMIT = 2
+    customer = CustomerFactory(name="Counted Co")
+    for _ in range(3):
+        InvoiceFactory(customer=customer)
+    client.force_login(manager)
+    assert "more than 2 invoices" in client.get(INVOICES, {"q": "counted"}).content.decode()
+    assert "3 invoices" in client.get(INVOICES).content.decode()
