@@ -208,7 +208,7 @@ def test_open_balances_are_totalled_per_currency():
 
 
 @pytest.mark.postgresql
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_concurrent_allocations_never_overdraw_a_payment():
     """Two connections race to put the same 100.00 on two invoices: exactly one wins."""
     customer = CustomerFactory()
