@@ -30,7 +30,7 @@ test: install
 	@url="$$($(BIN)/python scripts/test_database_url.py)" || exit 1; \
 	echo "Testing against $$url"; \
 	DATABASE_URL="$$url" ALLOW_INSECURE_SECRET_KEY=true \
-		$(BIN)/pytest -p no:cacheprovider -n 2 --dist loadfile
+		$(BIN)/pytest -p no:cacheprovider
 
 lint:
 	$(BIN)/ruff check .

@@ -1,3 +1,11 @@
+"""Shared fixtures.
+
+Run the suite in one process (as `make test` does): Django flushes the database after a
+transactional test, and pytest-django runs those last so that the data migrations' rows
+(the roles) are there for every other test. A transactional test that needs them itself
+says `serialized_rollback=True`.
+"""
+
 import pytest
 from django.db import connection
 
