@@ -5,7 +5,7 @@ them writes an Invoice balance, a Payment's unallocated amount or the timeline d
 """
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from decimal import Decimal
 
 from django.conf import settings
@@ -65,6 +65,29 @@ def log(
     )
 
 
+def log_each(
+    customers: Iterable[Customer],
+    *,
+    kind: str,
+    by,
+    text: str | Callable[[Customer], str],
+    details: dict | Callable[[Customer], dict],
+) -> None:
+    """Append the same kind of entry to many timelines in one INSERT, all at one moment."""
+    now = timezone.now()
+    Activity.objects.bulk_create(
+        Activity(
+            customer=customer,
+            kind=kind,
+            actor=by,
+            occurred_at=now,
+            text=text(customer) if callable(text) else text,
+            details=details(customer) if callable(details) else details,
+        )
+        for customer in customers
+    )
+
+
 @transaction.atomic
 def add_note(*, customer: Customer, text: str, by, invoice: Invoice | None = None) -> Activity:
     _require(by, "accounts.log_activity", [customer])
@@ -111,26 +134,22 @@ def assign_customers(*, customers: Iterable[Customer], agent, by) -> int:
         raise ValidationError({"agent": _("%(name)s is not an active user.") % {"name": agent}})
     previous = {c.pk: c.assigned_agent for c in customers}
     Customer.objects.filter(pk__in=previous).update(assigned_agent=agent, updated_at=timezone.now())
-    now = timezone.now()
-    Activity.objects.bulk_create(
-        Activity(
-            customer=customer,
-            kind=Activity.Kind.ASSIGNMENT,
-            actor=by,
-            occurred_at=now,
-            text=_("Assigned to %(new)s (was %(old)s)")
+    new_name = agent.get_username() if agent else _("nobody")
+    log_each(
+        customers,
+        kind=Activity.Kind.ASSIGNMENT,
+        by=by,
+        text=lambda c: (
+            _("Assigned to %(new)s (was %(old)s)")
             % {
-                "new": agent.get_username() if agent else _("nobody"),
-                "old": previous[customer.pk].get_username()
-                if previous[customer.pk]
-                else _("unassigned"),
-            },
-            details={
-                "from": previous[customer.pk].pk if previous[customer.pk] else None,
-                "to": agent.pk if agent else None,
-            },
-        )
-        for customer in customers
+                "new": new_name,
+                "old": previous[c.pk].get_username() if previous[c.pk] else _("unassigned"),
+            }
+        ),
+        details=lambda c: {
+            "from": previous[c.pk].pk if previous[c.pk] else None,
+            "to": agent.pk if agent else None,
+        },
     )
     return len(customers)
 
@@ -160,18 +179,13 @@ def pause_dunning(
     Customer.objects.filter(pk__in=[c.pk for c in customers]).update(
         dunning_paused_until=until, dunning_pause_reason=reason, updated_at=timezone.now()
     )
-    now = timezone.now()
-    Activity.objects.bulk_create(
-        Activity(
-            customer=customer,
-            kind=Activity.Kind.HOLD_CHANGE,
-            actor=by,
-            occurred_at=now,
-            text=_("Dunning paused until %(until)s: %(reason)s")
-            % {"until": until.isoformat(), "reason": reason},
-            details={"hold": "dunning_paused", "until": until.isoformat(), "reason": reason},
-        )
-        for customer in customers
+    log_each(
+        customers,
+        kind=Activity.Kind.HOLD_CHANGE,
+        by=by,
+        text=_("Dunning paused until %(until)s: %(reason)s")
+        % {"until": until.isoformat(), "reason": reason},
+        details={"hold": "dunning_paused", "until": until.isoformat(), "reason": reason},
     )
     return len(customers)
 
@@ -183,17 +197,13 @@ def resume_dunning(*, customers: Iterable[Customer], by, reason: str = "") -> in
     Customer.objects.filter(pk__in=[c.pk for c in customers]).update(
         dunning_paused_until=None, dunning_pause_reason="", updated_at=timezone.now()
     )
-    now = timezone.now()
-    Activity.objects.bulk_create(
-        Activity(
-            customer=customer,
-            kind=Activity.Kind.HOLD_CHANGE,
-            actor=by,
-            occurred_at=now,
-            text=_("Dunning resumed") + (f": {reason.strip()}" if reason.strip() else ""),
-            details={"hold": "dunning_paused", "until": None, "reason": reason.strip()},
-        )
-        for customer in customers
+    reason = reason.strip()
+    log_each(
+        customers,
+        kind=Activity.Kind.HOLD_CHANGE,
+        by=by,
+        text=_("Dunning resumed") + (f": {reason}" if reason else ""),
+        details={"hold": "dunning_paused", "until": None, "reason": reason},
     )
     return len(customers)
 
@@ -224,18 +234,13 @@ def save_customer(*, customer: Customer, by) -> Customer:
     if before is None:
         log(customer=customer, kind=Activity.Kind.STATUS_CHANGE, by=by, text=_("Customer created"))
         return customer
-    for field in TRACKED_CUSTOMER_FIELDS:
-        old, new = getattr(before, field), getattr(customer, field)
-        if old == new:
-            continue
-        label = Customer._meta.get_field(field).verbose_name
-        log(
-            customer=customer,
-            kind=TRACKED_CUSTOMER_FIELDS[field],
-            by=by,
-            text=_("%(field)s: %(old)s → %(new)s") % {"field": label, "old": old, "new": new},
-            details={"field": field, "from": _plain(old), "to": _plain(new)},
-        )
+    log_changes(
+        before=before,
+        after=customer,
+        kinds=TRACKED_CUSTOMER_FIELDS,
+        by=by,
+        customer=customer,
+    )
     return customer
 
 
@@ -249,6 +254,28 @@ def open_balances(customer: Customer) -> dict[str, Decimal]:
         .order_by("currency")
     )
     return {row["currency"]: row["total"] for row in rows}
+
+
+def log_changes(
+    *, before, after, kinds: dict[str, str], by, customer: Customer, invoice=None
+) -> None:
+    """One timeline entry per tracked field whose value differs between two versions."""
+    prefix = f"{invoice.number} " if invoice is not None else ""
+    for field, kind in kinds.items():
+        old, new = getattr(before, field), getattr(after, field)
+        if old == new:
+            continue
+        label = after._meta.get_field(field).verbose_name
+        log(
+            customer=customer,
+            invoice=invoice,
+            kind=kind,
+            by=by,
+            text=prefix
+            + _("%(field)s: %(old)s → %(new)s")
+            % {"field": label, "old": "—" if old in (None, "") else old, "new": new},
+            details={"field": field, "from": _plain(old), "to": _plain(new)},
+        )
 
 
 def _plain(value):
@@ -279,19 +306,14 @@ def save_invoice(*, invoice: Invoice, by) -> Invoice:
     before = Invoice.objects.select_for_update().get(pk=invoice.pk)
     invoice.full_clean()
     invoice.save()
-    for field in TRACKED_INVOICE_FIELDS:
-        old, new = getattr(before, field), getattr(invoice, field)
-        if old != new:
-            label = Invoice._meta.get_field(field).verbose_name
-            log(
-                customer=invoice.customer,
-                invoice=invoice,
-                kind=Activity.Kind.STATUS_CHANGE,
-                by=by,
-                text=_("%(number)s %(field)s: %(old)s → %(new)s")
-                % {"number": invoice.number, "field": label, "old": old or "—", "new": new},
-                details={"field": field, "from": _plain(old), "to": _plain(new)},
-            )
+    log_changes(
+        before=before,
+        after=invoice,
+        kinds=dict.fromkeys(TRACKED_INVOICE_FIELDS, Activity.Kind.STATUS_CHANGE),
+        by=by,
+        customer=invoice.customer,
+        invoice=invoice,
+    )
     return invoice
 
 
