@@ -355,6 +355,7 @@ class Payment(models.Model):
     amount = models.DecimalField(_("amount"), **MONEY)
     currency = models.CharField(_("currency"), max_length=3, validators=[validate_currency])
     unallocated_amount = models.DecimalField(_("unallocated"), **MONEY)
+    refunded_amount = models.DecimalField(_("refunded"), **MONEY, default=ZERO)
     received_on = models.DateField(_("received on"))
     method = models.CharField(
         _("method"), max_length=16, choices=Method, default=Method.BANK_TRANSFER
@@ -384,6 +385,11 @@ class Payment(models.Model):
                 condition=Q(unallocated_amount__lte=F("amount")),
                 name="payment_unallocated_within_amount",
             ),
+            models.CheckConstraint(
+                condition=Q(refunded_amount__gte=0)
+                & Q(unallocated_amount__lte=F("amount") - F("refunded_amount")),
+                name="payment_refund_within_amount",
+            ),
         ]
         indexes = [
             models.Index(fields=["customer", "received_on"], name="payment_customer_received"),
@@ -399,13 +405,27 @@ class Payment(models.Model):
 
 
 class Allocation(models.Model):
-    """Part of a payment applied to an invoice; the only way a balance goes down."""
+    """Part of a payment applied to an invoice; the only way a balance moves.
+
+    A positive row applies money; a negative row (with `reverses` set) gives it back, when
+    a payment is refunded or charged back. Rows are never edited, so any past balance can
+    be rebuilt from them.
+    """
 
     payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="allocations")
     invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="allocations")
     amount = models.DecimalField(_("amount"), **MONEY)
     allocated_on = models.DateField(_("allocated on"))
     rule = models.CharField(_("rule"), max_length=40, default="manual")
+    reverses = models.ForeignKey(
+        "self",
+        verbose_name=_("reverses"),
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="reversals",
+    )
+    reason = models.CharField(_("reason"), max_length=200, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
@@ -415,7 +435,12 @@ class Allocation(models.Model):
         verbose_name = _("allocation")
         ordering = ["-allocated_on", "-id"]
         constraints = [
-            models.CheckConstraint(condition=Q(amount__gt=0), name="allocation_amount_positive"),
+            # Money applied is positive; a reversal is negative and names what it reverses.
+            models.CheckConstraint(
+                condition=(Q(amount__gt=0) & Q(reverses__isnull=True))
+                | (Q(amount__lt=0) & Q(reverses__isnull=False)),
+                name="allocation_sign_matches_reversal",
+            ),
         ]
         indexes = [models.Index(fields=["invoice", "allocated_on"], name="allocation_invoice_on")]
 

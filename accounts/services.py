@@ -485,3 +485,112 @@ def allocate(
         },
     )
     return allocation
+
+
+@transaction.atomic
+def refund_payment(
+    *,
+    payment: Payment,
+    amount,
+    by=None,
+    on: dt.date | None = None,
+    reason: str = "",
+    is_chargeback: bool = False,
+) -> list[Allocation]:
+    """Give money back to the payer (a refund) or lose it to the card network (a chargeback).
+
+    1. Lock the payment; refuse more than it still holds (amount minus earlier refunds).
+    2. Take the money from its unapplied part first: that reopens nothing.
+    3. Take the rest from its allocations, newest first, each by a negative Allocation row
+       that names the row it reverses; each invoice's balance goes back up and its status
+       follows (a paid invoice reopens, so the dunning chases it again).
+    4. Write one timeline entry per reopened invoice and one for the refund itself.
+    Returns the reversal rows.
+    """
+    payment = Payment.objects.select_for_update().get(pk=payment.pk)
+    amount = to_amount(amount)
+    refundable = payment.amount - payment.refunded_amount
+    if amount <= 0:
+        raise ValidationError({"amount": _("A refund must be more than zero.")})
+    if amount > refundable:
+        raise ValidationError(
+            {"amount": _("Only %(left)s of this payment can be refunded.") % {"left": refundable}}
+        )
+    on = on or timezone.localdate()
+    what = _("Chargeback") if is_chargeback else _("Refund")
+    from_unapplied = min(payment.unallocated_amount, amount)
+    remaining = amount - from_unapplied
+    reversals = []
+    applied = (
+        Allocation.objects.filter(payment=payment, amount__gt=0)
+        .annotate(reversed_total=Sum("reversals__amount"))
+        .select_related("invoice", "invoice__customer")
+        .order_by("-allocated_on", "-id")
+    )
+    for allocation in applied:
+        if remaining <= 0:
+            break
+        net = allocation.amount + (allocation.reversed_total or Decimal("0"))
+        take = min(net, remaining)
+        if take <= 0:
+            continue
+        invoice = Invoice.objects.select_for_update().get(pk=allocation.invoice_id)
+        new_balance = invoice.open_balance + take
+        invoice.status = invoice.status_for_balance(new_balance)
+        Invoice.objects.filter(pk=invoice.pk).update(
+            open_balance=new_balance, status=invoice.status, updated_at=timezone.now()
+        )
+        reversal = Allocation.objects.create(
+            payment=payment,
+            invoice=invoice,
+            amount=-take,
+            allocated_on=on,
+            rule="chargeback" if is_chargeback else "refund",
+            reverses=allocation,
+            reason=reason,
+            created_by=by,
+        )
+        reversals.append(reversal)
+        log(
+            customer=invoice.customer,
+            invoice=invoice,
+            kind=Activity.Kind.ALLOCATION,
+            by=by,
+            text=_("%(what)s: %(currency)s %(amount)s taken back from %(n)s; %(left)s open again")
+            % {
+                "what": what,
+                "currency": invoice.currency,
+                "amount": take,
+                "n": invoice.number,
+                "left": new_balance,
+            },
+            details={
+                "payment": payment.pk,
+                "allocation": reversal.pk,
+                "reverses": allocation.pk,
+                "amount": str(-take),
+                "status": invoice.status,
+            },
+        )
+        remaining -= take
+    if remaining > 0:  # allocations and unapplied amount did not add up: a ledger defect
+        raise ValidationError(_("The payment's allocations do not account for its amount."))
+    Payment.objects.filter(pk=payment.pk).update(
+        unallocated_amount=F("unallocated_amount") - from_unapplied,
+        refunded_amount=F("refunded_amount") + amount,
+    )
+    if payment.customer_id:
+        log(
+            customer=payment.customer,
+            kind=Activity.Kind.PAYMENT,
+            by=by,
+            text=_("%(what)s of %(currency)s %(amount)s")
+            % {"what": what, "currency": payment.currency, "amount": amount}
+            + (f": {reason}" if reason else ""),
+            details={
+                "payment": payment.pk,
+                "refund": str(amount),
+                "is_chargeback": is_chargeback,
+            },
+        )
+    return reversals

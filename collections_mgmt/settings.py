@@ -225,3 +225,16 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
 }
+
+# Intake: a source is flagged in the health view after this many failures in a row.
+INTAKE_FAILING_AFTER = int(os.environ.get("INTAKE_FAILING_AFTER", "3"))
+# Reconciliation: matches below this confidence wait for review instead of being booked.
+RECONCILIATION_AUTO_BOOK_CONFIDENCE = os.environ.get("RECONCILIATION_AUTO_BOOK_CONFIDENCE", "0.9")
+# Payment gateways and pay links.
+STRIPE_API_KEY = os.environ.get("STRIPE_API_KEY", "")
+STRIPE_WEBHOOK_SECRET = os.environ.get("STRIPE_WEBHOOK_SECRET", "")
+PAYMENTS_WEBHOOK_SECRET = os.environ.get("PAYMENTS_WEBHOOK_SECRET", "")
+# Without Stripe, a pay link is this template filled with the invoice's fields.
+PAY_LINK_TEMPLATE = os.environ.get(
+    "PAY_LINK_TEMPLATE", "https://pay.example.com/invoices/{number}?customer={customer_ref}"
+)

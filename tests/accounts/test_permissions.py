@@ -49,6 +49,20 @@ MATRIX = {
         "add_allocation",
     },
 }
+VIEW_INTAKE = {"view_intakebatch", "view_rejection", "view_sourcehealth", "view_importprofile"}
+MATRIX["Collections manager"] |= VIEW_INTAKE | {"view_matchproposal"}
+MATRIX["Finance"] |= VIEW_INTAKE | {
+    "add_intakebatch",
+    "change_rejection",
+    "resolve_rejection",
+    "add_importprofile",
+    "change_importprofile",
+    "view_webhookevent",
+    "view_bankstatement",
+    "view_bankline",
+    "view_matchproposal",
+    "review_match",
+}
 TODAY = dt.date(2026, 11, 23)
 
 

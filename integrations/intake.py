@@ -1,0 +1,185 @@
+"""The intake pipeline's bookkeeping: batches, the dead-letter list, source health, retries.
+
+Every source adapter (spreadsheet, API, gateway webhook, bank statement) opens a batch,
+turns its payload into ledger operations, counts each row as created, updated, unchanged
+or rejected, stores every rejected row with its raw values and a reason per field, and
+closes the batch. Nothing valid is lost and nothing invalid disappears:
+rows read = created + updated + unchanged + rejected (a CHECK constraint on the batch).
+"""
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from django.core.exceptions import ValidationError
+from django.db import DatabaseError, IntegrityError, InterfaceError, OperationalError
+from django.db.models import F
+from django.utils import timezone
+
+from .models import IntakeBatch, Rejection, SourceHealth
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# Failures worth another try: the database was busy or went away, a provider timed out.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    OperationalError,
+    InterfaceError,
+    ConnectionError,
+    TimeoutError,
+)
+
+
+class RowRejected(Exception):
+    """A row failed validation; `errors` maps each field to its messages."""
+
+    def __init__(self, errors: dict[str, list[str]]):
+        super().__init__("; ".join(f"{k}: {' '.join(v)}" for k, v in errors.items()))
+        self.errors = errors
+
+    @classmethod
+    def from_validation_error(cls, exc: ValidationError, default_field: str = "row"):
+        if hasattr(exc, "error_dict"):
+            return cls({name: list(messages) for name, messages in exc.message_dict.items()})
+        return cls({default_field: list(exc.messages)})
+
+
+@dataclass
+class Tally:
+    """Running counts for a batch; `close` writes them in one UPDATE."""
+
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    rejected: int = 0
+    rejections: list[Rejection] = field(default_factory=list)
+
+    @property
+    def read(self) -> int:
+        return self.created + self.updated + self.unchanged + self.rejected
+
+
+def open_batch(
+    *,
+    source: str,
+    kind: str,
+    by=None,
+    profile=None,
+    filename: str = "",
+    file_sha256: str = "",
+    is_dry_run: bool = False,
+) -> IntakeBatch:
+    return IntakeBatch.objects.create(
+        source=source,
+        kind=kind,
+        created_by=by,
+        profile=profile,
+        filename=filename,
+        file_sha256=file_sha256,
+        is_dry_run=is_dry_run,
+    )
+
+
+def reject(tally: Tally, batch: IntakeBatch, *, row_number: int, raw: dict, errors: dict) -> None:
+    """Count a rejected row and queue it for the dead-letter list (written by `flush`)."""
+    tally.rejected += 1
+    tally.rejections.append(
+        Rejection(batch=batch, row_number=row_number, raw=_jsonable(raw), errors=errors)
+    )
+
+
+def flush_rejections(tally: Tally) -> None:
+    if tally.rejections:
+        Rejection.objects.bulk_create(tally.rejections, batch_size=1000)
+        tally.rejections.clear()
+
+
+def close_batch(batch: IntakeBatch, tally: Tally) -> IntakeBatch:
+    """Write the counts and mark the batch completed; the database checks they add up."""
+    flush_rejections(tally)
+    batch.rows_read = tally.read
+    batch.created, batch.updated = tally.created, tally.updated
+    batch.unchanged, batch.rejected = tally.unchanged, tally.rejected
+    batch.status = IntakeBatch.Status.COMPLETED
+    batch.finished_at = timezone.now()
+    batch.save(
+        update_fields=[
+            "rows_read",
+            "created",
+            "updated",
+            "unchanged",
+            "rejected",
+            "status",
+            "finished_at",
+        ]
+    )
+    return batch
+
+
+def fail_batch(batch: IntakeBatch, error: str) -> IntakeBatch:
+    """The load could not be read at all (wrong encoding, missing columns, broken file)."""
+    batch.status = IntakeBatch.Status.FAILED
+    batch.error = error
+    batch.finished_at = timezone.now()
+    batch.save(update_fields=["status", "error", "finished_at"])
+    return batch
+
+
+def record_success(source: str) -> None:
+    SourceHealth.objects.update_or_create(
+        source=source,
+        defaults={"last_success_at": timezone.now(), "consecutive_failures": 0, "last_error": ""},
+    )
+
+
+def record_failure(source: str, error: str) -> None:
+    health, _ = SourceHealth.objects.get_or_create(source=source)
+    SourceHealth.objects.filter(pk=health.pk).update(
+        last_failure_at=timezone.now(),
+        consecutive_failures=F("consecutive_failures") + 1,
+        last_error=error[:2000],
+    )
+
+
+def with_retries(
+    operation: Callable[[], T],
+    *,
+    source: str,
+    attempts: int = 4,
+    first_delay: float = 0.5,
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
+    """Run `operation`, retrying transient failures with exponential backoff.
+
+    A source's health records the outcome: success resets its failure count; giving up
+    adds one and keeps the error, so the admin health view flags a source that keeps
+    failing. Validation errors and integrity errors are not transient and are raised at once.
+    """
+    delay = first_delay
+    for attempt in range(1, attempts + 1):
+        try:
+            result = operation()
+        except IntegrityError:
+            raise
+        except (*TRANSIENT_ERRORS, DatabaseError) as exc:
+            if not isinstance(exc, TRANSIENT_ERRORS) or attempt == attempts:
+                record_failure(source, f"{exc.__class__.__name__}: {exc}")
+                raise
+            logger.warning(
+                "%s: attempt %d failed (%s); retrying in %.1fs", source, attempt, exc, delay
+            )
+            sleep(delay)
+            delay *= 2
+        else:
+            record_success(source)
+            return result
+    raise AssertionError("unreachable")
+
+
+def _jsonable(raw: dict) -> dict:
+    return {
+        str(key): (value if isinstance(value, str | int | bool | None) else str(value))
+        for key, value in raw.items()
+    }

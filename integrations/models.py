@@ -1,0 +1,348 @@
+"""Intake: where ledger data comes from, what was loaded, what was refused, and why."""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+from django.utils.translation import gettext_lazy as _
+
+from accounts.models import MONEY, Invoice, Payment
+from accounts.money import validate_currency
+
+
+class ImportProfile(models.Model):
+    """How one kind of spreadsheet maps onto the ledger: headers, formats, defaults."""
+
+    name = models.SlugField(_("name"), max_length=50, unique=True)
+    label = models.CharField(_("label"), max_length=100)
+    description = models.TextField(_("description"), blank=True)
+    source = models.CharField(
+        _("source"),
+        max_length=40,
+        help_text=_("Stored on every invoice and customer loaded with this profile."),
+    )
+    # {"number": ["Invoice Number", "InvoiceNumber"], ...}: ledger field -> header aliases.
+    columns = models.JSONField(_("columns"), default=dict)
+    date_formats = models.JSONField(
+        _("date formats"),
+        default=list,
+        help_text=_('strftime patterns tried in order, e.g. ["%d/%m/%Y"]'),
+    )
+    decimal_separator = models.CharField(_("decimal separator"), max_length=1, default=".")
+    thousands_separator = models.CharField(
+        _("thousands separator"), max_length=1, blank=True, default=","
+    )
+    default_currency = models.CharField(
+        _("default currency"), max_length=3, blank=True, validators=[validate_currency]
+    )
+    required = models.JSONField(_("required fields"), default=list)
+    default_terms_days = models.PositiveSmallIntegerField(
+        _("default payment terms (days)"),
+        default=30,
+        help_text=_("Used for the due date when a row has none."),
+    )
+    is_builtin = models.BooleanField(_("shipped with the product"), default=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = _("import profile")
+        ordering = ["label"]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(decimal_separator=F("thousands_separator")),
+                name="profile_separators_differ",
+            ),
+        ]
+
+    def __str__(self):
+        return self.label
+
+
+class IntakeBatch(models.Model):
+    """One load from one source: a file, an API request, a webhook, a bank statement.
+
+    Invariant once finished: rows_read = created + updated + unchanged + rejected.
+    """
+
+    class Source(models.TextChoices):
+        SPREADSHEET = "spreadsheet", _("Spreadsheet")
+        API = "api", _("REST API")
+        STRIPE = "stripe", _("Stripe")
+        WEBHOOK = "webhook", _("Payment webhook")
+        BANK_STATEMENT = "bank_statement", _("Bank statement")
+
+    class Kind(models.TextChoices):
+        CUSTOMERS = "customers", _("Customers")
+        CONTACTS = "contacts", _("Contacts")
+        INVOICES = "invoices", _("Invoices")
+        PAYMENTS = "payments", _("Payments")
+
+    class Status(models.TextChoices):
+        RUNNING = "running", _("Running")
+        COMPLETED = "completed", _("Completed")
+        FAILED = "failed", _("Failed")
+
+    source = models.CharField(_("source"), max_length=20, choices=Source)
+    kind = models.CharField(_("kind"), max_length=12, choices=Kind)
+    profile = models.ForeignKey(
+        ImportProfile, on_delete=models.PROTECT, null=True, blank=True, related_name="batches"
+    )
+    filename = models.CharField(_("file"), max_length=255, blank=True)
+    file_sha256 = models.CharField(max_length=64, blank=True)
+    is_dry_run = models.BooleanField(_("dry run"), default=False)
+    status = models.CharField(_("status"), max_length=10, choices=Status, default=Status.RUNNING)
+    error = models.TextField(_("error"), blank=True, help_text=_("Why the whole load failed."))
+    rows_read = models.PositiveIntegerField(_("read"), default=0)
+    created = models.PositiveIntegerField(_("created"), default=0)
+    updated = models.PositiveIntegerField(_("updated"), default=0)
+    unchanged = models.PositiveIntegerField(_("unchanged"), default=0)
+    rejected = models.PositiveIntegerField(_("rejected"), default=0)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    started_at = models.DateTimeField(_("started"), auto_now_add=True)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("intake batch")
+        verbose_name_plural = _("intake batches")
+        ordering = ["-started_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(status="completed")
+                | Q(rows_read=F("created") + F("updated") + F("unchanged") + F("rejected")),
+                name="batch_rows_add_up",
+            ),
+        ]
+        indexes = [models.Index(fields=["source", "-started_at"], name="batch_source_started")]
+
+    def __str__(self):
+        return f"{self.get_source_display()} {self.get_kind_display().lower()} #{self.pk}"
+
+    def counts(self) -> dict:
+        return {
+            "read": self.rows_read,
+            "created": self.created,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "rejected": self.rejected,
+            "batch": self.pk,
+        }
+
+
+class Rejection(models.Model):
+    """A row or event the intake refused: kept with its raw values and the reason per field."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", _("Open")
+        RETRIED = "retried", _("Corrected and loaded")
+        DISMISSED = "dismissed", _("Dismissed")
+
+    batch = models.ForeignKey(IntakeBatch, on_delete=models.CASCADE, related_name="rejections")
+    row_number = models.PositiveIntegerField(_("row"))
+    raw = models.JSONField(_("raw values"), default=dict)
+    errors = models.JSONField(_("errors"), default=dict, help_text=_("{field: [messages]}"))
+    status = models.CharField(_("status"), max_length=10, choices=Status, default=Status.OPEN)
+    resolution = models.CharField(_("resolution"), max_length=200, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("rejected row")
+        ordering = ["batch", "row_number"]
+        constraints = [
+            models.UniqueConstraint(fields=["batch", "row_number"], name="rejection_row_once"),
+            models.CheckConstraint(
+                condition=Q(status="open") | ~Q(resolution=""),
+                name="rejection_resolution_explained",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["status"], condition=Q(status="open"), name="rejection_open")
+        ]
+        permissions = [("resolve_rejection", "Can correct, retry or dismiss rejected rows")]
+
+    def __str__(self):
+        return f"row {self.row_number} of {self.batch}"
+
+    @property
+    def reason(self) -> str:
+        return "; ".join(
+            f"{field}: {' '.join(messages)}" for field, messages in sorted(self.errors.items())
+        )
+
+
+class SourceHealth(models.Model):
+    """Last success and consecutive failures per source, for the admin health view."""
+
+    source = models.CharField(_("source"), max_length=60, unique=True)
+    last_success_at = models.DateTimeField(_("last success"), null=True, blank=True)
+    last_failure_at = models.DateTimeField(_("last failure"), null=True, blank=True)
+    consecutive_failures = models.PositiveIntegerField(_("consecutive failures"), default=0)
+    last_error = models.TextField(_("last error"), blank=True)
+
+    class Meta:
+        verbose_name = _("source health")
+        verbose_name_plural = _("source health")
+        ordering = ["source"]
+
+    def __str__(self):
+        return self.source
+
+    @property
+    def is_failing(self) -> bool:
+        return self.consecutive_failures >= settings.INTAKE_FAILING_AFTER
+
+
+class WebhookEvent(models.Model):
+    """Every payment-provider event, stored once by its id: a replay changes nothing."""
+
+    class Status(models.TextChoices):
+        PROCESSED = "processed", _("Processed")
+        IGNORED = "ignored", _("Ignored")
+        FAILED = "failed", _("Failed")
+
+    provider = models.CharField(_("provider"), max_length=20)
+    event_id = models.CharField(_("event id"), max_length=255)
+    event_type = models.CharField(_("type"), max_length=100)
+    payload = models.JSONField(_("payload"))
+    status = models.CharField(_("status"), max_length=10, choices=Status)
+    note = models.TextField(_("note"), blank=True)
+    occurred_at = models.DateTimeField(_("occurred"), null=True, blank=True)
+    received_at = models.DateTimeField(_("received"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("webhook event")
+        ordering = ["-received_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["provider", "event_id"], name="webhook_event_once")
+        ]
+
+    def __str__(self):
+        return f"{self.provider} {self.event_type} {self.event_id}"
+
+
+class IdempotencyRecord(models.Model):
+    """The first answer to a request with an Idempotency-Key, replayed for its retries."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    endpoint = models.CharField(max_length=200)
+    request_sha256 = models.CharField(max_length=64)
+    response_status = models.PositiveSmallIntegerField()
+    response_body = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("idempotency record")
+        constraints = [
+            models.UniqueConstraint(fields=["user", "endpoint", "key"], name="idempotency_key_once")
+        ]
+
+    def __str__(self):
+        return f"{self.endpoint} {self.key}"
+
+
+class BankStatement(models.Model):
+    """One imported statement; the same statement imported again creates nothing."""
+
+    class Format(models.TextChoices):
+        CAMT053 = "camt053", _("ISO 20022 camt.053")
+        MT940 = "mt940", _("SWIFT MT940")
+        CSV = "csv", _("CSV")
+
+    batch = models.OneToOneField(IntakeBatch, on_delete=models.PROTECT, related_name="statement")
+    format = models.CharField(_("format"), max_length=8, choices=Format)
+    account = models.CharField(_("account"), max_length=64, help_text=_("IBAN or account no."))
+    statement_ref = models.CharField(_("statement reference"), max_length=100)
+    currency = models.CharField(_("currency"), max_length=3, validators=[validate_currency])
+    opening_balance = models.DecimalField(**MONEY, null=True, blank=True)
+    closing_balance = models.DecimalField(**MONEY, null=True, blank=True)
+    from_on = models.DateField(null=True, blank=True)
+    to_on = models.DateField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("bank statement")
+        ordering = ["-to_on", "-id"]
+
+    def __str__(self):
+        return f"{self.account} {self.statement_ref}"
+
+
+class BankLine(models.Model):
+    """One entry of a statement; credits become payments, debits are kept for the record."""
+
+    statement = models.ForeignKey(BankStatement, on_delete=models.CASCADE, related_name="lines")
+    line_number = models.PositiveIntegerField()
+    # A stable identity across re-imports: the bank's own reference, or a hash of the line.
+    fingerprint = models.CharField(max_length=64)
+    account = models.CharField(max_length=64)
+    booked_on = models.DateField()
+    value_on = models.DateField(null=True, blank=True)
+    amount = models.DecimalField(**MONEY, help_text=_("Positive for money in."))
+    currency = models.CharField(max_length=3, validators=[validate_currency])
+    counterparty_name = models.CharField(max_length=200, blank=True)
+    counterparty_account = models.CharField(max_length=64, blank=True)
+    remittance = models.TextField(blank=True)
+    bank_reference = models.CharField(max_length=100, blank=True)
+    payment = models.OneToOneField(
+        Payment, on_delete=models.PROTECT, null=True, blank=True, related_name="bank_line"
+    )
+
+    class Meta:
+        verbose_name = _("bank statement line")
+        ordering = ["statement", "line_number"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "fingerprint"], name="bank_line_once_per_account"
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.booked_on} {self.currency} {self.amount} {self.counterparty_name}"
+
+
+class MatchProposal(models.Model):
+    """A reconciliation match too uncertain to book by itself, waiting for finance."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Waiting for review")
+        ACCEPTED = "accepted", _("Accepted")
+        REJECTED = "rejected", _("Rejected")
+
+    payment = models.ForeignKey(Payment, on_delete=models.CASCADE, related_name="proposals")
+    rule = models.CharField(_("rule"), max_length=40)
+    confidence = models.DecimalField(_("confidence"), max_digits=4, decimal_places=3)
+    # [{"invoice": id, "amount": "12.50"}, ...]
+    lines = models.JSONField(_("allocations proposed"))
+    explanation = models.CharField(_("why"), max_length=300, blank=True)
+    status = models.CharField(_("status"), max_length=10, choices=Status, default=Status.PENDING)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("match proposal")
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(confidence__gte=0) & Q(confidence__lte=1),
+                name="proposal_confidence_0_to_1",
+            ),
+            models.UniqueConstraint(
+                fields=["payment"],
+                condition=Q(status="pending"),
+                name="proposal_one_pending_per_payment",
+            ),
+        ]
+        permissions = [("review_match", "Can accept or reject reconciliation proposals")]
+
+    def __str__(self):
+        return f"{self.rule} for payment {self.payment_id} ({self.confidence})"
+
+    def invoices(self):
+        return Invoice.objects.filter(pk__in=[line["invoice"] for line in self.lines])
