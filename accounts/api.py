@@ -7,6 +7,7 @@ from rest_framework import mixins, serializers, viewsets
 from rest_framework.exceptions import PermissionDenied, ValidationError
 
 from collections_mgmt.api import MethodCheckedFirst
+from integrations.idempotency import run_once
 
 from . import services
 from .models import Activity, Contact, Customer, Invoice, Payment, normalize_phone
@@ -226,7 +227,19 @@ def filter_by_params(queryset, params, mapping: dict[str, str]):
     return queryset
 
 
+class IdempotentCreateMixin:
+    """POST with an Idempotency-Key header creates once; retries get the first answer."""
+
+    def create(self, request, *args, **kwargs):
+        return run_once(
+            request,
+            endpoint=f"{self.basename}-create",
+            handler=lambda: super(IdempotentCreateMixin, self).create(request, *args, **kwargs),
+        )
+
+
 class LedgerViewSet(
+    IdempotentCreateMixin,
     MethodCheckedFirst,
     mixins.CreateModelMixin,
     mixins.RetrieveModelMixin,
@@ -273,6 +286,7 @@ class InvoiceViewSet(LedgerViewSet):
 
 
 class PaymentViewSet(
+    IdempotentCreateMixin,
     MethodCheckedFirst,
     mixins.CreateModelMixin,
     mixins.RetrieveModelMixin,

@@ -8,6 +8,7 @@ from rest_framework.routers import DefaultRouter
 
 from accounts import api as accounts_api
 from collections_mgmt import views
+from integrations import api as integrations_api
 
 admin.site.site_header = "Collections Management"
 admin.site.site_title = "Collections"
@@ -15,6 +16,7 @@ admin.site.index_title = "Collections console"
 
 router = DefaultRouter()
 accounts_api.register(router)
+integrations_api.register(router)
 
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),

@@ -1,0 +1,147 @@
+import datetime as dt
+import threading
+
+import pytest
+from django.db import connection
+from rest_framework.test import APIClient
+
+from accounts.models import Payment
+from integrations import intake
+from integrations.models import IdempotencyRecord
+from tests.factories import CustomerFactory, InvoiceFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def payment_body(customer, amount="250.00"):
+    return {
+        "customer": customer.pk,
+        "amount": amount,
+        "currency": "USD",
+        "received_on": "2026-11-20",
+        "method": "bank_transfer",
+        "remittance_reference": "INV-1",
+    }
+
+
+@pytest.fixture
+def api(finance):
+    client = APIClient()
+    client.force_authenticate(finance)
+    return client
+
+
+def test_a_retried_create_returns_the_first_answer_and_books_once(api):
+    customer = CustomerFactory()
+    first = api.post(
+        "/api/v1/payments/", payment_body(customer), format="json", HTTP_IDEMPOTENCY_KEY="k-1"
+    )
+    retry = api.post(
+        "/api/v1/payments/", payment_body(customer), format="json", HTTP_IDEMPOTENCY_KEY="k-1"
+    )
+    assert first.status_code == retry.status_code == 201
+    assert retry.json() == first.json()
+    assert retry["Idempotent-Replayed"] == "true"
+    assert Payment.objects.count() == 1
+
+
+def test_the_same_key_with_another_body_is_refused(api):
+    customer = CustomerFactory()
+    api.post("/api/v1/payments/", payment_body(customer), format="json", HTTP_IDEMPOTENCY_KEY="k")
+    other = api.post(
+        "/api/v1/payments/",
+        payment_body(customer, amount="999.00"),
+        format="json",
+        HTTP_IDEMPOTENCY_KEY="k",
+    )
+    assert other.status_code == 422
+    assert Payment.objects.count() == 1
+
+
+def test_keys_belong_to_their_user(api):
+    customer = CustomerFactory()
+    other_user = UserFactory(username="finance-2", role="Finance")
+    other = APIClient()
+    other.force_authenticate(other_user)
+    for client in (api, other):
+        response = client.post(
+            "/api/v1/payments/", payment_body(customer), format="json", HTTP_IDEMPOTENCY_KEY="k"
+        )
+        assert response.status_code == 201
+    assert Payment.objects.count() == 2
+
+
+def test_validation_errors_are_replayed_and_name_the_field(api):
+    customer = CustomerFactory()
+    body = {**payment_body(customer), "currency": "XYZ"}
+    first = api.post("/api/v1/payments/", body, format="json", HTTP_IDEMPOTENCY_KEY="bad")
+    assert first.status_code == 400
+    assert "currency" in first.json()
+    assert (
+        api.post("/api/v1/payments/", body, format="json", HTTP_IDEMPOTENCY_KEY="bad").json()
+        == first.json()
+    )
+    assert not Payment.objects.exists()
+
+
+@pytest.mark.postgresql
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_two_concurrent_retries_book_once():
+    finance = UserFactory(username="finance-c", role="Finance")
+    customer = CustomerFactory()
+    barrier = threading.Barrier(2)
+    statuses = []
+
+    def send():
+        client = APIClient()
+        client.force_authenticate(finance)
+        try:
+            barrier.wait(timeout=5)
+            response = client.post(
+                "/api/v1/payments/",
+                payment_body(customer),
+                format="json",
+                HTTP_IDEMPOTENCY_KEY="race",
+            )
+            statuses.append(response.status_code)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=send) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert statuses == [201, 201]
+    assert Payment.objects.count() == 1
+    assert IdempotencyRecord.objects.count() == 1
+
+
+def test_batches_and_rejections_are_readable_by_finance_only(api, agent):
+    batch = intake.open_batch(source="api", kind="invoices")
+    tally = intake.Tally(created=1)
+    intake.reject(tally, batch, row_number=2, raw={"number": "X"}, errors={"amount": ["bad"]})
+    intake.close_batch(batch, tally)
+    listed = api.get("/api/v1/intake-batches/", {"source": "api"}).json()["results"]
+    assert [b["id"] for b in listed] == [batch.pk]
+    assert listed[0]["rows_read"] == 2
+    rejections = api.get("/api/v1/rejections/", {"batch": batch.pk}).json()["results"]
+    assert rejections[0]["errors"] == {"amount": ["bad"]}
+    assert rejections[0]["reason"] == "amount: bad"
+    agent_client = APIClient()
+    agent_client.force_authenticate(agent)
+    assert agent_client.get("/api/v1/intake-batches/").status_code == 403
+
+
+def test_invoice_list_filters(api):
+    customer = CustomerFactory()
+    InvoiceFactory(customer=customer, number="A", due_on=dt.date(2026, 10, 1))
+    InvoiceFactory(customer=customer, number="B", due_on=dt.date(2026, 12, 1))
+    InvoiceFactory(number="C", due_on=dt.date(2026, 10, 5))
+    found = api.get(
+        "/api/v1/invoices/",
+        {"customer": customer.pk, "due_from": "2026-09-01", "due_to": "2026-11-01"},
+    ).json()["results"]
+    assert [i["number"] for i in found] == ["A"]
+    bad = api.get("/api/v1/invoices/", {"due_from": "yesterday"})
+    assert bad.status_code == 400 and "due_from" in bad.json()
