@@ -54,6 +54,14 @@ class CustomerSerializer(serializers.ModelSerializer):
             "updated_at",
         ]
 
+    def update(self, instance, validated_data):
+        for name, value in validated_data.items():
+            setattr(instance, name, value)
+        try:
+            return services.save_customer(customer=instance, by=self.context["request"].user)
+        except DjangoValidationError as exc:
+            raise as_drf_error(exc) from exc
+
 
 class ContactSerializer(serializers.ModelSerializer):
     class Meta:
@@ -130,6 +138,14 @@ class InvoiceSerializer(serializers.ModelSerializer):
             return services.save_new_invoice(
                 invoice=Invoice(**validated_data), by=self.context["request"].user
             )
+        except DjangoValidationError as exc:
+            raise as_drf_error(exc) from exc
+
+    def update(self, instance, validated_data):
+        for name, value in validated_data.items():
+            setattr(instance, name, value)
+        try:
+            return services.save_invoice(invoice=instance, by=self.context["request"].user)
         except DjangoValidationError as exc:
             raise as_drf_error(exc) from exc
 

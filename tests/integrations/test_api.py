@@ -145,3 +145,25 @@ def test_invoice_list_filters(api):
     assert [i["number"] for i in found] == ["A"]
     bad = api.get("/api/v1/invoices/", {"due_from": "yesterday"})
     assert bad.status_code == 400 and "due_from" in bad.json()
+
+
+def test_api_edits_write_the_timeline(api, finance):
+    from accounts.models import Activity
+
+    invoice = InvoiceFactory(due_on=dt.date(2026, 11, 1))
+    response = api.patch(f"/api/v1/invoices/{invoice.pk}/", {"due_on": "2026-12-01"}, format="json")
+    assert response.status_code == 200, response.content
+    entry = Activity.objects.get(invoice=invoice)
+    assert entry.details == {"field": "due_on", "from": "2026-11-01", "to": "2026-12-01"}
+    assert entry.actor == finance
+    response = api.patch(
+        f"/api/v1/customers/{invoice.customer_id}/", {"credit_limit": "900.00"}, format="json"
+    )
+    assert response.status_code == 200
+    assert Activity.objects.filter(
+        customer=invoice.customer, details__field="credit_limit"
+    ).exists()
+    assert (
+        api.patch(f"/api/v1/invoices/{invoice.pk}/", {"amount": "1.00"}, format="json").status_code
+        == 400
+    )
