@@ -102,6 +102,18 @@ class Customer(models.Model):
     is_in_dispute = models.BooleanField(_("in dispute"), default=False)
     is_in_payment_plan = models.BooleanField(_("in payment plan"), default=False)
     is_bankrupt = models.BooleanField(_("bankrupt"), default=False)
+    dunning_policy = models.ForeignKey(
+        "dunning.Policy",
+        verbose_name=_("dunning policy"),
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="customers",
+        help_text=_("Empty: the policy of the customer's segment."),
+    )
+    is_excluded_from_automation = models.BooleanField(
+        _("excluded from automatic dunning"), default=False
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

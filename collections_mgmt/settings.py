@@ -238,3 +238,9 @@ PAYMENTS_WEBHOOK_SECRET = os.environ.get("PAYMENTS_WEBHOOK_SECRET", "")
 PAY_LINK_TEMPLATE = os.environ.get(
     "PAY_LINK_TEMPLATE", "https://pay.example.com/invoices/{number}?customer={customer_ref}"
 )
+
+# Dunning: a run also picks up invoices that reached a step up to this many days ago (a
+# night the run did not happen); notices at or above this balance in any one currency wait
+# for a manager when their step says "high value".
+DUNNING_CATCH_UP_DAYS = int(os.environ.get("DUNNING_CATCH_UP_DAYS", "3"))
+DUNNING_HIGH_VALUE_THRESHOLD = os.environ.get("DUNNING_HIGH_VALUE_THRESHOLD", "10000")

@@ -1,0 +1,212 @@
+"""Dunning: policies and their steps, message templates, and the notice outbox."""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+from accounts.models import Contact, Customer, Invoice
+
+
+class Channel(models.TextChoices):
+    EMAIL = "email", _("E-mail")
+    SMS = "sms", _("SMS")
+    CALL = "call", _("Call task")
+    LETTER = "letter", _("Letter (PDF)")
+    LEGAL = "legal", _("Legal notice (PDF)")
+    ESCALATION = "escalation", _("Escalation to a manager")
+    REVIEW = "review", _("Write-off / agency review task")
+
+
+# Channels that send a message to the customer (the others create work for people).
+MESSAGE_CHANNELS = (Channel.EMAIL, Channel.SMS, Channel.LETTER, Channel.LEGAL)
+
+
+class Tone(models.TextChoices):
+    FRIENDLY = "friendly", _("Friendly")
+    REMINDER = "reminder", _("Reminder")
+    URGENT = "urgent", _("Urgent")
+    FIRM = "firm", _("Firm")
+    FINAL = "final", _("Final")
+    LEGAL = "legal", _("Legal")
+
+
+class Policy(models.Model):
+    """A named sequence of steps, chosen per customer by segment (or set on the customer)."""
+
+    name = models.CharField(_("name"), max_length=100, unique=True)
+    description = models.TextField(_("description"), blank=True)
+    segment = models.CharField(
+        _("default for segment"),
+        max_length=12,
+        choices=Customer.Segment,
+        blank=True,
+        help_text=_("Customers of this segment follow this policy unless they have their own."),
+    )
+    is_active = models.BooleanField(_("active"), default=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = _("dunning policy")
+        verbose_name_plural = _("dunning policies")
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["segment"],
+                condition=~Q(segment="") & Q(is_active=True),
+                name="policy_one_active_per_segment",
+            )
+        ]
+        permissions = [("switch_policy", "Can switch a customer's dunning policy")]
+
+    def __str__(self):
+        return self.name
+
+
+class Template(models.Model):
+    """What a step says, per channel and language; rendered with a sandboxed context."""
+
+    name = models.CharField(_("name"), max_length=100)
+    channel = models.CharField(_("channel"), max_length=12, choices=Channel)
+    language = models.CharField(_("language"), max_length=8, default="en")
+    tone = models.CharField(_("tone"), max_length=10, choices=Tone, default=Tone.REMINDER)
+    subject = models.CharField(_("subject"), max_length=200, blank=True)
+    body_text = models.TextField(_("plain-text body"))
+    body_html = models.TextField(_("HTML body"), blank=True)
+    is_active = models.BooleanField(_("active"), default=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = _("message template")
+        ordering = ["name", "language"]
+        constraints = [
+            models.UniqueConstraint(fields=["name", "language"], name="template_name_language")
+        ]
+
+    def __str__(self):
+        return f"{self.name} ({self.language})"
+
+
+class Step(models.Model):
+    """One action of a policy, a number of days from the due date (negative: before it)."""
+
+    class Approval(models.TextChoices):
+        NONE = "none", _("Sent automatically")
+        HIGH_VALUE = "high_value", _("Manager approves above the high-value threshold")
+        ALWAYS = "always", _("Manager always approves")
+
+    policy = models.ForeignKey(Policy, on_delete=models.CASCADE, related_name="steps")
+    name = models.CharField(_("name"), max_length=100)
+    offset_days = models.SmallIntegerField(
+        _("days from due date"), help_text=_("Negative: before the due date.")
+    )
+    channel = models.CharField(_("channel"), max_length=12, choices=Channel)
+    template = models.ForeignKey(
+        Template, on_delete=models.PROTECT, null=True, blank=True, related_name="steps"
+    )
+    tone = models.CharField(_("tone"), max_length=10, choices=Tone)
+    approval = models.CharField(
+        _("approval"), max_length=12, choices=Approval, default=Approval.NONE
+    )
+    is_active = models.BooleanField(_("active"), default=True)
+
+    class Meta:
+        verbose_name = _("dunning step")
+        ordering = ["policy", "offset_days", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["policy", "offset_days", "channel"], name="step_once_per_day_and_channel"
+            ),
+            models.CheckConstraint(
+                condition=~Q(channel__in=["email", "sms", "letter", "legal"])
+                | Q(template__isnull=False),
+                name="step_message_has_template",
+            ),
+        ]
+
+    def __str__(self):
+        sign = "+" if self.offset_days >= 0 else ""
+        return f"{self.policy}: {self.name} ({sign}{self.offset_days}d, {self.channel})"
+
+
+class Notice(models.Model):
+    """The outbox: one message (or task) for one customer at one step, with its invoices.
+
+    Planned by the nightly run, sent by the sender, which claims rows with
+    SELECT ... FOR UPDATE SKIP LOCKED and re-checks everything before it sends.
+    """
+
+    class Status(models.TextChoices):
+        PLANNED = "planned", _("Planned")
+        AWAITING_APPROVAL = "awaiting_approval", _("Awaiting approval")
+        APPROVED = "approved", _("Approved")
+        DEFERRED = "deferred", _("Deferred")
+        SENDING = "sending", _("Sending")
+        SENT = "sent", _("Sent")
+        DELIVERED = "delivered", _("Delivered")
+        FAILED = "failed", _("Failed")
+        CANCELLED = "cancelled", _("Cancelled")
+        REJECTED = "rejected", _("Rejected")
+        SKIPPED = "skipped", _("Skipped")
+
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="notices")
+    step = models.ForeignKey(Step, on_delete=models.PROTECT, related_name="notices")
+    channel = models.CharField(_("channel"), max_length=12, choices=Channel)
+    contact = models.ForeignKey(
+        Contact, on_delete=models.SET_NULL, null=True, blank=True, related_name="notices"
+    )
+    status = models.CharField(_("status"), max_length=20, choices=Status, default=Status.PLANNED)
+    planned_on = models.DateField(_("planned for"))
+    not_before_at = models.DateTimeField(_("not before"), null=True, blank=True)
+    reason = models.CharField(
+        _("reason"), max_length=300, blank=True, help_text=_("Why deferred, skipped or failed.")
+    )
+    subject = models.CharField(_("subject"), max_length=200, blank=True)
+    body_text = models.TextField(_("text sent"), blank=True)
+    body_html = models.TextField(_("HTML sent"), blank=True)
+    recipient = models.CharField(_("recipient"), max_length=254, blank=True)
+    provider_message_id = models.CharField(_("provider message id"), max_length=255, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    sent_at = models.DateTimeField(_("sent"), null=True, blank=True)
+    delivered_at = models.DateTimeField(_("delivered"), null=True, blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = _("notice")
+        ordering = ["-planned_on", "-id"]
+        indexes = [
+            models.Index(
+                fields=["status", "not_before_at"],
+                condition=Q(status__in=["planned", "approved", "deferred"]),
+                name="notice_sendable",
+            ),
+            models.Index(fields=["customer", "-planned_on"], name="notice_customer"),
+        ]
+        permissions = [
+            ("approve_notice", "Can approve, edit or reject notices waiting for approval"),
+            ("send_notice_now", "Can send a step now or skip it"),
+        ]
+
+    def __str__(self):
+        return f"{self.step.name} to {self.customer} on {self.planned_on}"
+
+
+class NoticeInvoice(models.Model):
+    """An invoice listed on a notice. At most one notice per invoice per step, ever."""
+
+    notice = models.ForeignKey(Notice, on_delete=models.CASCADE, related_name="lines")
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="notice_lines")
+    step = models.ForeignKey(Step, on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        verbose_name = _("invoice on a notice")
+        constraints = [
+            models.UniqueConstraint(fields=["invoice", "step"], name="notice_once_per_invoice_step")
+        ]
+
+    def __str__(self):
+        return f"{self.invoice} on notice {self.notice_id}"

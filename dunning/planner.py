@@ -1,0 +1,191 @@
+"""The nightly planner: which invoice is at which step today, written to the outbox.
+
+Set-based: one query per active step selects the invoices whose due date puts them at
+that step today (plus a short catch-up window for nights the run did not happen), minus
+everything on hold. Invoices are grouped into one notice per customer per step, so a
+customer gets one message listing every invoice at that step, never one per invoice.
+"""
+
+import datetime as dt
+from collections import defaultdict
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import BooleanField, Exists, ExpressionWrapper, OuterRef, Q, Sum
+
+from accounts.models import Customer, Invoice
+
+from .models import MESSAGE_CHANNELS, Channel, Notice, NoticeInvoice, Policy, Step
+
+# An arbitrary constant naming the planner's PostgreSQL advisory lock.
+PLANNER_LOCK_ID = 0x44554E4E  # "DUNN"
+
+
+@dataclass
+class PlanResult:
+    evaluated: int = 0
+    planned: int = 0
+    awaiting_approval: int = 0
+    suppressed: int = 0
+    notices: list[int] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {
+            "evaluated": self.evaluated,
+            "planned": self.planned,
+            "awaiting_approval": self.awaiting_approval,
+            "suppressed": self.suppressed,
+        }
+
+
+def customers_on_hold(on: dt.date, channel: str, prefix: str = "") -> Q:
+    """Customers the automation must leave alone on this day, for this channel."""
+
+    def q(**lookups) -> Q:
+        return Q(**{f"{prefix}{name}": value for name, value in lookups.items()})
+
+    held = (
+        ~q(status=Customer.Status.ACTIVE)
+        | q(is_excluded_from_automation=True)
+        | q(dunning_paused_until__gte=on)
+        | q(is_in_dispute=True)
+        | q(is_in_payment_plan=True)
+        | q(is_bankrupt=True)
+    )
+    if channel in (*MESSAGE_CHANNELS, Channel.CALL):
+        held |= q(do_not_contact=True) | q(cease_communication=True)
+    return held
+
+
+def policy_condition(policy: Policy) -> Q:
+    """Invoices whose customer follows this policy (its own, or its segment's default)."""
+    chosen = Q(customer__dunning_policy=policy)
+    if policy.segment:
+        chosen |= Q(customer__dunning_policy__isnull=True, customer__segment=policy.segment)
+    return chosen
+
+
+def due_invoices(step: Step, on: dt.date, catch_up: int = 0):
+    """Open invoices at this step on `on` (or up to `catch_up` days ago), not yet noticed."""
+    latest_due = on - dt.timedelta(days=step.offset_days)
+    earliest_due = latest_due - dt.timedelta(days=catch_up)
+    already = NoticeInvoice.objects.filter(invoice=OuterRef("pk"), step=step)
+    return (
+        Invoice.objects.filter(
+            status__in=(Invoice.Status.OPEN, Invoice.Status.PARTIALLY_PAID),
+            due_on__gte=earliest_due,
+            due_on__lte=latest_due,
+        )
+        .filter(policy_condition(step.policy))
+        .exclude(Exists(already))
+    )
+
+
+def needs_approval(step: Step, customer_balance: Decimal | None) -> bool:
+    if step.channel == Channel.LEGAL or step.approval == Step.Approval.ALWAYS:
+        return True
+    if step.approval == Step.Approval.HIGH_VALUE:
+        threshold = Decimal(settings.DUNNING_HIGH_VALUE_THRESHOLD)
+        return customer_balance is not None and customer_balance >= threshold
+    return False
+
+
+def plan(*, on: dt.date, dry_run: bool = False) -> PlanResult:
+    """Write today's notices to the outbox; safe to run twice (the second plans nothing).
+
+    1. Take the planner lock (PostgreSQL advisory lock, held for the transaction), so two
+       runs started together plan one after the other instead of interleaving.
+    2. For each active step of each active policy, select its due invoices in one query
+       and drop those whose customer is on hold for the step's channel (counted as
+       suppressed: they will be planned when the hold ends, within the catch-up window,
+       or by the next step).
+    3. Group the rest by customer: one notice per customer per step, listing the invoices.
+       High-value and legal notices wait for approval.
+    4. Insert notices and their invoice lines; the unique (invoice, step) constraint makes
+       a second notice for the same invoice and step impossible, lock or no lock.
+    """
+    result = PlanResult()
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [PLANNER_LOCK_ID])
+        steps = list(
+            Step.objects.filter(is_active=True, policy__is_active=True).select_related("policy")
+        )
+        for step in steps:
+            _plan_step(step, on, result, catch_up=catch_up_days(step, steps), dry_run=dry_run)
+        if dry_run:
+            transaction.set_rollback(True)
+    return result
+
+
+def catch_up_days(step: Step, steps: list[Step]) -> int:
+    """How many missed days a step may catch up: never into the policy's next step."""
+    later = [
+        other.offset_days
+        for other in steps
+        if other.policy_id == step.policy_id and other.offset_days > step.offset_days
+    ]
+    window = settings.DUNNING_CATCH_UP_DAYS
+    if later:
+        window = min(window, min(later) - step.offset_days - 1)
+    return max(window, 0)
+
+
+def _plan_step(
+    step: Step, on: dt.date, result: PlanResult, *, catch_up: int, dry_run: bool
+) -> None:
+    held = customers_on_hold(on, step.channel, prefix="customer__")
+    rows = list(
+        due_invoices(step, on, catch_up)
+        .annotate(is_held=ExpressionWrapper(held, output_field=BooleanField()))
+        .values_list("pk", "customer_id", "is_held")
+    )
+    result.evaluated += len(rows)
+    by_customer: dict[int, list[int]] = defaultdict(list)
+    for invoice_id, customer_id, is_held in rows:
+        if is_held:
+            result.suppressed += 1
+        else:
+            by_customer[customer_id].append(invoice_id)
+    if not by_customer:
+        return
+    balances: dict[int, Decimal] = {}
+    if step.approval == Step.Approval.HIGH_VALUE:
+        # The largest balance in any one currency: currencies are never added together.
+        per_currency = (
+            Invoice.objects.outstanding()
+            .filter(customer_id__in=by_customer)
+            .values("customer_id", "currency")
+            .annotate(total=Sum("open_balance"))
+            .values_list("customer_id", "total")
+        )
+        for customer_id, total in per_currency:
+            balances[customer_id] = max(total, balances.get(customer_id, total))
+    notices = []
+    for customer_id in by_customer:
+        waits = needs_approval(step, balances.get(customer_id))
+        notices.append(
+            Notice(
+                customer_id=customer_id,
+                step=step,
+                channel=step.channel,
+                planned_on=on,
+                status=Notice.Status.AWAITING_APPROVAL if waits else Notice.Status.PLANNED,
+            )
+        )
+        if waits:
+            result.awaiting_approval += 1
+        else:
+            result.planned += 1
+    Notice.objects.bulk_create(notices, batch_size=1000)
+    lines = [
+        NoticeInvoice(notice=notice, invoice_id=invoice_id, step=step)
+        for notice in notices
+        for invoice_id in by_customer[notice.customer_id]
+    ]
+    NoticeInvoice.objects.bulk_create(lines, batch_size=2000)
+    if not dry_run:
+        result.notices.extend(notice.pk for notice in notices)
