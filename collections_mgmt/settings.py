@@ -244,3 +244,20 @@ PAY_LINK_TEMPLATE = os.environ.get(
 # for a manager when their step says "high value".
 DUNNING_CATCH_UP_DAYS = int(os.environ.get("DUNNING_CATCH_UP_DAYS", "3"))
 DUNNING_HIGH_VALUE_THRESHOLD = os.environ.get("DUNNING_HIGH_VALUE_THRESHOLD", "10000")
+# Contact rules enforced at send time (see README, "Compliance guards").
+COMPANY_NAME = os.environ.get("COMPANY_NAME", "Example Supplies Ltd")
+EMAIL_MESSAGE_ID_DOMAIN = os.environ.get("EMAIL_MESSAGE_ID_DOMAIN", "collections.example.com")
+DUNNING_CONTACT_HOURS = (
+    int(os.environ.get("DUNNING_CONTACT_FROM_HOUR", "8")),
+    int(os.environ.get("DUNNING_CONTACT_UNTIL_HOUR", "21")),
+)
+# Weekdays with no contact, 0 = Monday ... 6 = Sunday.
+DUNNING_NO_CONTACT_WEEKDAYS = tuple(
+    int(day) for day in env_list("DUNNING_NO_CONTACT_WEEKDAYS", "6")
+)
+DUNNING_MAX_CONTACTS_PER_7_DAYS = int(os.environ.get("DUNNING_MAX_CONTACTS_PER_7_DAYS", "7"))
+DUNNING_MAX_CONSUMER_CONTACTS_PER_MONTH = int(
+    os.environ.get("DUNNING_MAX_CONSUMER_CONTACTS_PER_MONTH", "3")
+)
+# How many notices one sending task takes; the nightly run starts enough tasks for all.
+DUNNING_SEND_CHUNK = int(os.environ.get("DUNNING_SEND_CHUNK", "500"))

@@ -1,0 +1,45 @@
+"""run_dunning: plan and send today's (or a given day's) notices by hand."""
+
+import datetime as dt
+import json
+
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+from django.utils import timezone
+
+from dunning import planner, sender
+
+
+class Command(BaseCommand):
+    help = "Plan the dunning notices for a day and send those that may go out now."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--date", help="plan as of this day, YYYY-MM-DD (default: today)")
+        parser.add_argument("--at", help="send as if it were this moment, ISO 8601 (default: now)")
+        parser.add_argument(
+            "--dry-run", action="store_true", help="count what would happen, change nothing"
+        )
+
+    def handle(self, *args, date=None, at=None, dry_run=False, **options):
+        try:
+            on = dt.date.fromisoformat(date) if date else timezone.localdate()
+            now = dt.datetime.fromisoformat(at) if at else timezone.now()
+        except ValueError as exc:
+            raise CommandError(f"bad --date or --at: {exc}") from exc
+        if timezone.is_naive(now):
+            now = timezone.make_aware(now)
+        with transaction.atomic():
+            plan = planner.plan(on=on)
+            sent = sender.send_due(now=now) if not dry_run else sender.SendResult()
+            if dry_run:
+                transaction.set_rollback(True)
+        summary = {
+            "evaluated": plan.evaluated,
+            "planned": plan.planned,
+            "sent": sent.sent,
+            "deferred": sent.deferred,
+            "awaiting_approval": plan.awaiting_approval,
+            "suppressed": plan.suppressed + sent.suppressed,
+            "failed": sent.failed,
+        }
+        self.stdout.write(json.dumps(summary))

@@ -1,0 +1,68 @@
+import datetime as dt
+import io
+import json
+
+import pytest
+from django.core import mail
+from django.core.management import call_command
+from django_celery_beat.models import PeriodicTask
+
+from dunning import tasks
+from dunning.models import Notice
+from tests.factories import ContactFactory, CustomerFactory, InvoiceFactory
+
+pytestmark = pytest.mark.django_db
+ON = dt.date(2026, 11, 23)
+
+
+@pytest.fixture
+def overdue(settings):
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    customer = CustomerFactory()
+    ContactFactory(customer=customer, is_primary=True)
+    InvoiceFactory(customer=customer, due_on=ON - dt.timedelta(days=7))
+    return customer
+
+
+def run(*args) -> dict:
+    out = io.StringIO()
+    call_command("run_dunning", *args, stdout=out)
+    return json.loads(out.getvalue().strip().splitlines()[-1])
+
+
+def test_run_dunning_prints_one_json_summary(overdue):
+    summary = run("--date", ON.isoformat(), "--at", "2026-11-23T16:00:00+00:00")
+    assert summary == {
+        "evaluated": 2,
+        "planned": 2,
+        "sent": 1,
+        "deferred": 0,
+        "awaiting_approval": 0,
+        "suppressed": 0,
+        "failed": 0,
+    }
+    assert len(mail.outbox) == 1
+    assert Notice.objects.filter(channel="sms", status="planned").exists()  # SMS channel next
+
+
+def test_dry_run_changes_nothing(overdue):
+    summary = run("--date", ON.isoformat(), "--dry-run")
+    assert summary["planned"] == 2 and summary["sent"] == 0
+    assert not Notice.objects.exists() and not mail.outbox
+
+
+def test_nightly_run_and_sending_are_scheduled_in_beat():
+    nightly = PeriodicTask.objects.get(name="Nightly dunning run")
+    assert nightly.task == "dunning.tasks.run_nightly"
+    assert (nightly.crontab.hour, nightly.crontab.minute) == ("2", "0")
+    assert PeriodicTask.objects.get(name="Send due dunning notices").interval.every == 15
+
+
+def test_nightly_task_plans_and_fans_out_sending(overdue, settings, monkeypatch):
+    settings.DUNNING_SEND_CHUNK = 1
+    queued = []
+    monkeypatch.setattr(tasks.send_due, "delay", lambda: queued.append(1))
+    monkeypatch.setattr(tasks.timezone, "localdate", lambda: ON)
+    result = tasks.run_nightly()
+    assert result["planned"] == 2
+    assert len(queued) == 2  # two notices, one per chunk
