@@ -1,0 +1,778 @@
+"""Payment gateways: webhook events turned into ledger bookings, and invoice pay links.
+
+Two adapters (Stripe and a generic signed webhook) translate a provider's event into a
+`MoneyMovement`; one pipeline (`receive_event`) stores the event once, books or refunds the
+money through `accounts.services`, and accounts for the event in an intake batch.
+"""
+
+import datetime as dt
+import hashlib
+import hmac
+import json
+import re
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from urllib.parse import quote
+
+import stripe
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured, ValidationError
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from accounts import services
+from accounts.models import Activity, Customer, Invoice, Payment
+from accounts.money import ISO_4217, to_amount
+
+from . import intake
+from .intake import RowRejected
+from .models import IntakeBatch, Rejection, WebhookEvent
+
+# Currencies whose smallest unit is the whole unit (Stripe's list of zero-decimal currencies).
+ZERO_DECIMAL_CURRENCIES = frozenset(
+    "BIF CLP DJF GNF JPY KMF KRW MGA PYG RWF UGX VND VUV XAF XOF XPF".split()
+)
+# Currencies Stripe counts in thousandths; the ledger keeps cents, so the last digit must be 0.
+THREE_DECIMAL_CURRENCIES = frozenset("BHD JOD KWD OMR TND".split())
+
+SIGNATURE_TOLERANCE_SECONDS = 300
+
+STRIPE = "stripe"
+GENERIC = "generic"
+HEALTH_SOURCE = {STRIPE: "stripe", GENERIC: "payments-webhook"}
+BATCH_SOURCE = {STRIPE: IntakeBatch.Source.STRIPE, GENERIC: IntakeBatch.Source.WEBHOOK}
+PAYMENT_METHOD = {STRIPE: Payment.Method.CARD, GENERIC: Payment.Method.OTHER}
+
+# A refund that arrives before its payment (generic webhook only) is stored with this note
+# prefix and applied when the payment arrives.
+DEFERRED = "Deferred:"
+
+
+# --- money in minor units ------------------------------------------------------------
+
+
+def minor_unit_exponent(currency: str) -> int:
+    currency = currency.upper()
+    if currency in ZERO_DECIMAL_CURRENCIES:
+        return 0
+    if currency in THREE_DECIMAL_CURRENCIES:
+        return 3
+    return 2
+
+
+def from_minor_units(value: int, currency: str) -> Decimal:
+    """Stripe's integer amount (cents, yen, fils) as a ledger amount with two places."""
+    amount = Decimal(value).scaleb(-minor_unit_exponent(currency))
+    if amount != amount.quantize(Decimal("0.01")):
+        raise ValidationError(
+            _("%(amount)s %(currency)s has more decimals than the ledger keeps.")
+            % {"amount": amount, "currency": currency}
+        )
+    return to_amount(amount)
+
+
+def to_minor_units(amount: Decimal, currency: str) -> int:
+    """A ledger amount as the provider's integer amount; refuses amounts it cannot express."""
+    minor = Decimal(amount).scaleb(minor_unit_exponent(currency))
+    if minor != minor.to_integral_value():
+        raise ValidationError(
+            _("%(amount)s cannot be charged in %(currency)s, which has no such fractions.")
+            % {"amount": amount, "currency": currency}
+        )
+    return int(minor)
+
+
+# --- what an event asks the ledger to do ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class MoneyMovement:
+    """One provider event, translated: a payment received, or (part of) it refunded.
+
+    `payment_key` identifies the payment across all its events (Stripe: the PaymentIntent
+    id) and becomes Payment.external_id, so two events about one payment book it once.
+    For a refund, either `refunded_total` (cumulative, Stripe's charge.amount_refunded) or
+    `refund_amount` (this event's refund alone, generic webhook) is set.
+    """
+
+    kind: str  # "payment" or "refund"
+    payment_key: str
+    currency: str
+    received_on: dt.date
+    amount: Decimal | None = None  # the payment's gross amount, when the event carries it
+    invoice_number: str = ""
+    customer_ref: str = ""
+    reference: str = ""
+    refunded_total: Decimal | None = None
+    refund_amount: Decimal | None = None
+
+
+@dataclass(frozen=True)
+class Ignored:
+    """An event we store but that moves no money (another type, an unpaid session...)."""
+
+    note: str
+
+
+@dataclass
+class EventOutcome:
+    event_id: str
+    status: str
+    note: str = ""
+    is_replay: bool = False
+    batch_id: int | None = None
+    payment_id: int | None = None
+
+    def as_json(self) -> dict:
+        return {
+            "event": self.event_id,
+            "status": "duplicate" if self.is_replay else self.status,
+            "note": self.note,
+            "batch": self.batch_id,
+            "payment": self.payment_id,
+        }
+
+
+@dataclass
+class _Result:
+    status: str
+    note: str
+    counted_as: str  # "created", "updated", "unchanged" or "rejected"
+    payment: Payment | None = None
+    errors: dict | None = None
+
+
+# --- the shared pipeline ---------------------------------------------------------------
+
+
+def receive_event(
+    *,
+    provider: str,
+    event_id: str,
+    event_type: str,
+    payload: dict,
+    translate: Callable[[dict], "MoneyMovement | Ignored"],
+    occurred_at: dt.datetime | None = None,
+) -> EventOutcome:
+    """Store a verified provider event once and apply it to the ledger.
+
+    1. Open an intake batch (the event is its one row) and insert the WebhookEvent. The
+       unique (provider, event_id) constraint makes a replay, or a concurrent second
+       delivery, fail that insert: it is counted unchanged and nothing else happens.
+    2. Translate the payload. An event that cannot be read (no amount, unknown currency)
+       is stored as failed with a Rejection row, so finance sees it in the dead-letter list.
+    3. Book or refund the money (`apply_movement`), serialised per payment by an advisory
+       lock so that two events about one payment never both book it.
+    4. Close the batch: read = created + updated + unchanged + rejected.
+    All in one transaction, retried as a whole on transient database errors.
+    """
+
+    def operation() -> EventOutcome:
+        with transaction.atomic():
+            batch = intake.open_batch(source=BATCH_SOURCE[provider], kind=IntakeBatch.Kind.PAYMENTS)
+            tally = intake.Tally()
+            try:
+                with transaction.atomic():
+                    event = WebhookEvent.objects.create(
+                        provider=provider,
+                        event_id=event_id,
+                        event_type=event_type,
+                        payload=payload,
+                        status=WebhookEvent.Status.PROCESSED,
+                        occurred_at=occurred_at,
+                    )
+            except IntegrityError:
+                tally.unchanged += 1
+                intake.close_batch(batch, tally)
+                return EventOutcome(
+                    event_id=event_id,
+                    status=WebhookEvent.Status.PROCESSED,
+                    note=_("Already received; nothing changed."),
+                    is_replay=True,
+                    batch_id=batch.pk,
+                )
+            result = _apply(provider, event_id, event_type, payload, translate)
+            if result.counted_as == "rejected":
+                intake.reject(
+                    tally,
+                    batch,
+                    row_number=1,
+                    raw=_rejection_raw(event_id, event_type, payload),
+                    errors=result.errors or {"event": [result.note]},
+                )
+            else:
+                setattr(tally, result.counted_as, getattr(tally, result.counted_as) + 1)
+            event.status, event.note = result.status, result.note
+            event.save(update_fields=["status", "note"])
+            intake.close_batch(batch, tally)
+            return EventOutcome(
+                event_id=event_id,
+                status=result.status,
+                note=result.note,
+                batch_id=batch.pk,
+                payment_id=result.payment.pk if result.payment else None,
+            )
+
+    return intake.with_retries(operation, source=HEALTH_SOURCE[provider])
+
+
+def reject_payload(*, provider: str, raw: dict, errors: dict) -> IntakeBatch:
+    """A signed payload too broken to store as an event: a batch with one rejected row."""
+
+    def operation() -> IntakeBatch:
+        with transaction.atomic():
+            batch = intake.open_batch(source=BATCH_SOURCE[provider], kind=IntakeBatch.Kind.PAYMENTS)
+            tally = intake.Tally()
+            intake.reject(tally, batch, row_number=1, raw=raw, errors=errors)
+            return intake.close_batch(batch, tally)
+
+    return intake.with_retries(operation, source=HEALTH_SOURCE[provider])
+
+
+def _apply(provider, event_id, event_type, payload, translate) -> _Result:
+    try:
+        movement = translate(payload)
+    except RowRejected as exc:
+        return _Result(WebhookEvent.Status.FAILED, str(exc), "rejected", errors=exc.errors)
+    if isinstance(movement, Ignored):
+        return _Result(WebhookEvent.Status.IGNORED, movement.note, "unchanged")
+    try:
+        with transaction.atomic():
+            return apply_movement(provider=provider, movement=movement, event_id=event_id)
+    except ValidationError as exc:
+        rejected = RowRejected.from_validation_error(exc, default_field="event")
+        return _Result(
+            WebhookEvent.Status.FAILED, str(rejected), "rejected", errors=rejected.errors
+        )
+
+
+def apply_movement(*, provider: str, movement: MoneyMovement, event_id: str) -> _Result:
+    """Book a payment (and allocate it) or refund one; idempotent per payment key."""
+    _lock_payment_key(provider, movement.payment_key)
+    existing = (
+        Payment.objects.select_for_update()
+        .filter(source=provider, external_id=movement.payment_key)
+        .first()
+    )
+    if movement.kind == "payment":
+        if existing is not None:
+            return _Result(
+                WebhookEvent.Status.PROCESSED,
+                _("Payment %(key)s was already booked (payment #%(id)s); nothing changed.")
+                % {"key": movement.payment_key, "id": existing.pk},
+                "unchanged",
+                existing,
+            )
+        payment, note = book_payment(provider=provider, movement=movement)
+        note += _apply_deferred_refunds(provider, payment)
+        return _Result(WebhookEvent.Status.PROCESSED, note, "created", payment)
+
+    notes = []
+    counted_as = "updated"
+    if existing is None:
+        if movement.amount is None:
+            return _defer_refund(movement)
+        # Stripe sent the refund before the success event: the charge carries everything
+        # the payment needs, so book it now; the success event will then find it booked.
+        existing, note = book_payment(provider=provider, movement=movement)
+        notes.append(note)
+        counted_as = "created"
+    notes.append(refund(payment=existing, movement=movement, event_id=event_id))
+    return _Result(
+        WebhookEvent.Status.PROCESSED, " ".join(n for n in notes if n), counted_as, existing
+    )
+
+
+def book_payment(*, provider: str, movement: MoneyMovement) -> tuple[Payment, str]:
+    """Record the payment and apply it to its invoice; money that cannot be applied stays
+    on the payment as unapplied cash, with the reason returned as a note."""
+    invoice, why_not = find_invoice(movement.invoice_number, movement.customer_ref)
+    customer = invoice.customer if invoice else find_customer(movement.customer_ref)
+    payment = services.record_payment(
+        amount=movement.amount,
+        currency=movement.currency,
+        received_on=movement.received_on,
+        customer=customer,
+        method=PAYMENT_METHOD[provider],
+        remittance_reference=(movement.reference or movement.invoice_number)[:255],
+        source=provider,
+        external_id=movement.payment_key,
+    )
+    if invoice is None:
+        return payment, _("Booked as unapplied cash: %(why)s") % {"why": why_not}
+    try:
+        with transaction.atomic():
+            allocation = services.allocate(payment=payment, invoice=invoice, rule=provider)
+    except ValidationError as exc:
+        return payment, _("Booked as unapplied cash: %(why)s") % {"why": " ".join(exc.messages)}
+    left = payment.amount - allocation.amount
+    note = _("%(currency)s %(amount)s applied to %(n)s.") % {
+        "currency": payment.currency,
+        "amount": allocation.amount,
+        "n": invoice.number,
+    }
+    if left > 0:
+        note += " " + _("%(left)s left unapplied (more than the invoice owed).") % {"left": left}
+    return payment, note
+
+
+def refund(*, payment: Payment, movement: MoneyMovement, event_id: str) -> str:
+    """Refund what the event says has been refunded and we have not refunded yet."""
+    payment = Payment.objects.select_for_update().get(pk=payment.pk)
+    if movement.currency != payment.currency:
+        raise ValidationError(
+            {
+                "currency": _("The refund is in %(r)s but payment #%(id)s is in %(p)s.")
+                % {"r": movement.currency, "id": payment.pk, "p": payment.currency}
+            }
+        )
+    if movement.refunded_total is not None:
+        # Cumulative: a replay, or an older event arriving after a newer one, adds nothing.
+        delta = movement.refunded_total - payment.refunded_amount
+    else:
+        delta = movement.refund_amount
+    if delta <= 0:
+        return _("Refunds of payment #%(id)s already total %(total)s; nothing changed.") % {
+            "id": payment.pk,
+            "total": payment.refunded_amount,
+        }
+    services.refund_payment(
+        payment=payment,
+        amount=delta,
+        on=movement.received_on,
+        reason=_("%(reference)s (event %(event)s)")
+        % {"reference": movement.reference or movement.payment_key, "event": event_id},
+    )
+    return _("Refunded %(currency)s %(amount)s of payment #%(id)s.") % {
+        "currency": payment.currency,
+        "amount": delta,
+        "id": payment.pk,
+    }
+
+
+def _defer_refund(movement: MoneyMovement) -> _Result:
+    note = (
+        DEFERRED
+        + " "
+        + _(
+            "refund of payment %(key)s, which has not been received yet; it is applied "
+            "automatically when the payment arrives."
+        )
+        % {"key": movement.payment_key}
+    )
+    return _Result(WebhookEvent.Status.FAILED, note, "rejected", errors={"reference": [note]})
+
+
+def _apply_deferred_refunds(provider: str, payment: Payment) -> str:
+    """Apply refunds that arrived before this payment (generic webhook), oldest first."""
+    if provider != GENERIC:
+        return ""
+    waiting = WebhookEvent.objects.select_for_update().filter(
+        provider=provider,
+        status=WebhookEvent.Status.FAILED,
+        note__startswith=DEFERRED,
+        payload__reference=payment.external_id,
+    )
+    notes = []
+    for event in waiting.order_by("received_at", "id"):
+        try:
+            with transaction.atomic():
+                note = refund(
+                    payment=payment,
+                    movement=parse_generic_event(event.payload),
+                    event_id=event.event_id,
+                )
+        except (ValidationError, RowRejected) as exc:
+            # The payment stays booked; this refund waits for finance instead.
+            messages = exc.messages if isinstance(exc, ValidationError) else [str(exc)]
+            event.note = f"{event.note}\n" + _(
+                "Payment #%(id)s arrived but the refund could not be applied: %(why)s"
+            ) % {"id": payment.pk, "why": " ".join(messages)}
+            event.note = event.note.removeprefix(DEFERRED).lstrip()
+            event.save(update_fields=["note"])
+            continue
+        event.status = WebhookEvent.Status.PROCESSED
+        event.note = f"{event.note}\n" + _("Applied on arrival of the payment: %(note)s") % {
+            "note": note
+        }
+        event.save(update_fields=["status", "note"])
+        Rejection.objects.filter(
+            batch__source=BATCH_SOURCE[provider],
+            raw__event_id=event.event_id,
+            status=Rejection.Status.OPEN,
+        ).update(
+            status=Rejection.Status.RETRIED,
+            resolution=_("Applied when payment #%(id)s arrived.") % {"id": payment.pk},
+            resolved_at=timezone.now(),
+        )
+        notes.append(note)
+    return "".join(" " + n for n in notes)
+
+
+def _lock_payment_key(provider: str, key: str) -> None:
+    """Serialise all events about one payment until this transaction ends (PostgreSQL)."""
+    if connection.vendor != "postgresql":
+        return  # SQLite has one writer at a time anyway
+    digest = hashlib.sha256(f"payment:{provider}:{key}".encode()).digest()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock(%s)", [int.from_bytes(digest[:8], "big", signed=True)]
+        )
+
+
+def find_invoice(number: str, customer_ref: str = "") -> tuple[Invoice | None, str]:
+    """The invoice our pay link named, or None and why not."""
+    if not number:
+        return None, _("the event names no invoice.")
+    invoices = list(Invoice.objects.select_related("customer").filter(number=number)[:10])
+    if customer_ref:
+        invoices = [i for i in invoices if i.customer.external_ref == customer_ref]
+    if len(invoices) == 1:
+        return invoices[0], ""
+    if not invoices:
+        if customer_ref and Invoice.objects.filter(number=number).exists():
+            return None, _("invoice %(n)s does not belong to customer %(ref)s.") % {
+                "n": number,
+                "ref": customer_ref,
+            }
+        return None, _("no invoice %(n)s.") % {"n": number}
+    return None, _("invoice number %(n)s is ambiguous (several customers).") % {"n": number}
+
+
+def find_customer(customer_ref: str) -> Customer | None:
+    if not customer_ref:
+        return None
+    customers = list(Customer.objects.filter(external_ref=customer_ref)[:2])
+    return customers[0] if len(customers) == 1 else None
+
+
+def _rejection_raw(event_id: str, event_type: str, payload: dict) -> dict:
+    return {
+        "event_id": event_id,
+        "type": event_type,
+        "payload": json.dumps(payload, sort_keys=True, default=str)[:20000],
+    }
+
+
+# --- Stripe ---------------------------------------------------------------------------
+
+STRIPE_SUCCESS_EVENTS = (
+    "checkout.session.completed",
+    "checkout.session.async_payment_succeeded",
+    "payment_intent.succeeded",
+)
+
+
+def receive_stripe_event(event: dict) -> EventOutcome:
+    """Apply a Stripe event whose signature the view has verified."""
+    created = event.get("created")
+    return receive_event(
+        provider=STRIPE,
+        event_id=event["id"],
+        event_type=event["type"],
+        payload=event,
+        translate=translate_stripe_event,
+        occurred_at=_from_unix(created) if isinstance(created, int) else None,
+    )
+
+
+def translate_stripe_event(event: dict) -> MoneyMovement | Ignored:
+    event_type = event.get("type", "")
+    if event_type not in (*STRIPE_SUCCESS_EVENTS, "charge.refunded"):
+        return Ignored(_("Event type %(type)s moves no money here.") % {"type": event_type})
+    obj = (event.get("data") or {}).get("object")
+    if not isinstance(obj, dict):
+        raise RowRejected({"data.object": [_("The event carries no object.")]})
+    errors: dict[str, list[str]] = {}
+    metadata = obj.get("metadata") or {}
+    currency = _stripe_currency(obj.get("currency"), errors)
+    on_date = timezone.localdate(_from_unix(obj.get("created") or event.get("created")))
+    common = {
+        "currency": currency,
+        "received_on": on_date,
+        "invoice_number": str(metadata.get("invoice_number") or ""),
+        "customer_ref": str(metadata.get("customer_ref") or ""),
+    }
+    if event_type.startswith("checkout.session."):
+        if obj.get("mode", "payment") != "payment":
+            return Ignored(_("Checkout session in %(m)s mode.") % {"m": obj.get("mode")})
+        if obj.get("payment_status") != "paid":
+            return Ignored(
+                _("Checkout session not paid yet (%(s)s); booked when the payment succeeds.")
+                % {"s": obj.get("payment_status")}
+            )
+        key = _stripe_id(obj.get("payment_intent"))
+        if not key:
+            errors["payment_intent"] = [_("The session names no payment intent.")]
+        amount = _stripe_amount(obj, "amount_total", currency, errors)
+        kind, refunded_total = "payment", None
+    elif event_type == "payment_intent.succeeded":
+        key = _stripe_id(obj.get("id"))
+        field = "amount_received" if obj.get("amount_received") is not None else "amount"
+        amount = _stripe_amount(obj, field, currency, errors)
+        kind, refunded_total = "payment", None
+    else:  # charge.refunded
+        key = _stripe_id(obj.get("payment_intent")) or _stripe_id(obj.get("id"))
+        amount = _stripe_amount(obj, "amount", currency, errors)
+        refunded_total = _stripe_amount(obj, "amount_refunded", currency, errors)
+        kind = "refund"
+        common["received_on"] = timezone.localdate(_from_unix(event.get("created")))
+    if errors:
+        raise RowRejected(errors)
+    if kind == "payment" and amount == 0:
+        return Ignored(_("A payment of zero; nothing to book."))
+    return MoneyMovement(
+        kind=kind,
+        payment_key=key,
+        amount=amount,
+        refunded_total=refunded_total,
+        reference=key,
+        **common,
+    )
+
+
+def _stripe_currency(value, errors) -> str:
+    currency = value.upper() if isinstance(value, str) else ""
+    if currency not in ISO_4217:
+        errors["currency"] = [_("%(value)r is not a currency.") % {"value": value}]
+    return currency
+
+
+def _stripe_amount(obj: dict, field: str, currency: str, errors) -> Decimal | None:
+    value = obj.get(field)
+    if value is None:
+        errors[field] = [_("Missing.")]
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        errors[field] = [_("%(value)r is not an amount in minor units.") % {"value": value}]
+        return None
+    if not currency:
+        return None
+    try:
+        return from_minor_units(value, currency)
+    except ValidationError as exc:
+        errors[field] = exc.messages
+        return None
+
+
+def _stripe_id(value) -> str:
+    if isinstance(value, dict):  # an expanded object
+        value = value.get("id")
+    return value if isinstance(value, str) else ""
+
+
+def _from_unix(value) -> dt.datetime:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return dt.datetime.fromtimestamp(value, tz=dt.UTC)
+    return timezone.now()
+
+
+# --- generic signed webhook -----------------------------------------------------------
+
+GENERIC_EVENT_TYPES = {"payment.succeeded": "payment", "payment.refunded": "refund"}
+AMOUNT_PATTERN = re.compile(r"[0-9]{1,12}(\.[0-9]{1,2})?")
+DATE_PATTERN = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def verify_generic_signature(
+    *, body: bytes, signature: str, timestamp: str, secret: str, now: float | None = None
+) -> bool:
+    """True if `X-Signature` is sha256=HMAC(secret, f"{timestamp}.{body}") and the timestamp
+    is within five minutes of now (either way), so an old capture cannot be replayed."""
+    if not timestamp.isdigit() or not signature.startswith("sha256="):
+        return False
+    now = timezone.now().timestamp() if now is None else now
+    if abs(now - int(timestamp)) > SIGNATURE_TOLERANCE_SECONDS:
+        return False
+    expected = hmac.new(
+        secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256
+    ).hexdigest()
+    given = signature.removeprefix("sha256=").strip().lower()
+    return hmac.compare_digest(expected.encode(), given.encode("utf-8", "replace"))
+
+
+def parse_generic_body(body: bytes) -> dict:
+    """The JSON body, validated; raises RowRejected naming each bad field."""
+    try:
+        payload = json.loads(body)
+    except ValueError as exc:
+        raise RowRejected({"body": [_("Not JSON: %(error)s") % {"error": exc}]}) from exc
+    if not isinstance(payload, dict):
+        raise RowRejected({"body": [_("Expected a JSON object.")]})
+    event_id = payload.get("id")
+    errors = {}
+    if not isinstance(event_id, str) or not event_id.strip() or len(event_id) > 255:
+        errors["id"] = [_("Required: the event's unique id (a string).")]
+    if payload.get("type") not in GENERIC_EVENT_TYPES:
+        errors["type"] = [
+            _("Must be one of %(types)s.") % {"types": ", ".join(GENERIC_EVENT_TYPES)}
+        ]
+    if errors:
+        raise RowRejected(errors)
+    parse_generic_event(payload)  # raises for bad fields before anything is stored
+    return payload
+
+
+def parse_generic_event(payload: dict) -> MoneyMovement:
+    errors: dict[str, list[str]] = {}
+    kind = GENERIC_EVENT_TYPES.get(payload.get("type"), "")
+    raw_amount = payload.get("amount")
+    amount = None
+    if not isinstance(raw_amount, str):
+        errors["amount"] = [_('Send the amount as a decimal string, e.g. "123.45".')]
+    elif not AMOUNT_PATTERN.fullmatch(raw_amount) or to_amount(raw_amount) <= 0:
+        errors["amount"] = [
+            _("%(value)r is not a positive amount with at most two decimals.")
+            % {"value": raw_amount}
+        ]
+    else:
+        amount = to_amount(raw_amount)
+    currency = payload.get("currency")
+    if not isinstance(currency, str) or currency.upper() not in ISO_4217:
+        errors["currency"] = [_("%(value)r is not an ISO 4217 currency.") % {"value": currency}]
+        currency = ""
+    received_on = timezone.localdate()
+    raw_on = payload.get("received_on")
+    if raw_on not in (None, ""):
+        try:
+            if not isinstance(raw_on, str) or not DATE_PATTERN.fullmatch(raw_on):
+                raise ValueError(raw_on)
+            received_on = dt.date.fromisoformat(raw_on)
+        except ValueError:
+            errors["received_on"] = [
+                _("%(value)r is not a date; use YYYY-MM-DD.") % {"value": raw_on}
+            ]
+    text = {}
+    for field in ("invoice_number", "customer_ref", "reference"):
+        value = payload.get(field) or ""
+        if not isinstance(value, str) or len(value) > 100:
+            errors[field] = [_("A string of at most 100 characters.")]
+            value = ""
+        text[field] = value.strip()
+    if kind == "refund" and not text["reference"]:
+        errors["reference"] = [_("A refund must name the payment's reference.")]
+    if errors:
+        raise RowRejected(errors)
+    return MoneyMovement(
+        kind=kind,
+        payment_key=text["reference"] or str(payload["id"]),
+        currency=currency.upper(),
+        received_on=received_on,
+        amount=amount if kind == "payment" else None,
+        refund_amount=amount if kind == "refund" else None,
+        **text,
+    )
+
+
+def receive_generic_event(payload: dict) -> EventOutcome:
+    """Apply a generic webhook event already verified and parsed by `parse_generic_body`."""
+    return receive_event(
+        provider=GENERIC,
+        event_id=payload["id"],
+        event_type=payload["type"],
+        payload=payload,
+        translate=parse_generic_event,
+    )
+
+
+# --- pay links ------------------------------------------------------------------------
+
+
+def ensure_pay_link(invoice: Invoice, *, force: bool = False, by=None) -> str:
+    """The invoice's payment URL, created and stored on first use.
+
+    1. An invoice that already has a link keeps it unless `force`.
+    2. Outside any transaction (it may call Stripe): with STRIPE_API_KEY, a Checkout
+       Session for the open balance whose metadata names the invoice and the customer, so
+       the webhook can apply the payment; otherwise PAY_LINK_TEMPLATE filled in.
+    3. Lock the invoice and store the link, unless another process stored one meanwhile
+       (then that one wins and is returned), with a timeline entry.
+    """
+    current = Invoice.objects.select_related("customer").get(pk=invoice.pk)
+    if current.pay_link and not force:
+        invoice.pay_link = current.pay_link
+        return current.pay_link
+    if not current.is_outstanding:
+        raise ValidationError(
+            _("Invoice %(n)s is %(status)s; it needs no pay link.")
+            % {"n": current.number, "status": current.get_status_display().lower()}
+        )
+    if settings.STRIPE_API_KEY:
+        url = _stripe_checkout_url(current, force=force)
+    else:
+        url = _template_url(current)
+    with transaction.atomic():
+        before = Invoice.objects.select_for_update().select_related("customer").get(pk=invoice.pk)
+        if before.pay_link and not force:
+            invoice.pay_link = before.pay_link
+            return before.pay_link
+        Invoice.objects.filter(pk=invoice.pk).update(pay_link=url, updated_at=timezone.now())
+        after = Invoice(pk=before.pk, pay_link=url)
+        services.log_changes(
+            before=before,
+            after=after,
+            kinds={"pay_link": Activity.Kind.STATUS_CHANGE},
+            by=by,
+            customer=before.customer,
+            invoice=before,
+        )
+    invoice.pay_link = url
+    return url
+
+
+def _template_url(invoice: Invoice) -> str:
+    values = {
+        "number": invoice.number,
+        "customer_ref": invoice.customer.external_ref,
+        "amount": str(invoice.open_balance),
+        "currency": invoice.currency,
+        "id": str(invoice.pk),
+    }
+    try:
+        url = settings.PAY_LINK_TEMPLATE.format_map(
+            {k: quote(v, safe="") for k, v in values.items()}
+        )
+    except (KeyError, IndexError, ValueError) as exc:
+        raise ImproperlyConfigured(
+            f"PAY_LINK_TEMPLATE may use only {{{'}, {'.join(values)}}}: {exc}"
+        ) from exc
+    return url
+
+
+def _stripe_checkout_url(invoice: Invoice, *, force: bool) -> str:
+    metadata = {"invoice_number": invoice.number, "customer_ref": invoice.customer.external_ref}
+    params = {
+        "mode": "payment",
+        "line_items": [
+            {
+                "quantity": 1,
+                "price_data": {
+                    "currency": invoice.currency.lower(),
+                    "unit_amount": to_minor_units(invoice.open_balance, invoice.currency),
+                    "product_data": {"name": _("Invoice %(n)s") % {"n": invoice.number}},
+                },
+            }
+        ],
+        "client_reference_id": invoice.number,
+        "metadata": metadata,
+        # The PaymentIntent (and so its charge) carries the same metadata, so
+        # payment_intent.succeeded and charge.refunded find the invoice too.
+        "payment_intent_data": {"metadata": metadata},
+    }
+    success_url = getattr(settings, "PAY_LINK_SUCCESS_URL", "")
+    if success_url:
+        params["success_url"] = success_url
+    # The same key within Stripe's 24 h window returns the same session, so a retried
+    # command does not make a second one; `force` asks for a new one on purpose.
+    idempotency_key = (
+        f"pay-link:{invoice.pk}:{params['line_items'][0]['price_data']['unit_amount']}"
+    )
+    if force:
+        idempotency_key += f":{uuid.uuid4()}"
+    session = stripe.checkout.Session.create(
+        api_key=settings.STRIPE_API_KEY, idempotency_key=idempotency_key, **params
+    )
+    return session.url

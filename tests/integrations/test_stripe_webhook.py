@@ -1,0 +1,426 @@
+import hashlib
+import hmac
+import json
+import time
+from decimal import Decimal
+
+import pytest
+from django.db import OperationalError
+from django.urls import reverse
+
+from accounts.models import Activity, Allocation, Invoice, Payment
+from integrations import gateways
+from integrations.models import IntakeBatch, Rejection, SourceHealth, WebhookEvent
+from tests.factories import InvoiceFactory
+
+pytestmark = pytest.mark.django_db
+SECRET = "whsec_test_secret"
+URL = "/integrations/stripe/webhook/"
+
+
+@pytest.fixture(autouse=True)
+def _stripe_secret(settings):
+    settings.STRIPE_WEBHOOK_SECRET = SECRET
+
+
+@pytest.fixture
+def invoice():
+    return InvoiceFactory(
+        number="INV-7001", amount=Decimal("100.00"), customer__external_ref="CUST-1"
+    )
+
+
+def sign(payload: str, secret: str = SECRET, timestamp: int | None = None) -> str:
+    """Stripe's scheme: v1 = HMAC-SHA256(secret, f"{t}.{payload}")."""
+    timestamp = int(time.time()) if timestamp is None else timestamp
+    signature = hmac.new(
+        secret.encode(), f"{timestamp}.{payload}".encode(), hashlib.sha256
+    ).hexdigest()
+    return f"t={timestamp},v1={signature}"
+
+
+def event(event_type: str, obj: dict, event_id: str | None = None) -> dict:
+    now = int(time.time())
+    return {
+        "id": event_id or f"evt_{event_type.replace('.', '_')}_{obj.get('id', 'x')}",
+        "object": "event",
+        "type": event_type,
+        "created": now,
+        "livemode": False,
+        "api_version": "2025-01-27.acacia",
+        "data": {"object": {"created": now, **obj}},
+    }
+
+
+def metadata(invoice_number="INV-7001", customer_ref="CUST-1"):
+    return {"invoice_number": invoice_number, "customer_ref": customer_ref}
+
+
+def payment_intent(pi="pi_1", amount=10000, currency="usd", **meta):
+    return event(
+        "payment_intent.succeeded",
+        {
+            "id": pi,
+            "object": "payment_intent",
+            "amount": amount,
+            "amount_received": amount,
+            "currency": currency,
+            "status": "succeeded",
+            "metadata": metadata(**meta),
+        },
+    )
+
+
+def checkout_completed(pi="pi_1", amount=10000, currency="usd"):
+    return event(
+        "checkout.session.completed",
+        {
+            "id": f"cs_{pi}",
+            "object": "checkout.session",
+            "mode": "payment",
+            "payment_status": "paid",
+            "payment_intent": pi,
+            "amount_total": amount,
+            "currency": currency,
+            "metadata": metadata(),
+        },
+    )
+
+
+def charge_refunded(amount_refunded, pi="pi_1", amount=10000, event_id=None):
+    return event(
+        "charge.refunded",
+        {
+            "id": f"ch_{pi}",
+            "object": "charge",
+            "payment_intent": pi,
+            "amount": amount,
+            "amount_refunded": amount_refunded,
+            "currency": "usd",
+            "refunded": amount_refunded == amount,
+            "metadata": metadata(),
+        },
+        event_id=event_id or f"evt_refund_{pi}_{amount_refunded}",
+    )
+
+
+def post(client, payload_event, *, secret=SECRET, timestamp=None, signature=None):
+    payload = json.dumps(payload_event)
+    header = sign(payload, secret, timestamp) if signature is None else signature
+    return client.post(
+        URL, data=payload, content_type="application/json", HTTP_STRIPE_SIGNATURE=header
+    )
+
+
+def ledger_counts():
+    return (
+        Payment.objects.count(),
+        Allocation.objects.count(),
+        Activity.objects.count(),
+        WebhookEvent.objects.count(),
+    )
+
+
+def test_payment_intent_succeeded_books_and_allocates_the_invoice(client, invoice):
+    response = post(client, payment_intent())
+
+    assert response.status_code == 200
+    invoice.refresh_from_db()
+    assert (invoice.status, invoice.open_balance) == (Invoice.Status.PAID, Decimal("0.00"))
+    payment = Payment.objects.get()
+    assert (payment.source, payment.external_id, payment.amount, payment.currency) == (
+        "stripe",
+        "pi_1",
+        Decimal("100.00"),
+        "USD",
+    )
+    assert payment.customer == invoice.customer and payment.unallocated_amount == 0
+    assert set(
+        Activity.objects.filter(customer=invoice.customer).values_list("kind", flat=True)
+    ) == {
+        Activity.Kind.PAYMENT,
+        Activity.Kind.ALLOCATION,
+    }
+    webhook_event = WebhookEvent.objects.get()
+    assert (webhook_event.provider, webhook_event.status) == ("stripe", "processed")
+    batch = IntakeBatch.objects.get()
+    assert (batch.source, batch.kind, batch.status) == ("stripe", "payments", "completed")
+    assert batch.counts()["read"] == batch.counts()["created"] == 1
+    assert SourceHealth.objects.get(source="stripe").consecutive_failures == 0
+
+
+def test_replayed_event_answers_200_and_changes_nothing(client, invoice):
+    payload = payment_intent()
+    post(client, payload)
+    before = ledger_counts()
+
+    response = post(client, payload)
+
+    assert response.status_code == 200 and response.json()["status"] == "duplicate"
+    assert ledger_counts() == before
+    replay_batch = IntakeBatch.objects.order_by("-id").first()
+    assert (replay_batch.rows_read, replay_batch.unchanged) == (1, 1)
+
+
+@pytest.mark.parametrize(
+    "signature",
+    [
+        "",
+        "t=1,v1=deadbeef",
+        "garbage",
+        sign("{}"),  # a valid signature of another body
+    ],
+)
+def test_bad_or_missing_signature_is_refused_and_stores_nothing(client, invoice, signature):
+    response = post(client, payment_intent(), signature=signature)
+
+    assert response.status_code == 400
+    assert ledger_counts() == (0, 0, 0, 0)
+    assert not IntakeBatch.objects.exists()
+
+
+def test_signature_made_with_another_secret_is_refused(client, invoice):
+    assert post(client, payment_intent(), secret="whsec_other").status_code == 400
+    assert ledger_counts() == (0, 0, 0, 0)
+
+
+def test_signature_older_than_five_minutes_is_refused(client, invoice):
+    response = post(client, payment_intent(), timestamp=int(time.time()) - 301)
+
+    assert response.status_code == 400
+    assert ledger_counts() == (0, 0, 0, 0)
+
+
+def test_signature_within_five_minutes_is_accepted(client, invoice):
+    assert post(client, payment_intent(), timestamp=int(time.time()) - 240).status_code == 200
+
+
+def test_not_configured_answers_503_and_changes_nothing(client, invoice, settings):
+    settings.STRIPE_WEBHOOK_SECRET = ""
+
+    response = post(client, payment_intent())
+
+    assert response.status_code == 503 and response.json()["error"] == "not configured"
+    assert ledger_counts() == (0, 0, 0, 0)
+
+
+def test_webhook_is_post_only_and_needs_no_csrf_token(invoice):
+    from django.test import Client
+
+    client = Client(enforce_csrf_checks=True)
+    assert client.get(URL).status_code == 405
+    assert post(client, payment_intent()).status_code == 200
+    assert reverse("integrations:stripe-webhook") == URL
+
+
+@pytest.mark.parametrize("first", ["checkout", "payment_intent"])
+def test_checkout_and_payment_intent_events_for_one_intent_book_once(client, invoice, first):
+    events = [checkout_completed(), payment_intent()]
+    if first == "payment_intent":
+        events.reverse()
+
+    for each in events:
+        assert post(client, each).status_code == 200
+
+    payment = Payment.objects.get()
+    assert payment.external_id == "pi_1" and Allocation.objects.count() == 1
+    invoice.refresh_from_db()
+    assert invoice.status == Invoice.Status.PAID
+    second = WebhookEvent.objects.get(event_id=events[1]["id"])
+    assert second.status == "processed" and "already booked" in second.note
+    assert IntakeBatch.objects.order_by("id").last().unchanged == 1
+
+
+def test_unpaid_checkout_session_books_nothing(client, invoice):
+    pending = checkout_completed()
+    pending["data"]["object"]["payment_status"] = "unpaid"
+
+    post(client, pending)
+
+    assert not Payment.objects.exists()
+    assert WebhookEvent.objects.get().status == "ignored"
+
+
+def test_partial_then_full_refund_reopens_the_invoice_idempotently(client, invoice):
+    post(client, payment_intent())
+    partial = charge_refunded(4000)
+
+    post(client, partial)
+    post(client, partial)  # replay
+
+    invoice.refresh_from_db()
+    payment = Payment.objects.get()
+    assert (invoice.status, invoice.open_balance) == (Invoice.Status.PARTIALLY_PAID, Decimal("40"))
+    assert payment.refunded_amount == Decimal("40.00")
+
+    post(client, charge_refunded(10000))  # cumulative: 100.00 refunded in all
+    post(client, charge_refunded(4000, event_id="evt_late_copy"))  # older state, arriving late
+
+    invoice.refresh_from_db()
+    payment.refresh_from_db()
+    assert (invoice.status, invoice.open_balance) == (Invoice.Status.OPEN, Decimal("100.00"))
+    assert payment.refunded_amount == Decimal("100.00")
+    assert Allocation.objects.filter(amount__lt=0).count() == 2
+    late = WebhookEvent.objects.get(event_id="evt_late_copy")
+    assert late.status == "processed" and "nothing changed" in late.note
+
+
+def test_refund_before_payment_books_the_payment_from_the_charge_then_refunds(client, invoice):
+    post(client, charge_refunded(3000))
+    post(client, payment_intent())  # arrives late
+    post(client, checkout_completed())  # and later still
+
+    payment = Payment.objects.get()
+    assert (payment.amount, payment.refunded_amount) == (Decimal("100.00"), Decimal("30.00"))
+    invoice.refresh_from_db()
+    assert (invoice.status, invoice.open_balance) == (Invoice.Status.PARTIALLY_PAID, Decimal("30"))
+    assert Allocation.objects.filter(amount__gt=0).count() == 1
+    assert set(WebhookEvent.objects.values_list("status", flat=True)) == {"processed"}
+
+
+def test_unknown_invoice_keeps_the_money_as_unapplied_cash(client, invoice):
+    post(client, payment_intent(invoice_number="INV-NOPE"))
+
+    payment = Payment.objects.get()
+    assert payment.unallocated_amount == Decimal("100.00")
+    assert payment.customer == invoice.customer  # from customer_ref
+    webhook_event = WebhookEvent.objects.get()
+    assert webhook_event.status == "processed" and "no invoice INV-NOPE" in webhook_event.note
+    invoice.refresh_from_db()
+    assert invoice.status == Invoice.Status.OPEN
+
+
+def test_unknown_customer_and_invoice_still_records_the_payment(client, invoice):
+    post(client, payment_intent(invoice_number="X-1", customer_ref="NOBODY"))
+
+    payment = Payment.objects.get()
+    assert payment.customer is None and payment.unallocated_amount == Decimal("100.00")
+
+
+def test_currency_mismatch_keeps_the_money_unapplied_with_the_reason(client, invoice):
+    post(client, payment_intent(currency="eur"))
+
+    payment = Payment.objects.get()
+    assert (payment.currency, payment.unallocated_amount) == ("EUR", Decimal("100.00"))
+    note = WebhookEvent.objects.get().note
+    assert "unapplied" in note and "EUR" in note and "USD" in note
+    invoice.refresh_from_db()
+    assert invoice.open_balance == Decimal("100.00")
+
+
+def test_zero_decimal_currency_jpy_is_not_divided_by_100(client):
+    invoice = InvoiceFactory(
+        number="INV-JP", currency="JPY", amount=Decimal("5000"), customer__external_ref="JP-1"
+    )
+
+    post(
+        client,
+        payment_intent(amount=5000, currency="jpy", invoice_number="INV-JP", customer_ref="JP-1"),
+    )
+
+    payment = Payment.objects.get()
+    assert (payment.amount, payment.currency) == (Decimal("5000.00"), "JPY")
+    invoice.refresh_from_db()
+    assert invoice.status == Invoice.Status.PAID
+
+
+def test_minor_units_follow_the_currency_exponent():
+    assert gateways.from_minor_units(12345, "USD") == Decimal("123.45")
+    assert gateways.from_minor_units(12345, "KRW") == Decimal("12345.00")
+    assert gateways.from_minor_units(12340, "KWD") == Decimal("12.34")
+    assert gateways.to_minor_units(Decimal("5000.00"), "JPY") == 5000
+    assert gateways.to_minor_units(Decimal("12.34"), "EUR") == 1234
+
+
+def test_event_without_an_amount_is_stored_failed_with_a_rejection(client, invoice):
+    broken = payment_intent()
+    del broken["data"]["object"]["amount"], broken["data"]["object"]["amount_received"]
+
+    response = post(client, broken)
+
+    assert response.status_code == 200
+    assert not Payment.objects.exists()
+    webhook_event = WebhookEvent.objects.get()
+    assert webhook_event.status == "failed" and "amount" in webhook_event.note
+    batch = IntakeBatch.objects.get()
+    assert (batch.rows_read, batch.rejected, batch.status) == (1, 1, "completed")
+    rejection = Rejection.objects.get(batch=batch)
+    assert rejection.raw["event_id"] == broken["id"] and "amount" in rejection.errors
+    assert post(client, broken).json()["status"] == "duplicate"
+
+
+def test_other_event_types_are_stored_and_ignored(client, invoice):
+    post(client, event("customer.created", {"id": "cus_1", "object": "customer"}))
+
+    assert WebhookEvent.objects.get().status == "ignored"
+    assert not Payment.objects.exists()
+    assert IntakeBatch.objects.get().unchanged == 1
+
+
+def test_transient_database_failure_is_retried_and_books_once(client, invoice, monkeypatch):
+    real_book = gateways.book_payment
+    calls = []
+
+    def flaky_book(**kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise OperationalError("server closed the connection unexpectedly")
+        return real_book(**kwargs)
+
+    monkeypatch.setattr(gateways, "book_payment", flaky_book)
+
+    assert post(client, payment_intent()).status_code == 200
+
+    assert len(calls) == 2
+    assert Payment.objects.count() == 1 and WebhookEvent.objects.count() == 1
+    assert IntakeBatch.objects.count() == 1
+    assert SourceHealth.objects.get(source="stripe").consecutive_failures == 0
+
+
+def test_signed_body_that_is_not_an_event_is_refused_and_dead_lettered(client):
+    payload = "[1, 2, 3]"
+
+    response = client.post(
+        URL, data=payload, content_type="application/json", HTTP_STRIPE_SIGNATURE=sign(payload)
+    )
+
+    assert response.status_code == 400
+    assert not WebhookEvent.objects.exists()
+    assert IntakeBatch.objects.get().rejected == 1 and Rejection.objects.count() == 1
+
+
+@pytest.mark.postgresql
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_success_events_for_one_intent_book_once():
+    import threading
+
+    from django.db import connection
+
+    invoice = InvoiceFactory(
+        number="INV-7001", amount=Decimal("100.00"), customer__external_ref="CUST-1"
+    )
+    barrier = threading.Barrier(2)
+    errors = []
+
+    def deliver(payload):
+        try:
+            barrier.wait()
+            gateways.receive_stripe_event(payload)
+        except Exception as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [
+        threading.Thread(target=deliver, args=(each,))
+        for each in (checkout_completed(), payment_intent())
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert errors == []
+    assert Payment.objects.count() == 1 and Allocation.objects.count() == 1
+    invoice.refresh_from_db()
+    assert invoice.status == Invoice.Status.PAID
