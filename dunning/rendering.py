@@ -6,7 +6,7 @@ from collections import defaultdict
 from decimal import Decimal
 
 from django.conf import settings
-from django.template import Context, Engine, TemplateSyntaxError
+from django.template import Context, Engine, TemplateDoesNotExist, TemplateSyntaxError
 
 from accounts.models import Contact, Customer, Invoice
 
@@ -67,7 +67,7 @@ def render_string(source: str, context: dict, *, html: bool = False) -> str:
     engine = _HTML_ENGINE if html else _TEXT_ENGINE
     try:
         rendered = engine.from_string(source).render(Context(context, autoescape=html))
-    except TemplateSyntaxError as exc:
+    except (TemplateSyntaxError, TemplateDoesNotExist) as exc:
         raise RenderError(f"template error: {exc}") from exc
     missing = sorted(set(_MISSING_RE.findall(rendered)))
     if missing:
@@ -84,3 +84,23 @@ def render(template: Template, context: dict) -> dict:
         if template.body_html
         else "",
     }
+
+
+GSM_7 = set(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà^{}\\[~]|€"
+)
+GSM_7_EXTENDED = set("^{}\\[~]|€")
+
+
+def sms_segments(text: str) -> int:
+    """How many SMS segments a text takes: GSM-7 (160, or 153 per part) or UCS-2 (70 / 67)."""
+    if all(char in GSM_7 for char in text):
+        length = len(text) + sum(1 for char in text if char in GSM_7_EXTENDED)
+        single, part = 160, 153
+    else:
+        length = len(text.encode("utf-16-le")) // 2
+        single, part = 70, 67
+    if length <= single:
+        return 1
+    return -(-length // part)
