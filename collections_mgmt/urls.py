@@ -21,6 +21,10 @@ integrations_api.register(router)
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("healthz/", views.healthz),
+    # Before the router, whose invoices/<pk>/ would otherwise take "bulk" for a pk.
+    path(
+        "api/v1/invoices/bulk/", integrations_api.InvoiceBulkUpsert.as_view(), name="invoice-bulk"
+    ),
     path("api/v1/", include(router.urls)),
     path("integrations/", include("integrations.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

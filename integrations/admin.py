@@ -173,3 +173,7 @@ class WebhookEventAdmin(ReadOnlyAdmin):
     list_display = ["received_at", "provider", "event_type", "event_id", "status", "note"]
     list_filter = ["provider", "status", "event_type"]
     search_fields = ["=event_id"]
+
+
+# The spreadsheet import and reconciliation pages register their own admin classes.
+from . import reconciliation_admin, spreadsheet_admin  # noqa: E402, F401

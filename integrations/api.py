@@ -1,10 +1,18 @@
-"""REST API for intake: batches and their rejected rows (read)."""
+"""REST API for intake: the bulk invoice upsert, and batches and their rejected rows (read)."""
 
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, viewsets
+from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from accounts.api import filter_by_params
+from accounts.models import Invoice
+from collections_mgmt.api import StrictModelPermissions
 
-from .models import IntakeBatch, Rejection
+from . import intake, pipeline
+from .idempotency import run_once
+from .intake import RowRejected
+from .models import ImportProfile, IntakeBatch, Rejection
 
 
 class IntakeBatchSerializer(serializers.ModelSerializer):
@@ -82,3 +90,140 @@ class RejectionViewSet(viewsets.ReadOnlyModelViewSet):
 def register(router) -> None:
     router.register("intake-batches", IntakeBatchViewSet)
     router.register("rejections", RejectionViewSet)
+
+
+# What an item of a bulk upsert may carry: the pipeline's ledger fields.
+BULK_FIELDS = (
+    "number",
+    "customer_ref",
+    "customer_name",
+    "email",
+    "phone",
+    "contact_name",
+    "country",
+    "issued_on",
+    "due_on",
+    "currency",
+    "amount",
+    "amount_due",
+    "reference",
+)
+MONEY_FIELDS = ("amount", "amount_due")
+MAX_BULK_ITEMS = 5000
+
+
+def api_profile(source: str) -> ImportProfile:
+    """An unsaved profile: ISO dates, plain decimals, the fields an API caller must send."""
+    return ImportProfile(
+        name="api",
+        label="REST API",
+        source=source,
+        date_formats=["%Y-%m-%d"],
+        decimal_separator=".",
+        thousands_separator="",
+        required=["number", "customer_name", "issued_on", "due_on", "currency", "amount"],
+    )
+
+
+class BulkInvoiceItem(serializers.Serializer):
+    number = serializers.CharField()
+    customer_ref = serializers.CharField(required=False)
+    customer_name = serializers.CharField()
+    email = serializers.EmailField(required=False)
+    phone = serializers.CharField(required=False)
+    contact_name = serializers.CharField(required=False)
+    country = serializers.CharField(required=False, help_text="ISO 3166 code")
+    issued_on = serializers.DateField()
+    due_on = serializers.DateField()
+    currency = serializers.CharField(help_text="ISO 4217 code")
+    amount = serializers.DecimalField(max_digits=14, decimal_places=2, coerce_to_string=True)
+    amount_due = serializers.DecimalField(
+        max_digits=14, decimal_places=2, required=False, help_text="what the source says is due"
+    )
+    reference = serializers.CharField(required=False)
+
+
+class BulkInvoiceRequest(serializers.Serializer):
+    source = serializers.CharField(required=False, default="api")
+    invoices = BulkInvoiceItem(many=True)
+
+
+class BulkRowError(serializers.Serializer):
+    index = serializers.IntegerField()
+    errors = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))
+
+
+class BulkInvoiceResponse(serializers.Serializer):
+    batch = serializers.IntegerField()
+    read = serializers.IntegerField()
+    created = serializers.IntegerField()
+    updated = serializers.IntegerField()
+    unchanged = serializers.IntegerField()
+    rejected = serializers.IntegerField()
+    errors = BulkRowError(many=True)
+
+
+class InvoiceBulkUpsert(APIView):
+    """POST /api/v1/invoices/bulk/: create or update up to 5,000 invoices in one batch.
+
+    Body: {"source": "erp", "invoices": [{number, customer_ref, customer_name, email,
+    phone, contact_name, country, issued_on, due_on, currency, amount, amount_due,
+    reference}, ...]}. Amounts are decimal strings. Valid items load; invalid ones are
+    rejected with their index and a reason per field, and kept in the dead-letter list.
+    Send an Idempotency-Key header: a retried request returns the first answer.
+    """
+
+    permission_classes = [StrictModelPermissions]
+    queryset = Invoice.objects.none()  # for the model permission (add_invoice)
+
+    @extend_schema(
+        request=BulkInvoiceRequest,
+        responses=BulkInvoiceResponse,
+        parameters=[
+            OpenApiParameter(
+                "Idempotency-Key", str, OpenApiParameter.HEADER, description="retry-safe key"
+            )
+        ],
+    )
+    def post(self, request):
+        return run_once(request, endpoint="invoices-bulk", handler=lambda: self._upsert(request))
+
+    def _upsert(self, request):
+        body = request.data if isinstance(request.data, dict) else {}
+        items = body.get("invoices")
+        source = str(body.get("source") or "api").strip()[:40]
+        if not isinstance(items, list) or not items:
+            return Response({"invoices": ["a non-empty list is required"]}, status=400)
+        if len(items) > MAX_BULK_ITEMS:
+            return Response(
+                {"invoices": [f"at most {MAX_BULK_ITEMS} items per request"]}, status=400
+            )
+        batch = intake.open_batch(source=IntakeBatch.Source.API, kind="invoices", by=request.user)
+        tally = intake.Tally()
+        parser = pipeline.RowParser(api_profile(source))
+        errors, records = [], []
+        for index, item in enumerate(items):
+            try:
+                records.append(self._parse(parser, index, item))
+            except RowRejected as exc:
+                raw = item if isinstance(item, dict) else {"item": item}
+                intake.reject(tally, batch, row_number=index + 1, raw=raw, errors=exc.errors)
+                errors.append({"index": index, "errors": exc.errors})
+        pipeline.upsert_invoices(records, batch=batch, by=request.user, source=source, tally=tally)
+        intake.close_batch(batch, tally)
+        return Response({**batch.counts(), "errors": errors}, status=200)
+
+    @staticmethod
+    def _parse(parser, index: int, item):
+        if not isinstance(item, dict):
+            raise RowRejected({"item": ["must be an object"]})
+        unknown = sorted(set(item) - set(BULK_FIELDS))
+        floats = [name for name in MONEY_FIELDS if isinstance(item.get(name), float | int)]
+        problems = {}
+        if unknown:
+            problems["item"] = [f"unknown field(s): {', '.join(unknown)}"]
+        for name in floats:
+            problems[name] = ['send amounts as decimal strings, e.g. "1250.00"']
+        if problems:
+            raise RowRejected(problems)
+        return parser.parse(item, row_number=index + 1, raw=item)

@@ -1,0 +1,236 @@
+"""Loading a bank statement file into the ledger: statement, lines, payments, matching.
+
+One import is one IntakeBatch (source bank_statement, kind payments). Every entry of the
+file is counted once: created (a new line; a credit also becomes a Payment), unchanged
+(the same line was imported before: its fingerprint is known for the account) or
+rejected (it could not be read or recorded; the dead-letter list keeps it with the
+reason). A file that cannot be read at all fails the batch and raises StatementUnreadable.
+"""
+
+import hashlib
+import zlib
+from collections import Counter
+from dataclasses import dataclass, field
+
+from django.core.exceptions import ValidationError
+from django.db import connection, transaction
+
+from accounts import services
+from accounts.models import Customer, Payment
+
+from .. import intake, reconciliation
+from ..models import BankLine, BankStatement, IntakeBatch
+from . import BadLine, ParsedStatement, StatementLine, StatementUnreadable, parse_statement
+from . import content_key as _content_key
+from . import fingerprint as _fingerprint
+
+SOURCE = "bank_statement"
+PAYMENT_SOURCE = "bank"
+CHUNK_SIZE = 1000
+
+
+@dataclass
+class ImportResult:
+    batch: IntakeBatch
+    statement: BankStatement | None = None
+    lines: int = 0
+    payments: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    payment_ids: list[int] = field(default_factory=list)
+    outcome: reconciliation.Outcome = field(default_factory=reconciliation.Outcome)
+
+    def summary(self) -> dict:
+        """The command's last line. Payments booked only in part count as partially
+        matched; those waiting for review and those with no match count as unmatched."""
+        return {
+            "lines": self.lines,
+            "payments": self.payments,
+            "matched": self.outcome.matched,
+            "partially_matched": self.outcome.partially_matched,
+            "unmatched": self.outcome.unmatched + self.outcome.review,
+            "duplicates": self.duplicates,
+        }
+
+
+def import_statement(
+    *,
+    content: bytes,
+    filename: str = "",
+    format: str | None = None,
+    by=None,
+    account: str = "",
+    reconcile: bool = True,
+    chunk_size: int = CHUNK_SIZE,
+) -> ImportResult:
+    """Parse, store and (unless `reconcile` is False) match one statement file.
+
+    1. Open the batch first, so even an unreadable file leaves a record of the attempt.
+    2. Parse the whole file; an unreadable file fails the batch (StatementUnreadable).
+    3. Give each line its fingerprint: the bank's reference, or a hash of its content and
+       of how many identical lines precede it in the file.
+    4. Per chunk of lines, in one transaction holding an advisory lock on the account (two
+       imports of the same file cannot both pass the duplicate check): skip fingerprints
+       already stored, identify payers, record a Payment per new credit (a failing one is
+       rejected alone, in its savepoint) and insert the chunk's lines in one statement.
+    5. Close the batch with its counts, then match the new payments.
+    """
+    batch = intake.open_batch(
+        source=IntakeBatch.Source.BANK_STATEMENT,
+        kind=IntakeBatch.Kind.PAYMENTS,
+        by=by,
+        filename=filename[:255],
+        file_sha256=hashlib.sha256(content).hexdigest(),
+    )
+    result = ImportResult(batch=batch)
+    try:
+        parsed = parse_statement(content, format, account=account)
+    except StatementUnreadable as exc:
+        intake.fail_batch(batch, str(exc))
+        intake.record_failure(SOURCE, str(exc))
+        raise
+    tally = intake.Tally()
+    keyed = _with_fingerprints(parsed)
+    result.lines = len(parsed.lines)
+    try:
+        for start in range(0, len(keyed), chunk_size):
+            _load_chunk(parsed, keyed[start : start + chunk_size], batch, tally, result, by)
+    except Exception as exc:  # the chunks loaded so far stay; the batch says where it broke
+        intake.fail_batch(batch, f"{exc.__class__.__name__}: {exc}")
+        intake.record_failure(SOURCE, str(exc))
+        raise
+    intake.close_batch(batch, tally)
+    intake.record_success(SOURCE)
+    result.duplicates = tally.unchanged
+    result.rejected = tally.rejected
+    if reconcile and result.payment_ids:
+        result.outcome = reconciliation.reconcile(result.payment_ids, by=by)
+    return result
+
+
+def _with_fingerprints(parsed: ParsedStatement) -> list[tuple[StatementLine | BadLine, str]]:
+    seen_content: Counter = Counter()
+    seen_reference: Counter = Counter()
+    keyed = []
+    for line in parsed.lines:
+        if isinstance(line, BadLine):
+            keyed.append((line, ""))
+            continue
+        key = _content_key(line, account=parsed.account)
+        occurrence = seen_content[key]
+        seen_content[key] += 1
+        reference = line.bank_reference.strip()
+        if reference:
+            # A reference repeated within one file (some banks reuse them per batch).
+            repeat = seen_reference[reference]
+            seen_reference[reference] += 1
+            if repeat:
+                reference = f"{reference}#{repeat + 1}"
+        keyed.append(
+            (
+                line,
+                _fingerprint(
+                    line, account=parsed.account, occurrence=occurrence, reference=reference
+                ),
+            )
+        )
+    return keyed
+
+
+def _load_chunk(parsed, keyed, batch, tally, result, by) -> None:
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            lock = zlib.crc32(f"bank-statement:{parsed.account}".encode())
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [lock])
+        fingerprints = [fp for _line, fp in keyed if fp]
+        known = set(
+            BankLine.objects.filter(
+                account=parsed.account, fingerprint__in=fingerprints
+            ).values_list("fingerprint", flat=True)
+        )
+        fresh: list[tuple[StatementLine, str]] = []
+        for line, fp in keyed:
+            if isinstance(line, BadLine):
+                intake.reject(
+                    tally, batch, row_number=line.line_number, raw=line.raw, errors=line.errors
+                )
+            elif fp in known:
+                tally.unchanged += 1
+            else:
+                known.add(fp)
+                fresh.append((line, fp))
+        if not fresh:
+            intake.flush_rejections(tally)
+            return
+        if result.statement is None:
+            result.statement = BankStatement.objects.create(
+                batch=batch,
+                format=parsed.format,
+                account=parsed.account,
+                statement_ref=parsed.statement_ref or batch.file_sha256[:16],
+                currency=parsed.currency,
+                opening_balance=parsed.opening_balance,
+                closing_balance=parsed.closing_balance,
+                from_on=parsed.from_on,
+                to_on=parsed.to_on,
+            )
+        credits = [line for line, _fp in fresh if line.is_credit]
+        payers = dict(zip(map(id, credits), reconciliation.identify_payers(credits), strict=True))
+        customers = {}
+        if any(payers.values()):
+            customers = Customer.objects.in_bulk({pk for pk in payers.values() if pk})
+        rows = []
+        for line, fp in fresh:
+            payment = None
+            if line.is_credit:
+                # record_payment is atomic: inside this chunk's transaction it is a
+                # savepoint, so a refused payment rolls back alone.
+                try:
+                    payment = services.record_payment(
+                        amount=line.amount,
+                        currency=line.currency,
+                        received_on=line.value_on or line.booked_on,
+                        customer=customers.get(payers[id(line)]),
+                        method=Payment.Method.BANK_TRANSFER,
+                        remittance_reference=_remittance(line)[:255],
+                        source=PAYMENT_SOURCE,
+                        external_id=fp,
+                        by=by,
+                    )
+                except ValidationError as exc:
+                    error = intake.RowRejected.from_validation_error(exc, default_field="payment")
+                    intake.reject(
+                        tally, batch, row_number=line.line_number, raw=line.raw, errors=error.errors
+                    )
+                    continue
+                result.payments += 1
+                result.payment_ids.append(payment.pk)
+            tally.created += 1
+            rows.append(
+                BankLine(
+                    statement=result.statement,
+                    line_number=line.line_number,
+                    fingerprint=fp,
+                    account=parsed.account,
+                    booked_on=line.booked_on,
+                    value_on=line.value_on,
+                    amount=line.amount,
+                    currency=line.currency,
+                    counterparty_name=line.counterparty_name,
+                    counterparty_account=line.counterparty_account,
+                    remittance=line.remittance,
+                    bank_reference=line.bank_reference,
+                    payment=payment,
+                )
+            )
+        BankLine.objects.bulk_create(rows, batch_size=1000)
+        intake.flush_rejections(tally)
+
+
+def _remittance(line: StatementLine) -> str:
+    """What the payer wrote, plus the end-to-end id (payers often put the invoice there)."""
+    parts = [line.remittance]
+    if line.end_to_end_id and line.end_to_end_id not in line.remittance:
+        parts.append(line.end_to_end_id)
+    return " ".join(p for p in parts if p).strip()

@@ -1,0 +1,87 @@
+"""Load an invoice spreadsheet (CSV or XLSX) through the intake pipeline."""
+
+import json
+from pathlib import Path
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError
+
+from integrations import spreadsheets
+from integrations.models import ImportProfile
+
+UNREADABLE = 2
+
+
+class Command(BaseCommand):
+    help = (
+        "Load invoices (and their customers and contacts) from a CSV or XLSX file. The last "
+        'line of output is {"read", "created", "updated", "unchanged", "rejected", "batch"} '
+        "as JSON. Exit 0 when the file was read (rejected rows included), 2 when it could "
+        "not be read at all."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("path", help="the .csv or .xlsx file")
+        parser.add_argument(
+            "--profile", default="generic-csv", help="import profile name (default generic-csv)"
+        )
+        parser.add_argument(
+            "--dry-run",
+            action="store_true",
+            help="validate and count every row, write nothing to the ledger",
+        )
+        parser.add_argument("--user", help="username recorded as the importer on the timeline")
+        parser.add_argument(
+            "--encoding", help="CSV text encoding when not UTF-8 (e.g. cp1252, latin-1)"
+        )
+
+    def handle(self, *args, path, profile, dry_run, user, encoding, **options):
+        try:
+            profile_obj = ImportProfile.objects.get(name=profile)
+        except ImportProfile.DoesNotExist as exc:
+            names = ", ".join(ImportProfile.objects.values_list("name", flat=True))
+            raise CommandError(f"Unknown profile {profile!r}; choose one of: {names}") from exc
+        by = None
+        if user:
+            by = get_user_model().objects.filter(username=user).first()
+            if by is None:
+                raise CommandError(f"Unknown user {user!r}.")
+        file = Path(path)
+        try:
+            stream = file.open("rb")
+        except OSError as exc:
+            self._unreadable(f"{path}: {exc.strerror or exc}", batch=None)
+        with stream:
+            try:
+                batch = spreadsheets.import_invoices(
+                    stream,
+                    filename=file.name,
+                    profile=profile_obj,
+                    by=by,
+                    is_dry_run=dry_run,
+                    encoding=encoding,
+                )
+            except spreadsheets.UnreadableFile as exc:
+                self._unreadable(f"{path}: {exc}", batch=exc.batch)
+        counts = batch.counts()
+        prefix = "Dry run, nothing written: " if dry_run else ""
+        self.stdout.write(
+            f"{prefix}{counts['read']} rows read from {file.name} with profile {profile_obj.name}:"
+            f" {counts['created']} created, {counts['updated']} updated,"
+            f" {counts['unchanged']} unchanged, {counts['rejected']} rejected."
+        )
+        if counts["rejected"]:
+            self.stdout.write(
+                f"Rejected rows are listed under Intake > Rejected rows (batch {batch.pk})."
+            )
+        self.stdout.write(json.dumps(counts))
+
+    def _unreadable(self, message: str, *, batch) -> None:
+        counts = (
+            batch.counts()
+            if batch is not None
+            else dict.fromkeys(["read", "created", "updated", "unchanged", "rejected"], 0)
+            | {"batch": None}
+        )
+        self.stdout.write(json.dumps(counts))
+        raise CommandError(message, returncode=UNREADABLE)

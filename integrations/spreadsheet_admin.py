@@ -1,0 +1,243 @@
+"""Admin pages for spreadsheet intake: upload, preview, confirm; correct and retry a row."""
+
+import uuid
+from pathlib import Path
+
+from django import forms
+from django.contrib import admin, messages
+from django.core import signing
+from django.core.exceptions import PermissionDenied
+from django.core.files.storage import default_storage
+from django.http import Http404, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from . import spreadsheets
+from .admin import IntakeBatchAdmin, RejectionAdmin
+from .models import ImportProfile, IntakeBatch, Rejection
+
+PREVIEW_ROWS = 500
+UPLOAD_SALT = "integrations.spreadsheet-upload"
+UPLOAD_MAX_AGE = 24 * 3600
+OUTCOME_LABELS = {
+    "created": gettext_lazy("new"),
+    "updated": gettext_lazy("changed"),
+    "unchanged": gettext_lazy("unchanged"),
+    "rejected": gettext_lazy("error"),
+}
+ENCODINGS = [
+    ("", gettext_lazy("UTF-8 (default)")),
+    ("cp1252", "Windows-1252"),
+    ("latin-1", "ISO-8859-1 (Latin-1)"),
+]
+
+
+class UploadForm(forms.Form):
+    file = forms.FileField(label=gettext_lazy("CSV or XLSX file"))
+    profile = forms.ModelChoiceField(
+        ImportProfile.objects.all(), label=gettext_lazy("Import profile"), empty_label=None
+    )
+    encoding = forms.ChoiceField(
+        choices=ENCODINGS, required=False, label=gettext_lazy("CSV encoding")
+    )
+
+
+class ConfirmForm(forms.Form):
+    token = forms.CharField(widget=forms.HiddenInput)
+
+
+def can_import(user) -> bool:
+    return user.has_perm("integrations.add_intakebatch")
+
+
+def _store_upload(upload) -> str:
+    suffix = Path(upload.name).suffix.lower()[:8]
+    return default_storage.save(f"intake/uploads/{uuid.uuid4().hex}{suffix}", upload)
+
+
+def _import(stored: str, **kwargs) -> IntakeBatch:
+    with default_storage.open(stored, "rb") as stream:
+        return spreadsheets.import_invoices(getattr(stream, "file", stream), **kwargs)
+
+
+def import_view(request, model_admin):
+    """Upload a file, preview its dry run row by row, confirm to load it for real."""
+    if not can_import(request.user):
+        raise PermissionDenied
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "opts": IntakeBatch._meta,
+        "title": _("Import invoices from a spreadsheet"),
+    }
+    form = UploadForm(initial={"profile": ImportProfile.objects.filter(name="generic-csv").first()})
+    if request.method == "POST" and "token" in request.POST:
+        return _confirm(request, context)
+    if request.method == "POST":
+        form = UploadForm(request.POST, request.FILES)
+        if form.is_valid():
+            stored = _store_upload(form.cleaned_data["file"])
+            upload = {
+                "stored": stored,
+                "filename": form.cleaned_data["file"].name,
+                "profile": form.cleaned_data["profile"].pk,
+                "encoding": form.cleaned_data["encoding"] or None,
+            }
+            rows = []
+
+            def collect(outcome):
+                if len(rows) < PREVIEW_ROWS:
+                    rows.append(outcome)
+
+            try:
+                batch = _import(
+                    stored,
+                    filename=upload["filename"],
+                    profile=form.cleaned_data["profile"],
+                    by=request.user,
+                    is_dry_run=True,
+                    encoding=upload["encoding"],
+                    on_row=collect,
+                )
+            except spreadsheets.UnreadableFile as exc:
+                default_storage.delete(stored)
+                form.add_error("file", str(exc))
+            else:
+                rows.sort(key=lambda outcome: outcome.row_number)
+                context.update(
+                    preview=batch,
+                    rows=[(row, OUTCOME_LABELS[row.outcome]) for row in rows],
+                    more_rows=batch.rows_read > len(rows),
+                    confirm=ConfirmForm(initial={"token": signing.dumps(upload, salt=UPLOAD_SALT)}),
+                    upload=upload,
+                )
+    context["form"] = form
+    return TemplateResponse(request, "admin/integrations/spreadsheet/import.html", context)
+
+
+def _confirm(request, context):
+    form = ConfirmForm(request.POST)
+    try:
+        if not form.is_valid():
+            raise signing.BadSignature
+        upload = signing.loads(form.cleaned_data["token"], salt=UPLOAD_SALT, max_age=UPLOAD_MAX_AGE)
+    except signing.BadSignature:
+        messages.error(request, _("The upload expired or was tampered with; upload it again."))
+        return HttpResponseRedirect(reverse("admin:integrations_intakebatch_import"))
+    if not default_storage.exists(upload["stored"]):
+        messages.error(request, _("This file was already loaded or has expired."))
+        return HttpResponseRedirect(reverse("admin:integrations_intakebatch_import"))
+    try:
+        batch = _import(
+            upload["stored"],
+            filename=upload["filename"],
+            profile=ImportProfile.objects.get(pk=upload["profile"]),
+            by=request.user,
+            encoding=upload["encoding"],
+        )
+    except spreadsheets.UnreadableFile as exc:
+        messages.error(request, str(exc))
+        return HttpResponseRedirect(reverse("admin:integrations_intakebatch_import"))
+    finally:
+        default_storage.delete(upload["stored"])
+    messages.success(
+        request,
+        _(
+            "%(read)d rows read: %(created)d created, %(updated)d updated, "
+            "%(unchanged)d unchanged, %(rejected)d rejected."
+        )
+        % batch.counts(),
+    )
+    return HttpResponseRedirect(reverse("admin:integrations_intakebatch_change", args=[batch.pk]))
+
+
+class RetryForm(forms.Form):
+    """One text field per column of the rejected row, holding its raw value."""
+
+    def __init__(self, *args, raw: dict, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.columns = list(raw)
+        for index, column in enumerate(self.columns):
+            self.fields[f"col{index}"] = forms.CharField(
+                label=column, required=False, initial=raw[column], max_length=500
+            )
+
+    def raw(self) -> dict:
+        return {column: self.cleaned_data[f"col{i}"] for i, column in enumerate(self.columns)}
+
+
+def retry_view(request, model_admin, object_id):
+    """Correct a rejected row's raw values and run it through its profile again."""
+    if not request.user.has_perm("integrations.resolve_rejection"):
+        raise PermissionDenied
+    rejection = get_object_or_404(Rejection.objects.select_related("batch__profile"), pk=object_id)
+    if rejection.batch.kind != IntakeBatch.Kind.INVOICES or rejection.batch.profile is None:
+        raise Http404(_("Only rows of spreadsheet invoice loads can be corrected here."))
+    errors = rejection.errors
+    form = RetryForm(raw=rejection.raw)
+    if request.method == "POST" and rejection.status == Rejection.Status.OPEN:
+        form = RetryForm(request.POST, raw=rejection.raw)
+        if form.is_valid():
+            batch, errors = spreadsheets.retry_rejection(rejection, raw=form.raw(), by=request.user)
+            if batch is not None:
+                messages.success(
+                    request, _("Row corrected and loaded in batch %(id)s.") % {"id": batch.pk}
+                )
+                return HttpResponseRedirect(
+                    reverse("admin:integrations_rejection_change", args=[rejection.pk])
+                )
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "opts": Rejection._meta,
+        "original": rejection,
+        "title": _("Correct and retry %(row)s") % {"row": rejection},
+        "form": form,
+        "errors": sorted(errors.items()),
+        "is_open": rejection.status == Rejection.Status.OPEN,
+    }
+    return TemplateResponse(request, "admin/integrations/spreadsheet/retry.html", context)
+
+
+class SpreadsheetIntakeBatchAdmin(IntakeBatchAdmin):
+    change_list_template = "admin/integrations/spreadsheet/intakebatch_change_list.html"
+
+    def get_urls(self):
+        view = self.admin_site.admin_view(lambda request: import_view(request, self))
+        return [
+            path("import/", view, name="integrations_intakebatch_import"),
+            *super().get_urls(),
+        ]
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {**(extra_context or {}), "can_import": can_import(request.user)}
+        return super().changelist_view(request, extra_context)
+
+
+class SpreadsheetRejectionAdmin(RejectionAdmin):
+    change_form_template = "admin/integrations/spreadsheet/rejection_change_form.html"
+
+    def get_urls(self):
+        view = self.admin_site.admin_view(
+            lambda request, object_id: retry_view(request, self, object_id)
+        )
+        return [
+            path("<path:object_id>/retry/", view, name="integrations_rejection_retry"),
+            *super().get_urls(),
+        ]
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra_context = {
+            **(extra_context or {}),
+            "can_retry": request.user.has_perm("integrations.resolve_rejection"),
+        }
+        return super().change_view(request, object_id, form_url, extra_context)
+
+
+for model, model_admin in (
+    (IntakeBatch, SpreadsheetIntakeBatchAdmin),
+    (Rejection, SpreadsheetRejectionAdmin),
+):
+    admin.site.unregister(model)
+    admin.site.register(model, model_admin)
