@@ -139,6 +139,7 @@ class Customer(models.Model):
             models.Index(fields=["assigned_agent", "name"]),
             models.Index(fields=["segment"]),
             models.Index(fields=["name", "id"], name="customer_name_id"),
+            models.Index(Upper("name"), name="customer_name_upper"),
             models.Index(
                 fields=["external_ref"],
                 condition=~Q(external_ref=""),
@@ -214,6 +215,7 @@ class Contact(models.Model):
             models.Index(fields=["phone"]),
             models.Index(fields=["email"]),
             models.Index(Upper("email"), name="contact_email_upper"),
+            models.Index(Upper("name"), name="contact_name_upper"),
         ]
 
     def __str__(self):

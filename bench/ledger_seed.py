@@ -84,7 +84,7 @@ CUSTOMER_COLUMNS = (
     "id, name, source, external_ref, kind, segment, industry, country, timezone, language, "
     "currency, credit_limit, assigned_agent_id, status, dunning_paused_until, "
     "dunning_pause_reason, do_not_contact, cease_communication, is_in_dispute, "
-    "is_in_payment_plan, is_bankrupt, created_at, updated_at"
+    "is_in_payment_plan, is_bankrupt, is_excluded_from_automation, created_at, updated_at"
 )
 CONTACT_COLUMNS = (
     "id, customer_id, name, role, email, phone, is_primary, email_opted_out_at, "
@@ -263,6 +263,7 @@ class LedgerSeeder:
                 rng.random() < 0.03,
                 rng.random() < 0.04,
                 rng.random() < 0.002,
+                False,
                 now,
                 now,
             )

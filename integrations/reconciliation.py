@@ -24,7 +24,6 @@ never mixed: only invoices in the payment's currency are candidates. Money left 
 the allocations stays unallocated on the payment: a credit on the payer's account.
 """
 
-import itertools
 import logging
 import re
 from collections import defaultdict
@@ -35,7 +34,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.db.models import Q
+from django.db.models.functions import Upper
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -156,20 +155,21 @@ def identify_payers(lines: Sequence) -> list[int | None]:
 def _customers_by_name(names: set[str]) -> dict[str, set[int]]:
     """Upper-cased name -> ids of the customers with that name or a contact of that name.
 
-    `name__iexact` compiles to UPPER(name) = UPPER(%s), which the trigram index on
-    UPPER(name) serves; the names go in slices so no statement grows without bound.
+    UPPER(name) IN (...) is served by the B-tree indexes on UPPER(name) of both tables; the
+    names go in slices so no statement grows without bound.
     """
     found: dict[str, set[int]] = defaultdict(set)
-    names = sorted(n for n in names if len(n) >= 3)
-    for start in range(0, len(names), 200):
-        part = names[start : start + 200]
-        condition = Q()
-        for name in part:
-            condition |= Q(name__iexact=name)
+    names = sorted({name.upper() for name in names if len(name) >= 3})
+    for start in range(0, len(names), 1000):
+        part = names[start : start + 1000]
         for model, column in ((Customer, "pk"), (Contact, "customer_id")):
-            for name, customer_id in (
-                model.objects.filter(condition).order_by().values_list("name", column)
-            ):
+            rows = (
+                model.objects.annotate(upper_name=Upper("name"))
+                .filter(upper_name__in=part)
+                .order_by()
+                .values_list("name", column)
+            )
+            for name, customer_id in rows:
                 found[_name_key(name)].add(customer_id)
     return found
 
@@ -231,17 +231,31 @@ def _spread(invoices: list[OpenInvoice], amount: Decimal) -> list[tuple[OpenInvo
 
 
 def _subset_sum(candidates: list[OpenInvoice], amount: Decimal) -> list[OpenInvoice] | None:
-    """The first combination (smallest, then oldest) of 2+ invoices summing to `amount`."""
+    """The first combination (fewest invoices, then oldest) of 2+ invoices summing to `amount`.
+
+    Grows combinations one invoice at a time in date order, keeping only running sums below
+    the target (balances are positive) and one combination per sum, so the search stays
+    small; it gives up after MAX_SUBSET_COMBINATIONS partial sums.
+    """
     target = int(amount * 100)
     cents = [int(invoice.balance * 100) for invoice in candidates]
-    tried = 0
-    for size in range(2, min(len(candidates), MAX_SUBSET_SIZE) + 1):
-        for combo in itertools.combinations(range(len(candidates)), size):
-            tried += 1
-            if tried > MAX_SUBSET_COMBINATIONS:
-                return None
-            if sum(cents[i] for i in combo) == target:
-                return [candidates[i] for i in combo]
+    if sum(sorted(cents)[-MAX_SUBSET_SIZE:]) < target:
+        return None
+    level = {c: (i,) for i, c in reversed(list(enumerate(cents))) if c < target}
+    explored = len(level)
+    for _size in range(2, min(len(candidates), MAX_SUBSET_SIZE) + 1):
+        following: dict[int, tuple[int, ...]] = {}
+        for total, combo in sorted(level.items(), key=lambda item: item[1]):
+            for j in range(combo[-1] + 1, len(cents)):
+                reached = total + cents[j]
+                if reached == target:
+                    return [candidates[i] for i in (*combo, j)]
+                if reached < target and reached not in following:
+                    following[reached] = (*combo, j)
+                    explored += 1
+                    if explored > MAX_SUBSET_COMBINATIONS:
+                        return None
+        level = following
     return None
 
 
@@ -396,6 +410,7 @@ def _reconcile_chunk(payment_ids: list[int], *, by) -> Outcome:
             open_by_customer[invoice.customer_id].append(invoice)
     threshold = auto_book_confidence()
     proposals = []
+    sure: list[tuple[int, Decimal, Match]] = []
     for pk, customer_id, currency, amount, _remittance in payments:
         match = decide(
             amount=amount,
@@ -421,43 +436,43 @@ def _reconcile_chunk(payment_ids: list[int], *, by) -> Outcome:
             )
             outcome.review += 1
             continue
-        booked = _book(pk, match, by=by)
-        if booked is None:
-            outcome.unmatched += 1
-        elif booked < amount:
-            outcome.partially_matched += 1
-        else:
-            outcome.matched += 1
+        for invoice, line_amount in match.lines:
+            invoice.balance -= line_amount  # reserved: later payments of the chunk see it
+        sure.append((pk, amount, match))
+    _book_all(sure, outcome, by=by)
     MatchProposal.objects.bulk_create(proposals)
     return outcome
 
 
-def _book(payment_id: int, match: Match, *, by) -> Decimal | None:
-    """Allocate every line of the match in one transaction; the total booked, or None."""
-    payment = Payment(pk=payment_id)  # allocate locks and re-reads both rows by id
+def _book_all(sure: list[tuple[int, Decimal, Match]], outcome: Outcome, *, by) -> None:
+    """Book the chunk's sure matches with one set-based ledger write per rule.
 
-    def book_lines():
-        for invoice, amount in match.lines:
-            services.allocate(
-                payment=payment,
-                invoice=Invoice(pk=invoice.pk),
-                amount=amount,
-                by=by,
-                rule=match.rule,
-            )
-
-    try:
-        if len(match.lines) == 1:
-            book_lines()  # allocate is atomic on its own
-        else:
-            with transaction.atomic():  # all of the match or none of it
-                book_lines()
-    except ValidationError as exc:
-        logger.info("payment %s not booked by %s: %s", payment_id, match.rule, exc)
-        return None
-    for invoice, amount in match.lines:
-        invoice.balance -= amount
-    return sum(amount for _invoice, amount in match.lines)
+    `allocate_many` locks and re-checks every balance, so a concurrent allocation since the
+    invoices were read makes that payment's booking fail (it stays unapplied) instead of
+    overdrawing anything; each match is booked whole or not at all.
+    """
+    by_rule: dict[str, list[tuple[int, Decimal, Match]]] = defaultdict(list)
+    for item in sure:
+        by_rule[item[2].rule].append(item)
+    for rule, items in by_rule.items():
+        refusals = services.allocate_many(
+            [
+                (pk, [(invoice.pk, amount) for invoice, amount in match.lines])
+                for pk, _a, match in items
+            ],
+            by=by,
+            rule=rule,
+        )
+        for (pk, amount, match), refusal in zip(items, refusals, strict=True):
+            if refusal:
+                logger.info("payment %s not booked by %s: %s", pk, rule, refusal)
+                for invoice, line_amount in match.lines:
+                    invoice.balance += line_amount
+                outcome.unmatched += 1
+            elif sum(line_amount for _i, line_amount in match.lines) < amount:
+                outcome.partially_matched += 1
+            else:
+                outcome.matched += 1
 
 
 # --- finance's decisions --------------------------------------------------------------

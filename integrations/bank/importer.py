@@ -180,26 +180,30 @@ def _load_chunk(parsed, keyed, batch, tally, result, by) -> None:
         customers = {}
         if any(payers.values()):
             customers = Customer.objects.in_bulk({pk for pk in payers.values() if pk})
+        credit_rows = [
+            {
+                "amount": line.amount,
+                "currency": line.currency,
+                "received_on": line.value_on or line.booked_on,
+                "customer": customers.get(payers[id(line)]),
+                "method": Payment.Method.BANK_TRANSFER,
+                "remittance_reference": _remittance(line)[:255],
+                "source": PAYMENT_SOURCE,
+                "external_id": fp,
+            }
+            for line, fp in fresh
+            if line.is_credit
+        ]
+        recorded = iter(services.record_payments(credit_rows, by=by))
         rows = []
         for line, fp in fresh:
             payment = None
             if line.is_credit:
-                # record_payment is atomic: inside this chunk's transaction it is a
-                # savepoint, so a refused payment rolls back alone.
-                try:
-                    payment = services.record_payment(
-                        amount=line.amount,
-                        currency=line.currency,
-                        received_on=line.value_on or line.booked_on,
-                        customer=customers.get(payers[id(line)]),
-                        method=Payment.Method.BANK_TRANSFER,
-                        remittance_reference=_remittance(line)[:255],
-                        source=PAYMENT_SOURCE,
-                        external_id=fp,
-                        by=by,
+                payment = next(recorded)
+                if isinstance(payment, ValidationError):
+                    error = intake.RowRejected.from_validation_error(
+                        payment, default_field="payment"
                     )
-                except ValidationError as exc:
-                    error = intake.RowRejected.from_validation_error(exc, default_field="payment")
                     intake.reject(
                         tally, batch, row_number=line.line_number, raw=line.raw, errors=error.errors
                     )
