@@ -17,7 +17,19 @@ def as_drf_error(exc: DjangoValidationError) -> ValidationError:
     return ValidationError(exc.message_dict if hasattr(exc, "error_dict") else exc.messages)
 
 
-class CustomerSerializer(serializers.ModelSerializer):
+class SavedThroughServices:
+    """Updates go through the service that writes the changes to the timeline."""
+
+    def update(self, instance, validated_data):
+        for name, value in validated_data.items():
+            setattr(instance, name, value)
+        try:
+            return self.save_edited(instance, self.context["request"].user)
+        except DjangoValidationError as exc:
+            raise as_drf_error(exc) from exc
+
+
+class CustomerSerializer(SavedThroughServices, serializers.ModelSerializer):
     class Meta:
         model = Customer
         fields = [
@@ -54,13 +66,8 @@ class CustomerSerializer(serializers.ModelSerializer):
             "updated_at",
         ]
 
-    def update(self, instance, validated_data):
-        for name, value in validated_data.items():
-            setattr(instance, name, value)
-        try:
-            return services.save_customer(customer=instance, by=self.context["request"].user)
-        except DjangoValidationError as exc:
-            raise as_drf_error(exc) from exc
+    def save_edited(self, instance, by):
+        return services.save_customer(customer=instance, by=by)
 
 
 class ContactSerializer(serializers.ModelSerializer):
@@ -93,7 +100,7 @@ class ContactSerializer(serializers.ModelSerializer):
             raise ValidationError(exc.messages) from exc
 
 
-class InvoiceSerializer(serializers.ModelSerializer):
+class InvoiceSerializer(SavedThroughServices, serializers.ModelSerializer):
     days_past_due = serializers.SerializerMethodField()
     aging_bucket = serializers.SerializerMethodField()
 
@@ -141,13 +148,8 @@ class InvoiceSerializer(serializers.ModelSerializer):
         except DjangoValidationError as exc:
             raise as_drf_error(exc) from exc
 
-    def update(self, instance, validated_data):
-        for name, value in validated_data.items():
-            setattr(instance, name, value)
-        try:
-            return services.save_invoice(invoice=instance, by=self.context["request"].user)
-        except DjangoValidationError as exc:
-            raise as_drf_error(exc) from exc
+    def save_edited(self, instance, by):
+        return services.save_invoice(invoice=instance, by=by)
 
 
 class PaymentSerializer(serializers.ModelSerializer):

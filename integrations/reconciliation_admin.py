@@ -25,6 +25,7 @@ from accounts.models import Invoice, Payment
 from accounts.selectors import search_invoices
 
 from . import reconciliation
+from .admin import ReadOnlyAdmin
 from .bank import FORMATS, StatementUnreadable
 from .bank.importer import import_statement
 from .models import BankLine, BankStatement, MatchProposal
@@ -39,21 +40,6 @@ def _payment_link(payment_id):
     return format_html('<a href="{}">{}</a>', url, _("payment %(id)s") % {"id": payment_id})
 
 
-class RecordAdmin(admin.ModelAdmin):
-    """What the bank told us: viewed, never edited or deleted."""
-
-    show_facets = admin.ShowFacets.NEVER
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
 class UploadForm(forms.Form):
     file = forms.FileField(label=_("Statement file"))
     format = forms.ChoiceField(
@@ -65,7 +51,7 @@ class UploadForm(forms.Form):
 
 
 @admin.register(BankStatement)
-class BankStatementAdmin(RecordAdmin):
+class BankStatementAdmin(ReadOnlyAdmin):
     list_display = [
         "id",
         "account",
@@ -171,7 +157,7 @@ class BankStatementAdmin(RecordAdmin):
 
 
 @admin.register(BankLine)
-class BankLineAdmin(RecordAdmin):
+class BankLineAdmin(ReadOnlyAdmin):
     list_display = [
         "booked_on",
         "amount",
@@ -212,7 +198,7 @@ class BankLineAdmin(RecordAdmin):
 
 
 @admin.register(MatchProposal)
-class MatchProposalAdmin(RecordAdmin):
+class MatchProposalAdmin(ReadOnlyAdmin):
     """The review queue: matches below the auto-booking confidence, for finance to decide."""
 
     list_display = [
