@@ -484,6 +484,7 @@ class Activity(models.Model):
         SMS = "sms", _("SMS sent")
         LETTER = "letter", _("Letter sent")
         DELIVERY = "delivery", _("Delivery status")
+        REPLY = "reply", _("Reply received")
         PAYMENT = "payment", _("Payment received")
         ALLOCATION = "allocation", _("Allocation")
         STATUS_CHANGE = "status_change", _("Status change")

@@ -183,10 +183,8 @@ if EMAIL_HOST:
     EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
     EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", True)
 else:
-    EMAIL_BACKEND = os.environ.get(
-        "EMAIL_BACKEND", "django.core.mail.backends.filebased.EmailBackend"
-    )
-    EMAIL_FILE_PATH = VAR_DIR / "mail"
+    # Kept in the database and readable in the admin under Dunning > Outbox messages.
+    EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "dunning.outbox.OutboxEmailBackend")
 
 # Twilio (SMS): without credentials SMS stay in the local outbox.
 TWILIO_ACCOUNT_SID = os.environ.get("TWILIO_ACCOUNT_SID", "")

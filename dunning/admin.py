@@ -14,7 +14,7 @@ from django.utils.translation import gettext_lazy as _
 from accounts.models import Customer, Invoice
 
 from . import rendering, services
-from .models import Notice, Policy, Step, Template
+from .models import Notice, OutboxMessage, Policy, Step, Template
 from .sender import SENDABLE
 
 
@@ -240,3 +240,20 @@ class NoticeAdmin(admin.ModelAdmin):
                 "rows": rows,
             },
         )
+
+
+@admin.register(OutboxMessage)
+class OutboxMessageAdmin(admin.ModelAdmin):
+    """Messages kept locally (no SMTP server or Twilio account configured)."""
+
+    list_display = ["created_at", "channel", "recipient", "subject", "message_id"]
+    list_filter = ["channel"]
+    search_fields = ["recipient", "subject", "=message_id"]
+    readonly_fields = [f.name for f in OutboxMessage._meta.fields]
+    show_facets = admin.ShowFacets.NEVER
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

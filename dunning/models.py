@@ -210,3 +210,29 @@ class NoticeInvoice(models.Model):
 
     def __str__(self):
         return f"{self.invoice} on notice {self.notice_id}"
+
+
+class OutboxMessage(models.Model):
+    """A message kept locally instead of being handed to a provider (e-mail or SMS).
+
+    Used when no SMTP server or Twilio account is configured, as on `make run`, so every
+    message the system would have sent can be read in the admin.
+    """
+
+    channel = models.CharField(
+        _("channel"), max_length=8, choices=[("email", "E-mail"), ("sms", "SMS")]
+    )
+    recipient = models.CharField(_("to"), max_length=254)
+    sender = models.CharField(_("from"), max_length=254, blank=True)
+    subject = models.CharField(_("subject"), max_length=255, blank=True)
+    body_text = models.TextField(_("text"))
+    body_html = models.TextField(_("HTML"), blank=True)
+    message_id = models.CharField(_("message id"), max_length=255, blank=True)
+    created_at = models.DateTimeField(_("kept at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("outbox message")
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"{self.channel} to {self.recipient}: {self.subject or self.body_text[:40]}"

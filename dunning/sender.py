@@ -24,8 +24,6 @@ import zoneinfo
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.core.mail import EmailMultiAlternatives
-from django.core.mail.message import make_msgid
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -33,7 +31,7 @@ from django.utils import timezone
 from accounts import services as ledger
 from accounts.models import Activity, Contact, Invoice
 
-from . import rendering
+from . import channels, rendering
 from .models import MESSAGE_CHANNELS, Channel, Notice
 from .planner import customers_on_hold
 
@@ -41,7 +39,7 @@ logger = logging.getLogger(__name__)
 
 SENDABLE = (Notice.Status.PLANNED, Notice.Status.APPROVED, Notice.Status.DEFERRED)
 # Channels this sender delivers today; the others wait in the outbox for their channel.
-DELIVERED_CHANNELS = (Channel.EMAIL,)
+DELIVERED_CHANNELS = (Channel.EMAIL, Channel.SMS)
 
 
 @dataclass
@@ -131,9 +129,18 @@ def _process(notice: Notice, now: dt.datetime) -> str:
         )
     except rendering.RenderError as exc:
         return _finish(notice, Notice.Status.FAILED, "failed", str(exc))
-    message_id = _send_email(contact.email, content)
+    if notice.channel == Channel.SMS:
+        recipient = contact.phone
+        message_id = channels.send_sms(recipient, content["body_text"].strip())
+        kind, channel = Activity.Kind.SMS, Activity.Channel.SMS
+        summary = f"{notice.step.name}: SMS to {recipient}"
+    else:
+        recipient = contact.email
+        message_id = channels.send_email(recipient, content)
+        kind, channel = Activity.Kind.EMAIL, Activity.Channel.EMAIL
+        summary = f"{notice.step.name}: “{content['subject']}” to {recipient}"
     notice.contact = contact
-    notice.recipient = contact.email
+    notice.recipient = recipient
     notice.subject, notice.body_text = content["subject"], content["body_text"]
     notice.body_html = content["body_html"]
     notice.provider_message_id = message_id
@@ -146,9 +153,9 @@ def _process(notice: Notice, now: dt.datetime) -> str:
         ledger.log(
             customer=customer,
             invoice=invoice,
-            kind=Activity.Kind.EMAIL,
-            channel=Activity.Channel.EMAIL,
-            text=f"{notice.step.name}: “{content['subject']}” to {contact.email}",
+            kind=kind,
+            channel=channel,
+            text=summary,
             details={"notice": notice.pk, "step": notice.step_id, "message_id": message_id},
             at=now,
         )
@@ -197,22 +204,13 @@ def _cap_reached(notice: Notice, now: dt.datetime) -> tuple[dt.datetime, str] | 
 
 
 def _contact_for(notice: Notice) -> Contact | None:
-    contacts = notice.customer.contacts.exclude(email="").filter(email_opted_out_at__isnull=True)
+    """The first contact reachable on the notice's channel who has not opted out of it."""
+    contacts = notice.customer.contacts.all()
+    if notice.channel == Channel.SMS:
+        contacts = contacts.exclude(phone="").filter(sms_opted_out_at__isnull=True)
+    else:
+        contacts = contacts.exclude(email="").filter(email_opted_out_at__isnull=True)
     return contacts.order_by("-is_primary", "id").first()
-
-
-def _send_email(to: str, content: dict) -> str:
-    message_id = make_msgid(domain=settings.EMAIL_MESSAGE_ID_DOMAIN)
-    message = EmailMultiAlternatives(
-        subject=content["subject"],
-        body=content["body_text"],
-        to=[to],
-        headers={"Message-ID": message_id},
-    )
-    if content["body_html"]:
-        message.attach_alternative(content["body_html"], "text/html")
-    message.send()
-    return message_id
 
 
 def _hold_reason(customer, on: dt.date) -> str:
