@@ -78,6 +78,8 @@ class Customer(models.Model):
     )
     industry = models.CharField(_("industry"), max_length=80, blank=True)
     country = models.CharField(_("country"), max_length=2, blank=True, help_text="ISO 3166 code")
+    # db_default too: bulk COPY writers that do not name a column get it from the database.
+    postal_address = models.TextField(_("postal address"), blank=True, default="", db_default="")
     timezone = models.CharField(
         _("time zone"), max_length=64, default="UTC", validators=[validate_timezone]
     )
@@ -112,7 +114,7 @@ class Customer(models.Model):
         help_text=_("Empty: the policy of the customer's segment."),
     )
     is_excluded_from_automation = models.BooleanField(
-        _("excluded from automatic dunning"), default=False
+        _("excluded from automatic dunning"), default=False, db_default=False
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -4,6 +4,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, Q
+from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -139,6 +140,7 @@ class NoticeAdmin(admin.ModelAdmin):
         "not_before_at",
         "recipient",
         "reason",
+        "letter",
     ]
     list_filter = ["status", "channel", "step__policy", "planned_on"]
     list_select_related = ["customer", "step", "step__policy"]
@@ -202,8 +204,33 @@ class NoticeAdmin(admin.ModelAdmin):
     def send_now(self, request, queryset):
         return self._with_reason(request, queryset, "send_now", services.send_now, _("Send now"))
 
+    @admin.display(description=_("letter"))
+    def letter(self, notice):
+        if not notice.document:
+            return "—"
+        url = reverse("admin:dunning_notice_letter", args=[notice.pk])
+        return format_html('<a href="{}">{}</a>', url, _("PDF"))
+
+    def letter_view(self, request, pk):
+        """The stored letter, to the console's users only (letters are personal data)."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        notice = get_object_or_404(Notice, pk=pk)
+        if not notice.document:
+            raise Http404
+        return FileResponse(
+            notice.document.open("rb"),
+            content_type="application/pdf",
+            filename=f"letter-{notice.pk}.pdf",
+        )
+
     def get_urls(self):
         return [
+            path(
+                "<int:pk>/letter/",
+                self.admin_site.admin_view(self.letter_view),
+                name="dunning_notice_letter",
+            ),
             path(
                 "tonight/",
                 self.admin_site.admin_view(self.tonight_view),

@@ -166,6 +166,9 @@ class Notice(models.Model):
     body_html = models.TextField(_("HTML sent"), blank=True)
     recipient = models.CharField(_("recipient"), max_length=254, blank=True)
     provider_message_id = models.CharField(_("provider message id"), max_length=255, blank=True)
+    document = models.FileField(
+        _("letter (PDF)"), upload_to="letters/%Y/%m/", blank=True, help_text=_("For printing.")
+    )
     attempts = models.PositiveSmallIntegerField(default=0)
     sent_at = models.DateTimeField(_("sent"), null=True, blank=True)
     delivered_at = models.DateTimeField(_("delivered"), null=True, blank=True)

@@ -31,7 +31,7 @@ from django.utils import timezone
 from accounts import services as ledger
 from accounts.models import Activity, Contact, Invoice
 
-from . import channels, rendering
+from . import channels, letters, rendering
 from .models import MESSAGE_CHANNELS, Channel, Notice
 from .planner import customers_on_hold
 
@@ -39,7 +39,8 @@ logger = logging.getLogger(__name__)
 
 SENDABLE = (Notice.Status.PLANNED, Notice.Status.APPROVED, Notice.Status.DEFERRED)
 # Channels this sender delivers today; the others wait in the outbox for their channel.
-DELIVERED_CHANNELS = (Channel.EMAIL, Channel.SMS)
+DELIVERED_CHANNELS = (Channel.EMAIL, Channel.SMS, Channel.LETTER, Channel.LEGAL)
+LETTER_CHANNELS = (Channel.LETTER, Channel.LEGAL)
 
 
 @dataclass
@@ -110,11 +111,12 @@ def _process(notice: Notice, now: dt.datetime) -> str:
         until = _morning_after(customer, max(on, customer.dunning_paused_until or on))
         return _defer(notice, until, _hold_reason(customer, on))
     contact = _contact_for(notice)
-    if contact is None:
+    is_letter = notice.channel in LETTER_CHANNELS
+    if contact is None and not is_letter:
         return _finish(
             notice, Notice.Status.SKIPPED, "suppressed", f"no {notice.channel} contact allowed"
         )
-    moment = next_allowed_moment(customer, now)
+    moment = now if is_letter else next_allowed_moment(customer, now)  # letters go by post
     if moment > now:
         zone = customer.timezone
         local = moment.astimezone(zoneinfo.ZoneInfo(zone))
@@ -122,14 +124,18 @@ def _process(notice: Notice, now: dt.datetime) -> str:
     capped = _cap_reached(notice, now)
     if capped:
         return _defer(notice, capped[0], capped[1])
+    context = rendering.notice_context(customer=customer, invoices=invoices, contact=contact, on=on)
     try:
-        content = rendering.render(
-            notice.step.template,
-            rendering.notice_context(customer=customer, invoices=invoices, contact=contact, on=on),
-        )
+        content = rendering.render(notice.step.template, context)
     except rendering.RenderError as exc:
         return _finish(notice, Notice.Status.FAILED, "failed", str(exc))
-    if notice.channel == Channel.SMS:
+    if is_letter:
+        letters.store(notice, letters.render_pdf(notice=notice, content=content, context=context))
+        recipient = customer.postal_address.replace("\n", ", ") or customer.name
+        message_id = notice.document.name
+        kind, channel = Activity.Kind.LETTER, Activity.Channel.LETTER
+        summary = f"{notice.step.name}: letter ready to print"
+    elif notice.channel == Channel.SMS:
         recipient = contact.phone
         message_id = channels.send_sms(recipient, content["body_text"].strip())
         kind, channel = Activity.Kind.SMS, Activity.Channel.SMS
@@ -140,7 +146,7 @@ def _process(notice: Notice, now: dt.datetime) -> str:
         kind, channel = Activity.Kind.EMAIL, Activity.Channel.EMAIL
         summary = f"{notice.step.name}: “{content['subject']}” to {recipient}"
     notice.contact = contact
-    notice.recipient = recipient
+    notice.recipient = recipient[:254]
     notice.subject, notice.body_text = content["subject"], content["body_text"]
     notice.body_html = content["body_html"]
     notice.provider_message_id = message_id
