@@ -1,4 +1,4 @@
-"""Top-level URL map: the admin console, the API, webhooks and the health check."""
+"""Top-level URL map: the admin console, the API, webhooks, the pay page and the health check."""
 
 from django.contrib import admin
 from django.urls import include, path
@@ -8,7 +8,9 @@ from rest_framework.routers import DefaultRouter
 
 from accounts import api as accounts_api
 from collections_mgmt import views
+from dunning import api as dunning_api
 from integrations import api as integrations_api
+from integrations import paylinks
 
 admin.site.site_header = "Collections Management"
 admin.site.site_title = "Collections"
@@ -17,6 +19,7 @@ admin.site.index_title = "Collections console"
 router = DefaultRouter()
 accounts_api.register(router)
 integrations_api.register(router)
+dunning_api.register(router)
 
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
@@ -27,6 +30,7 @@ urlpatterns = [
     ),
     path("api/v1/", include(router.urls)),
     path("integrations/", include("integrations.urls")),
+    path("pay/<str:token>/", paylinks.pay_page, name="pay-link"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("admin/", admin.site.urls),

@@ -10,7 +10,6 @@ import hashlib
 import hmac
 import json
 import re
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -18,8 +17,10 @@ from urllib.parse import quote
 
 import stripe
 from django.conf import settings
+from django.core import signing
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.db import IntegrityError, connection, transaction
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -49,6 +50,9 @@ PAYMENT_METHOD = {STRIPE: Payment.Method.CARD, GENERIC: Payment.Method.OTHER}
 # A refund that arrives before its payment (generic webhook only) is stored with this note
 # prefix and applied when the payment arrives.
 DEFERRED = "Deferred:"
+
+# Salt of the signed invoice id in pay page URLs (/pay/<token>/).
+PAY_LINK_SALT = "pay-link"
 
 
 # --- money in minor units ------------------------------------------------------------
@@ -685,9 +689,9 @@ def ensure_pay_link(invoice: Invoice, *, force: bool = False, by=None) -> str:
     """The invoice's payment URL, created and stored on first use.
 
     1. An invoice that already has a link keeps it unless `force`.
-    2. Outside any transaction (it may call Stripe): with STRIPE_API_KEY, a Checkout
-       Session for the open balance whose metadata names the invoice and the customer, so
-       the webhook can apply the payment; otherwise PAY_LINK_TEMPLATE filled in.
+    2. With STRIPE_API_KEY, our own pay page (`pay_page_url`): a Checkout Session expires
+       after 24 hours but notices go out for weeks, so the page makes a fresh session for
+       the balance open when the customer clicks. Otherwise PAY_LINK_TEMPLATE filled in.
     3. Lock the invoice and store the link, unless another process stored one meanwhile
        (then that one wins and is returned), with a timeline entry.
     """
@@ -700,10 +704,7 @@ def ensure_pay_link(invoice: Invoice, *, force: bool = False, by=None) -> str:
             _("Invoice %(n)s is %(status)s; it needs no pay link.")
             % {"n": current.number, "status": current.get_status_display().lower()}
         )
-    if settings.STRIPE_API_KEY:
-        url = _stripe_checkout_url(current, force=force)
-    else:
-        url = _template_url(current)
+    url = pay_page_url(current) if settings.STRIPE_API_KEY else template_url(current)
     with transaction.atomic():
         before = Invoice.objects.select_for_update().select_related("customer").get(pk=invoice.pk)
         if before.pay_link and not force:
@@ -723,7 +724,13 @@ def ensure_pay_link(invoice: Invoice, *, force: bool = False, by=None) -> str:
     return url
 
 
-def _template_url(invoice: Invoice) -> str:
+def pay_page_url(invoice: Invoice) -> str:
+    """The absolute URL of /pay/<token>/, the token a signature naming only this invoice."""
+    token = signing.dumps(invoice.pk, salt=PAY_LINK_SALT)
+    return settings.SITE_URL.rstrip("/") + reverse("pay-link", args=[token])
+
+
+def template_url(invoice: Invoice) -> str:
     values = {
         "number": invoice.number,
         "customer_ref": invoice.customer.external_ref,
@@ -742,7 +749,12 @@ def _template_url(invoice: Invoice) -> str:
     return url
 
 
-def _stripe_checkout_url(invoice: Invoice, *, force: bool) -> str:
+def create_checkout_session(invoice: Invoice, *, idempotency_key: str) -> str:
+    """A Stripe Checkout Session for the invoice's open balance; returns its URL.
+
+    Its metadata names the invoice and the customer, so the webhook can apply the payment.
+    The same `idempotency_key` within Stripe's 24 h window returns the same session.
+    """
     metadata = {"invoice_number": invoice.number, "customer_ref": invoice.customer.external_ref}
     params = {
         "mode": "payment",
@@ -765,13 +777,6 @@ def _stripe_checkout_url(invoice: Invoice, *, force: bool) -> str:
     success_url = getattr(settings, "PAY_LINK_SUCCESS_URL", "")
     if success_url:
         params["success_url"] = success_url
-    # The same key within Stripe's 24 h window returns the same session, so a retried
-    # command does not make a second one; `force` asks for a new one on purpose.
-    idempotency_key = (
-        f"pay-link:{invoice.pk}:{params['line_items'][0]['price_data']['unit_amount']}"
-    )
-    if force:
-        idempotency_key += f":{uuid.uuid4()}"
     session = stripe.checkout.Session.create(
         api_key=settings.STRIPE_API_KEY, idempotency_key=idempotency_key, **params
     )

@@ -1,0 +1,368 @@
+import io
+from decimal import Decimal
+
+import openpyxl
+import pytest
+from django.contrib.auth.models import Permission
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+
+from accounts.models import Activity, Contact, Customer, Payment
+from integrations import resources
+from integrations.models import IntakeBatch, Rejection
+from tests.factories import ContactFactory, CustomerFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+CSV, XLSX = "0", "1"  # positions in the admin's import_formats
+
+
+def xlsx(rows: list[list]) -> bytes:
+    book = openpyxl.Workbook()
+    sheet = book.active
+    for row in rows:
+        sheet.append(row)
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+def preview(client, model: str, content: bytes | str, *, name="load.csv", file_format=CSV):
+    if isinstance(content, str):
+        content = content.encode()
+    return client.post(
+        reverse(f"admin:accounts_{model}_import"),
+        {"format": file_format, "import_file": SimpleUploadedFile(name, content)},
+    )
+
+
+def confirm(client, model: str, page) -> IntakeBatch:
+    form = page.context["confirm_form"]
+    response = client.post(reverse(f"admin:accounts_{model}_process_import"), form.initial)
+    assert response.status_code == 302
+    batch = IntakeBatch.objects.get()
+    assert response["Location"] == reverse("admin:integrations_intakebatch_change", args=[batch.pk])
+    return batch
+
+
+def outcomes(page) -> dict[int, str]:
+    return {row["number"]: row["outcome"] for row in page.context["preview_rows"]}
+
+
+def load(client, model, content, **kwargs) -> IntakeBatch:
+    IntakeBatch.objects.all().delete()
+    page = preview(client, model, content, **kwargs)
+    assert page.status_code == 200, page.content
+    return confirm(client, model, page)
+
+
+@pytest.fixture
+def customers():
+    return [
+        CustomerFactory(source="spreadsheet", external_ref="C-1", name="Acme", country="US"),
+        CustomerFactory(
+            source="spreadsheet", external_ref="C-2", name="Globex", currency="EUR", country="DE"
+        ),
+    ]
+
+
+CUSTOMERS_CSV = (
+    "external_ref,name,country,currency,credit_limit\n"
+    "C-1,Acme Rockets,US,USD,\n"  # changed name
+    "C-2,Globex,DE,EUR,\n"  # unchanged
+    "C-3,Initech,GB,GBP,5000\n"  # new
+    "C-4,Umbrella,FR,XXX,\n"  # error: currency
+)
+
+
+def test_customer_csv_preview_shows_each_row_and_writes_nothing(client, finance, customers):
+    client.force_login(finance)
+
+    page = preview(client, "customer", CUSTOMERS_CSV)
+
+    assert page.status_code == 200
+    assert outcomes(page) == {2: "update", 3: "skip", 4: "new", 5: "invalid"}
+    assert page.context["preview_counts"] == {
+        "created": 1,
+        "updated": 1,
+        "unchanged": 1,
+        "rejected": 1,
+    }
+    [bad] = [row for row in page.context["preview_rows"] if row["number"] == 5]
+    assert list(bad["errors"]) == ["currency"]
+    assert b"Confirm import" in page.content and b"XXX is not an ISO 4217" in page.content
+    assert Customer.objects.count() == 2
+    assert Customer.objects.get(external_ref="C-1").name == "Acme"
+    assert not IntakeBatch.objects.exists()
+
+
+def test_customer_csv_confirm_loads_rows_and_keeps_the_rejected_one(client, finance, customers):
+    client.force_login(finance)
+
+    batch = load(client, "customer", CUSTOMERS_CSV, name="customers.csv")
+
+    assert (batch.source, batch.kind, batch.created_by, batch.filename) == (
+        "spreadsheet",
+        "customers",
+        finance,
+        "customers.csv",
+    )
+    assert batch.counts() == {
+        "read": 4,
+        "created": 1,
+        "updated": 1,
+        "unchanged": 1,
+        "rejected": 1,
+        "batch": batch.pk,
+    }
+    assert Customer.objects.get(external_ref="C-1").name == "Acme Rockets"
+    initech = Customer.objects.get(external_ref="C-3")
+    assert (initech.source, initech.credit_limit) == ("spreadsheet", Decimal("5000.00"))
+    assert Activity.objects.filter(customer=initech, text="Customer created").exists()
+    assert not Customer.objects.filter(external_ref="C-4").exists()
+    rejection = Rejection.objects.get(batch=batch)
+    assert rejection.row_number == 5
+    assert rejection.raw["external_ref"] == "C-4" and rejection.raw["currency"] == "XXX"
+    assert list(rejection.errors) == ["currency"]
+
+
+def test_customer_xlsx_preview_and_confirm(client, finance, customers):
+    client.force_login(finance)
+    content = xlsx(
+        [
+            ["source", "external_ref", "name", "country", "timezone", "credit_limit"],
+            ["spreadsheet", "C-2", "Globex", "DE", "America/Chicago", None],  # unchanged
+            ["spreadsheet", "C-9", "Hooli", "US", "America/Los_Angeles", 1250.5],  # new
+            ["spreadsheet", "C-10", "Soylent", "US", "Mars/Olympus", None],  # bad timezone
+            ["spreadsheet", "C-1", "Acme", "CA", "America/Chicago", None],  # changed country
+        ]
+    )
+
+    page = preview(client, "customer", content, name="customers.xlsx", file_format=XLSX)
+
+    assert outcomes(page) == {2: "skip", 3: "new", 4: "invalid", 5: "update"}
+    batch = confirm(client, "customer", page)
+    assert (batch.created, batch.updated, batch.unchanged, batch.rejected) == (1, 1, 1, 1)
+    hooli = Customer.objects.get(external_ref="C-9")
+    assert hooli.credit_limit == Decimal("1250.50")
+    assert Customer.objects.get(external_ref="C-1").country == "CA"
+    assert Rejection.objects.get(batch=batch).errors.keys() == {"timezone"}
+
+
+def test_customer_key_without_reference_is_a_row_error(client, finance):
+    client.force_login(finance)
+
+    batch = load(client, "customer", "external_ref,name\n,Nameless\nC-5,Named\n")
+
+    assert (batch.created, batch.rejected) == (1, 1)
+    assert Rejection.objects.get().errors.keys() == {"external_ref"}
+
+
+def test_contact_phone_is_normalised_with_the_customer_country(client, finance):
+    CustomerFactory(external_ref="C-GB", country="GB")
+    client.force_login(finance)
+
+    load(
+        client,
+        "contact",
+        "customer_ref,email,name,phone,is_primary\n"
+        "C-GB,ap@example.co.uk,Accounts payable,020 7946 0000,yes\n",
+    )
+
+    contact = Contact.objects.get()
+    assert (contact.phone, contact.is_primary) == ("+442079460000", True)
+
+
+def test_contact_with_bad_phone_is_rejected_naming_the_field(client, finance):
+    customer = CustomerFactory(external_ref="C-1", country="US")
+    ContactFactory(customer=customer, email="ap@acme.example", name="AP", phone="+14155550123")
+    client.force_login(finance)
+    content = (
+        "customer_ref,email,name,phone\n"
+        "C-1,AP@acme.example,AP,+1 415 555 0123\n"  # the same contact, same number
+        "C-1,cfo@acme.example,CFO,12\n"  # bad phone
+        "C-404,x@example.com,Nobody,\n"  # unknown customer
+    )
+
+    page = preview(client, "contact", content)
+
+    assert outcomes(page) == {2: "skip", 3: "invalid", 4: "invalid"}
+    assert b"phone" in page.content and b"not a valid phone number" in page.content
+    batch = confirm(client, "contact", page)
+    assert (batch.rows_read, batch.unchanged, batch.rejected) == (3, 1, 2)
+    errors = {r.row_number: r.errors for r in Rejection.objects.filter(batch=batch)}
+    assert errors.keys() == {3, 4}
+    assert errors[3].keys() == {"phone"} and "12" in errors[3]["phone"][0]
+    assert errors[4].keys() == {"customer_ref"} and "C-404" in errors[4]["customer_ref"][0]
+    assert Contact.objects.count() == 1
+
+
+PAYMENTS_CSV = (
+    "source,external_id,customer_ref,amount,currency,received_on,remittance_reference\n"
+    "lockbox,P-1,C-1,120.50,USD,2026-11-20,INV-1\n"
+)
+
+
+def test_payment_import_records_payment_with_timeline_entry(client, finance):
+    customer = CustomerFactory(external_ref="C-1")
+    client.force_login(finance)
+
+    batch = load(client, "payment", PAYMENTS_CSV)
+
+    assert (batch.kind, batch.created) == ("payments", 1)
+    payment = Payment.objects.get()
+    assert (payment.source, payment.external_id, payment.customer) == ("lockbox", "P-1", customer)
+    assert payment.amount == payment.unallocated_amount == Decimal("120.50")
+    assert payment.created_by == finance
+    entry = Activity.objects.get(customer=customer, kind=Activity.Kind.PAYMENT)
+    assert entry.actor == finance
+
+
+def test_payment_reimport_is_unchanged_and_books_nothing_twice(client, finance):
+    CustomerFactory(external_ref="C-1")
+    client.force_login(finance)
+    load(client, "payment", PAYMENTS_CSV)
+
+    again = load(client, "payment", PAYMENTS_CSV)
+
+    assert (again.rows_read, again.unchanged, again.created) == (1, 1, 0)
+    assert Payment.objects.count() == 1
+    assert Activity.objects.filter(kind=Activity.Kind.PAYMENT).count() == 1
+
+
+def test_payment_amount_change_is_refused(client, finance):
+    CustomerFactory(external_ref="C-1")
+    client.force_login(finance)
+    load(client, "payment", PAYMENTS_CSV)
+
+    batch = load(client, "payment", PAYMENTS_CSV.replace("120.50", "130.00"))
+
+    assert (batch.rejected, batch.updated) == (1, 0)
+    rejection = Rejection.objects.get(batch=batch)
+    assert rejection.errors.keys() == {"amount"}
+    assert "never changes" in rejection.errors["amount"][0]
+    assert Payment.objects.get().amount == Decimal("120.50")
+
+
+def test_payment_rows_with_bad_amount_or_currency_name_the_field(client, finance):
+    client.force_login(finance)
+    content = (
+        "external_id,amount,currency,received_on\n"
+        "P-2,12.345,USD,2026-11-20\n"
+        "P-3,abc,USD,2026-11-20\n"
+        "P-4,10.00,US,2026-11-20\n"
+        "P-5,-5,USD,2026-11-20\n"
+        "P-6,10.00,usd,20/11/2026\n"
+    )
+
+    batch = load(client, "payment", content)
+
+    errors = {r.row_number: set(r.errors) for r in Rejection.objects.filter(batch=batch)}
+    assert errors == {2: {"amount"}, 3: {"amount"}, 4: {"currency"}, 5: {"amount"}}
+    unknown_payer = Payment.objects.get(external_id="P-6")
+    assert (unknown_payer.source, unknown_payer.currency) == ("spreadsheet", "USD")
+    assert unknown_payer.customer is None and unknown_payer.amount == Decimal("10.00")
+
+
+def test_payment_xlsx_amounts_are_exact(client, finance):
+    client.force_login(finance)
+    content = xlsx(
+        [["external_id", "amount", "currency", "received_on"], ["P-7", 0.1, "EUR", "2026-11-20"]]
+    )
+
+    load(client, "payment", content, name="p.xlsx", file_format=XLSX)
+
+    assert Payment.objects.get().amount == Decimal("0.10")
+
+
+@pytest.mark.parametrize("model", ["customer", "contact", "payment"])
+def test_batch_counts_add_up(client, finance, model):
+    CustomerFactory(external_ref="C-1")
+    client.force_login(finance)
+    content = {
+        "customer": "external_ref,name\nC-1,Renamed\nC-7,New\n,Missing\n",
+        "contact": "customer_ref,email,name\nC-1,a@example.com,A\nC-1,,B\n",
+        "payment": "external_id,amount,currency,received_on\nP-1,1.00,USD,2026-11-20\nP-2,0,USD,\n",
+    }[model]
+
+    batch = load(client, model, content)
+
+    assert batch.status == IntakeBatch.Status.COMPLETED
+    assert batch.rows_read == content.count("\n") - 1
+    assert batch.rows_read == batch.created + batch.updated + batch.unchanged + batch.rejected
+    assert batch.rejected == Rejection.objects.filter(batch=batch).count() >= 1
+
+
+@pytest.mark.parametrize("role", ["agent", "manager"])
+@pytest.mark.parametrize("model", ["customer", "contact", "payment"])
+def test_agents_and_managers_cannot_import(client, request, role, model):
+    client.force_login(request.getfixturevalue(role))
+
+    assert client.get(reverse(f"admin:accounts_{model}_import")).status_code == 403
+    page = preview(client, model, "external_ref,name\nC-1,X\n")
+    assert page.status_code == 403
+    confirmed = client.post(
+        reverse(f"admin:accounts_{model}_process_import"),
+        {"import_file_name": "x", "original_file_name": "x.csv", "format": CSV},
+    )
+    assert confirmed.status_code == 403
+    assert not IntakeBatch.objects.exists()
+
+
+def test_import_needs_the_intake_permission_too(client):
+    user = UserFactory(username="creator")
+    user.user_permissions.add(
+        Permission.objects.get(codename="add_customer"),
+        Permission.objects.get(codename="view_customer"),
+    )
+    client.force_login(user)
+
+    assert client.get(reverse("admin:accounts_customer_import")).status_code == 403
+
+
+def test_finance_sees_the_import_button_and_form(client, finance, manager):
+    client.force_login(finance)
+    changelist = client.get(reverse("admin:accounts_customer_changelist"))
+    assert changelist.status_code == 200
+    assert reverse("admin:accounts_customer_import").encode() in changelist.content
+    page = client.get(reverse("admin:accounts_payment_import"))
+    assert page.status_code == 200 and b"xlsx" in page.content.lower()
+
+    client.force_login(manager)
+    changelist = client.get(reverse("admin:accounts_customer_changelist"))
+    assert changelist.status_code == 200
+    assert reverse("admin:accounts_customer_import").encode() not in changelist.content
+
+
+def test_contact_list_finds_contacts_by_email_and_phone(client, manager):
+    ContactFactory(email="ap@acme.example", phone="+14155550123", name="Acme AP")
+    ContactFactory(email="other@example.com", phone="+442079460000", name="Other")
+    client.force_login(manager)
+    url = reverse("admin:accounts_contact_changelist")
+
+    by_email = client.get(url, {"q": "ap@acme"})
+    by_phone = client.get(url, {"q": "415 555 0123"})
+
+    assert [c.name for c in by_email.context["cl"].result_list] == ["Acme AP"]
+    assert [c.name for c in by_phone.context["cl"].result_list] == ["Acme AP"]
+
+
+def test_an_unexpected_failure_loads_nothing_and_records_a_failed_batch(
+    client, finance, monkeypatch
+):
+    def explode(self, instance, *, is_create):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(resources.CustomerResource, "save_record", explode)
+    client.force_login(finance)
+    page = preview(client, "customer", "external_ref,name\nC-1,Acme\n")
+    assert b"disk on fire" in page.content and "confirm_form" not in page.context
+    stored = page.context["form"].cleaned_data["import_file"].tmp_storage_name
+    form = {"import_file_name": stored, "original_file_name": "c.csv", "format": CSV}
+
+    response = client.post(reverse("admin:accounts_customer_process_import"), form)
+
+    batch = IntakeBatch.objects.get()
+    assert response.status_code == 302
+    assert batch.status == IntakeBatch.Status.FAILED and "disk on fire" in batch.error
+    assert not Customer.objects.exists()
