@@ -129,7 +129,7 @@ def csv_rows(stream: BinaryIO, *, encoding: str | None = None) -> tuple[list, Ro
     def rows() -> Rows:
         try:
             for row_number, cells in enumerate(reader, start=2):
-                if any(cell.strip() for cell in cells):
+                if "".join(cells).strip():  # not a blank line
                     yield row_number, cells
         except csv.Error as exc:
             raise UnreadableFile(

@@ -225,3 +225,28 @@ def test_records_from_another_adapter_go_through_the_same_upsert(finance):
     intake.close_batch(batch, tally)
     assert counts(batch) == (2, 1, 0, 1, 0)
     assert Invoice.objects.get(source="api").customer.external_ref == "C-1"
+
+
+def test_a_customer_renamed_in_a_later_chunk_of_the_same_file_is_updated():
+    batch = load(
+        csv_of(
+            "INV-1,C-1,Acme,ap@acme.example,,US,2026-10-01,2026-10-31,USD,100.00",
+            "INV-2,C-1,Acme Inc,billing@acme.example,,US,2026-10-01,2026-10-31,USD,50.00",
+        ),
+        chunk_size=1,
+    )
+    assert counts(batch) == (2, 2, 0, 0, 0)
+    customer = Customer.objects.get(source="spreadsheet", external_ref="C-1")
+    assert customer.name == "Acme Inc" and customer.updated_at is not None
+    assert Contact.objects.get(customer=customer).email == "billing@acme.example"
+
+
+def test_unchanged_rows_across_chunks_report_each_row_once():
+    rows = [
+        f"INV-{n},C-{n % 2},Acme {n % 2},,,US,2026-10-01,2026-10-31,USD,10.00" for n in range(5)
+    ]
+    load(csv_of(*rows))
+    seen = []
+    again = load(csv_of(*rows), chunk_size=2, on_row=seen.append)
+    assert counts(again) == (5, 0, 0, 5, 0)
+    assert [(o.row_number, o.outcome) for o in seen] == [(n, "unchanged") for n in range(2, 7)]

@@ -339,3 +339,32 @@ def test_agents_cannot_retry_rejected_rows(client, agent):
     client.force_login(agent)
     url = f"/admin/integrations/rejection/{Rejection.objects.get(batch=batch).pk}/retry/"
     assert client.get(url).status_code == 403
+
+
+def test_amounts_in_every_written_form_load_to_the_cent(tmp_path):
+    path = write(
+        tmp_path,
+        "amounts.csv",
+        GENERIC
+        + 'INV-1,Acme,2026-10-01,2026-10-31,USD,"1,234.56"\n'
+        + "INV-2,Acme,2026-10-01,2026-10-31,USD,99\n"
+        + "INV-3,Acme,2026-10-01,2026-10-31,USD,12.5\n"
+        + "INV-4,Acme,2026-10-01,2026-10-31,USD,10.005\n"
+        + "INV-5,Acme,2026-10-01,2026-10-31,USD, $7.10 \n"
+        + 'INV-6,Acme,2026-10-01,2026-10-31,USD,"1,23"\n'
+        + "INV-7,Acme,2026-10-01,2026-10-31,USD,1000000000000.00\n",
+    )
+    batch = load_file(path)
+    assert counts(batch) == (7, 5, 0, 0, 2)
+    amounts = dict(Invoice.objects.values_list("number", "amount"))
+    assert amounts == {
+        "INV-1": Decimal("1234.56"),
+        "INV-2": Decimal("99.00"),
+        "INV-3": Decimal("12.50"),
+        "INV-4": Decimal("10.01"),
+        "INV-5": Decimal("7.10"),
+    }
+    assert [str(a) for a in amounts.values()] == ["1234.56", "99.00", "12.50", "10.01", "7.10"]
+    errors = {r.row_number: r.errors for r in Rejection.objects.filter(batch=batch)}
+    assert errors[7] == {"amount": ["'1,23' is not an amount."]}
+    assert errors[8] == {"amount": ["1000000000000.00 is too large for an amount."]}
