@@ -634,6 +634,43 @@ class InvoiceAdmin(LedgerAdmin):
         "updated_at",
     ]
 
+    actions = ["pause_invoices"]
+
+    def has_pause_dunning_permission(self, request):
+        return request.user.has_perm("accounts.pause_dunning")
+
+    @admin.action(description=_("Pause dunning for these invoices"), permissions=["pause_dunning"])
+    def pause_invoices(self, request, queryset):
+        form = forms.PauseForm(request.POST if "apply" in request.POST else None)
+        if form.is_valid():
+            try:
+                done = services.pause_invoices(
+                    invoices=queryset.select_related("customer"),
+                    until=form.cleaned_data["until"],
+                    reason=form.cleaned_data["reason"],
+                    by=request.user,
+                )
+            except (PermissionDenied, ValidationError) as exc:
+                self.message_user(
+                    request, " ".join(getattr(exc, "messages", [str(exc)])), messages.ERROR
+                )
+            else:
+                self.message_user(request, _("Dunning paused for %(n)d invoice(s).") % {"n": done})
+            return None
+        return TemplateResponse(
+            request,
+            "admin/integrations/action_form.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": _("Pause dunning for these invoices"),
+                "form": form,
+                "opts": Invoice._meta,
+                "action": "pause_invoices",
+                "selected": list(queryset.values_list("pk", flat=True)),
+                "count": queryset.count(),
+            },
+        )
+
     def get_readonly_fields(self, request, obj=None):
         if obj is None:
             return self.readonly_fields

@@ -275,6 +275,10 @@ class Invoice(models.Model):
     status = models.CharField(_("status"), max_length=16, choices=Status, default=Status.OPEN)
     reference = models.CharField(_("PO / reference"), max_length=100, blank=True)
     pay_link = models.URLField(_("pay link"), max_length=500, blank=True)
+    dunning_paused_until = models.DateField(_("dunning paused until"), null=True, blank=True)
+    dunning_pause_reason = models.CharField(
+        _("pause reason"), max_length=200, blank=True, default="", db_default=""
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -5,13 +5,15 @@ them writes an Invoice balance, a Payment's unallocated amount or the timeline d
 """
 
 import datetime as dt
-from collections.abc import Callable, Iterable
+import itertools
+import json
+from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, Sum
+from django.db.models import F, Lookup, Q, Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -154,13 +156,11 @@ def assign_customers(*, customers: Iterable[Customer], agent, by) -> int:
     return len(customers)
 
 
-@transaction.atomic
-def pause_dunning(
-    *, customers: Iterable[Customer], until: dt.date, reason: str, by, today: dt.date | None = None
-) -> int:
-    """Hold all automatic dunning for these customers up to and including `until`."""
-    customers = list(customers)
-    _require(by, "accounts.pause_dunning", customers)
+def _check_pause(*, until: dt.date, reason: str, by, today: dt.date | None) -> str:
+    """The pause's reason, stripped; refuses an empty reason, a past date, or too long a pause.
+
+    Agents may pause for AGENT_MAX_PAUSE_DAYS at most; longer needs pause_dunning_unlimited.
+    """
     today = today or timezone.localdate()
     reason = reason.strip()
     if not reason:
@@ -176,6 +176,17 @@ def pause_dunning(
         raise ValidationError(
             {"until": _("Agents may pause dunning for at most %(days)d days.") % {"days": limit}}
         )
+    return reason
+
+
+@transaction.atomic
+def pause_dunning(
+    *, customers: Iterable[Customer], until: dt.date, reason: str, by, today: dt.date | None = None
+) -> int:
+    """Hold all automatic dunning for these customers up to and including `until`."""
+    customers = list(customers)
+    _require(by, "accounts.pause_dunning", customers)
+    reason = _check_pause(until=until, reason=reason, by=by, today=today)
     Customer.objects.filter(pk__in=[c.pk for c in customers]).update(
         dunning_paused_until=until, dunning_pause_reason=reason, updated_at=timezone.now()
     )
@@ -188,6 +199,35 @@ def pause_dunning(
         details={"hold": "dunning_paused", "until": until.isoformat(), "reason": reason},
     )
     return len(customers)
+
+
+@transaction.atomic
+def pause_invoices(
+    *, invoices: Iterable[Invoice], until: dt.date, reason: str, by, today: dt.date | None = None
+) -> int:
+    """Hold dunning for these invoices only (the customer's other invoices go on)."""
+    invoices = list(invoices)
+    customers = {invoice.customer_id: invoice.customer for invoice in invoices}
+    _require(by, "accounts.pause_dunning", customers.values())
+    reason = _check_pause(until=until, reason=reason, by=by, today=today)
+    Invoice.objects.filter(pk__in=[i.pk for i in invoices]).update(
+        dunning_paused_until=until, dunning_pause_reason=reason, updated_at=timezone.now()
+    )
+    now = timezone.now()
+    Activity.objects.bulk_create(
+        Activity(
+            customer_id=invoice.customer_id,
+            invoice=invoice,
+            kind=Activity.Kind.HOLD_CHANGE,
+            actor=by,
+            occurred_at=now,
+            text=_("Dunning for %(n)s paused until %(until)s: %(reason)s")
+            % {"n": invoice.number, "until": until.isoformat(), "reason": reason},
+            details={"hold": "invoice_paused", "until": until.isoformat(), "reason": reason},
+        )
+        for invoice in invoices
+    )
+    return len(invoices)
 
 
 @transaction.atomic
@@ -612,23 +652,79 @@ def allocation_entry(
     )
 
 
+class _AnyOf(Lookup):
+    """`column = ANY(%s)` with the values as one array parameter."""
+
+    lookup_name = "any_of"
+    prepare_rhs = False
+
+    def as_sql(self, compiler, connection):
+        lhs, lhs_params = self.process_lhs(compiler, connection)
+        return f"{lhs} = ANY(%s)", [*lhs_params, list(self.rhs)]
+
+
+def one_of(field: str, values: Iterable) -> Q | Lookup:
+    """A filter for `field IN values` that stays one short statement however many values.
+
+    On PostgreSQL, `field = ANY(array)`: Django's IN writes one placeholder per value,
+    and the driver parses thousands of them in Python on every query. Elsewhere, `__in`.
+    """
+    values = list(values)
+    if connection.vendor != "postgresql" or not values:
+        return Q(**{f"{field}__in": values})
+    return _AnyOf(F(field), values)
+
+
+PAYMENT_COLUMNS = (
+    "customer_id",
+    "kind",
+    "amount",
+    "currency",
+    "unallocated_amount",
+    "received_on",
+    "method",
+    "remittance_reference",
+    "source",
+    "external_id",
+    "created_by_id",
+)
+ALLOCATION_COLUMNS = ("payment_id", "invoice_id", "amount", "allocated_on", "rule", "created_by_id")
+ACTIVITY_COLUMNS = (
+    "customer_id",
+    "invoice_id",
+    "kind",
+    "actor_id",
+    "text",
+    "details",
+    "occurred_at",
+)
+
+
 @transaction.atomic
 def record_payments(rows: list[dict], *, by=None) -> list[Payment | ValidationError]:
     """`record_payment` for many rows at once: one INSERT for the payments, one for the timeline.
 
-    Each row holds record_payment's keyword arguments. Returns, row by row, the new Payment
-    or the ValidationError that refused it (the other rows are still recorded): the same
-    checks as record_payment, made in Python, with the database constraints behind them.
+    Each row holds record_payment's keyword arguments (or `customer_id` for `customer`,
+    when the caller has only the id, as the bank importer does). Returns, row by row, the
+    new Payment or the ValidationError that refused it (the other rows are still recorded):
+    the same checks as record_payment, made in Python, with the database constraints
+    behind them.
+    The payments and their timeline entries are written with `insert_rows` (COPY on
+    PostgreSQL), each entry saying what `payment_entry` would.
     """
     results: list[Payment | ValidationError] = []
     keys = {(row.get("source", "manual"), row.get("external_id", "")) for row in rows}
     taken = set(
         Payment.objects.filter(
-            source__in={source for source, _ in keys},
-            external_id__in={ext for _, ext in keys if ext},
-        ).values_list("source", "external_id")
+            one_of("source", {source for source, _ in keys}),
+            one_of("external_id", {ext for _, ext in keys if ext}),
+        )
+        .exclude(external_id="")  # the unique index's own condition, so the planner uses it
+        .values_list("source", "external_id")
     )
-    fresh: list[Payment] = []
+    by_id = by.pk if by is not None else None
+    fresh: list[tuple] = []
+    customers: list[Customer | None] = []
     for row in rows:
         try:
             amount = to_amount(row["amount"])
@@ -648,28 +744,58 @@ def record_payments(rows: list[dict], *, by=None) -> list[Payment | ValidationEr
         except ValidationError as exc:
             results.append(exc)
             continue
-        payment = Payment(
-            customer=row.get("customer"),
-            kind=kind,
-            amount=amount,
-            currency=row["currency"],
-            unallocated_amount=amount,
-            received_on=row["received_on"],
-            method=Payment.Method.CREDIT_NOTE
-            if kind == Payment.Kind.CREDIT_NOTE
-            else row.get("method", Payment.Method.BANK_TRANSFER),
-            remittance_reference=row.get("remittance_reference", "")[:255],
-            source=key[0],
-            external_id=key[1],
-            created_by=by,
+        customer = row.get("customer")
+        customers.append(customer)
+        fresh.append(
+            (
+                customer.pk if customer is not None else row.get("customer_id"),
+                kind,
+                amount,
+                row["currency"],
+                amount,
+                row["received_on"],
+                Payment.Method.CREDIT_NOTE
+                if kind == Payment.Kind.CREDIT_NOTE
+                else row.get("method", Payment.Method.BANK_TRANSFER),
+                row.get("remittance_reference", "")[:255],
+                key[0],
+                key[1],
+                by_id,
+            )
         )
-        fresh.append(payment)
-        results.append(payment)
-    Payment.objects.bulk_create(fresh, batch_size=1000)
-    Activity.objects.bulk_create(
-        [payment_entry(p, by=by) for p in fresh if p.customer_id is not None], batch_size=1000
-    )
+        results.append(None)  # the Payment, once its id is known
+    written = insert_rows(Payment, PAYMENT_COLUMNS, fresh)
+    attnames = [f.attname for f in Payment._meta.concrete_fields]
+    payments = []
+    for values, customer in zip(written, customers, strict=True):
+        payment = Payment.from_db(connection.alias, attnames, values)
+        if customer is not None:
+            payment.customer = customer
+        payments.append(payment)
+    made = iter(payments)
+    results = [next(made) if result is None else result for result in results]
+    insert_rows(Activity, ACTIVITY_COLUMNS, _payment_entries(payments, by_id=by_id))
     return results
+
+
+def _payment_entries(payments: list[Payment], *, by_id) -> list[tuple]:
+    """`payment_entry` for many payments, as rows of ACTIVITY_COLUMNS."""
+    now = timezone.now()
+    labels = {kind: str(label) for kind, label in Payment.Kind.choices}
+    text = _("%(kind)s of %(currency)s %(amount)s received")
+    return [
+        (
+            p.customer_id,
+            None,
+            Activity.Kind.PAYMENT,
+            by_id,
+            text % {"kind": labels.get(p.kind, p.kind), "currency": p.currency, "amount": p.amount},
+            {"payment": p.pk, "amount": str(p.amount), "currency": p.currency},
+            now,
+        )
+        for p in payments
+        if p.customer_id is not None
+    ]
 
 
 @transaction.atomic
@@ -682,29 +808,39 @@ def allocate_many(
 ) -> list[str]:
     """Book many payments' allocations at once; each payment's lines all or none.
 
-    `plans` is [(payment_id, [(invoice_id, amount), ...]), ...]. Returns, plan by plan,
-    "" when booked or the reason it was refused.
+    `plans` is [(payment_id, [(invoice_id, amount), ...]), ...]; a plan may name its own
+    rule as a third item, (payment_id, lines, rule), instead of `rule`. Returns, plan by
+    plan, "" when booked or the reason it was refused.
 
     1. Lock every payment, then every invoice, each in id order: the order `allocate`
-       uses, so a concurrent single allocation and this never deadlock.
+       uses, so a concurrent single allocation and this never deadlock. Only the columns
+       the checks read are loaded.
     2. Check each plan with `check_allocation`'s rules against balances kept in memory, so
        two plans never take the same money twice; a refused plan books none of its lines.
     3. Write all balances with one UPDATE per table, then the allocations and their
-       timeline entries with one INSERT each. The CHECK constraints stand behind step 2.
+       timeline entries with one INSERT each (COPY on PostgreSQL), in this transaction.
+       The CHECK constraints stand behind step 2.
     """
     on = on or timezone.localdate()
-    payment_ids = sorted({payment_id for payment_id, _ in plans})
-    invoice_ids = sorted({invoice_id for _, lines in plans for invoice_id, _ in lines})
+    payment_ids = sorted({plan[0] for plan in plans})
+    invoice_ids = sorted({invoice_id for plan in plans for invoice_id, _ in plan[1]})
     payments = {
         p.pk: p
-        for p in Payment.objects.select_for_update().filter(pk__in=payment_ids).order_by("pk")
+        for p in Payment.objects.select_for_update()
+        .filter(one_of("id", payment_ids))
+        .only("id", "customer_id", "kind", "currency", "unallocated_amount")
+        .order_by("pk")
     }
     invoices = {
         i.pk: i
-        for i in Invoice.objects.select_for_update().filter(pk__in=invoice_ids).order_by("pk")
+        for i in Invoice.objects.select_for_update()
+        .filter(one_of("id", invoice_ids))
+        .only("id", "customer_id", "number", "currency", "amount", "open_balance", "status")
+        .order_by("pk")
     }
     outcomes, allocations, touched_payments, touched_invoices = [], [], set(), set()
-    for payment_id, lines in plans:
+    for payment_id, lines, *own_rule in plans:
+        plan_rule = own_rule[0] if own_rule else rule
         payment = payments.get(payment_id)
         saved = (payment.unallocated_amount, payment.customer_id) if payment else None
         saved_invoices = {
@@ -726,7 +862,7 @@ def allocate_many(
                 new_balance = invoice.open_balance - amount
                 invoice.status = invoice.status_for_balance(new_balance)
                 invoice.open_balance = new_balance
-                planned.append((invoice, amount, new_balance))
+                planned.append((invoice, amount, new_balance, invoice.status))
         except ValidationError as exc:
             if payment is not None:
                 payment.unallocated_amount, payment.customer_id = saved
@@ -736,17 +872,9 @@ def allocate_many(
             continue
         outcomes.append("")
         touched_payments.add(payment.pk)
-        for invoice, amount, new_balance in planned:
+        for invoice, amount, new_balance, status in planned:
             touched_invoices.add(invoice.pk)
-            allocation = Allocation(
-                payment=payment,
-                invoice=invoice,
-                amount=amount,
-                allocated_on=on,
-                rule=rule,
-                created_by=by,
-            )
-            allocations.append((allocation, payment, invoice, new_balance))
+            allocations.append((payment, invoice, amount, new_balance, status, plan_rule))
     now = timezone.now()
     for pk in touched_invoices:
         invoices[pk].updated_at = now
@@ -756,25 +884,149 @@ def allocate_many(
     _write_rows(
         Invoice, [invoices[pk] for pk in touched_invoices], ["open_balance", "status", "updated_at"]
     )
-    Allocation.objects.bulk_create([row[0] for row in allocations], batch_size=1000)
-    Activity.objects.bulk_create(
+    by_id = by.pk if by is not None else None
+    written = insert_rows(
+        Allocation,
+        ALLOCATION_COLUMNS,
+        [(p.pk, i.pk, amount, on, r, by_id) for p, i, amount, _b, _s, r in allocations],
+    )
+    labels = {kind: str(label).lower() for kind, label in Payment.Kind.choices}
+    text = _("%(currency)s %(amount)s of %(kind)s applied to %(n)s; %(left)s open")
+    insert_rows(
+        Activity,
+        ACTIVITY_COLUMNS,
         [
-            allocation_entry(
-                payment=payment, invoice=invoice, allocation=allocation, new_balance=balance, by=by
+            (
+                invoice.customer_id,
+                invoice.pk,
+                Activity.Kind.ALLOCATION,
+                by_id,
+                text
+                % {
+                    "currency": invoice.currency,
+                    "amount": amount,
+                    "kind": labels.get(payment.kind, payment.kind.lower()),
+                    "n": invoice.number,
+                    "left": new_balance,
+                },
+                {
+                    "payment": payment.pk,
+                    "allocation": row[0],
+                    "amount": str(amount),
+                    "rule": plan_rule,
+                    "status": status,
+                },
+                now,
             )
-            for allocation, payment, invoice, balance in allocations
+            for (payment, invoice, amount, new_balance, status, plan_rule), row in zip(
+                allocations, written, strict=True
+            )
         ],
-        batch_size=1000,
     )
     return outcomes
+
+
+def insert_rows(model, columns: Sequence[str], rows: list[tuple]) -> list[tuple]:
+    """Insert plain rows in one pass, for the set-based writers; returns what was written.
+
+    `columns` names model fields by attname (`customer_id`); each row holds their values
+    in that order, money as Decimal (a float is refused), JSON as dicts and lists. The
+    fields not named take their default, as in `bulk_create` (auto_now and auto_now_add:
+    one moment for the batch). Returns each row as stored, with its new id, in the
+    order of `model._meta.concrete_fields` (ready for `model.from_db`).
+
+    On PostgreSQL, one statement reserves the ids from the table's sequence (nextval over
+    generate_series, so a concurrent writer never gets the same ones) and COPY ... FROM
+    STDIN writes the rows: no model instances, no parameter lists. Elsewhere, bulk_create.
+    """
+    if not rows:
+        return []
+    meta = model._meta
+    fields = [f for f in meta.concrete_fields if not f.primary_key]
+    given = {name: index for index, name in enumerate(columns)}
+    unknown = set(given) - {f.attname for f in fields}
+    if unknown:
+        raise ValueError(f"{model.__name__} has no column {', '.join(sorted(unknown))}")
+    now = timezone.now()
+    # Per field: the index of its value in a row, or a function making its default.
+    sources = []
+    for f in fields:
+        if f.attname in given:
+            sources.append(given[f.attname])
+        elif getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False):
+            sources.append(itertools.repeat(now).__next__)
+        elif f.has_default() and callable(f.default):
+            sources.append(f.default)
+        else:
+            sources.append(itertools.repeat(f.get_default()).__next__)
+    if connection.vendor != "postgresql":
+        for f, source in zip(fields, sources, strict=True):
+            if isinstance(source, int) and _copy_encoder(f) is _decimal_text:
+                for row in rows:
+                    _decimal_text(row[source])  # the same refusal of floats as COPY's
+        objs = [
+            model(
+                **{
+                    f.attname: row[source] if isinstance(source, int) else source()
+                    for f, source in zip(fields, sources, strict=True)
+                }
+            )
+            for row in rows
+        ]
+        model.objects.bulk_create(objs, batch_size=1000)
+        return [tuple(getattr(obj, f.attname) for f in meta.concrete_fields) for obj in objs]
+    quote = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
+            [meta.db_table, meta.pk.column, len(rows)],
+        )
+        ids = [pk for (pk,) in cursor.fetchall()]
+        written = [
+            (pk, *(row[source] if isinstance(source, int) else source() for source in sources))
+            for pk, row in zip(ids, rows, strict=True)
+        ]
+        # Encoded before COPY starts, so a refused value leaves the transaction usable.
+        encoders = [_copy_encoder(f) for f in (meta.pk, *fields)]
+        special = [(i, encode) for i, encode in enumerate(encoders) if encode is not None]
+        encoded = []
+        for values in written:
+            values = list(values)
+            for i, encode in special:
+                if values[i] is not None:
+                    values[i] = encode(values[i])
+            encoded.append(values)
+        names = ", ".join(quote(f.column) for f in (meta.pk, *fields))
+        with cursor.copy(f"COPY {quote(meta.db_table)} ({names}) FROM STDIN") as copy:
+            for values in encoded:
+                copy.write_row(values)
+    return written
+
+
+def _copy_encoder(field) -> Callable | None:
+    """How a value of this field becomes COPY text, where psycopg's own dumper won't do."""
+    if field.get_internal_type() == "JSONField":
+        return lambda value: json.dumps(value, cls=field.encoder)
+    if field.get_internal_type() == "DecimalField":
+        return _decimal_text
+    return None
+
+
+def _decimal_text(value) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, float):
+        raise TypeError("money is Decimal, never float")
+    return str(Decimal(value))
 
 
 def _write_rows(model, objs: list, fields: list[str]) -> None:
     """Write these fields of many locked rows in one statement.
 
-    On PostgreSQL, UPDATE ... FROM (VALUES ...) joins the new values by id: linear, where
-    bulk_update's CASE WHEN id = ... per row grows quadratically with the batch. Elsewhere,
-    bulk_update.
+    On PostgreSQL, UPDATE ... FROM unnest(one array per column) joins the new values by
+    id: linear (bulk_update's CASE WHEN id = ... per row grows quadratically with the
+    batch), and one short statement whatever the number of rows, so the driver has no
+    thousands of placeholders to parse. Elsewhere, bulk_update.
     """
     if not objs:
         return
@@ -783,20 +1035,15 @@ def _write_rows(model, objs: list, fields: list[str]) -> None:
         return
     table = model._meta.db_table
     columns = [model._meta.get_field(name) for name in fields]
-    for start in range(0, len(objs), 1000):
-        part = objs[start : start + 1000]
-        casts = ", ".join(f"%s::{field.db_type(connection)}" for field in columns)
-        values = ", ".join(f"(%s::bigint, {casts})" for _ in part)
-        params = []
-        for obj in part:
-            params.append(obj.pk)
-            params.extend(getattr(obj, field.attname) for field in columns)
-        quote = connection.ops.quote_name
-        names = ", ".join(quote(field.column) for field in columns)
-        assignments = ", ".join(f"{quote(f.column)} = v.{quote(f.column)}" for f in columns)
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"UPDATE {quote(table)} AS t SET {assignments} "  # noqa: S608
-                f"FROM (VALUES {values}) AS v(id, {names}) WHERE t.id = v.id",
-                params,
-            )
+    quote = connection.ops.quote_name
+    arrays = ", ".join(f"%s::{field.db_type(connection)}[]" for field in columns)
+    names = ", ".join(quote(field.column) for field in columns)
+    assignments = ", ".join(f"{quote(f.column)} = v.{quote(f.column)}" for f in columns)
+    params = [[obj.pk for obj in objs]]
+    params.extend([getattr(obj, field.attname) for obj in objs] for field in columns)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {quote(table)} AS t SET {assignments} "  # noqa: S608
+            f"FROM unnest(%s::bigint[], {arrays}) AS v(id, {names}) WHERE t.id = v.id",
+            params,
+        )

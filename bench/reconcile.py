@@ -106,7 +106,7 @@ def default_unseeded_columns(conn: psycopg.Connection) -> None:
 
 def seed(args, agent_ids) -> None:
     """The ledger_seed ledger with every invoice open (the seeder pays ~70% of them), and
-    no bank lines, payments or allocations left from an earlier run."""
+    no bank lines, payments, allocations or their timeline entries left from an earlier run."""
     from django.utils import timezone
 
     with psycopg.connect(args.database_url) as conn:
@@ -141,9 +141,20 @@ def seed(args, agent_ids) -> None:
             "UPDATE accounts_invoice SET status = 'open', open_balance = amount "
             "WHERE status <> 'open' OR open_balance <> amount"
         )
+        # Their timeline entries too, or every run inserts into a bigger timeline than the
+        # last. The append-only trigger refuses DELETE; in this bench database only, it is
+        # set aside for the statement.
+        conn.execute("ALTER TABLE accounts_activity DISABLE TRIGGER accounts_activity_append_only")
+        conn.execute("DELETE FROM accounts_activity WHERE kind IN ('payment', 'allocation')")
+        conn.execute("ALTER TABLE accounts_activity ENABLE TRIGGER accounts_activity_append_only")
         conn.commit()
         conn.autocommit = True
-        for table in ("accounts_invoice", "accounts_payment", "integrations_bankline"):
+        for table in (
+            "accounts_invoice",
+            "accounts_payment",
+            "integrations_bankline",
+            "accounts_activity",
+        ):
             conn.execute(f"VACUUM (ANALYZE) {table}")
         print(f"all invoices open, bank data cleared in {time.perf_counter() - started:.1f} s")
 

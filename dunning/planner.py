@@ -137,7 +137,9 @@ def catch_up_days(step: Step, steps: list[Step]) -> int:
 def _plan_step(
     step: Step, on: dt.date, result: PlanResult, *, catch_up: int, dry_run: bool
 ) -> None:
-    held = customers_on_hold(on, step.channel, prefix="customer__")
+    held = customers_on_hold(on, step.channel, prefix="customer__") | Q(
+        dunning_paused_until__gte=on
+    )
     rows = list(
         due_invoices(step, on, catch_up)
         .annotate(is_held=ExpressionWrapper(held, output_field=BooleanField()))

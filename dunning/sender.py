@@ -100,6 +100,13 @@ def _process(notice: Notice, now: dt.datetime) -> str:
         return _finish(
             notice, Notice.Status.CANCELLED, "cancelled", "paid or closed since planning"
         )
+    paused = [i for i in invoices if i.dunning_paused_until and i.dunning_paused_until >= on]
+    invoices = [i for i in invoices if i not in paused]
+    if not invoices:
+        first_end = min(i.dunning_paused_until for i in paused)
+        reasons = "; ".join(f"{i.number}: {i.dunning_pause_reason}" for i in paused)
+        until = _morning_after(customer, first_end)
+        return _defer(notice, until, f"invoices paused until {first_end} ({reasons})")
     held = (
         type(customer)
         .objects.filter(customers_on_hold(on, notice.channel), pk=customer.pk)

@@ -1,10 +1,11 @@
 """Matching money received to open invoices: who paid, for what, and how sure we are.
 
-For a chunk of payments (1,000 at a time) the engine loads everything it needs with a few
-queries (the invoices whose numbers appear in the remittance texts, and the open invoices
-of every payer in the chunk), decides each payment in Python, and then books the sure
-matches through `accounts.services.allocate` (which writes the timeline and moves the
-invoice's status in the same transaction) and queues the others as `MatchProposal`s.
+For a chunk of payments (CHUNK_SIZE at a time) the engine loads everything it needs with a
+few queries (the invoices whose numbers appear in the remittance texts, and the open
+invoices of the payers that quote none of their own), decides each payment in Python, and
+then books the sure matches through `accounts.services.allocate_many` (which writes the
+timeline and moves the invoices' status in the same transaction) and queues the others as
+`MatchProposal`s.
 
 The rules, tried in order for each payment; the first that finds something decides:
 
@@ -45,10 +46,11 @@ from .models import BankLine, MatchProposal
 
 logger = logging.getLogger(__name__)
 
-CHUNK_SIZE = 1000
+CHUNK_SIZE = 2500  # payments per transaction: fewer commits and round trips, short locks
 MAX_SUBSET_CANDIDATES = 20
 MAX_SUBSET_COMBINATIONS = 50_000
 MAX_SUBSET_SIZE = 6
+MEET_IN_THE_MIDDLE_UP_TO = 24  # candidates; 2 x 2**12 sums at most
 CENT = Decimal("0.01")
 
 RULES = {
@@ -118,13 +120,16 @@ def identify_payers(lines: Sequence) -> list[int | None]:
     by_number: dict[str, set[int]] = defaultdict(set)
     if all_words:
         for ref, customer_id in (
-            Customer.objects.filter(external_ref__in=all_words)
+            Customer.objects.filter(services.one_of("external_ref", all_words))
+            .exclude(external_ref="")  # the partial index's condition, so the planner uses it
             .order_by()
             .values_list("external_ref", "pk")
         ):
             by_ref[ref].add(customer_id)
         for number, customer_id, currency in (
-            Invoice.objects.filter(number__in=all_words, status__in=InvoiceQuerySet.OPEN_STATUSES)
+            Invoice.objects.filter(
+                services.one_of("number", all_words), status__in=InvoiceQuerySet.OPEN_STATUSES
+            )
             .order_by()
             .values_list("number", "customer_id", "currency")
         ):
@@ -236,27 +241,56 @@ def _subset_sum(candidates: list[OpenInvoice], amount: Decimal) -> list[OpenInvo
     Grows combinations one invoice at a time in date order, keeping only running sums below
     the target (balances are positive) and one combination per sum, so the search stays
     small; it gives up after MAX_SUBSET_COMBINATIONS partial sums.
+
+    Most payments that get this far (money on account) have no such combination at all,
+    and proving that by the search costs the most. So first, when there are few enough
+    candidates, meet in the middle: the fewest invoices for every sum of each half, then
+    whether some pair reaches the target with at most MAX_SUBSET_SIZE invoices. If none
+    does, the search could not find one either; otherwise it runs, unchanged.
     """
     target = int(amount * 100)
     cents = [int(invoice.balance * 100) for invoice in candidates]
     if sum(sorted(cents)[-MAX_SUBSET_SIZE:]) < target:
         return None
+    if len(cents) <= MEET_IN_THE_MIDDLE_UP_TO:
+        half = len(cents) // 2
+        right = _fewest_per_sum(cents[half:])
+        if not any(
+            target - total in right and size + right[target - total] <= MAX_SUBSET_SIZE
+            for total, size in _fewest_per_sum(cents[:half]).items()
+        ):
+            return None
     level = {c: (i,) for i, c in reversed(list(enumerate(cents))) if c < target}
     explored = len(level)
+    tails = [list(enumerate(cents))[start:] for start in range(len(cents) + 1)]
+    items = sorted(level.items(), key=lambda item: item[1])
     for _size in range(2, min(len(candidates), MAX_SUBSET_SIZE) + 1):
         following: dict[int, tuple[int, ...]] = {}
-        for total, combo in sorted(level.items(), key=lambda item: item[1]):
-            for j in range(combo[-1] + 1, len(cents)):
-                reached = total + cents[j]
-                if reached == target:
+        for total, combo in items:
+            need = target - total
+            for j, c in tails[combo[-1] + 1]:
+                if c < need:
+                    if total + c not in following:
+                        following[total + c] = (*combo, j)
+                        explored += 1
+                        if explored > MAX_SUBSET_COMBINATIONS:
+                            return None
+                elif c == need:
                     return [candidates[i] for i in (*combo, j)]
-                if reached < target and reached not in following:
-                    following[reached] = (*combo, j)
-                    explored += 1
-                    if explored > MAX_SUBSET_COMBINATIONS:
-                        return None
-        level = following
+        # Filled in combination order (combinations in order, each extended in order), so
+        # the next size walks them in order without sorting.
+        items = list(following.items())
     return None
+
+
+def _fewest_per_sum(cents: list[int]) -> dict[int, int]:
+    """Every sum of up to MAX_SUBSET_SIZE of these amounts, with the fewest it takes."""
+    fewest = {0: 0}
+    for c in cents:
+        for total, size in list(fewest.items()):
+            if size < MAX_SUBSET_SIZE and fewest.get(total + c, MAX_SUBSET_SIZE + 1) > size + 1:
+                fewest[total + c] = size + 1
+    return fewest
 
 
 def decide(
@@ -350,6 +384,7 @@ def decide(
 
 # --- booking --------------------------------------------------------------------------
 
+PROPOSAL_COLUMNS = ("payment_id", "rule", "confidence", "lines", "explanation")
 OPEN_FIELDS = ("pk", "customer_id", "number", "currency", "open_balance", "due_on")
 
 
@@ -360,6 +395,29 @@ def _open_invoices(queryset) -> list[OpenInvoice]:
             "due_on", "pk"
         ).values_list(*OPEN_FIELDS)
     ]
+
+
+def _load_payers(
+    payer_ids: set[int],
+    invoices: dict[int, OpenInvoice],
+    open_by_customer: dict[int, list[OpenInvoice]],
+    loaded: set[int],
+) -> None:
+    """Add these payers' open invoices, oldest first, keeping one object per invoice (so
+    the balances already reserved in this chunk stay reserved)."""
+    payer_ids -= loaded
+    if not payer_ids:
+        return
+    loaded |= payer_ids
+    for invoice in _open_invoices(
+        Invoice.objects.outstanding().filter(services.one_of("customer_id", payer_ids))
+    ):
+        invoice = invoices.setdefault(invoice.pk, invoice)
+        open_by_customer[invoice.customer_id].append(invoice)
+
+
+def _by_number(match: Match | None) -> bool:
+    return match is not None and match.rule in ("invoice_number", "invoice_number_amount_differs")
 
 
 def reconcile(payment_ids: Iterable[int], *, by=None, chunk_size: int = CHUNK_SIZE) -> Outcome:
@@ -374,18 +432,19 @@ def reconcile(payment_ids: Iterable[int], *, by=None, chunk_size: int = CHUNK_SI
 
 def _reconcile_chunk(payment_ids: list[int], *, by) -> Outcome:
     """1. Load the chunk's payments that still hold money and wait for no review.
-    2. Load the open invoices quoted by number, then those of every payer, in two queries.
+    2. Load the open invoices quoted by number, then those of every payer that quotes none
+       of its own, in two queries.
     3. Decide each payment in Python against balances kept in memory, so two payments in
        the chunk never plan to fill the same invoice twice.
-    4. Book the sure matches, one transaction per payment: `allocate` locks and re-checks
-       each balance, so a concurrent allocation since step 2 makes the booking fail (and
-       the payment stays unapplied) instead of overdrawing anything.
+    4. Book the sure matches with `allocate_many`, which locks and re-checks each balance,
+       so a concurrent allocation since step 2 makes that payment's booking fail (it stays
+       unapplied) instead of overdrawing anything.
     5. Queue the rest as proposals in one INSERT.
     """
     outcome = Outcome()
     payments = list(
         Payment.objects.filter(
-            pk__in=payment_ids, unallocated_amount__gt=0, kind=Payment.Kind.PAYMENT
+            services.one_of("id", payment_ids), unallocated_amount__gt=0, kind=Payment.Kind.PAYMENT
         )
         .exclude(proposals__status=MatchProposal.Status.PENDING)
         .order_by("received_on", "pk")
@@ -396,43 +455,54 @@ def _reconcile_chunk(payment_ids: list[int], *, by) -> Outcome:
     numbered: dict[str, list[OpenInvoice]] = defaultdict(list)
     invoices: dict[int, OpenInvoice] = {}
     if all_words:
-        for invoice in _open_invoices(Invoice.objects.outstanding().filter(number__in=all_words)):
+        for invoice in _open_invoices(
+            Invoice.objects.outstanding().filter(services.one_of("number", all_words))
+        ):
             invoices[invoice.pk] = invoice
             numbered[invoice.number].append(invoice)
-    payer_ids = {customer_id for _p, customer_id, *_rest in payments if customer_id}
-    payer_ids |= {invoice.customer_id for invoice in invoices.values()}
+    # Only payers whose payment quotes none of their open invoices go past rule 1, so only
+    # theirs are loaded (a payer whose quoted invoices another payment of the chunk fills
+    # first is loaded when that happens, below).
     open_by_customer: dict[int, list[OpenInvoice]] = defaultdict(list)
-    if payer_ids:
-        for invoice in _open_invoices(
-            Invoice.objects.outstanding().filter(customer_id__in=payer_ids)
-        ):
-            invoice = invoices.setdefault(invoice.pk, invoice)  # one object per invoice
-            open_by_customer[invoice.customer_id].append(invoice)
+    loaded: set[int] = set()
+    _load_payers(
+        {
+            customer_id
+            for pk, customer_id, currency, _a, _r in payments
+            if customer_id
+            and not any(
+                invoice.customer_id == customer_id and invoice.currency == currency
+                for word in words[pk]
+                for invoice in numbered.get(word, ())
+            )
+        },
+        invoices,
+        open_by_customer,
+        loaded,
+    )
     threshold = auto_book_confidence()
     proposals = []
     sure: list[tuple[int, Decimal, Match]] = []
     for pk, customer_id, currency, amount, _remittance in payments:
-        match = decide(
-            amount=amount,
-            currency=currency,
-            payer_id=customer_id,
-            words=words[pk],
-            numbered=numbered,
-            open_by_customer=open_by_customer,
-        )
+        arguments = {
+            "amount": amount,
+            "currency": currency,
+            "payer_id": customer_id,
+            "words": words[pk],
+            "numbered": numbered,
+            "open_by_customer": open_by_customer,
+        }
+        match = decide(**arguments)
+        if customer_id and customer_id not in loaded and not _by_number(match):
+            _load_payers({customer_id}, invoices, open_by_customer, loaded)
+            match = decide(**arguments)  # pure, so deciding again with more is safe
         if match is None or not match.lines:
             outcome.unmatched += 1
             continue
         outcome.by_rule[match.rule] += 1
         if match.confidence < threshold:
             proposals.append(
-                MatchProposal(
-                    payment_id=pk,
-                    rule=match.rule,
-                    confidence=match.confidence,
-                    lines=match.as_json(),
-                    explanation=match.explanation[:300],
-                )
+                (pk, match.rule, match.confidence, match.as_json(), match.explanation[:300])
             )
             outcome.review += 1
             continue
@@ -440,39 +510,36 @@ def _reconcile_chunk(payment_ids: list[int], *, by) -> Outcome:
             invoice.balance -= line_amount  # reserved: later payments of the chunk see it
         sure.append((pk, amount, match))
     _book_all(sure, outcome, by=by)
-    MatchProposal.objects.bulk_create(proposals)
+    services.insert_rows(MatchProposal, PROPOSAL_COLUMNS, proposals)
     return outcome
 
 
 def _book_all(sure: list[tuple[int, Decimal, Match]], outcome: Outcome, *, by) -> None:
-    """Book the chunk's sure matches with one set-based ledger write per rule.
+    """Book the chunk's sure matches with one set-based ledger write, each under its rule.
 
     `allocate_many` locks and re-checks every balance, so a concurrent allocation since the
     invoices were read makes that payment's booking fail (it stays unapplied) instead of
     overdrawing anything; each match is booked whole or not at all.
     """
-    by_rule: dict[str, list[tuple[int, Decimal, Match]]] = defaultdict(list)
-    for item in sure:
-        by_rule[item[2].rule].append(item)
-    for rule, items in by_rule.items():
-        refusals = services.allocate_many(
-            [
-                (pk, [(invoice.pk, amount) for invoice, amount in match.lines])
-                for pk, _a, match in items
-            ],
-            by=by,
-            rule=rule,
-        )
-        for (pk, amount, match), refusal in zip(items, refusals, strict=True):
-            if refusal:
-                logger.info("payment %s not booked by %s: %s", pk, rule, refusal)
-                for invoice, line_amount in match.lines:
-                    invoice.balance += line_amount
-                outcome.unmatched += 1
-            elif sum(line_amount for _i, line_amount in match.lines) < amount:
-                outcome.partially_matched += 1
-            else:
-                outcome.matched += 1
+    if not sure:
+        return
+    refusals = services.allocate_many(
+        [
+            (pk, [(invoice.pk, amount) for invoice, amount in match.lines], match.rule)
+            for pk, _a, match in sure
+        ],
+        by=by,
+    )
+    for (pk, amount, match), refusal in zip(sure, refusals, strict=True):
+        if refusal:
+            logger.info("payment %s not booked by %s: %s", pk, match.rule, refusal)
+            for invoice, line_amount in match.lines:
+                invoice.balance += line_amount
+            outcome.unmatched += 1
+        elif sum(line_amount for _i, line_amount in match.lines) < amount:
+            outcome.partially_matched += 1
+        else:
+            outcome.matched += 1
 
 
 # --- finance's decisions --------------------------------------------------------------

@@ -114,3 +114,121 @@ def test_single_allocate_still_validates_like_before():
     with pytest.raises(ValidationError):
         services.allocate(payment=payment, invoice=invoice)
     assert Invoice.objects.get(pk=invoice.pk).status == "paid"
+
+
+def test_bulk_timeline_entries_say_what_the_one_row_services_say():
+    customer = CustomerFactory()
+    invoice = InvoiceFactory(customer=customer, number="INV-7", amount=Decimal("80.00"))
+    [payment] = services.record_payments(
+        [{"amount": "50.00", "currency": "USD", "received_on": ON, "customer": customer}]
+    )
+    services.allocate_many([(payment.pk, [(invoice.pk, Decimal("30.00"))])], rule="exact_amount")
+    received = Activity.objects.get(kind="payment")
+    expected = services.payment_entry(Payment.objects.get(pk=payment.pk))
+    assert (received.text, received.details) == (expected.text, expected.details)
+    allocation = Allocation.objects.get()
+    applied = Activity.objects.get(kind="allocation")
+    expected = services.allocation_entry(
+        payment=allocation.payment,
+        invoice=Invoice.objects.get(pk=invoice.pk),
+        allocation=allocation,
+        new_balance=Decimal("50.00"),
+    )
+    assert (applied.text, applied.details) == (expected.text, expected.details)
+    assert applied.details["allocation"] == allocation.pk and applied.invoice_id == invoice.pk
+
+
+def test_insert_rows_writes_text_json_and_money_exactly_and_fills_defaults():
+    customer = CustomerFactory()
+    awkward = 'tab\there, line\nbreak, back\\slash, "quotes", \\N, ünïcödé €'
+    rows = services.insert_rows(
+        Activity,
+        ["customer_id", "kind", "text", "details"],
+        [
+            (customer.pk, "note", awkward, {"text": awkward, "amount": "12.30", "n": [1, None]}),
+            (customer.pk, "note", "", {}),
+        ],
+    )
+    stored = Activity.objects.order_by("pk")
+    assert [row[0] for row in rows] == [a.pk for a in stored]
+    first = stored[0]
+    assert first.text == awkward and first.details == {
+        "text": awkward,
+        "amount": "12.30",
+        "n": [1, None],
+    }
+    assert first.occurred_at is not None and first.invoice_id is None and first.channel == ""
+    [payment_row] = services.insert_rows(
+        Payment,
+        ["kind", "amount", "currency", "unallocated_amount", "received_on"],
+        [("payment", Decimal("1234567.89"), "EUR", Decimal("0.01"), ON)],
+    )
+    payment = Payment.objects.get(pk=payment_row[0])
+    assert (payment.amount, payment.unallocated_amount) == (Decimal("1234567.89"), Decimal("0.01"))
+    assert payment.refunded_amount == 0 and payment.created_at is not None
+    assert payment.source == "manual" and payment.customer_id is None
+
+
+def test_insert_rows_takes_ids_the_ordinary_inserts_then_skip():
+    customer = CustomerFactory()
+    made = services.insert_rows(
+        Payment,
+        ["customer_id", "amount", "currency", "unallocated_amount", "received_on"],
+        [(customer.pk, Decimal("5.00"), "USD", Decimal("5.00"), ON)] * 3,
+    )
+    later = PaymentFactory()  # would collide if the ids were not taken from the sequence
+    assert later.pk not in {row[0] for row in made} and Payment.objects.count() == 4
+
+
+def test_insert_rows_refuses_float_money_and_unknown_columns():
+    with pytest.raises(TypeError, match="never float"):
+        services.insert_rows(
+            Payment,
+            ["amount", "currency", "unallocated_amount", "received_on"],
+            [(10.1, "USD", Decimal("10.10"), ON)],
+        )
+    with pytest.raises(ValueError, match="no column"):
+        services.insert_rows(Payment, ["amount", "colour"], [(Decimal("1"), "red")])
+    assert not Payment.objects.exists()
+
+
+def test_allocate_many_books_each_plan_under_its_own_rule():
+    customer = CustomerFactory()
+    a = InvoiceFactory(customer=customer, amount=Decimal("10.00"))
+    b = InvoiceFactory(customer=customer, amount=Decimal("20.00"))
+    first = PaymentFactory(customer=customer, amount=Decimal("10.00"))
+    second = PaymentFactory(customer=customer, amount=Decimal("20.00"))
+    outcomes = services.allocate_many(
+        [
+            (first.pk, [(a.pk, Decimal("10.00"))], "invoice_number"),
+            (second.pk, [(b.pk, Decimal("20.00"))]),  # the call's rule
+        ],
+        rule="exact_amount",
+    )
+    assert outcomes == ["", ""]
+    assert dict(Allocation.objects.values_list("invoice_id", "rule")) == {
+        a.pk: "invoice_number",
+        b.pk: "exact_amount",
+    }
+    entries = Activity.objects.filter(kind="allocation")
+    assert {e.invoice_id: e.details["rule"] for e in entries} == {
+        a.pk: "invoice_number",
+        b.pk: "exact_amount",
+    }
+
+
+def test_one_of_filters_like_in_for_many_values_and_for_none():
+    payments = [PaymentFactory(external_id=f"E-{n}", source="bank") for n in range(3)]
+    wanted = [payments[0].pk, payments[2].pk, 10**9]
+    assert sorted(
+        Payment.objects.filter(services.one_of("id", wanted)).values_list("pk", flat=True)
+    ) == [
+        payments[0].pk,
+        payments[2].pk,
+    ]
+    assert set(
+        Payment.objects.filter(services.one_of("external_id", {"E-1", "nope"})).values_list(
+            "external_id", flat=True
+        )
+    ) == {"E-1"}
+    assert not Payment.objects.filter(services.one_of("id", [])).exists()

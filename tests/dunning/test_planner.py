@@ -183,3 +183,55 @@ def test_catch_up_never_sends_a_step_the_invoice_has_moved_past(settings):
     planner.plan(on=ON)
     # The "due in 3 days" reminder is not sent late; the missed "due today" is caught up.
     assert notices_for(customer) == [("Due today", 0, ["D1"])]
+
+
+def test_a_paused_invoice_is_held_while_the_customers_others_go_on(agent):
+    from accounts import services as ledger
+
+    customer = CustomerFactory(assigned_agent=agent)
+    held = InvoiceFactory(customer=customer, number="HELD", due_on=days_ago(7))
+    InvoiceFactory(customer=customer, number="GOES", due_on=days_ago(7))
+    ledger.pause_invoices(
+        invoices=[held],
+        until=ON + dt.timedelta(days=5),
+        reason="credit note coming",
+        by=agent,
+        today=ON,
+    )
+    result = planner.plan(on=ON)
+    planned = set(NoticeInvoice.objects.values_list("invoice__number", flat=True))
+    assert planned == {"GOES"} and result.suppressed == 2  # e-mail and SMS steps
+    assert held.activities.get().details["hold"] == "invoice_paused"
+
+
+def test_agents_pause_invoices_from_the_invoice_list(client, agent):
+    from accounts.models import Invoice
+
+    customer = CustomerFactory(assigned_agent=agent)
+    invoice = InvoiceFactory(customer=customer)
+    client.force_login(agent)
+    until = (dt.date.today() + dt.timedelta(days=5)).isoformat()
+    response = client.post(
+        "/admin/accounts/invoice/",
+        {
+            "action": "pause_invoices",
+            "_selected_action": [invoice.pk],
+            "apply": "1",
+            "until": until,
+            "reason": "waiting for the credit note",
+        },
+    )
+    assert response.status_code == 302
+    assert Invoice.objects.get(pk=invoice.pk).dunning_pause_reason == "waiting for the credit note"
+    too_long = (dt.date.today() + dt.timedelta(days=30)).isoformat()
+    client.post(
+        "/admin/accounts/invoice/",
+        {
+            "action": "pause_invoices",
+            "_selected_action": [invoice.pk],
+            "apply": "1",
+            "until": too_long,
+            "reason": "longer",
+        },
+    )
+    assert str(Invoice.objects.get(pk=invoice.pk).dunning_paused_until) == until

@@ -171,3 +171,15 @@ def test_unknown_template_variable_fails_loudly_and_sends_nothing():
     notice.refresh_from_db()
     assert notice.status == "failed" and "contact_nmae" in notice.reason
     assert not mail.outbox
+
+
+def test_an_invoice_paused_after_planning_defers_the_notice_until_the_pause_ends():
+    notice = planned_email(invoices=1)
+    invoice = notice.lines.get().invoice
+    type(invoice).objects.filter(pk=invoice.pk).update(
+        dunning_paused_until=ON + dt.timedelta(days=2), dunning_pause_reason="checking PO"
+    )
+    assert sender.send_due(now=MONDAY_10AM).deferred == 1
+    notice.refresh_from_db()
+    assert notice.not_before_at == dt.datetime(2026, 11, 26, 8, 0, tzinfo=CHICAGO)
+    assert "checking PO" in notice.reason

@@ -400,3 +400,24 @@ def test_unknown_file_is_not_a_statement(tmp_path):
     with pytest.raises(CommandError) as raised:
         call_command("import_bank_statement", str(path))
     assert raised.value.returncode == 2 and "not a CSV statement" in str(raised.value)
+
+
+def test_lines_keep_every_character_and_point_at_their_payments(tmp_path):
+    path = tmp_path / "s.csv"
+    awkward = 'back\\slash \\N "quoted" ünïcödé € INV\\42'
+    in_csv = awkward.replace('"', '""')
+    path.write_text(
+        "date,amount,currency,name,reference,bank reference\n"
+        f'2026-11-20,12.30,EUR,"Tab\tName","{in_csv}",R-1\n'
+        "2026-11-20,-1.00,EUR,Bank,fee,R-2\n",
+        encoding="utf-8",
+    )
+    summary, _out = run_command(path)
+    assert summary["lines"] == 2 and summary["payments"] == 1
+    credit, fee = BankLine.objects.order_by("line_number")
+    assert (credit.remittance, credit.counterparty_name) == (awkward, "Tab\tName")
+    assert credit.payment.external_id == credit.fingerprint and credit.payment.amount == Decimal(
+        "12.30"
+    )
+    assert credit.payment.remittance_reference.startswith(awkward)
+    assert fee.payment_id is None and fee.amount == Decimal("-1.00")

@@ -386,3 +386,50 @@ def test_reconcile_command_matches_payments_recorded_before_their_invoice():
         "review": 0,
         "unmatched": 0,
     }
+
+
+def test_payer_whose_quoted_invoice_was_just_filled_is_matched_on_its_other_invoices():
+    customer = CustomerFactory()
+    invoice(customer, "M-1", "100.00", days_ago=20)
+    invoice(customer, "M-2", "100.00", days_ago=5)
+    first = pay("100.00", customer=customer, remittance="M-1")
+    second = pay("100.00", customer=customer, remittance="M-1 again")
+    outcome = run(first, second)
+    assert outcome.by_rule == {"invoice_number": 1, "exact_amount": 1} and outcome.matched == 2
+    assert allocations(second) == [("M-2", Decimal("100.00"), "exact_amount")]
+
+
+def _open(cents: list[int]) -> list[reconciliation.OpenInvoice]:
+    return [
+        reconciliation.OpenInvoice(
+            pk, 1, f"N-{pk}", "USD", Decimal(c) / 100, TODAY + dt.timedelta(days=pk)
+        )
+        for pk, c in enumerate(cents, start=1)
+    ]
+
+
+def decide_for(amount: str, cents: list[int]) -> reconciliation.Match:
+    return reconciliation.decide(
+        amount=Decimal(amount),
+        currency="USD",
+        payer_id=1,
+        words=set(),
+        numbered={},
+        open_by_customer={1: _open(cents)},
+    )
+
+
+def test_subset_sum_among_twenty_invoices_finds_up_to_six_and_no_more():
+    cents = [10_000 + 101 * k for k in range(20)]  # 100.00, 101.01, ... all different
+    six = sum(cents[:6])  # and no five or fewer add up to it
+    match = decide_for(f"{six / 100:.2f}", cents)
+    assert match.rule == "subset_sum" and len(match.lines) == 6
+    assert sum(amount for _i, amount in match.lines) == Decimal(six) / 100
+    seven = sum(cents[:7])  # only seven of the smallest add up to this
+    assert decide_for(f"{seven / 100:.2f}", cents).rule == "oldest_first"
+    assert decide_for("345.67", cents).rule == "oldest_first"  # nothing adds up
+
+
+def test_subset_sum_prefers_fewest_then_oldest_invoices():
+    match = decide_for("100.00", [2_000, 3_000, 5_000, 8_000, 7_000, 1_500, 8_500])
+    assert [invoice.number for invoice, _a in match.lines] == ["N-1", "N-4"]
