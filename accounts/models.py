@@ -433,7 +433,10 @@ class Allocation(models.Model):
     """
 
     payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="allocations")
-    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="allocations")
+    # allocation_invoice_on leads with invoice_id, so no separate FK index.
+    invoice = models.ForeignKey(
+        Invoice, on_delete=models.PROTECT, related_name="allocations", db_index=False
+    )
     amount = models.DecimalField(_("amount"), **MONEY)
     allocated_on = models.DateField(_("allocated on"))
     rule = models.CharField(_("rule"), max_length=40, default="manual")
@@ -515,9 +518,18 @@ class Activity(models.Model):
         DISPUTE = "dispute", _("Dispute")
         WRONG_NUMBER = "wrong_number", _("Wrong number")
 
-    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="activities")
+    # No single-column FK indexes: activity_customer_time and activity_invoice serve them,
+    # and every timeline insert would maintain the duplicates.
+    customer = models.ForeignKey(
+        Customer, on_delete=models.PROTECT, related_name="activities", db_index=False
+    )
     invoice = models.ForeignKey(
-        Invoice, on_delete=models.PROTECT, null=True, blank=True, related_name="activities"
+        Invoice,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="activities",
+        db_index=False,
     )
     kind = models.CharField(_("kind"), max_length=16, choices=Kind)
     channel = models.CharField(_("channel"), max_length=8, choices=Channel, blank=True)
