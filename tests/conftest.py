@@ -2,8 +2,8 @@
 
 Run the suite in one process (as `make test` does): Django flushes the database after a
 transactional test, and pytest-django runs those last so that the data migrations' rows
-(the roles) are there for every other test. A transactional test that needs them itself
-says `serialized_rollback=True`.
+(the roles) are there for every other test. Every transactional test says
+`serialized_rollback=True` (enforced below), so it gets those rows too.
 """
 
 import pytest
@@ -13,7 +13,22 @@ from tests.factories import UserFactory
 
 
 def pytest_collection_modifyitems(config, items):
-    """Tests marked `postgresql` are skipped (loudly) when the suite runs on SQLite."""
+    """Check the transactional-test rule, and skip `postgresql` tests on SQLite (loudly).
+
+    A transactional test must say serialized_rollback=True: only then does Django skip
+    post_migrate after its flush. Otherwise the flush recreates content types under new
+    ids, and the next serialized test's restore collides with them (order-dependent).
+    """
+    for item in items:
+        marker = item.get_closest_marker("django_db")
+        if (
+            marker
+            and marker.kwargs.get("transaction")
+            and not marker.kwargs.get("serialized_rollback")
+        ):
+            raise pytest.UsageError(
+                f"{item.nodeid}: transactional tests need serialized_rollback=True"
+            )
     if connection.vendor == "postgresql":
         return
     skip = pytest.mark.skip(reason="needs PostgreSQL (make test fell back to SQLite)")

@@ -390,7 +390,7 @@ def test_signed_body_that_is_not_an_event_is_refused_and_dead_lettered(client):
 
 
 @pytest.mark.postgresql
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_concurrent_success_events_for_one_intent_book_once():
     import threading
 
