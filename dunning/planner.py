@@ -15,6 +15,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import BooleanField, Exists, ExpressionWrapper, OuterRef, Q, Sum
 
+from accounts.holds import held_invoices
 from accounts.models import Customer, Invoice
 
 from .models import MESSAGE_CHANNELS, Channel, Notice, NoticeInvoice, Policy, Step
@@ -137,9 +138,7 @@ def catch_up_days(step: Step, steps: list[Step]) -> int:
 def _plan_step(
     step: Step, on: dt.date, result: PlanResult, *, catch_up: int, dry_run: bool
 ) -> None:
-    held = customers_on_hold(on, step.channel, prefix="customer__") | Q(
-        dunning_paused_until__gte=on
-    )
+    held = customers_on_hold(on, step.channel, prefix="customer__") | held_invoices(on)
     rows = list(
         due_invoices(step, on, catch_up)
         .annotate(is_held=ExpressionWrapper(held, output_field=BooleanField()))

@@ -29,6 +29,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts import services as ledger
+from accounts.holds import invoice_holds
 from accounts.models import Activity, Contact, Invoice
 
 from . import channels, letters, rendering
@@ -100,13 +101,14 @@ def _process(notice: Notice, now: dt.datetime) -> str:
         return _finish(
             notice, Notice.Status.CANCELLED, "cancelled", "paid or closed since planning"
         )
-    paused = [i for i in invoices if i.dunning_paused_until and i.dunning_paused_until >= on]
-    invoices = [i for i in invoices if i not in paused]
+    holds = invoice_holds(invoices, on)
+    held = [i for i in invoices if i.pk in holds]
+    invoices = [i for i in invoices if i.pk not in holds]
     if not invoices:
-        first_end = min(i.dunning_paused_until for i in paused)
-        reasons = "; ".join(f"{i.number}: {i.dunning_pause_reason}" for i in paused)
-        until = _morning_after(customer, first_end)
-        return _defer(notice, until, f"invoices paused until {first_end} ({reasons})")
+        # Look again the morning after the first hold ends (tomorrow for open-ended ones).
+        ends = [holds[i.pk][0] or on for i in held]
+        reasons = "; ".join(f"{i.number}: {holds[i.pk][1]}" for i in held)
+        return _defer(notice, _morning_after(customer, min(ends)), f"invoices held ({reasons})")
     held = (
         type(customer)
         .objects.filter(customers_on_hold(on, notice.channel), pk=customer.pk)
