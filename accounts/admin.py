@@ -15,12 +15,13 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.functional import cached_property
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 from import_export.admin import ImportMixin
 from import_export.formats import base_formats
 from import_export.results import RowResult
 
+from dunning import services as dunning_services
 from integrations import intake, resources
 from integrations.models import IntakeBatch
 
@@ -424,6 +425,57 @@ class CustomerActionsMixin:
     def assign(self, request, queryset):
         return self._assign(request, queryset)
 
+    def has_switch_policy_permission(self, request):
+        return request.user.has_perm("dunning.switch_policy")
+
+    def _policy(self, request, customers):
+        def perform(customers, data):
+            return dunning_services.switch_policy(
+                customers=customers, policy=data["policy"], reason=data["reason"], by=request.user
+            )
+
+        return self.run_customer_form(
+            request,
+            customers,
+            forms.PolicyForm,
+            perform,
+            _("Switch dunning policy"),
+            "dunning.switch_policy",
+        )
+
+    def _automation(self, request, customers, *, is_excluded: bool):
+        def perform(customers, data):
+            return dunning_services.set_automation(
+                customers=customers, is_excluded=is_excluded, reason=data["reason"], by=request.user
+            )
+
+        title = (
+            _("Exclude from automatic dunning")
+            if is_excluded
+            else _("Put back into automatic dunning")
+        )
+        return self.run_customer_form(
+            request, customers, forms.ReasonForm, perform, title, "dunning.switch_policy"
+        )
+
+    def _exclude(self, request, customers):
+        return self._automation(request, customers, is_excluded=True)
+
+    def _include(self, request, customers):
+        return self._automation(request, customers, is_excluded=False)
+
+    @admin.action(description=_("Switch dunning policy"), permissions=["switch_policy"])
+    def switch_policy(self, request, queryset):
+        return self._policy(request, queryset)
+
+    @admin.action(description=_("Exclude from automatic dunning"), permissions=["switch_policy"])
+    def exclude_from_automation(self, request, queryset):
+        return self._exclude(request, queryset)
+
+    @admin.action(description=_("Put back into automatic dunning"), permissions=["switch_policy"])
+    def include_in_automation(self, request, queryset):
+        return self._include(request, queryset)
+
 
 @admin.register(Customer)
 class CustomerAdmin(SpreadsheetImportMixin, CustomerActionsMixin, LedgerAdmin):
@@ -451,7 +503,16 @@ class CustomerAdmin(SpreadsheetImportMixin, CustomerActionsMixin, LedgerAdmin):
     search_help_text = _("Name, reference, contact e-mail or phone")
     autocomplete_fields = ["assigned_agent"]
     inlines = [ContactInline, OpenInvoiceInline]
-    actions = ["add_note", "log_call", "assign", "pause_dunning", "resume_dunning"]
+    actions = [
+        "add_note",
+        "log_call",
+        "assign",
+        "pause_dunning",
+        "resume_dunning",
+        "switch_policy",
+        "exclude_from_automation",
+        "include_in_automation",
+    ]
     change_form_template = "admin/accounts/customer/change_form.html"
     resource_classes = [resources.CustomerResource]
     timeline_per_page = 25
@@ -487,11 +548,39 @@ class CustomerAdmin(SpreadsheetImportMixin, CustomerActionsMixin, LedgerAdmin):
                 ]
             },
         ),
+        (
+            _("Dunning and risk"),
+            {"fields": ["dunning_policy", "is_excluded_from_automation", "risk_summary"]},
+        ),
         (_("Source"), {"fields": ["source", "external_ref"], "classes": ["collapse"]}),
     ]
     # Changed only through the actions, which enforce limits and write the timeline.
-    always_readonly = ["assigned_agent", "dunning_paused_until", "dunning_pause_reason"]
+    always_readonly = [
+        "assigned_agent",
+        "dunning_paused_until",
+        "dunning_pause_reason",
+        "dunning_policy",
+        "is_excluded_from_automation",
+        "risk_summary",
+    ]
     manager_only = ["segment", "credit_limit", "status", "source", "external_ref"]
+
+    @admin.display(description=_("risk score"))
+    def risk_summary(self, customer):
+        if customer.risk_score is None:
+            return _("not scored yet")
+        factors = (customer.risk_factors or {}).get("factors", customer.risk_factors or {})
+        rows = []
+        if isinstance(factors, dict):
+            rows = [(name, value) for name, value in factors.items()]
+        elif isinstance(factors, list):
+            rows = [(f.get("name", ""), f.get("points", f)) for f in factors if isinstance(f, dict)]
+        return format_html(
+            "<strong>{} ({})</strong>{}",
+            customer.risk_score,
+            customer.get_risk_band_display() or "—",
+            format_html_join("", "<br>{}: {}", rows),
+        )
 
     @admin.display(description=_("holds"))
     def hold_list(self, customer):
@@ -532,6 +621,9 @@ class CustomerAdmin(SpreadsheetImportMixin, CustomerActionsMixin, LedgerAdmin):
             view("call", self._call),
             view("pause", self._pause),
             view("assign", self._assign),
+            view("policy", self._policy),
+            view("exclude", self._exclude),
+            view("include", self._include),
             *super().get_urls(),
         ]
 
@@ -546,6 +638,7 @@ class CustomerAdmin(SpreadsheetImportMixin, CustomerActionsMixin, LedgerAdmin):
             extra_context.update(
                 timeline=page,
                 can_log=user.has_perm("accounts.log_activity"),
+                can_switch_policy=user.has_perm("dunning.switch_policy"),
                 can_pause=user.has_perm("accounts.pause_dunning"),
                 can_assign=user.has_perm("accounts.assign_customer"),
                 balances=services.open_balances(customer),
@@ -634,7 +727,7 @@ class InvoiceAdmin(LedgerAdmin):
         "updated_at",
     ]
 
-    actions = ["pause_invoices"]
+    actions = ["pause_invoices", "resume_invoices"]
 
     def has_pause_dunning_permission(self, request):
         return request.user.has_perm("accounts.pause_dunning")
@@ -670,6 +763,17 @@ class InvoiceAdmin(LedgerAdmin):
                 "count": queryset.count(),
             },
         )
+
+    @admin.action(description=_("Resume dunning for these invoices"), permissions=["pause_dunning"])
+    def resume_invoices(self, request, queryset):
+        try:
+            done = services.resume_invoices(
+                invoices=queryset.select_related("customer"), by=request.user
+            )
+        except PermissionDenied as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+        else:
+            self.message_user(request, _("Dunning resumed for %(n)d invoice(s).") % {"n": done})
 
     def get_readonly_fields(self, request, obj=None):
         if obj is None:
@@ -739,6 +843,17 @@ class PaymentAdmin(SpreadsheetImportMixin, LedgerAdmin):
     readonly_fields = ["unallocated_amount", "created_by", "created_at"]
     inlines = [AllocationInline]
     resource_classes = [resources.PaymentResource]
+
+    @admin.action(description=_("Resume dunning for these invoices"), permissions=["pause_dunning"])
+    def resume_invoices(self, request, queryset):
+        try:
+            done = services.resume_invoices(
+                invoices=queryset.select_related("customer"), by=request.user
+            )
+        except PermissionDenied as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+        else:
+            self.message_user(request, _("Dunning resumed for %(n)d invoice(s).") % {"n": done})
 
     def get_readonly_fields(self, request, obj=None):
         if obj is None:

@@ -248,6 +248,32 @@ def resume_dunning(*, customers: Iterable[Customer], by, reason: str = "") -> in
     return len(customers)
 
 
+@transaction.atomic
+def resume_invoices(*, invoices: Iterable[Invoice], by, reason: str = "") -> int:
+    """Lift the pause on these invoices; dunning picks them up at its next run."""
+    invoices = [i for i in invoices if i.dunning_paused_until is not None]
+    _require(by, "accounts.pause_dunning", {i.customer_id: i.customer for i in invoices}.values())
+    Invoice.objects.filter(pk__in=[i.pk for i in invoices]).update(
+        dunning_paused_until=None, dunning_pause_reason="", updated_at=timezone.now()
+    )
+    reason = reason.strip()
+    now = timezone.now()
+    Activity.objects.bulk_create(
+        Activity(
+            customer_id=invoice.customer_id,
+            invoice=invoice,
+            kind=Activity.Kind.HOLD_CHANGE,
+            actor=by,
+            occurred_at=now,
+            text=_("Dunning for %(n)s resumed") % {"n": invoice.number}
+            + (f": {reason}" if reason else ""),
+            details={"hold": "invoice_paused", "until": None, "reason": reason},
+        )
+        for invoice in invoices
+    )
+    return len(invoices)
+
+
 # Fields whose every change belongs on the timeline, with the kind of entry it makes.
 TRACKED_CUSTOMER_FIELDS = {
     "status": Activity.Kind.STATUS_CHANGE,

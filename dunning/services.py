@@ -6,9 +6,9 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts import services as ledger
-from accounts.models import Activity
+from accounts.models import Activity, Customer
 
-from .models import Notice
+from .models import Notice, Policy
 
 DECIDABLE = (Notice.Status.AWAITING_APPROVAL,)
 OPEN = (
@@ -109,3 +109,61 @@ def send_now(notices, *, by, reason: str) -> int:
         reason=reason,
         not_before_at=timezone.now(),
     )
+
+
+def _reason(reason: str) -> str:
+    reason = reason.strip()
+    if not reason:
+        raise ValidationError({"reason": _("Say why.")})
+    return reason
+
+
+@transaction.atomic
+def switch_policy(*, customers, policy: Policy | None, by, reason: str) -> int:
+    """Put customers on another policy (None: back to their segment's default)."""
+    if not by.has_perm("dunning.switch_policy"):
+        raise PermissionDenied(_("You do not have permission to do this."))
+    reason = _reason(reason)
+    customers = [c for c in customers if c.dunning_policy_id != (policy.pk if policy else None)]
+    before = {c.pk: str(c.dunning_policy) if c.dunning_policy_id else "" for c in customers}
+    Customer.objects.filter(pk__in=[c.pk for c in customers]).update(
+        dunning_policy=policy, updated_at=timezone.now()
+    )
+    to = policy.name if policy else _("the segment's default policy")
+    ledger.log_each(
+        customers,
+        kind=Activity.Kind.OVERRIDE,
+        by=by,
+        text=lambda c: (
+            _("Dunning policy switched from %(old)s to %(new)s: %(reason)s")
+            % {"old": before[c.pk] or _("the segment's default"), "new": to, "reason": reason}
+        ),
+        details=lambda c: {
+            "override": "policy",
+            "from": before[c.pk],
+            "to": policy.pk if policy else None,
+            "reason": reason,
+        },
+    )
+    return len(customers)
+
+
+@transaction.atomic
+def set_automation(*, customers, is_excluded: bool, by, reason: str) -> int:
+    """Take customers out of automatic dunning (agents work them by hand), or back in."""
+    if not by.has_perm("dunning.switch_policy"):
+        raise PermissionDenied(_("You do not have permission to do this."))
+    reason = _reason(reason)
+    customers = [c for c in customers if c.is_excluded_from_automation != is_excluded]
+    Customer.objects.filter(pk__in=[c.pk for c in customers]).update(
+        is_excluded_from_automation=is_excluded, updated_at=timezone.now()
+    )
+    text = _("Excluded from automatic dunning") if is_excluded else _("Back in automatic dunning")
+    ledger.log_each(
+        customers,
+        kind=Activity.Kind.OVERRIDE,
+        by=by,
+        text=f"{text}: {reason}",
+        details={"override": "automation", "excluded": is_excluded, "reason": reason},
+    )
+    return len(customers)
