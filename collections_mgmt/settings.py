@@ -196,6 +196,7 @@ TWILIO_MESSAGING_SERVICE_SID = os.environ.get("TWILIO_MESSAGING_SERVICE_SID", ""
 DEFAULT_CURRENCY = os.environ.get("DEFAULT_CURRENCY", "USD")
 # Longest pause an agent may set without the manager permission.
 AGENT_MAX_PAUSE_DAYS = int(os.environ.get("AGENT_MAX_PAUSE_DAYS", "14"))
+AGING_BUCKET_EDGES = os.environ.get("AGING_BUCKET_EDGES", "30,60,90,120")  # aging report, days
 # The admin changelists stop counting past this many rows (COUNT(*) is slow at scale).
 ADMIN_COUNT_LIMIT = int(os.environ.get("ADMIN_COUNT_LIMIT", "10000"))
 ADMIN_SEARCH_COUNT_LIMIT = int(os.environ.get("ADMIN_SEARCH_COUNT_LIMIT", "1000"))
@@ -242,6 +243,8 @@ PAY_LINK_TEMPLATE = os.environ.get(
 # for a manager when their step says "high value".
 DUNNING_CATCH_UP_DAYS = int(os.environ.get("DUNNING_CATCH_UP_DAYS", "3"))
 DUNNING_HIGH_VALUE_THRESHOLD = os.environ.get("DUNNING_HIGH_VALUE_THRESHOLD", "10000")
+# Escalation steps become review tasks for the least busy member of this group.
+DUNNING_ESCALATION_GROUP = os.environ.get("DUNNING_ESCALATION_GROUP", "Collections manager")
 # Contact rules enforced at send time (see README, "Compliance guards").
 COMPANY_NAME = os.environ.get("COMPANY_NAME", "Example Supplies Ltd")
 EMAIL_MESSAGE_ID_DOMAIN = os.environ.get("EMAIL_MESSAGE_ID_DOMAIN", "collections.example.com")
@@ -259,3 +262,15 @@ DUNNING_MAX_CONSUMER_CONTACTS_PER_MONTH = int(
 )
 # How many notices one sending task takes; the nightly run starts enough tasks for all.
 DUNNING_SEND_CHUNK = int(os.environ.get("DUNNING_SEND_CHUNK", "500"))
+
+# Case work: a promise holds dunning until its date plus this many days; payment plans
+# above this total (in the plan's currency) wait for a manager; installment reminders go
+# out this many days before the due date.
+PROMISE_GRACE_DAYS = int(os.environ.get("PROMISE_GRACE_DAYS", "3"))
+PAYMENT_PLAN_APPROVAL_THRESHOLD = os.environ.get("PAYMENT_PLAN_APPROVAL_THRESHOLD", "5000")
+INSTALLMENT_REMINDER_DAYS = int(os.environ.get("INSTALLMENT_REMINDER_DAYS", "3"))
+# Case work: outstanding invoices this many days past due raise a write-off/placement review
+# task; the nightly risk scoring moves band-high customers into the high_risk segment (see
+# README, "Risk score") unless they are strategic or have their own dunning policy.
+WRITE_OFF_REVIEW_DAYS = int(os.environ.get("WRITE_OFF_REVIEW_DAYS", "120"))
+RISK_DRIVES_SEGMENT = env_bool("RISK_DRIVES_SEGMENT", True)

@@ -22,15 +22,19 @@ import datetime as dt
 import logging
 import zoneinfo
 from dataclasses import dataclass
+from decimal import Decimal
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Count, Q
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
+from accounts import case_tasks
 from accounts import services as ledger
 from accounts.holds import invoice_holds
-from accounts.models import Activity, Contact, Invoice
+from accounts.models import ZERO, Activity, Contact, Invoice, Task
 
 from . import channels, letters, rendering
 from .models import MESSAGE_CHANNELS, Channel, Notice
@@ -39,8 +43,9 @@ from .planner import customers_on_hold
 logger = logging.getLogger(__name__)
 
 SENDABLE = (Notice.Status.PLANNED, Notice.Status.APPROVED, Notice.Status.DEFERRED)
-# Channels this sender delivers today; the others wait in the outbox for their channel.
-DELIVERED_CHANNELS = (Channel.EMAIL, Channel.SMS, Channel.LETTER, Channel.LEGAL)
+# Steps that make work for people: the sender raises a task instead of a message.
+TASK_CHANNELS = (Channel.CALL, Channel.ESCALATION, Channel.REVIEW)
+DELIVERED_CHANNELS = (Channel.EMAIL, Channel.SMS, Channel.LETTER, Channel.LEGAL, *TASK_CHANNELS)
 LETTER_CHANNELS = (Channel.LETTER, Channel.LEGAL)
 
 
@@ -68,7 +73,7 @@ def send_due(*, now: dt.datetime | None = None, limit: int = 1000) -> SendResult
     """Send every notice that may go out now, one claimed row at a time."""
     now = now or timezone.now()
     result = SendResult()
-    for _ in range(limit):
+    for _attempt in range(limit):
         outcome = send_next(now=now)
         if outcome is None:
             break
@@ -119,6 +124,8 @@ def _process(notice: Notice, now: dt.datetime) -> str:
             return _finish(notice, Notice.Status.SKIPPED, "suppressed", _hold_reason(customer, on))
         until = _morning_after(customer, max(on, customer.dunning_paused_until or on))
         return _defer(notice, until, _hold_reason(customer, on))
+    if notice.channel in TASK_CHANNELS:
+        return _raise_task(notice, invoices, now)
     contact = _contact_for(notice)
     is_letter = notice.channel in LETTER_CHANNELS
     if contact is None and not is_letter:
@@ -177,13 +184,70 @@ def _process(notice: Notice, now: dt.datetime) -> str:
     return "sent"
 
 
+def _raise_task(notice: Notice, invoices: list[Invoice], now: dt.datetime) -> str:
+    """A call, escalation or review step becomes a task in someone's worklist.
+
+    Calls and reviews go to the customer's agent; escalations to the unassigned queue,
+    which managers work. The task's source names the notice, so a retried send raises
+    nothing twice; quiet hours and contact caps are for messages, not for our own people.
+    """
+    customer = notice.customer
+    totals: dict[str, Decimal] = {}
+    for invoice in invoices:
+        totals[invoice.currency] = totals.get(invoice.currency, ZERO) + invoice.open_balance
+    owed = ", ".join(f"{currency} {total}" for currency, total in sorted(totals.items()))
+    numbers = ", ".join(invoice.number for invoice in invoices)
+    kind, title = {
+        Channel.CALL: (Task.Kind.CALL, _("Call %(customer)s: %(owed)s overdue")),
+        Channel.ESCALATION: (Task.Kind.REVIEW, _("Escalation: %(customer)s owes %(owed)s")),
+        Channel.REVIEW: (Task.Kind.REVIEW, _("Write-off or agency review: %(customer)s")),
+    }[notice.channel]
+    # None: the customer's agent (create_task's default), else the unassigned queue.
+    assignee = _least_busy_manager() if notice.channel == Channel.ESCALATION else None
+    task = case_tasks.create_task(
+        customer=customer,
+        kind=kind,
+        title=title % {"customer": customer.name, "owed": owed},
+        due_at=case_tasks.due_at_end_of(timezone.localdate(now)),
+        assignee=assignee,
+        source=f"dunning:notice:{notice.pk}",
+        details={
+            "notice": notice.pk,
+            "step": notice.step.name,
+            "invoices": [invoice.number for invoice in invoices],
+            "totals": {currency: str(total) for currency, total in totals.items()},
+        },
+    )
+    notice.subject = task.title
+    notice.body_text = _("Invoices: %(numbers)s") % {"numbers": numbers}
+    notice.recipient = task.assignee.get_username() if task.assignee_id else ""
+    notice.provider_message_id = f"task:{task.pk}"
+    notice.sent_at = now
+    notice.attempts += 1
+    notice.status = Notice.Status.SENT
+    notice.reason = ""
+    notice.save()
+    return "sent"
+
+
+def _least_busy_manager():
+    """The active member of the escalation group with the fewest open tasks, or None."""
+    return (
+        get_user_model()
+        .objects.filter(is_active=True, groups__name=settings.DUNNING_ESCALATION_GROUP)
+        .annotate(open_tasks=Count("collection_tasks", filter=Q(collection_tasks__status="open")))
+        .order_by("open_tasks", "pk")
+        .first()
+    )
+
+
 def next_allowed_moment(customer, now: dt.datetime) -> dt.datetime:
     """`now` if the customer's local time is inside contact hours, else the next start."""
     zone = zoneinfo.ZoneInfo(customer.timezone)
     local = now.astimezone(zone)
     start, end = settings.DUNNING_CONTACT_HOURS
     day = local.date()
-    for _ in range(8):
+    for _day in range(8):
         opens = dt.datetime.combine(day, dt.time(start), tzinfo=zone)
         closes = dt.datetime.combine(day, dt.time(end), tzinfo=zone)
         allowed_day = day.weekday() not in settings.DUNNING_NO_CONTACT_WEEKDAYS
