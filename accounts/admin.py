@@ -15,7 +15,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.functional import cached_property
-from django.utils.html import format_html, format_html_join
+from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from import_export.admin import ImportMixin
 from import_export.formats import base_formats
@@ -549,8 +549,8 @@ class CustomerAdmin(SpreadsheetImportMixin, CustomerActionsMixin, LedgerAdmin):
             },
         ),
         (
-            _("Dunning and risk"),
-            {"fields": ["dunning_policy", "is_excluded_from_automation", "risk_summary"]},
+            _("Dunning"),
+            {"fields": ["dunning_policy", "is_excluded_from_automation"]},
         ),
         (_("Source"), {"fields": ["source", "external_ref"], "classes": ["collapse"]}),
     ]
@@ -561,26 +561,8 @@ class CustomerAdmin(SpreadsheetImportMixin, CustomerActionsMixin, LedgerAdmin):
         "dunning_pause_reason",
         "dunning_policy",
         "is_excluded_from_automation",
-        "risk_summary",
     ]
     manager_only = ["segment", "credit_limit", "status", "source", "external_ref"]
-
-    @admin.display(description=_("risk score"))
-    def risk_summary(self, customer):
-        if customer.risk_score is None:
-            return _("not scored yet")
-        factors = (customer.risk_factors or {}).get("factors", customer.risk_factors or {})
-        rows = []
-        if isinstance(factors, dict):
-            rows = [(name, value) for name, value in factors.items()]
-        elif isinstance(factors, list):
-            rows = [(f.get("name", ""), f.get("points", f)) for f in factors if isinstance(f, dict)]
-        return format_html(
-            "<strong>{} ({})</strong>{}",
-            customer.risk_score,
-            customer.get_risk_band_display() or "—",
-            format_html_join("", "<br>{}: {}", rows),
-        )
 
     @admin.display(description=_("holds"))
     def hold_list(self, customer):
@@ -935,3 +917,6 @@ class ActivityAdmin(LedgerAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+from . import admin_cases, admin_work  # noqa: E402,F401

@@ -228,7 +228,11 @@ def complete_task(*, task: Task, outcome: str, note: str = "", by) -> Task:
     call, channel phone), like a call logged by hand; any other task is logged as kind
     task with its outcome (empty: "done").
     """
-    task = Task.objects.select_for_update().select_related("customer", "assignee").get(pk=task.pk)
+    task = (
+        Task.objects.select_for_update(of=("self",))
+        .select_related("customer", "assignee")
+        .get(pk=task.pk)
+    )
     _check_may_work(by, task)
     if task.status != Task.Status.OPEN:
         raise ValidationError(
@@ -269,7 +273,11 @@ def complete_task(*, task: Task, outcome: str, note: str = "", by) -> Task:
 @transaction.atomic
 def cancel_task(*, task: Task, by, reason: str) -> Task:
     """Close an open task without doing it (it no longer applies), saying why."""
-    task = Task.objects.select_for_update().select_related("customer", "assignee").get(pk=task.pk)
+    task = (
+        Task.objects.select_for_update(of=("self",))
+        .select_related("customer", "assignee")
+        .get(pk=task.pk)
+    )
     _check_may_work(by, task)
     reason = (reason or "").strip()
     if not reason:
@@ -300,7 +308,11 @@ def reassign_task(*, task: Task, assignee, by, reason: str = "") -> Task:
     Agents may pass on their own tasks and take unassigned ones of customers they work;
     managers move any task.
     """
-    task = Task.objects.select_for_update().select_related("customer", "assignee").get(pk=task.pk)
+    task = (
+        Task.objects.select_for_update(of=("self",))
+        .select_related("customer", "assignee")
+        .get(pk=task.pk)
+    )
     _check_may_work(by, task)
     if task.status != Task.Status.OPEN:
         raise ValidationError(

@@ -17,6 +17,7 @@ from django.db.models import F, Lookup, Q, Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from . import promises  # the case-work hook after allocations (promises, plans)
 from .models import Activity, Allocation, Customer, Invoice, Payment
 from .money import to_amount, validate_currency
 
@@ -517,6 +518,7 @@ def allocate(
     allocation_entry(
         payment=payment, invoice=invoice, allocation=allocation, new_balance=new_balance, by=by
     ).save()
+    promises.case_payments_applied(invoice_ids=[invoice.pk])
     return allocation
 
 
@@ -949,6 +951,7 @@ def allocate_many(
             )
         ],
     )
+    promises.case_payments_applied(invoice_ids=touched_invoices)
     return outcomes
 
 

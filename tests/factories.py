@@ -84,3 +84,34 @@ class ActivityFactory(factory.django.DjangoModelFactory):
     customer = factory.SubFactory(CustomerFactory)
     kind = Activity.Kind.NOTE
     text = "Called AP, invoice approved for the next payment run."
+
+
+# --- Case work (tasks, routing, recoveries) ---
+
+
+class TaskFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "accounts.Task"
+
+    customer = factory.SubFactory(CustomerFactory)
+    kind = "call"
+    title = factory.Sequence(lambda n: f"Call about invoice {n}")
+    due_at = factory.LazyFunction(lambda: dt.datetime(2026, 11, 23, 17, tzinfo=dt.UTC))
+
+
+class RoutingRuleFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "accounts.RoutingRule"
+        skip_postgeneration_save = True
+
+    name = factory.Sequence(lambda n: f"Rule {n}")
+    priority = 100
+
+    @factory.post_generation
+    def agents(self, create, extracted, **kwargs):
+        """RoutingRuleFactory(agents=[alice, bob])."""
+        if create and extracted:
+            self.agents.set(extracted)
+
+
+# --- reporting (added with the aging report) -------------------------------------------

@@ -20,6 +20,7 @@ from accounts.demo import (
     write_chunk,
     write_credentials,
 )
+from accounts.demo_cases import seed_case_work
 from accounts.models import Customer, InvoiceQuerySet, Payment
 
 
@@ -85,6 +86,7 @@ class Command(BaseCommand):
                     for row in chunk.invoices
                     if row["status"] in InvoiceQuerySet.OPEN_STATUSES
                 )
+            case_work = seed_case_work(today=today, seed=seed)
         elapsed = time.perf_counter() - started
 
         open_count = sum(buckets.values())
@@ -95,6 +97,10 @@ class Command(BaseCommand):
         for name in ROW_KINDS:
             extra = f"  ({open_count:,} open: {per_bucket})" if name == "invoices" else ""
             self.stdout.write(f"  {name:<12} {totals[name]:>9,}{extra}")
+        self.stdout.write(
+            "  case work    "
+            + ", ".join(f"{count:,} {name.replace('_', ' ')}" for name, count in case_work.items())
+        )
         self.report_logins(password, has_password)
 
     def report_logins(self, password: str, has_password: list[str]) -> None:
