@@ -240,7 +240,8 @@ PAY_LINK_TEMPLATE = os.environ.get(
 
 # Dunning: a run also picks up invoices that reached a step up to this many days ago (a
 # night the run did not happen); notices at or above this balance in any one currency wait
-# for a manager when their step says "high value".
+# for a manager when their step says "high value" (the fallback for currencies without a
+# row under Dunning -> High-value thresholds, which managers edit in the admin).
 DUNNING_CATCH_UP_DAYS = int(os.environ.get("DUNNING_CATCH_UP_DAYS", "3"))
 DUNNING_HIGH_VALUE_THRESHOLD = os.environ.get("DUNNING_HIGH_VALUE_THRESHOLD", "10000")
 # Escalation steps become review tasks for the least busy member of this group.
@@ -248,6 +249,8 @@ DUNNING_ESCALATION_GROUP = os.environ.get("DUNNING_ESCALATION_GROUP", "Collectio
 # Contact rules enforced at send time (see README, "Compliance guards").
 COMPANY_NAME = os.environ.get("COMPANY_NAME", "Example Supplies Ltd")
 EMAIL_MESSAGE_ID_DOMAIN = os.environ.get("EMAIL_MESSAGE_ID_DOMAIN", "collections.example.com")
+# Bounces and complaints posted to /dunning/email-events/, signed with this (unset: 503).
+EMAIL_EVENTS_WEBHOOK_SECRET = os.environ.get("EMAIL_EVENTS_WEBHOOK_SECRET", "")
 DUNNING_CONTACT_HOURS = (
     int(os.environ.get("DUNNING_CONTACT_FROM_HOUR", "8")),
     int(os.environ.get("DUNNING_CONTACT_UNTIL_HOUR", "21")),

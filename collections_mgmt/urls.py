@@ -30,6 +30,7 @@ urlpatterns = [
     ),
     path("api/v1/", include(router.urls)),
     path("integrations/", include("integrations.urls")),
+    path("dunning/", include("dunning.urls")),
     path("pay/<str:token>/", paylinks.pay_page, name="pay-link"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),

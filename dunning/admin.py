@@ -1,6 +1,7 @@
-"""The dunning console: policies and steps, templates with preview, the outbox and approvals."""
+"""The dunning console: policies, templates with preview, disclosures, thresholds, the outbox."""
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, Q
@@ -15,7 +16,17 @@ from django.utils.translation import gettext_lazy as _
 from accounts.models import Customer, Invoice
 
 from . import rendering, services
-from .models import Notice, OutboxMessage, Policy, Step, Template
+from .models import (
+    MESSAGE_CHANNELS,
+    Disclosure,
+    EmailEvent,
+    HighValueThreshold,
+    Notice,
+    OutboxMessage,
+    Policy,
+    Step,
+    Template,
+)
 from .sender import SENDABLE
 
 
@@ -53,6 +64,11 @@ class PreviewForm(forms.Form):
     customer = forms.ModelChoiceField(
         queryset=Customer.objects.all(), widget=forms.NumberInput, label=_("Customer id")
     )
+    exact = forms.BooleanField(
+        required=False,
+        label=_("This template as written"),
+        help_text=_("Otherwise: what the sender would send, in the customer's language."),
+    )
 
 
 @admin.register(Template)
@@ -71,9 +87,10 @@ class TemplateAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("SMS segments"))
     def sms_segments(self, template):
+        """Counted with the opt-out line the sender appends (variables as written)."""
         if template.channel != "sms":
             return "—"
-        return rendering.sms_segments(template.body_text)
+        return rendering.sms_segments(rendering.sms_text(template.body_text, template.language))
 
     @admin.display(description=_("preview"))
     def preview_link(self, template):
@@ -95,18 +112,31 @@ class TemplateAdmin(admin.ModelAdmin):
             raise PermissionDenied
         template = get_object_or_404(Template, pk=pk)
         form = PreviewForm(request.GET or None)
-        rendered, error = None, None
+        rendered, error, used, disclosure = None, None, None, None
         if form.is_valid():
             customer = form.cleaned_data["customer"]
             invoices = list(Invoice.objects.outstanding().filter(customer=customer)[:50])
-            contact = customer.contacts.order_by("-is_primary", "id").first()
+            contacts = customer.contacts.order_by("-is_primary", "id")
+            reachable = {"email": contacts.exclude(email=""), "sms": contacts.exclude(phone="")}
+            contact = reachable.get(template.channel, contacts).first() or contacts.first()
             context = rendering.notice_context(
                 customer=customer, invoices=invoices, contact=contact, on=timezone.localdate()
             )
             try:
-                rendered = rendering.render(template, context)
+                # As the sender renders it: translation, disclosure and opt-out line included.
+                rendered = rendering.render_notice(
+                    template,
+                    context,
+                    customer=customer,
+                    contact=contact,
+                    channel=template.channel,
+                    translate=not form.cleaned_data["exact"],
+                )
             except rendering.RenderError as exc:
                 error = str(exc)
+            else:
+                used = Template.objects.get(pk=rendered["template_id"])
+                disclosure = Disclosure.objects.filter(pk=rendered["disclosure_id"]).first()
         return TemplateResponse(
             request,
             "admin/dunning/template_preview.html",
@@ -118,6 +148,8 @@ class TemplateAdmin(admin.ModelAdmin):
                 "form": form,
                 "rendered": rendered,
                 "error": error,
+                "used_template": used,
+                "disclosure": disclosure,
                 "segments": rendering.sms_segments(rendered["body_text"])
                 if rendered and template.channel == "sms"
                 else None,
@@ -284,3 +316,118 @@ class OutboxMessageAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+class DisclosureForm(forms.ModelForm):
+    channels = forms.MultipleChoiceField(
+        label=_("channels"),
+        choices=[(channel.value, channel.label) for channel in MESSAGE_CHANNELS],
+        widget=forms.CheckboxSelectMultiple,
+    )
+
+    class Meta:
+        model = Disclosure
+        fields = [
+            "name",
+            "customer_kind",
+            "jurisdiction",
+            "language",
+            "channels",
+            "body_text",
+            "body_html",
+            "is_active",
+        ]
+
+
+class FollowsPermissionsOf:
+    """A ModelAdmin whose rights are those on another model (configuration that belongs to it).
+
+    So the roles need no new permissions: who may edit templates may edit disclosures, who
+    may change policies may change thresholds, who may see notices may see their e-mail events.
+    """
+
+    view_perm = change_perm = delete_perm = ""
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.has_perm(self.view_perm) or self.has_change_permission(request)
+
+    def has_add_permission(self, request):
+        return bool(self.change_perm) and request.user.has_perm(self.change_perm)
+
+    def has_change_permission(self, request, obj=None):
+        return bool(self.change_perm) and request.user.has_perm(self.change_perm)
+
+    def has_delete_permission(self, request, obj=None):
+        return bool(self.delete_perm) and request.user.has_perm(self.delete_perm)
+
+
+@admin.register(Disclosure)
+class DisclosureAdmin(FollowsPermissionsOf, admin.ModelAdmin):
+    """Required disclosures; the most specific active match is added to each message."""
+
+    view_perm, change_perm, delete_perm = (
+        "dunning.view_template",
+        "dunning.change_template",
+        "dunning.delete_template",
+    )
+
+    form = DisclosureForm
+    list_display = [
+        "name",
+        "customer_kind",
+        "jurisdiction_display",
+        "language",
+        "channel_list",
+        "is_active",
+    ]
+    list_filter = ["customer_kind", "jurisdiction", "is_active"]
+    search_fields = ["name", "body_text"]
+
+    @admin.display(description=_("jurisdiction"), ordering="jurisdiction")
+    def jurisdiction_display(self, disclosure):
+        return disclosure.jurisdiction or _("any")
+
+    @admin.display(description=_("channels"))
+    def channel_list(self, disclosure):
+        return ", ".join(disclosure.channels or [])
+
+
+@admin.register(HighValueThreshold)
+class HighValueThresholdAdmin(FollowsPermissionsOf, admin.ModelAdmin):
+    """Per-currency approval thresholds: whoever may change policies may change these."""
+
+    view_perm, change_perm, delete_perm = (
+        "dunning.view_policy",
+        "dunning.change_policy",
+        "dunning.change_policy",
+    )
+    list_display = ["currency", "amount", "updated_at"]
+    search_fields = ["currency"]
+
+    def changelist_view(self, request, extra_context=None):
+        fallback = settings.DUNNING_HIGH_VALUE_THRESHOLD
+        subtitle = _("Currencies without a row use %(amount)s (DUNNING_HIGH_VALUE_THRESHOLD).") % {
+            "amount": fallback
+        }
+        return super().changelist_view(request, {**(extra_context or {}), "subtitle": subtitle})
+
+
+@admin.register(EmailEvent)
+class EmailEventAdmin(FollowsPermissionsOf, admin.ModelAdmin):
+    """Bounces, complaints and deliveries reported by the e-mail provider (read-only)."""
+
+    view_perm = "dunning.view_notice"
+
+    list_display = [
+        "received_at",
+        "kind",
+        "is_permanent",
+        "email",
+        "notice_id",
+        "opted_out",
+        "reason",
+    ]
+    list_filter = ["kind", "is_permanent"]
+    search_fields = ["email", "=message_id", "=event_id"]
+    readonly_fields = [f.name for f in EmailEvent._meta.fields]
+    show_facets = admin.ShowFacets.NEVER

@@ -13,12 +13,13 @@ from . import outbox
 
 
 def send_email(to: str, content: dict) -> str:
+    """Send a rendered notice; its extra headers (List-Unsubscribe...) go with it."""
     message_id = make_msgid(domain=settings.EMAIL_MESSAGE_ID_DOMAIN)
     message = EmailMultiAlternatives(
         subject=content["subject"],
         body=content["body_text"],
         to=[to],
-        headers={"Message-ID": message_id},
+        headers={**content.get("headers", {}), "Message-ID": message_id},
     )
     if content["body_html"]:
         message.attach_alternative(content["body_html"], "text/html")

@@ -1,11 +1,16 @@
-"""Dunning: policies and their steps, message templates, and the notice outbox."""
+"""Dunning: policies and steps, templates, disclosures, thresholds, the outbox and e-mail events."""
+
+from collections import defaultdict
+from decimal import Decimal
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Contact, Customer, Invoice
+from accounts.money import validate_currency
 
 
 class Channel(models.TextChoices):
@@ -239,3 +244,175 @@ class OutboxMessage(models.Model):
 
     def __str__(self):
         return f"{self.channel} to {self.recipient}: {self.subject or self.body_text[:40]}"
+
+
+def _message_channels() -> list[str]:
+    return [str(channel) for channel in MESSAGE_CHANNELS]
+
+
+# Regions a disclosure's jurisdiction may name besides an ISO 3166 country code.
+REGIONS = {
+    "EU": frozenset(
+        "AT BE BG CY CZ DE DK EE ES FI FR GR HR HU IE IT LT LU LV MT NL PL PT RO SE SI SK".split()
+    ),
+}
+
+
+class Disclosure(models.Model):
+    """A required block of text added to every message for the customers it matches.
+
+    Consumer-debt notices, debt-advice signposting and the like. Matched on the customer's
+    kind, country and language and on the message's channel; the most specific active match
+    wins: a country over a region (EU) over any country, then the customer's kind over
+    "any", then the customer's language over "any". The rendering appends it (see
+    dunning/rendering.py) unless the template places `{{ disclosure }}` itself.
+    """
+
+    class CustomerKind(models.TextChoices):
+        CONSUMER = "consumer", _("Consumer")
+        BUSINESS = "business", _("Business")
+        ANY = "any", _("Any")
+
+    name = models.CharField(_("name"), max_length=120, unique=True)
+    customer_kind = models.CharField(
+        _("customer kind"), max_length=10, choices=CustomerKind, default=CustomerKind.CONSUMER
+    )
+    jurisdiction = models.CharField(
+        _("jurisdiction"),
+        max_length=2,
+        blank=True,
+        help_text=_("ISO 3166 country code (US, GB, DE), or EU for any EU member; empty: any."),
+    )
+    language = models.CharField(
+        _("language"),
+        max_length=8,
+        blank=True,
+        help_text=_("Only for customers with this language (de, fr); empty: any language."),
+    )
+    channels = models.JSONField(
+        _("channels"), default=_message_channels, help_text=_("Messages it is added to.")
+    )
+    body_text = models.TextField(
+        _("text"), help_text=_("May use the template variables, e.g. {{ company_name }}.")
+    )
+    body_html = models.TextField(
+        _("HTML"), blank=True, help_text=_("For HTML e-mails; empty: the text, with line breaks.")
+    )
+    is_active = models.BooleanField(_("active"), default=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = _("required disclosure")
+        ordering = ["jurisdiction", "customer_kind", "language", "name"]
+
+    def __str__(self):
+        return self.name
+
+    def clean(self):
+        super().clean()
+        self.jurisdiction = self.jurisdiction.strip().upper()
+        self.language = self.language.strip().lower()
+        if self.jurisdiction and not (
+            self.jurisdiction in REGIONS
+            or (len(self.jurisdiction) == 2 and self.jurisdiction.isalpha())
+        ):
+            raise ValidationError({"jurisdiction": _("A two-letter country code, EU, or empty.")})
+        unknown = set(self.channels or []) - set(_message_channels())
+        if not self.channels or unknown:
+            raise ValidationError({"channels": _("Choose one or more message channels.")})
+        if not self.is_active:
+            return
+        # Two active disclosures at the same level would make the choice arbitrary.
+        for other in Disclosure.objects.filter(
+            is_active=True,
+            customer_kind=self.customer_kind,
+            jurisdiction=self.jurisdiction,
+            language__iexact=self.language,
+        ).exclude(pk=self.pk):
+            shared = set(other.channels) & set(self.channels)
+            if shared:
+                raise ValidationError(
+                    _("“%(other)s” already applies here on %(channels)s: deactivate one.")
+                    % {"other": other, "channels": ", ".join(sorted(shared))}
+                )
+
+    def specificity(self) -> tuple[bool, bool, bool, bool]:
+        """How closely it fits, most important first: a country, a region, a kind, a language."""
+        is_region = self.jurisdiction in REGIONS
+        return (
+            bool(self.jurisdiction) and not is_region,
+            is_region,
+            self.customer_kind != self.CustomerKind.ANY,
+            bool(self.language),
+        )
+
+
+class HighValueThreshold(models.Model):
+    """The balance in one currency from which "high value" steps wait for a manager.
+
+    Currencies without a row use the DUNNING_HIGH_VALUE_THRESHOLD setting.
+    """
+
+    currency = models.CharField(
+        _("currency"), max_length=3, unique=True, validators=[validate_currency]
+    )
+    amount = models.DecimalField(_("amount"), max_digits=14, decimal_places=2)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = _("high-value threshold")
+        ordering = ["currency"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(amount__gte=0), name="high_value_threshold_not_negative"
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.currency} {self.amount}"
+
+    @classmethod
+    def by_currency(cls) -> defaultdict[str, Decimal]:
+        """Each currency's threshold: its row, else DUNNING_HIGH_VALUE_THRESHOLD."""
+        fallback = Decimal(settings.DUNNING_HIGH_VALUE_THRESHOLD)
+        return defaultdict(lambda: fallback, cls.objects.values_list("currency", "amount"))
+
+
+class EmailEvent(models.Model):
+    """A bounce, complaint or delivery report from the e-mail provider, applied once.
+
+    Posted to the signed /dunning/email-events/ webhook; an event id is stored at most
+    once, so a provider's retry or a replayed request changes nothing.
+    """
+
+    class Kind(models.TextChoices):
+        BOUNCE = "bounce", _("Bounce")
+        COMPLAINT = "complaint", _("Complaint")
+        DELIVERED = "delivered", _("Delivered")
+
+    event_id = models.CharField(_("event id"), max_length=255, blank=True)
+    kind = models.CharField(_("type"), max_length=10, choices=Kind)
+    is_permanent = models.BooleanField(
+        _("hard bounce"), default=True, help_text=_("A soft bounce changes nothing.")
+    )
+    message_id = models.CharField(_("message id"), max_length=255, blank=True)
+    email = models.CharField(_("e-mail"), max_length=254, blank=True)
+    reason = models.CharField(_("reason"), max_length=500, blank=True)
+    notice = models.ForeignKey(
+        Notice, on_delete=models.SET_NULL, null=True, blank=True, related_name="email_events"
+    )
+    opted_out = models.PositiveIntegerField(_("contacts opted out"), default=0)
+    payload = models.JSONField(_("payload"), default=dict)
+    received_at = models.DateTimeField(_("received"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("e-mail event")
+        ordering = ["-received_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["event_id"], condition=~Q(event_id=""), name="email_event_once"
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.kind} {self.email or self.message_id}"

@@ -18,7 +18,15 @@ from django.db.models import BooleanField, Exists, ExpressionWrapper, OuterRef, 
 from accounts.holds import held_invoices
 from accounts.models import Customer, Invoice
 
-from .models import MESSAGE_CHANNELS, Channel, Notice, NoticeInvoice, Policy, Step
+from .models import (
+    MESSAGE_CHANNELS,
+    Channel,
+    HighValueThreshold,
+    Notice,
+    NoticeInvoice,
+    Policy,
+    Step,
+)
 
 # An arbitrary constant naming the planner's PostgreSQL advisory lock.
 PLANNER_LOCK_ID = 0x44554E4E  # "DUNN"
@@ -84,12 +92,18 @@ def due_invoices(step: Step, on: dt.date, catch_up: int = 0):
     )
 
 
-def needs_approval(step: Step, customer_balance: Decimal | None) -> bool:
+def needs_approval(
+    step: Step,
+    balances: dict[str, Decimal] | None,
+    thresholds: defaultdict[str, Decimal] | None = None,
+) -> bool:
+    """Legal and "always" steps wait; "high value" ones when a balance in some currency
+    reaches that currency's threshold (HighValueThreshold, else the setting)."""
     if step.channel == Channel.LEGAL or step.approval == Step.Approval.ALWAYS:
         return True
     if step.approval == Step.Approval.HIGH_VALUE:
-        threshold = Decimal(settings.DUNNING_HIGH_VALUE_THRESHOLD)
-        return customer_balance is not None and customer_balance >= threshold
+        thresholds = HighValueThreshold.by_currency() if thresholds is None else thresholds
+        return any(total >= thresholds[currency] for currency, total in (balances or {}).items())
     return False
 
 
@@ -153,21 +167,23 @@ def _plan_step(
             by_customer[customer_id].append(invoice_id)
     if not by_customer:
         return
-    balances: dict[int, Decimal] = {}
+    balances: dict[int, dict[str, Decimal]] = defaultdict(dict)
+    thresholds = None
     if step.approval == Step.Approval.HIGH_VALUE:
-        # The largest balance in any one currency: currencies are never added together.
+        # The balance in each currency on its own: currencies are never added together.
+        thresholds = HighValueThreshold.by_currency()
         per_currency = (
             Invoice.objects.outstanding()
             .filter(customer_id__in=by_customer)
             .values("customer_id", "currency")
             .annotate(total=Sum("open_balance"))
-            .values_list("customer_id", "total")
+            .values_list("customer_id", "currency", "total")
         )
-        for customer_id, total in per_currency:
-            balances[customer_id] = max(total, balances.get(customer_id, total))
+        for customer_id, currency, total in per_currency:
+            balances[customer_id][currency] = total
     notices = []
     for customer_id in by_customer:
-        waits = needs_approval(step, balances.get(customer_id))
+        waits = needs_approval(step, balances.get(customer_id), thresholds)
         notices.append(
             Notice(
                 customer_id=customer_id,

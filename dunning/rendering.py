@@ -1,4 +1,9 @@
-"""Render notice templates: a sandboxed engine over plain values, loud on unknown variables."""
+"""Render notice templates: a sandboxed engine over plain values, loud on unknown variables.
+
+`render_notice` is what the sender and the admin preview use: it picks the customer's
+translation of the step's template, renders it, and finishes the message with the required
+disclosure and the opt-out line (SMS) or unsubscribe link (consumer e-mail).
+"""
 
 import datetime as dt
 import re
@@ -6,11 +11,15 @@ from collections import defaultdict
 from decimal import Decimal
 
 from django.conf import settings
+from django.db.models import Q
 from django.template import Context, Engine, TemplateDoesNotExist, TemplateSyntaxError
+from django.utils import formats, translation
 
 from accounts.models import Contact, Customer, Invoice
 
-from .models import Template
+from . import unsubscribe
+from .models import REGIONS, Channel, Disclosure, Template
+from .wording import language_candidates, wording
 
 # Unknown variables render as this marker; finding it afterwards names the variable.
 _MISSING = "\x00missing:%s\x00"
@@ -32,20 +41,29 @@ def notice_context(
     """The variables a template may use, as plain values."""
     totals: dict[str, Decimal] = defaultdict(lambda: Decimal("0.00"))
     lines = []
-    for invoice in sorted(invoices, key=lambda i: (i.due_on, i.number)):
-        totals[invoice.currency] += invoice.open_balance
-        lines.append(
-            {
-                "number": invoice.number,
-                "issued_on": invoice.issued_on.isoformat(),
-                "due_on": invoice.due_on.isoformat(),
-                "days_past_due": invoice.days_past_due(on),
-                "currency": invoice.currency,
-                "amount": str(invoice.amount),
-                "open_balance": str(invoice.open_balance),
-                "pay_link": invoice.pay_link,
-            }
-        )
+    # Amounts and dates as plain ISO values, and as `*_display` in the customer's language
+    # (Django's locale formats: 1.234,50 and "30. November 2026" in German), from Decimal
+    # and date objects, never through float.
+    with translation.override(customer.language or settings.LANGUAGE_CODE):
+        for invoice in sorted(invoices, key=lambda i: (i.due_on, i.number)):
+            totals[invoice.currency] += invoice.open_balance
+            lines.append(
+                {
+                    "number": invoice.number,
+                    "issued_on": invoice.issued_on.isoformat(),
+                    "due_on": invoice.due_on.isoformat(),
+                    "due_on_display": _date(invoice.due_on),
+                    "days_past_due": invoice.days_past_due(on),
+                    "currency": invoice.currency,
+                    "amount": str(invoice.amount),
+                    "amount_display": _amount(invoice.amount),
+                    "open_balance": str(invoice.open_balance),
+                    "open_balance_display": _amount(invoice.open_balance),
+                    "pay_link": invoice.pay_link,
+                }
+            )
+        totals_display = {currency: _amount(total) for currency, total in sorted(totals.items())}
+        today_display = _date(on)
     agent = customer.assigned_agent
     return {
         "customer_name": customer.name,
@@ -54,13 +72,26 @@ def notice_context(
         "invoices": lines,
         "invoice_count": len(lines),
         "totals": {currency: str(total) for currency, total in sorted(totals.items())},
+        "totals_display": totals_display,
         "pay_link": next((line["pay_link"] for line in lines if line["pay_link"]), ""),
         "agent_name": (agent.get_full_name() or agent.get_username()) if agent else "",
         "agent_email": agent.email if agent else "",
         "company_name": settings.COMPANY_NAME,
         "company_email": settings.DEFAULT_FROM_EMAIL,
         "today": on.isoformat(),
+        "today_display": today_display,
+        # Filled in by render_notice; empty here so that plain render() knows them too.
+        "disclosure": "",
+        "unsubscribe_url": "",
     }
+
+
+def _amount(value: Decimal) -> str:
+    return formats.number_format(value, use_l10n=True, force_grouping=True)
+
+
+def _date(value: dt.date) -> str:
+    return formats.date_format(value, "DATE_FORMAT", use_l10n=True)
 
 
 def render_string(source: str, context: dict, *, html: bool = False) -> str:
@@ -83,6 +114,176 @@ def render(template: Template, context: dict) -> dict:
         "body_html": render_string(template.body_html, context, html=True)
         if template.body_html
         else "",
+    }
+
+
+def translation_for(template: Template, language: str) -> Template:
+    """The active template of the same name and channel in this language, else the one given.
+
+    "de-AT" looks for de-at, then de. The step's own template is the fallback even when no
+    translation is active, so a missing translation never stops a notice.
+    """
+    candidates = language_candidates(language)
+    if not candidates or template.language.lower() in candidates:
+        return template
+    same_language = Q()
+    for code in candidates:
+        same_language |= Q(language__iexact=code)
+    found = {
+        t.language.lower(): t
+        for t in Template.objects.filter(
+            same_language, name=template.name, channel=template.channel, is_active=True
+        )
+    }
+    return next((found[code] for code in candidates if code in found), template)
+
+
+def disclosure_for(*, customer: Customer, channel: str) -> Disclosure | None:
+    """The most specific active disclosure for this customer on this channel, if any.
+
+    A country beats a region (EU) beats any country; then the customer's kind beats "any";
+    then the customer's language beats "any". Ties go to the oldest row (Disclosure.clean
+    refuses overlapping active rows, so ties only come from data written around it).
+    """
+    country = (customer.country or "").upper()
+    places = ["", *([country] if country else [])]
+    places += [region for region, members in REGIONS.items() if country in members]
+    languages = Q(language="")
+    for code in language_candidates(customer.language):
+        languages |= Q(language__iexact=code)
+    matches = [
+        disclosure
+        for disclosure in Disclosure.objects.filter(
+            languages,
+            is_active=True,
+            customer_kind__in=[customer.kind, Disclosure.CustomerKind.ANY],
+            jurisdiction__in=places,
+        ).order_by("id")
+        if channel in (disclosure.channels or [])
+    ]
+    return max(matches, key=Disclosure.specificity, default=None)
+
+
+def _places(source: str, variable: str) -> bool:
+    """Whether a template uses the variable itself (in a {{ }} or {% %} tag)."""
+    return re.search(r"\{[{%][^}]*\b" + variable + r"\b", source) is not None
+
+
+def _append_text(body: str, addition: str) -> str:
+    return f"{body.rstrip()}\n\n{addition}\n"
+
+
+def _append_html(body: str, addition: str) -> str:
+    block = f'<div style="margin-top:1.5em;font-size:12px;color:#555">{addition}</div>'
+    end = body.lower().rfind("</body>")
+    if end == -1:
+        return body + block
+    return body[:end] + block + body[end:]
+
+
+# Non-breaking spaces (French and Spanish digit grouping) are not in the GSM-7 alphabet.
+_SMS_SPACES = str.maketrans({"\u00a0": " ", "\u202f": " "})
+_STOP = re.compile(r"\bSTOP\b")
+
+
+def sms_text(body: str, language: str, *, disclosure: str = "") -> str:
+    """An SMS as sent: the disclosure, then the opt-out line unless the text has STOP.
+
+    Twilio acts on a STOP reply (so does integrations/twilio.py); the carriers want the
+    message to say so. The line is in the template's language (see dunning/wording.py).
+    """
+    parts = [body.translate(_SMS_SPACES).strip()]
+    if disclosure:
+        parts.append(disclosure.translate(_SMS_SPACES).strip())
+    text = "\n".join(part for part in parts if part)
+    if not _STOP.search(text):
+        text = f"{text}\n{wording(language)['sms_opt_out']}"
+    return text
+
+
+def render_notice(
+    template: Template,
+    context: dict,
+    *,
+    customer: Customer,
+    contact: Contact | None,
+    channel: str,
+    translate: bool = True,
+) -> dict:
+    """The message a customer receives on this channel, as subject, text, HTML and headers.
+
+    1. The template in the customer's language (`translation_for`), unless translate=False.
+    2. The matching disclosure, rendered with the same variables, goes where the template
+       puts `{{ disclosure }}`, or is appended to each body that does not.
+    3. Consumer e-mail: an unsubscribe link to the contact's signed opt-out page, where the
+       template puts `{{ unsubscribe_url }}` or appended, and the List-Unsubscribe and
+       List-Unsubscribe-Post (RFC 8058 one-click) headers.
+    4. SMS: the opt-out line last, unless the text already says STOP.
+
+    Also returns `template_id`, `language` and `disclosure_id` (what was used) and `labels`
+    (fixed wording in that language, for the letter layout).
+    """
+    if translate:
+        template = translation_for(template, customer.language)
+    language = template.language
+    words = wording(language)
+    disclosure = disclosure_for(customer=customer, channel=channel)
+    disclosure_text = disclosure_html = ""
+    if disclosure is not None:
+        disclosure_text = render_string(disclosure.body_text, context).strip()
+        disclosure_html = render_string(
+            disclosure.body_html or "{{ text|linebreaks }}",
+            {**context, "text": disclosure_text},
+            html=True,
+        ).strip()
+    unsubscribe_url = ""
+    if (
+        channel == Channel.EMAIL
+        and customer.kind == Customer.Kind.CONSUMER
+        and contact is not None
+        and contact.email
+    ):
+        unsubscribe_url = unsubscribe.url_for(contact)
+    text_context = {**context, "disclosure": disclosure_text, "unsubscribe_url": unsubscribe_url}
+    html_context = {**text_context, "disclosure": disclosure_html}
+    subject = render_string(template.subject, text_context).strip()
+    body_text = render_string(template.body_text, text_context)
+    body_html = (
+        render_string(template.body_html, html_context, html=True) if template.body_html else ""
+    )
+    headers = {}
+    if channel == Channel.SMS:
+        placed = _places(template.body_text, "disclosure")
+        body_text = sms_text(body_text, language, disclosure="" if placed else disclosure_text)
+    else:
+        if disclosure_text and not _places(template.body_text, "disclosure"):
+            body_text = _append_text(body_text, disclosure_text)
+        if disclosure_html and body_html and not _places(template.body_html, "disclosure"):
+            body_html = _append_html(body_html, disclosure_html)
+    if unsubscribe_url:
+        headers = {
+            "List-Unsubscribe": f"<{unsubscribe_url}>",
+            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+        }
+        if not _places(template.body_text, "unsubscribe_url"):
+            line = words["unsubscribe_line"].format(url=unsubscribe_url)
+            body_text = _append_text(body_text, line)
+        if body_html and not _places(template.body_html, "unsubscribe_url"):
+            link = render_string(
+                '<a href="{{ url }}">{{ text }}</a>',
+                {"url": unsubscribe_url, "text": words["unsubscribe_link"]},
+                html=True,
+            )
+            body_html = _append_html(body_html, link)
+    return {
+        "subject": subject,
+        "body_text": body_text,
+        "body_html": body_html,
+        "headers": headers,
+        "template_id": template.pk,
+        "language": language,
+        "disclosure_id": disclosure.pk if disclosure else None,
+        "labels": words,
     }
 
 

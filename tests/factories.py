@@ -115,3 +115,19 @@ class RoutingRuleFactory(factory.django.DjangoModelFactory):
 
 
 # --- reporting (added with the aging report) -------------------------------------------
+
+
+class ScheduledReportFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "reporting.ScheduledReport"
+        skip_postgeneration_save = True
+
+    name = factory.Sequence(lambda n: f"Weekly aging {n}")
+    frequency = "weekly"
+    weekday = 0  # Monday
+    format = "pdf"
+
+    @factory.post_generation
+    def recipients(self, create, extracted, **kwargs):
+        if create and extracted:
+            self.recipients.set(extracted)

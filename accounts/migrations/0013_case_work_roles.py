@@ -1,7 +1,8 @@
 """Give the three roles their rights over case work (tasks, promises, disputes, plans...)."""
 
-from django.contrib.auth.management import create_permissions
 from django.db import migrations
+
+from collections_mgmt import roles
 
 CASE_VIEW = [
     "accounts.view_task",
@@ -41,33 +42,11 @@ ROLES = {
 
 
 def grant(apps, schema_editor):
-    for app_config in apps.get_app_configs():
-        app_config.models_module = True
-        create_permissions(app_config, apps=apps, verbosity=0)
-        app_config.models_module = None
-    Group = apps.get_model("auth", "Group")
-    Permission = apps.get_model("auth", "Permission")
-    for name, perms in ROLES.items():
-        group, _ = Group.objects.get_or_create(name=name)
-        for perm in perms:
-            app_label, codename = perm.split(".")
-            group.permissions.add(
-                Permission.objects.get(content_type__app_label=app_label, codename=codename)
-            )
+    roles.grant(apps, ROLES)
 
 
 def revoke(apps, schema_editor):
-    Group = apps.get_model("auth", "Group")
-    Permission = apps.get_model("auth", "Permission")
-    for name, perms in ROLES.items():
-        group = Group.objects.filter(name=name).first()
-        if group is None:
-            continue
-        for perm in perms:
-            app_label, codename = perm.split(".")
-            group.permissions.remove(
-                *Permission.objects.filter(content_type__app_label=app_label, codename=codename)
-            )
+    roles.revoke(apps, ROLES)
 
 
 class Migration(migrations.Migration):

@@ -109,6 +109,17 @@ MATRIX["Collections manager"] |= CASE_AGENT | {
     "delete_routingrule",
 }
 MATRIX["Finance"] |= CASE_VIEW | {"resolve_dispute"}
+REPORTING_VIEW = {"view_aging_report", "view_statement"}
+REPORTING_EXPORT = REPORTING_VIEW | {"export_aging_report", "view_reportexport"}
+MATRIX["Collections agent"] |= REPORTING_VIEW
+MATRIX["Collections manager"] |= REPORTING_EXPORT | {
+    "view_scheduledreport",
+    "add_scheduledreport",
+    "change_scheduledreport",
+    "delete_scheduledreport",
+    "view_dashboard",
+}
+MATRIX["Finance"] |= REPORTING_EXPORT | {"view_scheduledreport"}
 TODAY = dt.date(2026, 11, 23)
 
 

@@ -80,7 +80,7 @@ def test_tonight_view_groups_what_will_go_out(client, manager, waiting):
 def test_template_preview_renders_against_a_customer_and_names_unknown_variables(client, manager):
     customer = CustomerFactory(name="Preview Co")
     InvoiceFactory(customer=customer, number="PV-1")
-    template = Template.objects.get(name="firm-overdue")
+    template = Template.objects.get(name="firm-overdue", language="en")
     client.force_login(manager)
     url = reverse("admin:dunning_template_preview", args=[template.pk])
     page = client.get(url, {"customer": customer.pk}).content.decode()
