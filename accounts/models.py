@@ -330,7 +330,9 @@ class Invoice(models.Model):
             models.Index(fields=["due_on", "id"], name="invoice_due_on_id"),
             # Leads with customer_id, so it also serves the foreign key (db_index=False).
             models.Index(fields=["customer", "due_on", "id"], name="invoice_customer_due_on_id"),
-            models.Index(fields=["status", "due_on"], name="invoice_status_due_on"),
+            # No index may name status, open_balance or updated_at (not even in a partial
+            # index's condition): then a payment's balance update is a HOT update that
+            # touches none of the indexes (migration 0014, with the table's fillfactor).
             models.Index(fields=["number"], name="invoice_number"),
         ]
 

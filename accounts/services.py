@@ -5,8 +5,10 @@ them writes an Invoice balance, a Payment's unallocated amount or the timeline d
 """
 
 import datetime as dt
+import functools
 import itertools
 import json
+import operator
 from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
 
@@ -826,6 +828,48 @@ def _payment_entries(payments: list[Payment], *, by_id) -> list[tuple]:
     ]
 
 
+class _LockedPayment:
+    """The columns of a payment that `allocate_many` locks, checks and writes back.
+
+    A plain object instead of a Payment: building a model instance per locked row cost
+    more than the lock itself. It offers what `check_allocation` and `_write_rows` read.
+    """
+
+    __slots__ = ("currency", "customer_id", "kind", "pk", "unallocated_amount")
+    COLUMNS = ("id", "customer_id", "kind", "currency", "unallocated_amount")
+
+    def __init__(self, pk, customer_id, kind, currency, unallocated_amount):
+        self.pk, self.customer_id, self.kind = pk, customer_id, kind
+        self.currency, self.unallocated_amount = currency, unallocated_amount
+
+
+class _LockedInvoice:
+    """The columns of an invoice that `allocate_many` locks, checks and writes back, with
+    the Invoice behaviour `check_allocation` uses (see _LockedPayment for why)."""
+
+    __slots__ = (
+        "amount",
+        "currency",
+        "customer_id",
+        "number",
+        "open_balance",
+        "pk",
+        "status",
+        "updated_at",
+    )
+    COLUMNS = ("id", "customer_id", "number", "currency", "amount", "open_balance", "status")
+    Status = Invoice.Status
+    is_outstanding = Invoice.is_outstanding
+    status_for_balance = Invoice.status_for_balance
+
+    def __init__(self, pk, customer_id, number, currency, amount, open_balance, status):
+        self.pk, self.customer_id, self.number, self.currency = pk, customer_id, number, currency
+        self.amount, self.open_balance, self.status = amount, open_balance, status
+
+    def get_status_display(self) -> str:
+        return str(Invoice.Status(self.status).label)
+
+
 @transaction.atomic
 def allocate_many(
     plans: list[tuple[int, list[tuple[int, Decimal]]]],
@@ -853,18 +897,18 @@ def allocate_many(
     payment_ids = sorted({plan[0] for plan in plans})
     invoice_ids = sorted({invoice_id for plan in plans for invoice_id, _ in plan[1]})
     payments = {
-        p.pk: p
-        for p in Payment.objects.select_for_update()
+        row[0]: _LockedPayment(*row)
+        for row in Payment.objects.select_for_update()
         .filter(one_of("id", payment_ids))
-        .only("id", "customer_id", "kind", "currency", "unallocated_amount")
         .order_by("pk")
+        .values_list(*_LockedPayment.COLUMNS)
     }
     invoices = {
-        i.pk: i
-        for i in Invoice.objects.select_for_update()
+        row[0]: _LockedInvoice(*row)
+        for row in Invoice.objects.select_for_update()
         .filter(one_of("id", invoice_ids))
-        .only("id", "customer_id", "number", "currency", "amount", "open_balance", "status")
         .order_by("pk")
+        .values_list(*_LockedInvoice.COLUMNS)
     }
     outcomes, allocations, touched_payments, touched_invoices = [], [], set(), set()
     for payment_id, lines, *own_rule in plans:
@@ -923,7 +967,7 @@ def allocate_many(
     insert_rows(
         Activity,
         ACTIVITY_COLUMNS,
-        [
+        (
             (
                 invoice.customer_id,
                 invoice.pk,
@@ -949,109 +993,166 @@ def allocate_many(
             for (payment, invoice, amount, new_balance, status, plan_rule), row in zip(
                 allocations, written, strict=True
             )
-        ],
+        ),
+        returning=False,  # the entries' ids are not needed: no ids reserved, rows streamed
     )
     promises.case_payments_applied(invoice_ids=touched_invoices)
     return outcomes
 
 
-def insert_rows(model, columns: Sequence[str], rows: list[tuple]) -> list[tuple]:
+def insert_rows(
+    model, columns: Sequence[str], rows: Iterable[tuple], *, returning: bool = True
+) -> list[tuple]:
     """Insert plain rows in one pass, for the set-based writers; returns what was written.
 
     `columns` names model fields by attname (`customer_id`); each row holds their values
-    in that order, money as Decimal (a float is refused), JSON as dicts and lists. The
-    fields not named take their default, as in `bulk_create` (auto_now and auto_now_add:
-    one moment for the batch). Returns each row as stored, with its new id, in the
-    order of `model._meta.concrete_fields` (ready for `model.from_db`).
+    in that order, money as Decimal (a float is refused), JSON as dicts and lists,
+    datetimes aware (or already as ISO text). The fields not named take their default, as
+    in `bulk_create` (auto_now and auto_now_add: one moment for the batch). Returns each
+    row as stored, with its new id, in the order of `model._meta.concrete_fields` (ready
+    for `model.from_db`).
 
     On PostgreSQL, one statement reserves the ids from the table's sequence (nextval over
     generate_series, so a concurrent writer never gets the same ones) and COPY ... FROM
-    STDIN writes the rows: no model instances, no parameter lists. Elsewhere, bulk_create.
+    STDIN writes the rows: no model instances, no parameter lists. Values psycopg dumps
+    slowly or not as we want are turned into COPY text first: money (refusing floats),
+    JSON, and datetimes (psycopg dumps a datetime about five times slower than a str).
+    Elsewhere, bulk_create.
+
+    With `returning=False` (rows whose ids the caller does not need, or reads back by a
+    natural key) no ids are reserved, nothing is returned, and `rows` may be any iterable:
+    it is streamed into COPY as it comes, in constant memory, with the defaults encoded
+    once. A refused value then aborts the COPY, and with it the transaction.
     """
-    if not rows:
-        return []
     meta = model._meta
-    fields = [f for f in meta.concrete_fields if not f.primary_key]
-    given = {name: index for index, name in enumerate(columns)}
-    unknown = set(given) - {f.attname for f in fields}
+    fields = {f.attname: f for f in meta.concrete_fields if not f.primary_key}
+    unknown = set(columns) - set(fields)
     if unknown:
         raise ValueError(f"{model.__name__} has no column {', '.join(sorted(unknown))}")
     now = timezone.now()
-    # Per field: the index of its value in a row, or a function making its default.
-    sources = []
-    for f in fields:
-        if f.attname in given:
-            sources.append(given[f.attname])
-        elif getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False):
-            sources.append(itertools.repeat(now).__next__)
+    named = [fields[name] for name in columns]
+    named_set = set(columns)
+    # The fields not named, after the named ones: a function making each row's default.
+    rest = [f for name, f in fields.items() if name not in named_set]
+    defaults = []
+    for f in rest:
+        if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False):
+            defaults.append(itertools.repeat(now).__next__)
         elif f.has_default() and callable(f.default):
-            sources.append(f.default)
+            defaults.append(f.default)
         else:
-            sources.append(itertools.repeat(f.get_default()).__next__)
+            defaults.append(itertools.repeat(f.get_default()).__next__)
     if connection.vendor != "postgresql":
-        for f, source in zip(fields, sources, strict=True):
-            if isinstance(source, int) and _copy_encoder(f) is _decimal_text:
-                for row in rows:
-                    _decimal_text(row[source])  # the same refusal of floats as COPY's
-        objs = [
-            model(
-                **{
-                    f.attname: row[source] if isinstance(source, int) else source()
-                    for f, source in zip(fields, sources, strict=True)
-                }
-            )
-            for row in rows
-        ]
-        model.objects.bulk_create(objs, batch_size=1000)
-        return [tuple(getattr(obj, f.attname) for f in meta.concrete_fields) for obj in objs]
+        return _bulk_create_rows(model, named, rest, defaults, rows, returning)
     quote = connection.ops.quote_name
+    table = quote(meta.db_table)
+    # The defaults as COPY text, made once: every row takes the same.
+    constants = tuple(
+        _encode(_copy_encoder(f), make()) for f, make in zip(rest, defaults, strict=True)
+    )
+    special = [(i, encode) for i, f in enumerate(named) if (encode := _copy_encoder(f))]
+
+    def encoded(row):
+        if not special:
+            return row
+        row = list(row)
+        for i, encode in special:
+            if row[i] is not None:
+                row[i] = encode(row[i])
+        return row
+
+    if not returning:
+        names = ", ".join(quote(f.column) for f in (*named, *rest))
+        with (
+            connection.cursor() as cursor,
+            cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy,
+        ):
+            write_row = copy.write_row
+            for row in rows:
+                write_row((*encoded(row), *constants))
+        return []
+    rows = list(rows)
+    if not rows:
+        return []
+    order = [meta.pk, *named, *rest]
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
             [meta.db_table, meta.pk.column, len(rows)],
         )
         ids = [pk for (pk,) in cursor.fetchall()]
-        written = [
-            (pk, *(row[source] if isinstance(source, int) else source() for source in sources))
+        # Encoded before COPY starts, so a refused value leaves the transaction usable.
+        lines = [(pk, *encoded(row), *constants) for pk, row in zip(ids, rows, strict=True)]
+        names = ", ".join(quote(f.column) for f in order)
+        with cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+            write_row = copy.write_row
+            for line in lines:
+                write_row(line)
+    # As stored, in the model's field order. A callable default is made for each row, so
+    # rows never share a mutable value (a JSON dict).
+    position = {f.attname: i for i, f in enumerate(order)}
+    stored = operator.itemgetter(*(position[f.attname] for f in meta.concrete_fields))
+    if any(f.has_default() and callable(f.default) for f in rest):
+        return [
+            stored((pk, *row, *(make() for make in defaults)))
             for pk, row in zip(ids, rows, strict=True)
         ]
-        # Encoded before COPY starts, so a refused value leaves the transaction usable.
-        encoders = [_copy_encoder(f) for f in (meta.pk, *fields)]
-        special = [(i, encode) for i, encode in enumerate(encoders) if encode is not None]
-        encoded = []
-        for values in written:
-            values = list(values)
-            for i, encode in special:
-                if values[i] is not None:
-                    values[i] = encode(values[i])
-            encoded.append(values)
-        names = ", ".join(quote(f.column) for f in (meta.pk, *fields))
-        with cursor.copy(f"COPY {quote(meta.db_table)} ({names}) FROM STDIN") as copy:
-            for values in encoded:
-                copy.write_row(values)
-    return written
+    made = tuple(make() for make in defaults)
+    return [stored((pk, *row, *made)) for pk, row in zip(ids, rows, strict=True)]
+
+
+def _bulk_create_rows(model, named, rest, defaults, rows, returning) -> list[tuple]:
+    """insert_rows off PostgreSQL: model instances and bulk_create, the same refusals."""
+    money = [i for i, f in enumerate(named) if _copy_encoder(f) is _decimal_text]
+    objs = []
+    for row in rows:
+        for i in money:
+            _decimal_text(row[i])  # the same refusal of floats as COPY's
+        values = {f.attname: value for f, value in zip(named, row, strict=True)}
+        values.update((f.attname, make()) for f, make in zip(rest, defaults, strict=True))
+        objs.append(model(**values))
+    model.objects.bulk_create(objs, batch_size=1000)
+    if not returning:
+        return []
+    return [tuple(getattr(obj, f.attname) for f in model._meta.concrete_fields) for obj in objs]
 
 
 def _copy_encoder(field) -> Callable | None:
-    """How a value of this field becomes COPY text, where psycopg's own dumper won't do."""
-    if field.get_internal_type() == "JSONField":
-        return lambda value: json.dumps(value, cls=field.encoder)
-    if field.get_internal_type() == "DecimalField":
+    """How a value of this field becomes COPY text, where psycopg's own dumper won't do
+    (or is slow): JSON, money (refusing floats), datetimes."""
+    internal_type = field.get_internal_type()
+    if internal_type == "JSONField":
+        return functools.partial(json.dumps, cls=field.encoder)
+    if internal_type == "DecimalField":
         return _decimal_text
+    if internal_type == "DateTimeField":
+        return _datetime_text
     return None
 
 
-def _decimal_text(value) -> str | None:
-    if value is None:
-        return None
+def _encode(encode: Callable | None, value):
+    return value if encode is None or value is None else encode(value)
+
+
+def _decimal_text(value) -> Decimal | str | None:
+    """Money as COPY takes it: a Decimal as it is (psycopg writes it exactly), anything
+    else through Decimal; a float never (it would be written with its binary error)."""
+    if value is None or type(value) is Decimal:
+        return value
     if isinstance(value, float):
         raise TypeError("money is Decimal, never float")
     return str(Decimal(value))
 
 
+@functools.lru_cache(maxsize=256)  # a batch's rows mostly carry the same moment
+def _datetime_text(value) -> str:
+    return value if isinstance(value, str) else value.isoformat()
+
+
 def _write_rows(model, objs: list, fields: list[str]) -> None:
     """Write these fields of many locked rows in one statement.
 
+    `objs` are model instances or any objects with `pk` and the fields' attnames.
     On PostgreSQL, UPDATE ... FROM unnest(one array per column) joins the new values by
     id: linear (bulk_update's CASE WHEN id = ... per row grows quadratically with the
     batch), and one short statement whatever the number of rows, so the driver has no
@@ -1059,11 +1160,15 @@ def _write_rows(model, objs: list, fields: list[str]) -> None:
     """
     if not objs:
         return
+    columns = [model._meta.get_field(name) for name in fields]
     if connection.vendor != "postgresql":
-        model.objects.bulk_update(objs, fields, batch_size=1000)
+        instances = [
+            model(pk=obj.pk, **{f.attname: getattr(obj, f.attname) for f in columns})
+            for obj in objs
+        ]
+        model.objects.bulk_update(instances, fields, batch_size=1000)
         return
     table = model._meta.db_table
-    columns = [model._meta.get_field(name) for name in fields]
     quote = connection.ops.quote_name
     arrays = ", ".join(f"%s::{field.db_type(connection)}[]" for field in columns)
     names = ", ".join(quote(field.column) for field in columns)

@@ -82,6 +82,20 @@ EMPTY_BY_TYPE = {
 }
 
 
+def cpu_seconds(backend_pid: int | None) -> tuple[float, float | None]:
+    """CPU time used so far by this process and by its PostgreSQL backend (when the
+    server runs on this host): steadier than wall time on a machine shared with others."""
+    times = os.times()
+    mine = times.user + times.system
+    try:
+        with open(f"/proc/{backend_pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        backend = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, TypeError, ValueError, IndexError):
+        backend = None
+    return mine, backend
+
+
 def default_unseeded_columns(conn: psycopg.Connection) -> None:
     """Columns added to the ledger after ledger_seed.py was written (NOT NULL, no database
     default) would refuse its COPY; give them their empty value as a default in this bench
@@ -241,15 +255,22 @@ def main() -> int:
 
     from integrations.bank.importer import import_statement
 
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        backend_pid = cursor.fetchone()[0]
+    load_before = os.getloadavg()
     reset_queries()
+    cpu = [cpu_seconds(backend_pid)]
     started = time.perf_counter()
     result = import_statement(content=content, filename="bench.csv", reconcile=False)
     loaded = time.perf_counter() - started
+    cpu.append(cpu_seconds(backend_pid))
     from integrations import reconciliation
 
     started = time.perf_counter()
     result.outcome = reconciliation.reconcile(result.payment_ids)
     matched = time.perf_counter() - started
+    cpu.append(cpu_seconds(backend_pid))
     total = loaded + matched
     outcome = result.outcome
     payments = result.payments or 1
@@ -259,6 +280,13 @@ def main() -> int:
     print(f"import (parse, payments, lines): {loaded:6.1f} s")
     print(f"reconcile (match and book):      {matched:6.1f} s")
     print(f"total:               {total:6.1f} s  ({result.lines / total:,.0f} lines/s)")
+    for phase, (before, after) in (("import", cpu[0:2]), ("reconcile", cpu[1:3])):
+        server = (
+            f", its PostgreSQL backend {after[1] - before[1]:.1f} s"
+            if after[1] is not None and before[1] is not None
+            else ""
+        )
+        print(f"CPU, {phase}: this process {after[0] - before[0]:.1f} s{server}")
     print(
         f"booked automatically: {booked:,} ({booked / payments:.1%})"
         f"  [in full {outcome.matched:,}, leaving credit {outcome.partially_matched:,}]"
@@ -268,6 +296,10 @@ def main() -> int:
     print(f"by rule:             {dict(sorted(outcome.by_rule.items()))}")
     print(f"rejected lines:      {result.rejected}")
     print(f"peak RSS:            {peak_rss_mb():.0f} MB")
+    print(
+        "load average:        {:.2f} {:.2f} {:.2f} before, {:.2f} {:.2f} {:.2f} after"
+        " (other work on the machine)".format(*load_before, *os.getloadavg())
+    )
     verdict = "PASS" if total < TARGET_SECONDS else "FAIL"
     print(f"target < {TARGET_SECONDS:.0f} s for the import and reconciliation: {verdict}")
     print(result.summary())

@@ -1,8 +1,10 @@
 """Payment gateways: webhook events turned into ledger bookings, and invoice pay links.
 
 Two adapters (Stripe and a generic signed webhook) translate a provider's event into a
-`MoneyMovement`; one pipeline (`receive_event`) stores the event once, books or refunds the
-money through `accounts.services`, and accounts for the event in an intake batch.
+`MoneyMovement` (or, for a Stripe card dispute, a `DisputeNotice`); one pipeline
+(`receive_event`) stores the event once, books or refunds the money through
+`accounts.services` (disputes through `accounts.disputes`), and accounts for the event in
+an intake batch.
 """
 
 import datetime as dt
@@ -24,8 +26,8 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from accounts import services
-from accounts.models import Activity, Customer, Invoice, Payment
+from accounts import disputes, services
+from accounts.models import Activity, Customer, Dispute, Invoice, Payment
 from accounts.money import ISO_4217, to_amount
 
 from . import intake
@@ -115,6 +117,26 @@ class MoneyMovement:
 
 
 @dataclass(frozen=True)
+class DisputeNotice:
+    """A cardholder disputed a card payment (Stripe charge.dispute.*): opened or closed.
+
+    `payment_keys` are the PaymentIntent's and the charge's ids: whichever our Payment was
+    booked under (its external_id). `reason` and `status` are Stripe's words
+    (fraudulent, product_not_received, ...; needs_response, won, lost, ...).
+    """
+
+    kind: str  # "created" or "closed"
+    dispute_id: str
+    payment_keys: tuple[str, ...]
+    currency: str
+    amount: Decimal | None
+    reason: str
+    status: str
+    invoice_number: str = ""
+    customer_ref: str = ""
+
+
+@dataclass(frozen=True)
 class Ignored:
     """An event we store but that moves no money (another type, an unpaid session...)."""
 
@@ -158,7 +180,7 @@ def receive_event(
     event_id: str,
     event_type: str,
     payload: dict,
-    translate: Callable[[dict], "MoneyMovement | Ignored"],
+    translate: Callable[[dict], "MoneyMovement | DisputeNotice | Ignored"],
     occurred_at: dt.datetime | None = None,
 ) -> EventOutcome:
     """Store a verified provider event once and apply it to the ledger.
@@ -245,6 +267,8 @@ def _apply(provider, event_id, event_type, payload, translate) -> _Result:
         return _Result(WebhookEvent.Status.IGNORED, movement.note, "unchanged")
     try:
         with transaction.atomic():
+            if isinstance(movement, DisputeNotice):
+                return apply_dispute(provider=provider, notice=movement, event_id=event_id)
             return apply_movement(provider=provider, movement=movement, event_id=event_id)
     except ValidationError as exc:
         rejected = RowRejected.from_validation_error(exc, default_field="event")
@@ -355,6 +379,124 @@ def refund(*, payment: Payment, movement: MoneyMovement, event_id: str) -> str:
         "amount": delta,
         "id": payment.pk,
     }
+
+
+def apply_dispute(*, provider: str, notice: DisputeNotice, event_id: str) -> _Result:
+    """Open a dispute on the invoices the disputed payment paid, or record how it closed.
+
+    1. Serialise the events of one dispute (an advisory lock, as for payments).
+    2. Find the invoices: those of the dispute already opened for it; else those the
+       payment booked under the PaymentIntent (or charge) was applied to; failing that,
+       the invoice the dispute's or charge's metadata names.
+       A dispute that names no invoice of ours is refused, so it waits in the dead-letter
+       list for finance instead of vanishing.
+    3. Created: `accounts.disputes.open_dispute` with reason "other" and Stripe's reason
+       in the description, keyed by source "stripe:<dispute id>" (idempotent): outstanding
+       invoices become disputed and dunning holds for them; it writes the timeline.
+    4. Closed: the outcome (won: the charge stands; lost: the money went back to the
+       cardholder) goes on the invoice's timeline. The dispute itself stays for finance to
+       resolve: a lost one needs its chargeback booked (a refund of the payment).
+    """
+    _lock_payment_key(provider, f"dispute:{notice.dispute_id}")
+    payment = (
+        Payment.objects.filter(source=provider, external_id__in=notice.payment_keys)
+        .order_by("pk")
+        .first()
+    )
+    source = f"{provider}:{notice.dispute_id}"
+    opened = Dispute.objects.filter(source=source).first()
+    invoices = _disputed_invoices(payment, notice, opened)
+    if not invoices:
+        raise ValidationError(
+            {
+                "charge": _(
+                    "Stripe dispute %(id)s is about a payment (%(keys)s) applied to no invoice "
+                    "of ours; open the dispute by hand."
+                )
+                % {"id": notice.dispute_id, "keys": ", ".join(notice.payment_keys)}
+            }
+        )
+    customer = invoices[0].customer
+    amount = f"{notice.currency} {notice.amount}" if notice.amount is not None else notice.currency
+    if notice.kind == "created":
+        if opened is not None:
+            return _Result(
+                WebhookEvent.Status.PROCESSED,
+                _("Dispute #%(pk)s was already open for Stripe dispute %(id)s; nothing changed.")
+                % {"pk": opened.pk, "id": notice.dispute_id},
+                "unchanged",
+                payment,
+            )
+        dispute = disputes.open_dispute(
+            customer=customer,
+            invoices=invoices,
+            reason=Dispute.Reason.OTHER,
+            description=_(
+                "Card dispute %(id)s at Stripe over %(amount)s: %(reason)s (Stripe status "
+                "%(status)s)."
+            )
+            % {
+                "id": notice.dispute_id,
+                "amount": amount,
+                "reason": notice.reason or _("no reason given"),
+                "status": notice.status or "?",
+            },
+            by=None,
+            source=source,
+        )
+        return _Result(
+            WebhookEvent.Status.PROCESSED,
+            _("Dispute #%(pk)s opened on %(n)s.")
+            % {"pk": dispute.pk, "n": ", ".join(i.number for i in invoices)},
+            "created",
+            payment,
+        )
+    outcomes = {
+        "won": _("won: the charge stands"),
+        "lost": _("lost: %(amount)s went back to the cardholder") % {"amount": amount},
+    }
+    outcome = outcomes.get(notice.status) or _("closed as %(status)s") % {
+        "status": notice.status or "?"
+    }
+    text = _("Stripe card dispute %(id)s %(outcome)s.") % {
+        "id": notice.dispute_id,
+        "outcome": outcome,
+    }
+    if opened is not None and opened.is_active:
+        text += " " + _("Dispute #%(pk)s waits for finance to resolve it.") % {"pk": opened.pk}
+    services.log(
+        customer=customer,
+        invoice=invoices[0] if len(invoices) == 1 else None,
+        kind=Activity.Kind.DISPUTE,
+        text=text,
+        details={
+            "stripe_dispute": notice.dispute_id,
+            "status": notice.status,
+            "dispute": opened.pk if opened else None,
+            "invoices": [i.pk for i in invoices],
+            "payment": payment.pk if payment else None,
+            "event": event_id,
+        },
+    )
+    return _Result(WebhookEvent.Status.PROCESSED, text, "updated", payment)
+
+
+def _disputed_invoices(
+    payment: Payment | None, notice: DisputeNotice, opened: Dispute | None
+) -> list[Invoice]:
+    if opened is not None:
+        return list(opened.invoices.select_related("customer").order_by("due_on", "pk"))
+    if payment is not None:
+        invoices = list(
+            Invoice.objects.select_related("customer")
+            .filter(allocations__payment=payment, allocations__amount__gt=0)
+            .distinct()
+            .order_by("due_on", "pk")
+        )
+        if invoices:
+            return invoices
+    invoice, _why_not = find_invoice(notice.invoice_number, notice.customer_ref)
+    return [invoice] if invoice is not None else []
 
 
 def _defer_refund(movement: MoneyMovement) -> _Result:
@@ -468,6 +610,7 @@ STRIPE_SUCCESS_EVENTS = (
     "checkout.session.async_payment_succeeded",
     "payment_intent.succeeded",
 )
+STRIPE_DISPUTE_EVENTS = {"charge.dispute.created": "created", "charge.dispute.closed": "closed"}
 
 
 def receive_stripe_event(event: dict) -> EventOutcome:
@@ -483,13 +626,15 @@ def receive_stripe_event(event: dict) -> EventOutcome:
     )
 
 
-def translate_stripe_event(event: dict) -> MoneyMovement | Ignored:
+def translate_stripe_event(event: dict) -> MoneyMovement | DisputeNotice | Ignored:
     event_type = event.get("type", "")
-    if event_type not in (*STRIPE_SUCCESS_EVENTS, "charge.refunded"):
+    if event_type not in (*STRIPE_SUCCESS_EVENTS, "charge.refunded", *STRIPE_DISPUTE_EVENTS):
         return Ignored(_("Event type %(type)s moves no money here.") % {"type": event_type})
     obj = (event.get("data") or {}).get("object")
     if not isinstance(obj, dict):
         raise RowRejected({"data.object": [_("The event carries no object.")]})
+    if event_type in STRIPE_DISPUTE_EVENTS:
+        return _translate_stripe_dispute(event_type, obj)
     errors: dict[str, list[str]] = {}
     metadata = obj.get("metadata") or {}
     currency = _stripe_currency(obj.get("currency"), errors)
@@ -536,6 +681,43 @@ def translate_stripe_event(event: dict) -> MoneyMovement | Ignored:
         reference=key,
         **common,
     )
+
+
+def _translate_stripe_dispute(event_type: str, obj: dict) -> DisputeNotice:
+    """A Stripe Dispute object: its id, the charge and PaymentIntent it disputes, the
+    amount, Stripe's reason and status; the invoice from metadata when the charge is
+    expanded (our pay links put it on the PaymentIntent and so on its charge)."""
+    errors: dict[str, list[str]] = {}
+    dispute_id = _stripe_id(obj.get("id"))
+    if not dispute_id:
+        errors["id"] = [_("The dispute has no id.")]
+    charge = obj.get("charge")
+    keys = tuple(k for k in (_stripe_id(obj.get("payment_intent")), _stripe_id(charge)) if k)
+    if not keys:
+        errors["charge"] = [_("The dispute names neither a charge nor a payment intent.")]
+    currency = _stripe_currency(obj.get("currency"), errors)
+    amount = _stripe_amount(obj, "amount", currency, errors) if "amount" in obj else None
+    if errors:
+        raise RowRejected(errors)
+    metadata = {
+        **_as_dict(charge.get("metadata") if isinstance(charge, dict) else None),
+        **_as_dict(obj.get("metadata")),
+    }
+    return DisputeNotice(
+        kind=STRIPE_DISPUTE_EVENTS[event_type],
+        dispute_id=dispute_id,
+        payment_keys=keys,
+        currency=currency,
+        amount=amount,
+        reason=str(obj.get("reason") or "")[:100],
+        status=str(obj.get("status") or "")[:40],
+        invoice_number=str(metadata.get("invoice_number") or ""),
+        customer_ref=str(metadata.get("customer_ref") or ""),
+    )
+
+
+def _as_dict(value) -> dict:
+    return value if isinstance(value, dict) else {}
 
 
 def _stripe_currency(value, errors) -> str:

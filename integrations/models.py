@@ -299,6 +299,15 @@ class BankLine(models.Model):
                 fields=["account", "fingerprint"], name="bank_line_once_per_account"
             )
         ]
+        indexes = [
+            # The matcher's first evidence of who paid: earlier payments from the same
+            # account (reconciliation.identify_payers, for every chunk of every import).
+            models.Index(
+                fields=["counterparty_account"],
+                condition=~Q(counterparty_account=""),
+                name="bank_line_counterparty",
+            )
+        ]
 
     def __str__(self):
         return f"{self.booked_on} {self.currency} {self.amount} {self.counterparty_name}"

@@ -20,7 +20,6 @@ Keys:
 
 import datetime as dt
 import functools
-import json
 import operator
 import re
 from collections import defaultdict
@@ -31,7 +30,6 @@ from decimal import Decimal
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import connection, transaction
-from django.db.models import JSONField
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -978,13 +976,14 @@ class InvoiceUpserter:
     def _write(self, plan: _Plan) -> None:
         now = timezone.now()
         if plan.new_customers:
-            insert_rows(
+            services.insert_rows(
                 Customer,
                 ("name", "source", "external_ref", "country", "currency"),
                 (
                     (c.name, self.source, c.key, c.country, c.currency)
                     for c in plan.new_customers.values()
                 ),
+                returning=False,
             )
             ids = select_rows(
                 Customer,
@@ -1005,13 +1004,14 @@ class InvoiceUpserter:
                 batch_size=1000,
             )
         if plan.new_contacts:
-            insert_rows(
+            services.insert_rows(
                 Contact,
                 ("customer_id", "name", "email", "phone", "is_primary"),
                 (
                     (c.customer.pk, c.name, c.email, c.phone, True)
                     for c in plan.new_contacts.values()
                 ),
+                returning=False,
             )
         if plan.changed_contacts:
             Contact.objects.bulk_update(
@@ -1024,7 +1024,7 @@ class InvoiceUpserter:
             )
         if plan.new_invoices:
             source, status, stamp = self.source, Invoice.Status.OPEN.value, copy_timestamp(now)
-            insert_rows(
+            services.insert_rows(
                 Invoice,
                 INVOICE_COLUMNS,
                 (
@@ -1035,6 +1035,7 @@ class InvoiceUpserter:
                     )
                     for record, customer in plan.new_invoices
                 ),
+                returning=False,
             )
         if plan.changed_invoices:
             Invoice.objects.bulk_update(
@@ -1095,7 +1096,7 @@ class InvoiceUpserter:
         actor = self.by.pk if self.by is not None else None
         summary = _("%(n)d invoice(s) imported from %(source)s (batch %(batch)s)")
         source, batch, kind = self.source, self.batch.pk, Activity.Kind.IMPORT.value
-        insert_rows(
+        services.insert_rows(
             Activity,
             ACTIVITY_COLUMNS,
             (
@@ -1111,6 +1112,7 @@ class InvoiceUpserter:
                 )
                 for customer_id, numbers in self.created_per_customer.items()
             ),
+            returning=False,
         )
         self.created_per_customer.clear()
 
@@ -1145,56 +1147,6 @@ ACTIVITY_COLUMNS = (
     "details",
     "occurred_at",
 )
-
-
-def insert_rows(model, fields: tuple[str, ...], rows: Iterable[tuple]) -> None:
-    """Insert plain rows set-based: COPY on PostgreSQL, bulk_create elsewhere.
-
-    COPY checks every constraint row by row like INSERT, without building a model instance
-    and preparing each value through the ORM (three times faster here). Columns not in
-    `fields` take their model default (auto_now fields: now), so a field added to the
-    model later with a default needs no change here. For rows whose ids are not needed
-    back, or are fetched back by a natural key.
-    """
-    if connection.vendor != "postgresql":
-        model.objects.bulk_create(
-            (model(**dict(zip(fields, row, strict=True))) for row in rows), batch_size=1000
-        )
-        return
-    from psycopg import sql as pg_sql
-
-    # The given columns first, in their order, then the constant ones: each row is then
-    # written as it comes, followed by the same constants.
-    by_attname = {f.attname: f for f in model._meta.concrete_fields}
-    columns = [by_attname[name].column for name in fields]
-    json_at = [i for i, name in enumerate(fields) if isinstance(by_attname[name], JSONField)]
-    now = timezone.now()
-    constants = []
-    for model_field in model._meta.concrete_fields:
-        if model_field.attname in fields or model_field.primary_key:
-            continue
-        if getattr(model_field, "auto_now", False) or getattr(model_field, "auto_now_add", False):
-            constants.append(copy_timestamp(now))
-        else:
-            default = model_field.get_default()
-            constants.append(json.dumps(default) if isinstance(model_field, JSONField) else default)
-        columns.append(model_field.column)
-    constants = tuple(constants)
-    statement = pg_sql.SQL("COPY {} ({}) FROM STDIN").format(
-        pg_sql.Identifier(model._meta.db_table),
-        pg_sql.SQL(", ").join(map(pg_sql.Identifier, columns)),
-    )
-    with connection.cursor() as cursor, cursor.cursor.copy(statement) as copy:
-        write_row = copy.write_row
-        if json_at:
-            for row in rows:
-                row = list(row)
-                for index in json_at:
-                    row[index] = json.dumps(row[index])
-                write_row((*row, *constants))
-        else:
-            for row in rows:
-                write_row((*row, *constants))
 
 
 def copy_timestamp(moment: dt.datetime) -> str:

@@ -38,6 +38,7 @@ from django.db import transaction
 from django.db.models.functions import Upper
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from accounts import services
 from accounts.models import Contact, Customer, Invoice, InvoiceQuerySet, Payment
@@ -63,6 +64,7 @@ RULES = {
 }
 # Words that look like references but are not invoice or customer numbers.
 TOKEN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9\-_.]*[A-Za-z0-9])?")
+HAS_DIGIT = re.compile(r"[0-9]").search
 
 
 def auto_book_confidence() -> Decimal:
@@ -77,7 +79,7 @@ def tokens(text: str) -> set[str]:
     """
     found = set()
     for token in TOKEN.findall(text or ""):
-        if len(token) >= 3 and any(ch.isdigit() for ch in token):
+        if len(token) >= 3 and HAS_DIGIT(token):
             found.add(token)
             found.add(token.upper())
     return found
@@ -107,7 +109,10 @@ def identify_payers(lines: Sequence) -> list[int | None]:
     by_iban: dict[str, set[int]] = defaultdict(set)
     if ibans:
         rows = (
-            BankLine.objects.filter(counterparty_account__in=ibans, payment__customer__isnull=False)
+            BankLine.objects.filter(
+                services.one_of("counterparty_account", ibans), payment__customer__isnull=False
+            )
+            .exclude(counterparty_account="")  # the partial index's condition, so it is used
             .order_by()
             .values_list("counterparty_account", "payment__customer_id")
             .distinct()
@@ -138,15 +143,23 @@ def identify_payers(lines: Sequence) -> list[int | None]:
     def only(candidates: set[int]) -> int | None:
         return next(iter(candidates)) if len(candidates) == 1 else None
 
+    def sole(found: Iterable[set[int] | None]) -> int | None:
+        """The one customer all these sets name together, or None."""
+        union: set[int] = set()
+        for ids in found:
+            if ids:
+                union |= ids
+                if len(union) > 1:
+                    return None
+        return only(union)
+
     unnamed = []
     for index, line in enumerate(lines):
         payer = only(by_iban.get(line.counterparty_account, set()))
-        if payer is None:
-            payer = only(set().union(*(by_ref.get(w, set()) for w in words[index])))
-        if payer is None:
-            payer = only(
-                set().union(*(by_number.get((w, line.currency), set()) for w in words[index]))
-            )
+        if payer is None and by_ref:
+            payer = sole(by_ref.get(w) for w in words[index])
+        if payer is None and by_number:
+            payer = sole(by_number.get((w, line.currency)) for w in words[index])
         if payer is None and line.counterparty_name.strip():
             unnamed.append(index)
         payers[index] = payer
@@ -182,7 +195,7 @@ def _customers_by_name(names: set[str]) -> dict[str, set[int]]:
 # --- deciding -------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(slots=True)
 class OpenInvoice:
     pk: int
     customer_id: int
@@ -197,7 +210,14 @@ class Match:
     rule: str
     confidence: Decimal
     lines: list[tuple[OpenInvoice, Decimal]]
-    explanation: str
+    # The explanation's message (untranslated) and its values: only a proposal shows it,
+    # so most matches never pay for translating and formatting it.
+    reason: str
+    values: dict
+
+    @property
+    def explanation(self) -> str:
+        return _(self.reason) % self.values
 
     def as_json(self) -> list[dict]:
         return [{"invoice": inv.pk, "amount": f"{amount:.2f}"} for inv, amount in self.lines]
@@ -321,15 +341,15 @@ def decide(
                 "invoice_number",
                 RULES["invoice_number"],
                 [(invoice, invoice.balance) for invoice in invoices],
-                _("Remittance quotes %(n)s; the amount pays exactly what is open.")
-                % {"n": numbers},
+                gettext_noop("Remittance quotes %(n)s; the amount pays exactly what is open."),
+                {"n": numbers},
             )
         return Match(
             "invoice_number_amount_differs",
             RULES["invoice_number_amount_differs"],
             _spread(invoices, amount),
-            _("Remittance quotes %(n)s (open %(c)s %(t)s); paid %(c)s %(a)s.")
-            % {"n": numbers, "c": currency, "t": total, "a": amount},
+            gettext_noop("Remittance quotes %(n)s (open %(c)s %(t)s); paid %(c)s %(a)s."),
+            {"n": numbers, "c": currency, "t": total, "a": amount},
         )
     if payer_id is None:
         return None
@@ -347,16 +367,16 @@ def decide(
             "exact_amount",
             RULES["exact_amount"],
             [(exact[0], amount)],
-            _("The payer's only open invoice of %(c)s %(a)s is %(n)s.")
-            % {"c": currency, "a": amount, "n": exact[0].number},
+            gettext_noop("The payer's only open invoice of %(c)s %(a)s is %(n)s."),
+            {"c": currency, "a": amount, "n": exact[0].number},
         )
     if len(exact) > 1:
         return Match(
             "exact_amount_several",
             RULES["exact_amount_several"],
             [(exact[0], amount)],
-            _("%(k)d open invoices of %(c)s %(a)s; proposing the oldest, %(n)s.")
-            % {"k": len(exact), "c": currency, "a": amount, "n": exact[0].number},
+            gettext_noop("%(k)d open invoices of %(c)s %(a)s; proposing the oldest, %(n)s."),
+            {"k": len(exact), "c": currency, "a": amount, "n": exact[0].number},
         )
     # 3. A combination that adds up.
     subset = _subset_sum(
@@ -368,8 +388,8 @@ def decide(
             "subset_sum",
             RULES["subset_sum"],
             [(invoice, invoice.balance) for invoice in subset],
-            _("%(n)s add up to exactly %(c)s %(a)s.")
-            % {"n": ", ".join(i.number for i in subset), "c": currency, "a": amount},
+            gettext_noop("%(n)s add up to exactly %(c)s %(a)s."),
+            {"n": ", ".join(i.number for i in subset), "c": currency, "a": amount},
         )
     # 4. Oldest first.
     lines = _spread(candidates, amount)
@@ -377,8 +397,8 @@ def decide(
         "oldest_first",
         RULES["oldest_first"],
         lines,
-        _("No invoice quoted or matching; applied oldest first to %(n)s.")
-        % {"n": ", ".join(invoice.number for invoice, _amount in lines)},
+        gettext_noop("No invoice quoted or matching; applied oldest first to %(n)s."),
+        {"n": ", ".join(invoice.number for invoice, _amount in lines)},
     )
 
 
@@ -442,14 +462,18 @@ def _reconcile_chunk(payment_ids: list[int], *, by) -> Outcome:
     5. Queue the rest as proposals in one INSERT.
     """
     outcome = Outcome()
-    payments = list(
-        Payment.objects.filter(
-            services.one_of("id", payment_ids), unallocated_amount__gt=0, kind=Payment.Kind.PAYMENT
+    # Money left is checked here, not in SQL: there the planner would read the partial
+    # index of all unapplied payments (each fresh one is) and AND it with the ids.
+    payments = [
+        row
+        for row in Payment.objects.filter(
+            services.one_of("id", payment_ids), kind=Payment.Kind.PAYMENT
         )
         .exclude(proposals__status=MatchProposal.Status.PENDING)
         .order_by("received_on", "pk")
         .values_list("pk", "customer_id", "currency", "unallocated_amount", "remittance_reference")
-    )
+        if row[3] > 0
+    ]
     words = {pk: tokens(remittance) for pk, _c, _cur, _a, remittance in payments}
     all_words = set().union(*words.values()) if words else set()
     numbered: dict[str, list[OpenInvoice]] = defaultdict(list)
@@ -510,7 +534,7 @@ def _reconcile_chunk(payment_ids: list[int], *, by) -> Outcome:
             invoice.balance -= line_amount  # reserved: later payments of the chunk see it
         sure.append((pk, amount, match))
     _book_all(sure, outcome, by=by)
-    services.insert_rows(MatchProposal, PROPOSAL_COLUMNS, proposals)
+    services.insert_rows(MatchProposal, PROPOSAL_COLUMNS, proposals, returning=False)
     return outcome
 
 

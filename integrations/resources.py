@@ -4,14 +4,17 @@ Each resource finds a row's record by its key, validates every cell, and writes 
 the ledger services, so the timeline is kept as for any other change. A confirmed import
 is one intake batch: rows are counted as created, updated, unchanged or rejected, and each
 rejected row is kept as a Rejection with its row number, raw values and errors per column.
-Rows are numbered as in the spreadsheet: the header is row 1.
+Rows are numbered as in the spreadsheet: the header is row 1. A rejected row corrected by
+finance goes through its resource again (`retry_rejection`), as a batch of its own.
 """
 
 import datetime as dt
 from decimal import Decimal
 
+import tablib
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from import_export import fields, resources, widgets
 from import_export.results import RowResult
@@ -21,7 +24,7 @@ from accounts.models import ZERO, Contact, Customer, Payment, normalize_phone
 from accounts.money import ISO_4217, to_amount
 
 from . import intake
-from .models import IntakeBatch
+from .models import IntakeBatch, Rejection
 
 DEFAULT_SOURCE = "spreadsheet"  # the source the generic-csv invoice profile gives customers
 DATE_FORMATS = ("%Y-%m-%d", "%d/%m/%Y", "%d.%m.%Y")
@@ -402,3 +405,66 @@ class PaymentResource(IntakeResource):
             services.save_new_payment(payment=instance, by=self.user)
         else:
             instance.save(update_fields=["received_on", "method", "remittance_reference"])
+
+
+RESOURCES = {
+    IntakeBatch.Kind.CUSTOMERS: CustomerResource,
+    IntakeBatch.Kind.CONTACTS: ContactResource,
+    IntakeBatch.Kind.PAYMENTS: PaymentResource,
+}
+
+
+class _Rollback(Exception):
+    pass
+
+
+def retry_rejection(rejection: Rejection, *, raw: dict, by=None) -> tuple[IntakeBatch | None, dict]:
+    """Load one corrected customer, contact or payment row again, as a batch of its own.
+
+    1. The row (its columns as in the file, the values as corrected) goes through the same
+       resource as the import it came from: the same keys, validation and services, so
+       the timeline is written as for any import. Its batch counts it as created, updated
+       or unchanged: rows read = created + updated + unchanged + rejected holds for it,
+       and the original batch keeps its counts as they were (a record of that load).
+    2. On success the rejection becomes "retried", naming the new batch, by a conditional
+       UPDATE: if someone else resolved it meanwhile, everything is rolled back.
+    3. On failure nothing is written (not even the retry's batch) and the new errors are
+       returned per column.
+    """
+    resource = RESOURCES[rejection.batch.kind]()
+    columns = list(raw)
+    dataset = tablib.Dataset(headers=columns)
+    dataset.append([raw[column] for column in columns])
+    errors: dict = {}
+    try:
+        with transaction.atomic():
+            result = resource.import_data(
+                dataset,
+                dry_run=False,
+                raise_errors=False,
+                use_transactions=True,
+                user=by,
+                file_name=_("correction of row %(row)d of batch %(batch)d")
+                % {"row": rejection.row_number, "batch": rejection.batch_id},
+            )
+            row = result.rows[0] if result.rows else None
+            if row is None or result.has_errors() or OUTCOMES[row.import_type] == "rejected":
+                if row is not None:
+                    errors = resource.row_errors(row)
+                else:
+                    errors = {"row": [str(error.error) for error in result.base_errors]}
+                raise _Rollback
+            batch = result.intake_batch
+            done = Rejection.objects.filter(pk=rejection.pk, status=Rejection.Status.OPEN).update(
+                status=Rejection.Status.RETRIED,
+                resolution=_("Corrected by hand and loaded (%(outcome)s) in batch %(batch)d.")
+                % {"outcome": OUTCOMES[row.import_type], "batch": batch.pk},
+                resolved_by=by,
+                resolved_at=timezone.now(),
+            )
+            if done != 1:  # another user resolved it meanwhile: load nothing twice
+                errors = {"row": [_("This row was resolved by someone else meanwhile.")]}
+                raise _Rollback
+    except _Rollback:
+        return None, errors
+    return batch, {}

@@ -8,6 +8,7 @@ German and French exports do; dates may be 2026-11-20, 20.11.2026, 20/11/2026 or
 
 import csv
 import datetime as dt
+import functools
 import hashlib
 import io
 import re
@@ -128,8 +129,14 @@ def _positions(headers: list[str]) -> dict[str, int]:
     return positions
 
 
+# The form most exports use ("1234.56", "-2.50"): read as it is, nothing to rewrite.
+PLAIN_AMOUNT = re.compile(r"-?[0-9]+(?:\.[0-9]+)?").fullmatch
+
+
 def parse_amount(value: str, comma_decimal: bool) -> Decimal:
     """'1.234,56' / '-1,234.56' / '1234,5' / '(12.00)' -> Decimal; ValidationError if not."""
+    if PLAIN_AMOUNT(value):
+        return to_amount(value)
     text = value.strip().replace("\u00a0", "").replace(" ", "").replace("'", "")
     negative = text.startswith("(") and text.endswith(")")
     text = re.sub(r"[^\d,.\-+]", "", text.strip("()"))
@@ -145,6 +152,7 @@ def parse_amount(value: str, comma_decimal: bool) -> Decimal:
     return -amount if negative else amount
 
 
+@functools.lru_cache(maxsize=4096)  # a statement repeats a few dates on every line
 def parse_date(value: str) -> dt.date:
     value = value.strip()
     for pattern in DATE_FORMATS:

@@ -242,7 +242,7 @@ def _load_chunk(parsed, keyed, batch, tally, result, by) -> None:
                     payment_id,
                 )
             )
-        services.insert_rows(BankLine, BANK_LINE_COLUMNS, rows)
+        services.insert_rows(BankLine, BANK_LINE_COLUMNS, rows, returning=False)
         intake.flush_rejections(tally)
 
 

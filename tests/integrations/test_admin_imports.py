@@ -366,3 +366,136 @@ def test_an_unexpected_failure_loads_nothing_and_records_a_failed_batch(
     assert response.status_code == 302
     assert batch.status == IntakeBatch.Status.FAILED and "disk on fire" in batch.error
     assert not Customer.objects.exists()
+
+
+# --- correct and retry a rejected row -------------------------------------------------------
+
+
+def retry_form(client, rejection) -> tuple[str, dict, dict]:
+    """The retry URL, the form's values as shown, and field name per column."""
+    url = reverse("admin:integrations_rejection_retry", args=[rejection.pk])
+    form = client.get(url).context["form"]
+    values = {name: field.initial for name, field in form.fields.items()}
+    names = {field.label: name for name, field in form.fields.items()}
+    return url, values, names
+
+
+def rows_add_up(batch) -> bool:
+    return batch.rows_read == batch.created + batch.updated + batch.unchanged + batch.rejected
+
+
+def test_finance_corrects_a_rejected_customer_row_and_retries_it(client, finance, customers):
+    client.force_login(finance)
+    batch = load(client, "customer", CUSTOMERS_CSV)
+    rejection = Rejection.objects.get(batch=batch)
+    change_page = client.get(reverse("admin:integrations_rejection_change", args=[rejection.pk]))
+    assert "Correct and retry" in change_page.content.decode()
+    url, values, names = retry_form(client, rejection)
+    assert values[names["currency"]] == "XXX" and values[names["external_ref"]] == "C-4"
+
+    still_bad = client.post(url, {**values, names["currency"]: "EURO"})
+
+    assert still_bad.status_code == 200
+    assert "currency" in dict(still_bad.context["errors"])  # the new reason, per field
+    assert "EURO" in still_bad.content.decode()
+    rejection.refresh_from_db()
+    assert rejection.status == "open" and not Customer.objects.filter(external_ref="C-4").exists()
+    assert IntakeBatch.objects.count() == 1  # a failed retry leaves no batch behind
+
+    fixed = client.post(url, {**values, names["currency"]: "EUR"})
+
+    assert fixed.status_code == 302
+    rejection.refresh_from_db()
+    assert (rejection.status, rejection.resolved_by) == ("retried", finance)
+    umbrella = Customer.objects.get(external_ref="C-4")
+    assert (umbrella.name, umbrella.currency, umbrella.source) == ("Umbrella", "EUR", "spreadsheet")
+    assert Activity.objects.filter(customer=umbrella, text="Customer created").exists()
+    retry_batch = IntakeBatch.objects.exclude(pk=batch.pk).get()
+    assert (retry_batch.kind, retry_batch.source, retry_batch.created_by) == (
+        "customers",
+        "spreadsheet",
+        finance,
+    )
+    assert (retry_batch.rows_read, retry_batch.created, retry_batch.rejected) == (1, 1, 0)
+    assert f"batch {retry_batch.pk}" in rejection.resolution and "created" in rejection.resolution
+    batch.refresh_from_db()
+    assert rows_add_up(batch) and rows_add_up(retry_batch)
+    # Resolved: no second load from a stale form.
+    assert client.post(url, {**values, names["currency"]: "EUR"}).status_code == 200
+    assert (
+        IntakeBatch.objects.count() == 2
+        and Customer.objects.filter(external_ref="C-4").count() == 1
+    )
+
+
+def test_finance_corrects_a_contact_phone_and_retries_it(client, finance):
+    customer = CustomerFactory(external_ref="C-1", country="US")
+    client.force_login(finance)
+    batch = load(client, "contact", "customer_ref,email,name,phone\nC-1,cfo@acme.example,CFO,12\n")
+    rejection = Rejection.objects.get(batch=batch)
+    url, values, names = retry_form(client, rejection)
+
+    response = client.post(url, {**values, names["phone"]: "(415) 555-0199"})
+
+    assert response.status_code == 302
+    contact = Contact.objects.get(customer=customer, email="cfo@acme.example")
+    assert contact.phone == "+14155550199"
+    rejection.refresh_from_db()
+    assert rejection.status == "retried"
+
+
+def test_finance_corrects_a_payment_amount_and_retries_it(client, finance):
+    customer = CustomerFactory(external_ref="C-1")
+    client.force_login(finance)
+    batch = load(client, "payment", PAYMENTS_CSV.replace("120.50", "12O.50"))
+    rejection = Rejection.objects.get(batch=batch)
+    assert rejection.errors.keys() == {"amount"}
+    url, values, names = retry_form(client, rejection)
+
+    bad_date = client.post(
+        url, {**values, names["amount"]: "120.50", names["received_on"]: "31/02/2026"}
+    )
+    assert bad_date.status_code == 200 and list(dict(bad_date.context["errors"])) == ["received_on"]
+    assert not Payment.objects.exists()
+
+    fixed = client.post(url, {**values, names["amount"]: "120.50"})
+
+    assert fixed.status_code == 302
+    payment = Payment.objects.get()
+    assert (payment.source, payment.external_id, payment.customer) == ("lockbox", "P-1", customer)
+    assert payment.amount == payment.unallocated_amount == Decimal("120.50")
+    assert Activity.objects.filter(customer=customer, kind=Activity.Kind.PAYMENT).count() == 1
+    retry_batch = IntakeBatch.objects.exclude(pk=batch.pk).get()
+    assert (retry_batch.kind, retry_batch.rows_read, retry_batch.created) == ("payments", 1, 1)
+
+
+def test_rows_of_a_bank_statement_cannot_be_retried_only_dismissed(client, finance):
+    from integrations.bank.importer import import_statement
+
+    statement = b"date,amount,currency,name,reference\n2026-11-20,abc,EUR,Acme,INV-1\n"
+    import_statement(content=statement, filename="bank.csv", reconcile=False)
+    rejection = Rejection.objects.get()
+    client.force_login(finance)
+
+    change_page = client.get(reverse("admin:integrations_rejection_change", args=[rejection.pk]))
+    retry = client.get(reverse("admin:integrations_rejection_retry", args=[rejection.pk]))
+    dismissed = client.post(
+        reverse("admin:integrations_rejection_changelist"),
+        {"action": "dismiss", "_selected_action": [rejection.pk], "apply": "1", "reason": "typo"},
+    )
+
+    assert "Correct and retry" not in change_page.content.decode()
+    assert retry.status_code == 404
+    assert dismissed.status_code == 302
+    rejection.refresh_from_db()
+    assert (rejection.status, rejection.resolution) == ("dismissed", "typo")
+
+
+def test_agents_cannot_retry_rejected_customer_rows(client, finance, agent, customers):
+    client.force_login(finance)
+    rejection = Rejection.objects.get(batch=load(client, "customer", CUSTOMERS_CSV))
+    client.force_login(agent)
+
+    url = reverse("admin:integrations_rejection_retry", args=[rejection.pk])
+    assert client.get(url).status_code == 403
+    assert client.post(url, {"col0": "x"}).status_code == 403

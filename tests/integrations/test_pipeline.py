@@ -250,3 +250,33 @@ def test_unchanged_rows_across_chunks_report_each_row_once():
     again = load(csv_of(*rows), chunk_size=2, on_row=seen.append)
     assert counts(again) == (5, 0, 0, 5, 0)
     assert [(o.row_number, o.outcome) for o in seen] == [(n, "unchanged") for n in range(2, 7)]
+
+
+def test_streamed_rows_are_written_with_their_defaults_and_no_ids_kept():
+    """The pipeline's writer is accounts.services.insert_rows without returning ids: rows
+    from a generator, JSON, money and timestamps as COPY text, the defaults filled in."""
+    customer = CustomerFactory()
+    moment = dt.datetime(2026, 11, 20, 9, 30, tzinfo=dt.UTC)
+
+    written = services.insert_rows(
+        Activity,
+        ("customer_id", "kind", "text", "details", "occurred_at"),
+        (
+            (customer.pk, "note", f"line {n}\twith a tab", {"n": n, "sum": "1.10"}, moment)
+            for n in range(3)
+        ),
+        returning=False,
+    )
+
+    assert written == []
+    stored = list(Activity.objects.filter(customer=customer).order_by("pk"))
+    assert [a.text for a in stored] == [f"line {n}\twith a tab" for n in range(3)]
+    assert [a.details for a in stored] == [{"n": n, "sum": "1.10"} for n in range(3)]
+    assert {a.occurred_at for a in stored} == {moment} and stored[0].invoice_id is None
+    with pytest.raises(TypeError, match="never float"):
+        services.insert_rows(
+            Payment,
+            ("amount", "currency", "unallocated_amount", "received_on"),
+            iter([(Decimal("1.00"), "USD", 1.0, dt.date(2026, 11, 20))]),
+            returning=False,
+        )

@@ -433,3 +433,78 @@ def test_subset_sum_among_twenty_invoices_finds_up_to_six_and_no_more():
 def test_subset_sum_prefers_fewest_then_oldest_invoices():
     match = decide_for("100.00", [2_000, 3_000, 5_000, 8_000, 7_000, 1_500, 8_500])
     assert [invoice.number for invoice, _a in match.lines] == ["N-1", "N-4"]
+
+
+# --- what keeps reconciliation fast at a million invoices ----------------------------------
+
+
+def _invoice_update_counts() -> tuple[int, int]:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_xact_user_tables "
+            "WHERE relname = 'accounts_invoice'"
+        )
+        row = cursor.fetchone()
+    return row or (0, 0)
+
+
+@pytest.mark.postgresql
+def test_booking_payments_rewrites_no_invoice_index():
+    """A balance update must be a HOT update: no index may name status, open_balance or
+    updated_at (migration 0014), or every booking inserts into all the invoice indexes."""
+    from django.db import connection
+
+    customer = CustomerFactory()
+    paid = invoice(customer, "INV-HOT-1", "100.00")
+    part = invoice(customer, "INV-HOT-2", "80.00")
+    payments = [pay("100.00", remittance="INV-HOT-1"), pay("30.00", remittance="INV-HOT-2")]
+    updates_before, hot_before = _invoice_update_counts()
+
+    outcome = run(*payments)
+
+    assert outcome.matched + outcome.partially_matched == 2
+    paid.refresh_from_db()
+    part.refresh_from_db()
+    assert (paid.status, part.status) == ("paid", "partially_paid")
+    updates, hot = _invoice_update_counts()
+    assert updates - updates_before >= 2
+    assert hot - hot_before == updates - updates_before  # every one of them HOT
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reloptions FROM pg_class WHERE relname = 'accounts_invoice'")
+        assert "fillfactor=90" in cursor.fetchone()[0]
+
+
+@pytest.mark.postgresql
+def test_payer_lookup_by_bank_account_uses_the_counterparty_index():
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from integrations.bank import StatementLine
+
+    customer = CustomerFactory(name="Acme Rockets")
+    import_statement(
+        content=b"date,amount,currency,name,iban,reference\n"
+        b"2026-11-20,10.00,USD,ACME ROCKETS,DE02120300000000202051,thanks\n",
+        filename="first.csv",
+        reconcile=False,
+    )
+    line = StatementLine(
+        line_number=1,
+        booked_on=TODAY,
+        amount=Decimal("5.00"),
+        currency="USD",
+        counterparty_name="Someone else",
+        counterparty_account="DE02120300000000202051",
+    )
+
+    with CaptureQueriesContext(connection) as queries:
+        assert reconciliation.identify_payers([line]) == [customer.pk]
+
+    [lookup] = [q["sql"] for q in queries if "integrations_bankline" in q["sql"]]
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("EXPLAIN " + lookup)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "bank_line_counterparty" in plan

@@ -8,7 +8,7 @@ import pytest
 from django.db import OperationalError
 from django.urls import reverse
 
-from accounts.models import Activity, Allocation, Invoice, Payment
+from accounts.models import Activity, Allocation, Dispute, Invoice, Payment
 from integrations import gateways
 from integrations.models import IntakeBatch, Rejection, SourceHealth, WebhookEvent
 from tests.factories import InvoiceFactory
@@ -424,3 +424,114 @@ def test_concurrent_success_events_for_one_intent_book_once():
     assert Payment.objects.count() == 1 and Allocation.objects.count() == 1
     invoice.refresh_from_db()
     assert invoice.status == Invoice.Status.PAID
+
+
+# --- card disputes -----------------------------------------------------------------------
+
+
+def dispute_event(kind, *, dp="dp_1", pi="pi_1", status="needs_response", event_id=None, **extra):
+    return event(
+        f"charge.dispute.{kind}",
+        {
+            "id": dp,
+            "object": "dispute",
+            "charge": f"ch_{pi}",
+            "payment_intent": pi,
+            "amount": 4000,
+            "currency": "usd",
+            "reason": "product_not_received",
+            "status": status,
+            **extra,
+        },
+        event_id=event_id or f"evt_{dp}_{kind}_{status}",
+    )
+
+
+def test_dispute_created_opens_a_dispute_and_marks_the_invoice_disputed(client, invoice):
+    post(client, payment_intent(amount=4000))  # 40.00 of 100.00: partially paid
+    invoice.refresh_from_db()
+    assert invoice.status == Invoice.Status.PARTIALLY_PAID
+
+    response = post(client, dispute_event("created"))
+
+    assert response.status_code == 200 and response.json()["status"] == "processed"
+    invoice.refresh_from_db()
+    assert invoice.status == Invoice.Status.DISPUTED  # dunning holds for it
+    dispute = Dispute.objects.get()
+    assert (dispute.source, dispute.reason, dispute.status) == ("stripe:dp_1", "other", "open")
+    assert "product_not_received" in dispute.description and "dp_1" in dispute.description
+    assert list(dispute.invoices.all()) == [invoice]
+    entry = Activity.objects.get(kind=Activity.Kind.DISPUTE)
+    assert entry.invoice == invoice and entry.details["dispute"] == dispute.pk
+    assert "product_not_received" in entry.text
+    webhook_event = WebhookEvent.objects.get(event_type="charge.dispute.created")
+    assert webhook_event.status == "processed"
+    batch = IntakeBatch.objects.order_by("-id").first()
+    assert (batch.rows_read, batch.created, batch.rejected) == (1, 1, 0)
+
+
+def test_replayed_dispute_event_opens_nothing_twice(client, invoice):
+    post(client, payment_intent())
+    post(client, dispute_event("created"))
+    before = (Dispute.objects.count(), Activity.objects.count(), WebhookEvent.objects.count())
+
+    replay = post(client, dispute_event("created"))
+    # The same dispute announced again under another event id: still one dispute.
+    again = post(client, dispute_event("created", event_id="evt_dp_1_created_again"))
+
+    assert replay.json()["status"] == "duplicate"
+    assert again.json()["status"] == "processed" and "already open" in again.json()["note"]
+    assert (Dispute.objects.count(), Activity.objects.count()) == before[:2]
+    assert WebhookEvent.objects.count() == before[2] + 1  # every event stored, once
+    assert IntakeBatch.objects.order_by("-id").first().unchanged == 1
+
+
+def test_dispute_on_a_paid_invoice_is_opened_and_the_invoice_stays_paid(client, invoice):
+    post(client, payment_intent())
+
+    post(client, dispute_event("created"))
+
+    dispute = Dispute.objects.get()
+    assert list(dispute.invoices.all()) == [invoice]
+    invoice.refresh_from_db()
+    assert invoice.status == Invoice.Status.PAID  # nothing owed, so nothing to hold
+
+
+@pytest.mark.parametrize(
+    ("status", "words"),
+    [("won", "won: the charge stands"), ("lost", "lost: USD 40.00 went back to the cardholder")],
+)
+def test_dispute_closed_records_the_outcome_on_the_timeline(client, invoice, status, words):
+    post(client, payment_intent(amount=4000))
+    post(client, dispute_event("created"))
+    dispute = Dispute.objects.get()
+
+    response = post(client, dispute_event("closed", status=status))
+
+    assert response.status_code == 200 and response.json()["status"] == "processed"
+    closed = Activity.objects.filter(kind=Activity.Kind.DISPUTE).latest("pk")
+    assert words in closed.text and closed.invoice == invoice
+    assert closed.details["stripe_dispute"] == "dp_1" and closed.details["status"] == status
+    assert closed.details["dispute"] == dispute.pk
+    assert IntakeBatch.objects.order_by("-id").first().updated == 1
+    assert post(client, dispute_event("closed", status=status)).json()["status"] == "duplicate"
+    assert Activity.objects.filter(kind=Activity.Kind.DISPUTE).count() == 2
+
+
+def test_dispute_for_a_payment_we_never_booked_waits_in_the_dead_letter_list(client, invoice):
+    response = post(client, dispute_event("created", pi="pi_unknown"))
+
+    assert response.status_code == 200 and response.json()["status"] == "failed"
+    assert not Dispute.objects.exists()
+    assert WebhookEvent.objects.get().status == "failed"
+    rejection = Rejection.objects.get()
+    assert "charge" in rejection.errors and "pi_unknown" in rejection.errors["charge"][0]
+    assert rejection.raw["type"] == "charge.dispute.created"
+
+
+def test_dispute_found_by_the_invoice_in_the_charge_metadata(client, invoice):
+    expanded_charge = {"id": "ch_x", "object": "charge", "metadata": metadata()}
+
+    post(client, dispute_event("created", pi="pi_elsewhere", charge=expanded_charge))
+
+    assert list(Dispute.objects.get().invoices.all()) == [invoice]
