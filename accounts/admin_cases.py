@@ -176,10 +176,6 @@ class NoteForm(djforms.Form):
     )
 
 
-class ReasonForm(djforms.Form):
-    reason = djforms.CharField(label=_("Reason"), widget=djforms.Textarea(attrs={"rows": 3}))
-
-
 def add_service_errors(form, exc: ValidationError) -> None:
     """Put a service's refusals on the form's fields (the others above the form)."""
     if hasattr(exc, "error_dict"):
@@ -355,7 +351,7 @@ class PromiseToPayAdmin(CaseAdmin):
 
     @admin.action(description=_("Cancel the selected promises"), permissions=["cancel"])
     def cancel_promises(self, request, queryset):
-        form = ReasonForm(request.POST if "apply" in request.POST else None)
+        form = forms.DecisionForm(request.POST if "apply" in request.POST else None)
 
         open_promises = list(queryset.filter(status=PromiseToPay.Status.OPEN))
 
@@ -709,7 +705,7 @@ class PaymentPlanAdmin(CaseAdmin):
         if not self.has_approve_permission(request):
             raise PermissionDenied
         plan = get_object_or_404(PaymentPlan.objects.select_related("customer"), pk=object_id)
-        form_class = NoteForm if approve else ReasonForm
+        form_class = NoteForm if approve else forms.DecisionForm
         form = form_class(request.POST if "apply" in request.POST else None)
 
         def perform(data):
@@ -751,7 +747,7 @@ class PaymentPlanAdmin(CaseAdmin):
 
     @admin.action(description=_("Reject the selected plans"), permissions=["reject"])
     def reject(self, request, queryset):
-        form = ReasonForm(request.POST if "apply" in request.POST else None)
+        form = forms.DecisionForm(request.POST if "apply" in request.POST else None)
         proposed = list(queryset.filter(status=PaymentPlan.Status.PROPOSED))
 
         @transaction.atomic

@@ -58,10 +58,6 @@ class CompleteTaskForm(djforms.Form):
     )
 
 
-class ReasonForm(djforms.Form):
-    reason = djforms.CharField(label=_("Reason"), widget=djforms.Textarea(attrs={"rows": 3}))
-
-
 class ReassignTaskForm(djforms.Form):
     assignee = djforms.ModelChoiceField(
         label=_("Assignee"),
@@ -249,7 +245,7 @@ class TaskAdmin(admin.ModelAdmin):
             self,
             request,
             queryset,
-            ReasonForm,
+            forms.DecisionForm,
             _("Cancel tasks"),
             lambda task, data: case_tasks.cancel_task(
                 task=task, reason=data["reason"], by=request.user
@@ -596,7 +592,7 @@ class RecoveryAdmin(admin.ModelAdmin):
             self,
             request,
             queryset.select_related("customer"),
-            ReasonForm,
+            forms.DecisionForm,
             _("Reject"),
             lambda recovery, data: recoveries.reject_recovery(
                 recovery=recovery, reason=data["reason"], by=request.user
@@ -609,7 +605,7 @@ class RecoveryAdmin(admin.ModelAdmin):
             self,
             request,
             queryset.select_related("customer"),
-            ReasonForm,
+            forms.DecisionForm,
             _("Reverse"),
             lambda recovery, data: recoveries.reverse_recovery(
                 recovery=recovery, reason=data["reason"], by=request.user
