@@ -591,7 +591,7 @@ class PaymentPlanAdmin(CaseAdmin):
     ]
     readonly_fields = fields
     inlines = [InstallmentInline]
-    actions = ["approve", "reject"]
+    actions = ["approve", "reject", "cancel_plans"]
     change_form_template = "admin/accounts/paymentplan/change_form.html"
 
     def get_queryset(self, request):
@@ -624,6 +624,9 @@ class PaymentPlanAdmin(CaseAdmin):
     def has_reject_permission(self, request):
         return request.user.has_perm("accounts.approve_paymentplan")
 
+    def has_cancel_permission(self, request):
+        return request.user.has_perm("accounts.add_paymentplan")
+
     def get_urls(self):
         view = self.admin_site.admin_view
         return [
@@ -642,6 +645,11 @@ class PaymentPlanAdmin(CaseAdmin):
                 view(self.reject_view),
                 name="accounts_paymentplan_reject",
             ),
+            path(
+                "<int:object_id>/cancel/",
+                view(self.cancel_view),
+                name="accounts_paymentplan_cancel",
+            ),
             *super().get_urls(),
         ]
 
@@ -649,8 +657,29 @@ class PaymentPlanAdmin(CaseAdmin):
         extra_context = {
             **(extra_context or {}),
             "can_approve": self.has_approve_permission(request),
+            "can_cancel": self.has_cancel_permission(request),
         }
         return super().change_view(request, object_id, form_url, extra_context)
+
+    def cancel_view(self, request, object_id):
+        plan = get_object_or_404(PaymentPlan.objects.select_related("customer"), pk=object_id)
+        self.customer_view(request, plan.customer_id, "accounts.add_paymentplan")
+        form = forms.DecisionForm(request.POST if "apply" in request.POST else None)
+
+        def perform(data):
+            plans.cancel_plan(plan=plan, by=request.user, reason=data["reason"])
+            return _("Payment plan #%(pk)s cancelled; dunning resumes for its invoices.") % {
+                "pk": plan.pk
+            }
+
+        return self.case_form(
+            request,
+            title=_("Cancel payment plan #%(pk)s") % {"pk": plan.pk},
+            form=form,
+            perform=perform,
+            customer=plan.customer,
+            context={"plan": plan, "installments": plan.installments.all()},
+        )
 
     def propose_view(self, request, customer_id):
         customer = self.customer_view(request, customer_id, "accounts.add_paymentplan")
@@ -745,22 +774,44 @@ class PaymentPlanAdmin(CaseAdmin):
         if refused:
             self.message_user(request, "; ".join(refused), messages.ERROR)
 
-    @admin.action(description=_("Reject the selected plans"), permissions=["reject"])
-    def reject(self, request, queryset):
+    def _decide_many(self, request, queryset, *, statuses, decide, title: str, done: str):
+        """A bulk decision with one reason for every selected plan in these statuses."""
         form = forms.DecisionForm(request.POST if "apply" in request.POST else None)
-        proposed = list(queryset.filter(status=PaymentPlan.Status.PROPOSED))
+        chosen = list(queryset.filter(status__in=statuses).select_related("customer"))
 
         @transaction.atomic
         def perform(data):
-            for plan in proposed:
-                plans.reject_plan(plan=plan, by=request.user, reason=data["reason"])
-            return _("%(n)d plan(s) rejected.") % {"n": len(proposed)}
+            for plan in chosen:
+                decide(plan=plan, by=request.user, reason=data["reason"])
+            return done % {"n": len(chosen)}
 
         return self.case_form(
             request,
-            title=_("Reject payment plans"),
+            title=title,
             form=form,
             perform=perform,
             selected=queryset.values_list("pk", flat=True),
-            action="reject",
+            action=request.POST.get("action", ""),
+        )
+
+    @admin.action(description=_("Reject the selected plans"), permissions=["reject"])
+    def reject(self, request, queryset):
+        return self._decide_many(
+            request,
+            queryset,
+            statuses=[PaymentPlan.Status.PROPOSED],
+            decide=plans.reject_plan,
+            title=_("Reject payment plans"),
+            done=_("%(n)d plan(s) rejected."),
+        )
+
+    @admin.action(description=_("Cancel the selected plans"), permissions=["cancel"])
+    def cancel_plans(self, request, queryset):
+        return self._decide_many(
+            request,
+            queryset,
+            statuses=PaymentPlan.HOLDING_STATUSES,
+            decide=plans.cancel_plan,
+            title=_("Cancel payment plans"),
+            done=_("%(n)d plan(s) cancelled."),
         )

@@ -277,6 +277,45 @@ def reject_plan(*, plan: PaymentPlan, by, reason: str) -> PaymentPlan:
     return plan
 
 
+@transaction.atomic
+def cancel_plan(*, plan: PaymentPlan, by, reason: str) -> PaymentPlan:
+    """End a proposed or active plan early (the customer withdrew, or it was set up wrong).
+
+    Whoever may propose a plan for the customer may cancel it, saying why. What was paid
+    stays paid; the unpaid installments are no longer chased (no reminders, never missed)
+    and dunning resumes for the plan's invoices that are still open.
+    """
+    services._require(by, "accounts.add_paymentplan", [plan.customer])
+    plan = _locked_plan(plan)
+    reason = reason.strip()
+    errors = promises.FieldErrors()
+    if not reason:
+        errors.add("reason", _("Say why the plan is cancelled."))
+    if plan.status not in PaymentPlan.HOLDING_STATUSES:
+        errors.add(
+            "status",
+            _("Plan #%(pk)s is %(status)s: only a proposed or active plan can be cancelled.")
+            % {"pk": plan.pk, "status": plan.get_status_display().lower()},
+        )
+    errors.raise_any()
+    plan.status = PaymentPlan.Status.CANCELLED
+    plan.closed_at = timezone.now()
+    plan.save(update_fields=["status", "closed_at"])
+    unpaid = plan.installments.exclude(status=Installment.Status.PAID).count()
+    services.log(
+        customer=plan.customer,
+        kind=Activity.Kind.PAYMENT_PLAN,
+        by=by,
+        text=_(
+            "Payment plan #%(pk)s cancelled (%(unpaid)d installment(s) unpaid): %(reason)s; "
+            "dunning resumes for its invoices"
+        )
+        % {"pk": plan.pk, "unpaid": unpaid, "reason": reason},
+        details={"plan": plan.pk, "status": plan.status, "reason": reason, "unpaid": unpaid},
+    )
+    return plan
+
+
 def _fill(plan_ids: list[int]) -> None:
     """Spread what was paid on these (locked) plans over their installments, in order.
 

@@ -391,3 +391,58 @@ def test_the_plan_page_shows_its_installments_and_the_decision_buttons(client, c
     assert client.post(reject, {"apply": "1", "reason": "ask for a deposit"}).status_code == 302
     plan.refresh_from_db()
     assert plan.status == PaymentPlan.Status.REJECTED
+
+
+def test_cancelling_an_active_plan_stops_reminders_and_resumes_dunning(customer, agent):
+    invoice = InvoiceFactory(customer=customer, number="CX-1", amount=Decimal("300.00"), due_on=ON)
+    plan = propose(customer, [invoice], [(days(3), "100.00"), (days(33), "200.00")], by=agent)
+    assert plan.status == PaymentPlan.Status.ACTIVE
+    planner.plan(on=ON)
+    assert not Notice.objects.filter(lines__invoice=invoice).exists()  # held by the plan
+    with pytest.raises(ValidationError) as refused:
+        plans.cancel_plan(plan=plan, by=agent, reason="  ")
+    assert "reason" in refused.value.message_dict
+    plans.cancel_plan(plan=plan, by=agent, reason="Customer will pay in full")
+    plan.refresh_from_db()
+    assert plan.status == PaymentPlan.Status.CANCELLED and plan.closed_at
+    entry = Activity.objects.filter(kind=Activity.Kind.PAYMENT_PLAN).first()
+    assert entry.actor == agent
+    assert "cancelled (2 installment(s) unpaid): Customer will pay in full" in entry.text
+    # No reminder for a cancelled plan's installment, never "missed", and dunning is back.
+    assert plans.send_installment_reminders(today=ON, now=MONDAY_10AM).sent == 0
+    assert plans.detect_missed_installments(today=days(60)) == []
+    planner.plan(on=ON)
+    assert Notice.objects.filter(lines__invoice=invoice).exists()
+    with pytest.raises(ValidationError, match="only a proposed or active plan"):
+        plans.cancel_plan(plan=plan, by=agent, reason="again")
+
+
+def test_only_whoever_may_work_the_customer_cancels(customer, agent, finance):
+    invoice = InvoiceFactory(customer=customer, amount=Decimal("300.00"), due_on=ON)
+    plan = propose(customer, [invoice], [(days(3), "300.00")], by=agent)
+    other_agent = UserFactory(username="other-agent", role="Collections agent")
+    with pytest.raises(PermissionDenied):
+        plans.cancel_plan(plan=plan, by=other_agent, reason="not mine")
+    with pytest.raises(PermissionDenied):
+        plans.cancel_plan(plan=plan, by=finance, reason="no")
+
+
+def test_an_agent_cancels_from_the_plan_page(client, customer, agent):
+    invoice = InvoiceFactory(customer=customer, amount=Decimal("6000.00"), due_on=ON)
+    plan = propose(customer, [invoice], [(days(10), "6000.00")], by=agent)
+    client.force_login(agent)
+    page = client.get(reverse("admin:accounts_paymentplan_change", args=[plan.pk]))
+    url = reverse("admin:accounts_paymentplan_cancel", args=[plan.pk])
+    assert url in page.content.decode()
+    assert client.post(url, {"apply": "1", "reason": ""}).status_code == 200
+    done = client.post(url, {"apply": "1", "reason": "Set up on the wrong invoice"})
+    assert done.status_code == 302
+    plan.refresh_from_db()
+    assert plan.status == PaymentPlan.Status.CANCELLED
+    # From the list, for several at once (nothing left to cancel here).
+    changelist = reverse("admin:accounts_paymentplan_changelist")
+    response = client.post(
+        changelist,
+        {"action": "cancel_plans", "_selected_action": [plan.pk], "apply": "1", "reason": "x"},
+    )
+    assert response.status_code == 302
