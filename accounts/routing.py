@@ -10,8 +10,8 @@ unassigned queue (it does not fall through to a later rule, so a strategic accou
 lands with a junior agent by overflow). Customers with most money open are placed first.
 
 Only active customers are routed (placed, written-off and closed accounts are not worked).
-Assignment goes through accounts.services.assign_customers: one UPDATE and one timeline
-entry (kind assignment) per customer, per agent.
+Assignment goes through accounts.services.assign_customers: one UPDATE per agent and rule,
+and one timeline entry (kind assignment) per customer naming the rule.
 """
 
 import heapq
@@ -21,6 +21,7 @@ from decimal import Decimal
 
 from django.db import transaction
 from django.db.models import Count, Sum
+from django.utils.translation import gettext as _
 
 from . import services
 from .models import Customer, Invoice, RoutingRule
@@ -116,8 +117,8 @@ def route_customers(*, customer_ids=None, by=None) -> RoutingResult:
        their active agents, and each agent's current load (one count).
     3. Match in memory, largest balance first, and give each customer to the least loaded
        agent of its rule under the cap; the load counts as it goes.
-    4. Assign per agent through services.assign_customers (permission checks, one UPDATE,
-       the timeline entries naming the previous agent).
+    4. Assign per agent and rule through services.assign_customers (permission checks, one
+       UPDATE, the timeline entries naming the previous agent and the rule).
     """
     # Routing moves other agents' customers: managers only (and the nightly job, by=None).
     services._require(by, "accounts.work_all_customers")
@@ -150,7 +151,7 @@ def route_customers(*, customer_ids=None, by=None) -> RoutingResult:
         )
     )
     pool = _Pools(rules, load)
-    chosen: dict[int, list[Customer]] = defaultdict(list)
+    chosen: dict[tuple[int, str], list[Customer]] = defaultdict(list)
     zero = Decimal(0)
     customers.sort(key=lambda c: (-largest.get(c.pk, zero), c.pk))
     for customer in customers:
@@ -168,10 +169,13 @@ def route_customers(*, customer_ids=None, by=None) -> RoutingResult:
         pool.add(agent_id, +1)
         if customer.assigned_agent_id in pool.rules_of:
             pool.add(customer.assigned_agent_id, -1)
-        chosen[agent_id].append(customer)
+        chosen[agent_id, rule.name].append(customer)
         result.by_rule[rule.name] = result.by_rule.get(rule.name, 0) + 1
-    for agent_id, assigned in chosen.items():
+    for (agent_id, rule_name), assigned in chosen.items():
         result.routed += services.assign_customers(
-            customers=assigned, agent=agents[agent_id], by=by
+            customers=assigned,
+            agent=agents[agent_id],
+            by=by,
+            reason=_("routing rule “%(rule)s”") % {"rule": rule_name},
         )
     return result

@@ -131,8 +131,11 @@ def log_call(
 
 
 @transaction.atomic
-def assign_customers(*, customers: Iterable[Customer], agent, by) -> int:
-    """Hand customers to an agent (or to nobody); one timeline entry per customer changed."""
+def assign_customers(*, customers: Iterable[Customer], agent, by, reason: str = "") -> int:
+    """Hand customers to an agent (or to nobody); one timeline entry per customer changed.
+
+    `reason` (such as the routing rule that chose the agent) is added to each entry.
+    """
     customers = [c for c in customers if c.assigned_agent_id != (agent.pk if agent else None)]
     _require(by, "accounts.assign_customer", customers)
     if agent is not None and not agent.is_active:
@@ -150,10 +153,12 @@ def assign_customers(*, customers: Iterable[Customer], agent, by) -> int:
                 "new": new_name,
                 "old": previous[c.pk].get_username() if previous[c.pk] else _("unassigned"),
             }
+            + (f": {reason}" if reason else "")
         ),
         details=lambda c: {
             "from": previous[c.pk].pk if previous[c.pk] else None,
             "to": agent.pk if agent else None,
+            **({"reason": reason} if reason else {}),
         },
     )
     return len(customers)

@@ -139,8 +139,13 @@ def test_routing_is_logged_and_rerouting_names_the_previous_agent(manager, senio
     routing.route_customers(customer_ids=[customer.pk], by=manager)
     assert agent_of(customer) == senior and agent_of(untouched) == junior
     entry = Activity.objects.get(customer=customer, kind=Activity.Kind.ASSIGNMENT)
-    assert entry.details == {"from": junior.pk, "to": senior.pk}
+    assert entry.details == {
+        "from": junior.pk,
+        "to": senior.pk,
+        "reason": "routing rule “Seniors”",
+    }
     assert entry.actor == manager and "senior" in entry.text and "junior" in entry.text
+    assert entry.text.endswith(": routing rule “Seniors”")
     assert not Activity.objects.filter(customer=untouched).exists()
 
 
