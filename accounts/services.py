@@ -559,7 +559,12 @@ def refund_payment(
             {"amount": _("Only %(left)s of this payment can be refunded.") % {"left": refundable}}
         )
     on = on or timezone.localdate()
-    what = _("Chargeback") if is_chargeback else _("Refund")
+    if is_chargeback:
+        what = _("Chargeback")
+    elif payment.kind == Payment.Kind.WRITE_OFF:
+        what = _("Write-off reversed")  # the adjustment goes, no money moves
+    else:
+        what = _("Refund")
     from_unapplied = min(payment.unallocated_amount, amount)
     remaining = amount - from_unapplied
     reversals = []

@@ -312,6 +312,7 @@ def test_reversing_a_write_off_reopens_the_invoices_from_their_balances(agent, m
         recoveries.reverse_recovery(recovery=recovery, by=agent, reason="Paid after all")
     with pytest.raises(ValidationError, match="Say why"):
         recoveries.reverse_recovery(recovery=recovery, by=manager, reason=" ")
+    before = Activity.objects.latest("pk").pk
     recoveries.reverse_recovery(recovery=recovery, by=manager, reason="Customer refinanced")
     for invoice in (old, part, disputed):
         invoice.refresh_from_db()
@@ -333,6 +334,11 @@ def test_reversing_a_write_off_reopens_the_invoices_from_their_balances(agent, m
     assert "Customer refinanced" in reversed_entry.text and reversed_entry.actor == manager
     back = Activity.objects.filter(customer=customer, kind="status_change").latest("pk")
     assert back.details == {"field": "status", "from": "written_off", "to": "active"}
+    # The adjustment is taken back: nobody was refunded, and the timeline says so.
+    ledger_entries = Activity.objects.filter(customer=customer, kind__in=["payment", "allocation"])
+    texts = [entry.text for entry in ledger_entries.filter(pk__gt=before)]
+    assert texts and all(t.startswith("Write-off reversed") for t in texts)
+    assert not any("Refund" in t for t in texts)
     with pytest.raises(ValidationError, match="is reversed"):
         recoveries.reverse_recovery(recovery=recovery, by=manager, reason="again")
 
