@@ -207,7 +207,29 @@ def propose_plan(
             "invoices": [invoice.pk for invoice in rows],
         },
     )
+    if needs_approval:
+        case_tasks.create_task(
+            customer=customer,
+            kind=Task.Kind.APPROVAL,
+            title=_("Approve or reject payment plan #%(pk)s: %(currency)s %(total)s")
+            % {"pk": plan.pk, "currency": currency, "total": total},
+            due_at=now + dt.timedelta(days=1),
+            assignee=None,  # the unassigned queue, which managers work
+            source=approval_source(plan.pk),
+            details={"plan": plan.pk},
+            by=None,  # raised by the system, whoever proposed
+        )
     return plan
+
+
+def approval_source(plan_id: int) -> str:
+    return f"plan-approval:{plan_id}"
+
+
+def _close_approval_task(plan: PaymentPlan, *, outcome: str, by) -> None:
+    task = Task.objects.open().filter(source=approval_source(plan.pk)).first()
+    if task is not None:
+        case_tasks.complete_task(task=task, outcome=outcome, note="", by=by)
 
 
 def _locked_plan(plan: PaymentPlan) -> PaymentPlan:
@@ -235,6 +257,7 @@ def approve_plan(*, plan: PaymentPlan, by, note: str = "") -> PaymentPlan:
     plan.approved_by = by
     plan.approved_at = timezone.now()
     plan.save(update_fields=["status", "approved_by", "approved_at"])
+    _close_approval_task(plan, outcome="approved", by=by)
     services.log(
         customer=plan.customer,
         kind=Activity.Kind.PAYMENT_PLAN,
@@ -266,6 +289,7 @@ def reject_plan(*, plan: PaymentPlan, by, reason: str) -> PaymentPlan:
     plan.status = PaymentPlan.Status.REJECTED
     plan.closed_at = timezone.now()
     plan.save(update_fields=["status", "closed_at"])
+    _close_approval_task(plan, outcome="rejected", by=by)
     services.log(
         customer=plan.customer,
         kind=Activity.Kind.PAYMENT_PLAN,
@@ -298,9 +322,14 @@ def cancel_plan(*, plan: PaymentPlan, by, reason: str) -> PaymentPlan:
             % {"pk": plan.pk, "status": plan.get_status_display().lower()},
         )
     errors.raise_any()
+    was_proposed = plan.status == PaymentPlan.Status.PROPOSED
     plan.status = PaymentPlan.Status.CANCELLED
     plan.closed_at = timezone.now()
     plan.save(update_fields=["status", "closed_at"])
+    if was_proposed:
+        task = Task.objects.open().filter(source=approval_source(plan.pk)).first()
+        if task is not None:  # nothing left to approve; whoever cancels may not be a manager
+            case_tasks.cancel_task(task=task, by=None, reason=_("The plan was cancelled."))
     unpaid = plan.installments.exclude(status=Installment.Status.PAID).count()
     services.log(
         customer=plan.customer,

@@ -446,3 +446,25 @@ def test_an_agent_cancels_from_the_plan_page(client, customer, agent):
         {"action": "cancel_plans", "_selected_action": [plan.pk], "apply": "1", "reason": "x"},
     )
     assert response.status_code == 302
+
+
+@pytest.mark.parametrize("decision", ["approve", "reject", "cancel"])
+def test_a_proposed_plan_raises_one_approval_task_closed_by_the_decision(
+    customer, agent, manager, decision
+):
+    invoice = InvoiceFactory(customer=customer, amount=Decimal("6000.00"), due_on=ON)
+    small = InvoiceFactory(customer=customer, amount=Decimal("100.00"), due_on=ON)
+    propose(customer, [small], [(days(10), "100.00")], by=agent)  # active at once: no task
+    plan = propose(customer, [invoice], [(days(10), "6000.00")], by=agent)
+    [task] = Task.objects.filter(kind=Task.Kind.APPROVAL)
+    assert task.assignee is None and task.status == "open"  # the managers' queue
+    assert task.title == f"Approve or reject payment plan #{plan.pk}: USD 6000.00"
+    if decision == "approve":
+        plans.approve_plan(plan=plan, by=manager)
+    elif decision == "reject":
+        plans.reject_plan(plan=plan, by=manager, reason="too long")
+    else:
+        plans.cancel_plan(plan=plan, by=agent, reason="customer pays in full")
+    task.refresh_from_db()
+    expected = {"approve": "done", "reject": "done", "cancel": "cancelled"}[decision]
+    assert task.status == expected
