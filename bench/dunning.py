@@ -260,11 +260,23 @@ def night_breakdown(on: dt.date) -> list[tuple[str, str, str, int, int]]:
 
 
 def send_moment(on: dt.date) -> dt.datetime:
-    """The first contact day from `on`, at an hour inside every seeded zone's contact hours."""
+    """The first contact day from `on`, at an hour inside every seeded zone's contact hours.
+
+    A day no active contact rule (nor the settings' fallback) forbids: not a no-contact
+    weekday, nor a public holiday anywhere if a rule observes holidays.
+    """
     from django.conf import settings
 
+    from dunning.models import ContactRule, PublicHoliday
+
+    rules = ContactRule.objects.filter(is_active=True)
+    weekdays = set(settings.DUNNING_NO_CONTACT_WEEKDAYS).union(
+        *rules.values_list("no_contact_weekdays", flat=True)
+    )
+    observed = rules.filter(observe_public_holidays=True).exists()
+    holidays = set(PublicHoliday.objects.values_list("date", flat=True)) if observed else set()
     day = on
-    while day.weekday() in settings.DUNNING_NO_CONTACT_WEEKDAYS:
+    while day.weekday() in weekdays or day in holidays:
         day += dt.timedelta(days=1)
     return dt.datetime.combine(day, dt.time(SEND_HOUR_UTC), tzinfo=dt.UTC)
 

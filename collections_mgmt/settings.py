@@ -246,11 +246,13 @@ DUNNING_CATCH_UP_DAYS = int(os.environ.get("DUNNING_CATCH_UP_DAYS", "3"))
 DUNNING_HIGH_VALUE_THRESHOLD = os.environ.get("DUNNING_HIGH_VALUE_THRESHOLD", "10000")
 # Escalation steps become review tasks for the least busy member of this group.
 DUNNING_ESCALATION_GROUP = os.environ.get("DUNNING_ESCALATION_GROUP", "Collections manager")
-# Contact rules enforced at send time (see README, "Compliance guards").
 COMPANY_NAME = os.environ.get("COMPANY_NAME", "Example Supplies Ltd")
 EMAIL_MESSAGE_ID_DOMAIN = os.environ.get("EMAIL_MESSAGE_ID_DOMAIN", "collections.example.com")
 # Bounces and complaints posted to /dunning/email-events/, signed with this (unset: 503).
 EMAIL_EVENTS_WEBHOOK_SECRET = os.environ.get("EMAIL_EVENTS_WEBHOOK_SECRET", "")
+# Fallback contact guards for customers no active contact rule matches (Dunning -> Contact
+# rules, see README "Contact rules and public holidays"); the first migrate seeds the
+# default rules with these values.
 DUNNING_CONTACT_HOURS = (
     int(os.environ.get("DUNNING_CONTACT_FROM_HOUR", "8")),
     int(os.environ.get("DUNNING_CONTACT_UNTIL_HOUR", "21")),

@@ -5,7 +5,7 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, Q
-from django.http import FileResponse, Http404
+from django.http import FileResponse, Http404, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -15,15 +15,19 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Customer, Invoice
 
-from . import rendering, services
+from . import contact_rules, rendering, services
 from .models import (
     MESSAGE_CHANNELS,
+    WEEKDAY_NAMES,
+    Channel,
+    ContactRule,
     Disclosure,
     EmailEvent,
     HighValueThreshold,
     Notice,
     OutboxMessage,
     Policy,
+    PublicHoliday,
     Step,
     Template,
 )
@@ -161,6 +165,14 @@ class ReasonForm(forms.Form):
     reason = forms.CharField(label=_("Why?"), max_length=200)
 
 
+class NoticeTextForm(forms.Form):
+    subject = forms.CharField(label=_("Subject"), max_length=200, required=False)
+    body_text = forms.CharField(
+        label=_("Text"), widget=forms.Textarea(attrs={"rows": 18, "cols": 90}), required=False
+    )
+    reason = forms.CharField(label=_("Why?"), max_length=200)
+
+
 @admin.register(Notice)
 class NoticeAdmin(admin.ModelAdmin):
     list_display = [
@@ -236,6 +248,71 @@ class NoticeAdmin(admin.ModelAdmin):
     def send_now(self, request, queryset):
         return self._with_reason(request, queryset, "send_now", services.send_now, _("Send now"))
 
+    def get_list_display(self, request):
+        if request.user.has_perm("dunning.approve_notice"):
+            return [*self.list_display, "edit_link"]
+        return self.list_display
+
+    @admin.display(description=_("text"))
+    def edit_link(self, notice):
+        if notice.status not in services.OPEN or notice.channel not in services.EDITABLE_CHANNELS:
+            return "—"
+        url = reverse("admin:dunning_notice_edit", args=[notice.pk])
+        label = _("Edited") if notice.edited_at else _("Edit")
+        return format_html('<a href="{}">{}</a>', url, label)
+
+    def edit_view(self, request, pk):
+        """A manager rewrites a notice before it goes out (and may approve it at once)."""
+        if not request.user.has_perm("dunning.approve_notice"):
+            raise PermissionDenied
+        notice = get_object_or_404(
+            Notice.objects.select_related("customer", "step", "step__template"), pk=pk
+        )
+        editable = notice.status in services.OPEN and notice.channel in services.EDITABLE_CHANNELS
+        current = services.draft(notice)
+        form = NoticeTextForm(
+            request.POST if request.method == "POST" else None,
+            initial={"subject": current["subject"], "body_text": current["body_text"]},
+        )
+        if request.method == "POST" and editable and form.is_valid():
+            try:
+                services.edit_notice(
+                    notice,
+                    by=request.user,
+                    subject=form.cleaned_data["subject"],
+                    body_text=form.cleaned_data["body_text"],
+                    reason=form.cleaned_data["reason"],
+                    approve="_approve" in request.POST,
+                )
+            except ValidationError as exc:
+                for field, errors in exc.message_dict.items():
+                    form.add_error(field if field in form.fields else None, errors)
+            else:
+                self.message_user(request, _("The text is saved."))
+                changelist = reverse("admin:dunning_notice_changelist")
+                return HttpResponseRedirect(f"{changelist}?status__exact={notice.status}")
+        segments = 0
+        if notice.channel == Channel.SMS:
+            text = form.data.get("body_text", current["body_text"]) if form.is_bound else None
+            text = text if text is not None else current["body_text"]
+            segments = rendering.sms_segments(rendering.sms_text(text, notice.customer.language))
+        return TemplateResponse(
+            request,
+            "admin/dunning/notice/edit.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": _("Edit the text of “%(notice)s”") % {"notice": notice},
+                "opts": Notice._meta,
+                "notice": notice,
+                "form": form,
+                "editable": editable,
+                "current": current,
+                "segments": segments,
+                "is_sms": notice.channel == Channel.SMS,
+                "can_approve": notice.status == Notice.Status.AWAITING_APPROVAL,
+            },
+        )
+
     @admin.display(description=_("letter"))
     def letter(self, notice):
         if not notice.document:
@@ -262,6 +339,11 @@ class NoticeAdmin(admin.ModelAdmin):
                 "<int:pk>/letter/",
                 self.admin_site.admin_view(self.letter_view),
                 name="dunning_notice_letter",
+            ),
+            path(
+                "<int:pk>/edit/",
+                self.admin_site.admin_view(self.edit_view),
+                name="dunning_notice_edit",
             ),
             path(
                 "tonight/",
@@ -431,3 +513,176 @@ class EmailEventAdmin(FollowsPermissionsOf, admin.ModelAdmin):
     search_fields = ["email", "=message_id", "=event_id"]
     readonly_fields = [f.name for f in EmailEvent._meta.fields]
     show_facets = admin.ShowFacets.NEVER
+
+
+# Who may change policies may change the contact rules and the holidays; agents may view them.
+POLICY_PERMISSIONS = ("dunning.view_policy", "dunning.change_policy", "dunning.change_policy")
+
+
+class ContactRuleForm(forms.ModelForm):
+    customer_kind = forms.ChoiceField(
+        label=_("customer kind"),
+        choices=[("", _("Any kind")), *Customer.Kind.choices],
+        required=False,
+    )
+    no_contact_weekdays = forms.TypedMultipleChoiceField(
+        label=_("no contact on"),
+        choices=[(n, _(name)) for n, name in enumerate(WEEKDAY_NAMES)],
+        coerce=int,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+    )
+
+    class Meta:
+        model = ContactRule
+        fields = [
+            "country",
+            "customer_kind",
+            "from_hour",
+            "until_hour",
+            "no_contact_weekdays",
+            "observe_public_holidays",
+            "max_contacts_per_7_days",
+            "max_contacts_per_month",
+            "is_active",
+            "note",
+        ]
+
+
+@admin.register(ContactRule)
+class ContactRuleAdmin(FollowsPermissionsOf, admin.ModelAdmin):
+    """Contact hours, days, holidays and caps per country and customer kind."""
+
+    view_perm, change_perm, delete_perm = POLICY_PERMISSIONS
+    form = ContactRuleForm
+    list_display = [
+        "scope",
+        "hours",
+        "no_contact_days",
+        "observe_public_holidays",
+        "max_contacts_per_7_days",
+        "monthly_cap",
+        "is_active",
+        "note",
+    ]
+    list_filter = ["is_active", "customer_kind", "observe_public_holidays"]
+    search_fields = ["=country", "note"]
+
+    @admin.display(description=_("applies to"), ordering="country")
+    def scope(self, rule):
+        return str(rule)
+
+    @admin.display(description=_("contact hours"))
+    def hours(self, rule):
+        return f"{rule.from_hour:02d}:00 to {rule.until_hour:02d}:00"
+
+    @admin.display(description=_("no contact on"))
+    def no_contact_days(self, rule):
+        return ", ".join(str(_(WEEKDAY_NAMES[day])) for day in rule.no_contact_weekdays) or "—"
+
+    @admin.display(description=_("monthly cap"), ordering="max_contacts_per_month")
+    def monthly_cap(self, rule):
+        return rule.max_contacts_per_month or "—"
+
+    def changelist_view(self, request, extra_context=None):
+        start, end = settings.DUNNING_CONTACT_HOURS
+        days = ", ".join(WEEKDAY_NAMES[day] for day in settings.DUNNING_NO_CONTACT_WEEKDAYS)
+        subtitle = _(
+            "Each customer follows the most specific active rule: country and kind, then "
+            "country, then kind, then any. Without one, the settings apply: "
+            "%(start)02d:00 to %(end)02d:00, no contact on %(days)s, %(week)d contacts in 7 "
+            "days, %(month)d a month for consumers."
+        ) % {
+            "start": start,
+            "end": end,
+            "days": days or "—",
+            "week": settings.DUNNING_MAX_CONTACTS_PER_7_DAYS,
+            "month": settings.DUNNING_MAX_CONSUMER_CONTACTS_PER_MONTH,
+        }
+        return super().changelist_view(request, {**(extra_context or {}), "subtitle": subtitle})
+
+
+class HolidayYearFilter(admin.SimpleListFilter):
+    title = _("year")
+    parameter_name = "year"
+
+    def lookups(self, request, model_admin):
+        years = PublicHoliday.objects.dates("date", "year", order="DESC")
+        return [(str(day.year), str(day.year)) for day in years]
+
+    def queryset(self, request, queryset):
+        if self.value() and self.value().isdigit():
+            return queryset.filter(date__year=int(self.value()))
+        return queryset
+
+
+class LoadHolidaysForm(forms.Form):
+    country = forms.CharField(
+        label=_("Country"), max_length=2, help_text=_("ISO 3166 code: US, GB, DE, FR…")
+    )
+    year = forms.IntegerField(label=_("Year"), min_value=1950, max_value=2100)
+
+
+@admin.register(PublicHoliday)
+class PublicHolidayAdmin(FollowsPermissionsOf, admin.ModelAdmin):
+    """Public holidays per country, added by hand or loaded for a year from `holidays`."""
+
+    view_perm, change_perm, delete_perm = POLICY_PERMISSIONS
+    list_display = ["date", "weekday", "country", "name"]
+    list_filter = ["country", HolidayYearFilter]
+    search_fields = ["name", "=country"]
+    ordering = ["country", "date"]
+    change_list_template = "admin/dunning/publicholiday/change_list.html"
+    show_facets = admin.ShowFacets.NEVER
+
+    @admin.display(description=_("weekday"))
+    def weekday(self, holiday):
+        return _(WEEKDAY_NAMES[holiday.date.weekday()])
+
+    def get_urls(self):
+        return [
+            path(
+                "load/",
+                self.admin_site.admin_view(self.load_view),
+                name="dunning_publicholiday_load",
+            ),
+            *super().get_urls(),
+        ]
+
+    def load_view(self, request):
+        """Load a country's public holidays for a year; days already there stay as they are."""
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        form = LoadHolidaysForm(
+            request.POST if request.method == "POST" else None,
+            initial={"year": timezone.localdate().year},
+        )
+        if form.is_valid():
+            try:
+                loaded = contact_rules.load_public_holidays(**form.cleaned_data)
+            except ValidationError as exc:
+                form.add_error(None, exc)
+            else:
+                country, year = form.cleaned_data["country"].upper(), form.cleaned_data["year"]
+                self.message_user(
+                    request,
+                    _("%(country)s %(year)d: %(added)d holidays added, %(existing)d already there.")
+                    % {
+                        "country": country,
+                        "year": year,
+                        "added": loaded.added,
+                        "existing": loaded.existing,
+                    },
+                )
+                changelist = reverse("admin:dunning_publicholiday_changelist")
+                return HttpResponseRedirect(f"{changelist}?country__exact={country}&year={year}")
+        return TemplateResponse(
+            request,
+            "admin/dunning/publicholiday/load.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": _("Load public holidays"),
+                "opts": PublicHoliday._meta,
+                "form": form,
+            },
+        )

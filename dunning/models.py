@@ -180,6 +180,13 @@ class Notice(models.Model):
     decided_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
+    # A manager's own wording (subject and text) replaces the template's for this notice; it
+    # was written for these invoices, so the notice waits for approval again if they change.
+    edited_at = models.DateTimeField(_("text edited"), null=True, blank=True)
+    edited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    edited_invoices = models.JSONField(_("invoices the edited text is for"), default=list)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -416,3 +423,155 @@ class EmailEvent(models.Model):
 
     def __str__(self):
         return f"{self.kind} {self.email or self.message_id}"
+
+
+# Weekdays as date.weekday() numbers them, for the contact rules (and their deferral reasons).
+WEEKDAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+
+def validate_weekdays(value) -> None:
+    """Distinct weekday numbers, 0 = Monday ... 6 = Sunday, leaving at least one day to contact."""
+    if not isinstance(value, list) or not all(type(day) is int and 0 <= day <= 6 for day in value):
+        raise ValidationError(_("Weekdays are numbers from 0 (Monday) to 6 (Sunday)."))
+    if len(set(value)) != len(value):
+        raise ValidationError(_("A weekday is listed twice."))
+    if len(value) == 7:
+        raise ValidationError(_("At least one weekday must allow contact."))
+
+
+def validate_hour(value: int) -> None:
+    if not 0 <= value <= 24:
+        raise ValidationError(_("An hour from 0 to 24."))
+
+
+def validate_cap(value: int) -> None:
+    if value < 1:
+        raise ValidationError(_("At least 1 (make the rule inactive to stop contact instead)."))
+
+
+class ContactRule(models.Model):
+    """When and how often the sender may contact a customer: hours, days, holidays, caps.
+
+    Chosen per customer at send time (dunning/contact_rules.py): the most specific active
+    rule wins, country and kind over country over kind over any. A customer no active rule
+    matches falls back to the DUNNING_CONTACT_* and DUNNING_MAX_* settings.
+    """
+
+    country = models.CharField(
+        _("country"),
+        max_length=2,
+        blank=True,
+        help_text=_("ISO 3166 code of the customer's country (US, GB, DE); empty: any country."),
+    )
+    customer_kind = models.CharField(
+        _("customer kind"),
+        max_length=10,
+        choices=Customer.Kind,
+        blank=True,
+        help_text=_("Empty: any kind."),
+    )
+    from_hour = models.PositiveSmallIntegerField(
+        _("contact from"),
+        default=8,
+        validators=[validate_hour],
+        help_text=_("Hour in the customer's time zone, 0 to 23."),
+    )
+    until_hour = models.PositiveSmallIntegerField(
+        _("contact until"),
+        default=21,
+        validators=[validate_hour],
+        help_text=_("Hour in the customer's time zone, 1 to 24 (midnight)."),
+    )
+    no_contact_weekdays = models.JSONField(
+        _("no contact on"),
+        default=list,
+        blank=True,
+        validators=[validate_weekdays],
+        help_text=_("Weekdays as numbers, 0 = Monday ... 6 = Sunday."),
+    )
+    observe_public_holidays = models.BooleanField(
+        _("no contact on public holidays"),
+        default=False,
+        help_text=_("The customer's country's days under Dunning → Public holidays."),
+    )
+    max_contacts_per_7_days = models.PositiveSmallIntegerField(
+        _("at most contacts in any 7 days"),
+        default=7,
+        validators=[validate_cap],
+        help_text=_("7 is the Regulation F presumption for consumer debt in the US."),
+    )
+    max_contacts_per_month = models.PositiveSmallIntegerField(
+        _("at most contacts a month"),
+        null=True,
+        blank=True,
+        validators=[validate_cap],
+        help_text=_("Per calendar month in the customer's time zone; empty: no monthly cap."),
+    )
+    is_active = models.BooleanField(_("active"), default=True)
+    note = models.CharField(_("note"), max_length=300, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = _("contact rule")
+        ordering = ["country", "customer_kind"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["country", "customer_kind"], name="contact_rule_one_per_scope"
+            ),
+            models.CheckConstraint(
+                condition=Q(from_hour__lt=models.F("until_hour")) & Q(until_hour__lte=24),
+                name="contact_rule_hours_within_a_day",
+            ),
+            models.CheckConstraint(
+                condition=Q(max_contacts_per_7_days__gte=1)
+                & (Q(max_contacts_per_month__isnull=True) | Q(max_contacts_per_month__gte=1)),
+                name="contact_rule_caps_allow_contact",
+            ),
+        ]
+
+    def __str__(self):
+        country = self.country or _("any country")
+        kind = self.get_customer_kind_display() if self.customer_kind else _("any kind")
+        return f"{country}, {kind}"
+
+    def clean(self):
+        super().clean()
+        self.country = self.country.strip().upper()
+        if self.country and not (len(self.country) == 2 and self.country.isalpha()):
+            raise ValidationError({"country": _("A two-letter country code, or empty.")})
+        if isinstance(self.no_contact_weekdays, list):
+            self.no_contact_weekdays = sorted(self.no_contact_weekdays)
+        if (
+            self.from_hour is not None
+            and self.until_hour is not None
+            and self.from_hour >= self.until_hour
+        ):
+            raise ValidationError({"until_hour": _("Contact must end after it starts.")})
+
+    def specificity(self) -> tuple[bool, bool]:
+        """How closely it fits, most important first: a country, then a customer kind."""
+        return bool(self.country), bool(self.customer_kind)
+
+
+class PublicHoliday(models.Model):
+    """A public holiday in one country: no contact that day under rules that observe them."""
+
+    country = models.CharField(_("country"), max_length=2, help_text=_("ISO 3166 code (US, GB)."))
+    date = models.DateField(_("date"))
+    name = models.CharField(_("name"), max_length=200)
+
+    class Meta:
+        verbose_name = _("public holiday")
+        ordering = ["country", "date"]
+        constraints = [
+            models.UniqueConstraint(fields=["country", "date"], name="public_holiday_once_a_day")
+        ]
+
+    def __str__(self):
+        return f"{self.country} {self.date}: {self.name}"
+
+    def clean(self):
+        super().clean()
+        self.country = self.country.strip().upper()
+        if not (len(self.country) == 2 and self.country.isalpha()):
+            raise ValidationError({"country": _("A two-letter country code.")})

@@ -14,6 +14,7 @@ from django.conf import settings
 from django.db.models import Q
 from django.template import Context, Engine, TemplateDoesNotExist, TemplateSyntaxError
 from django.utils import formats, translation
+from django.utils.html import linebreaks, urlize
 
 from accounts.models import Contact, Customer, Invoice
 
@@ -169,6 +170,11 @@ def _places(source: str, variable: str) -> bool:
     return re.search(r"\{[{%][^}]*\b" + variable + r"\b", source) is not None
 
 
+def _contains(text: str, block: str) -> bool:
+    """Whether the text holds the block's words in order, whatever the line breaks."""
+    return " ".join(block.split()) in " ".join(text.split())
+
+
 def _append_text(body: str, addition: str) -> str:
     return f"{body.rstrip()}\n\n{addition}\n"
 
@@ -209,10 +215,14 @@ def render_notice(
     contact: Contact | None,
     channel: str,
     translate: bool = True,
+    edited: tuple[str, str] | None = None,
 ) -> dict:
     """The message a customer receives on this channel, as subject, text, HTML and headers.
 
     1. The template in the customer's language (`translation_for`), unless translate=False.
+       `edited` is a manager's own (subject, text) for this notice instead: taken literally,
+       never rendered; the HTML part is that text with its paragraphs. Steps 2 to 4 still
+       apply, so an edit can move the disclosure or the opt-out line but never remove them.
     2. The matching disclosure, rendered with the same variables, goes where the template
        puts `{{ disclosure }}`, or is appended to each body that does not.
     3. Consumer e-mail: an unsubscribe link to the contact's signed opt-out page, where the
@@ -246,29 +256,46 @@ def render_notice(
         unsubscribe_url = unsubscribe.url_for(contact)
     text_context = {**context, "disclosure": disclosure_text, "unsubscribe_url": unsubscribe_url}
     html_context = {**text_context, "disclosure": disclosure_html}
-    subject = render_string(template.subject, text_context).strip()
-    body_text = render_string(template.body_text, text_context)
-    body_html = (
-        render_string(template.body_html, html_context, html=True) if template.body_html else ""
-    )
+    if edited is None:
+        subject = render_string(template.subject, text_context).strip()
+        body_text = render_string(template.body_text, text_context)
+        body_html = (
+            render_string(template.body_html, html_context, html=True) if template.body_html else ""
+        )
+        text_has_disclosure = _places(template.body_text, "disclosure")
+        html_has_disclosure = _places(template.body_html, "disclosure")
+        text_has_link = _places(template.body_text, "unsubscribe_url")
+        html_has_link = _places(template.body_html, "unsubscribe_url")
+    else:
+        subject, body_text = edited[0].strip(), edited[1]
+        body_html = (
+            linebreaks(urlize(body_text, nofollow=True, autoescape=True))
+            if channel == Channel.EMAIL
+            else ""
+        )
+        # Literal text: the blocks count as there when their words are (any valid link of
+        # this contact's counts for the unsubscribe line; tokens differ by the second).
+        text_has_disclosure = html_has_disclosure = _contains(body_text, disclosure_text)
+        text_has_link = html_has_link = unsubscribe.links_to(body_text, contact)
     headers = {}
     if channel == Channel.SMS:
-        placed = _places(template.body_text, "disclosure")
-        body_text = sms_text(body_text, language, disclosure="" if placed else disclosure_text)
+        body_text = sms_text(
+            body_text, language, disclosure="" if text_has_disclosure else disclosure_text
+        )
     else:
-        if disclosure_text and not _places(template.body_text, "disclosure"):
+        if disclosure_text and not text_has_disclosure:
             body_text = _append_text(body_text, disclosure_text)
-        if disclosure_html and body_html and not _places(template.body_html, "disclosure"):
+        if disclosure_html and body_html and not html_has_disclosure:
             body_html = _append_html(body_html, disclosure_html)
     if unsubscribe_url:
         headers = {
             "List-Unsubscribe": f"<{unsubscribe_url}>",
             "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
         }
-        if not _places(template.body_text, "unsubscribe_url"):
+        if not text_has_link:
             line = words["unsubscribe_line"].format(url=unsubscribe_url)
             body_text = _append_text(body_text, line)
-        if body_html and not _places(template.body_html, "unsubscribe_url"):
+        if body_html and not html_has_link:
             link = render_string(
                 '<a href="{{ url }}">{{ text }}</a>',
                 {"url": unsubscribe_url, "text": words["unsubscribe_link"]},

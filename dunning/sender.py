@@ -8,8 +8,10 @@ Planning and sending are separate. The sender works one notice at a time:
    A retried task finds the notice sent and does nothing.
 2. Re-check everything, because the world changed since planning: drop invoices paid,
    cancelled, written off or disputed since (none left: the notice is cancelled); holds,
-   do-not-contact, opt-outs (skipped, with the reason); quiet hours in the customer's time
-   zone and contact frequency caps (deferred to the next allowed moment, never dropped).
+   do-not-contact, opt-outs (skipped, with the reason); the customer's contact rule
+   (hours in their time zone, no-contact weekdays, public holidays, contact frequency
+   caps: deferred to the next allowed moment, never dropped). An edited text whose
+   invoices changed goes back to a manager.
 3. Render the exact text, send it, store the provider's message id, the text and the
    recipient, write the timeline entry, and commit: the row lock is held until then.
 
@@ -36,7 +38,7 @@ from accounts import services as ledger
 from accounts.holds import invoice_holds
 from accounts.models import ZERO, Activity, Contact, Invoice, Task
 
-from . import channels, letters, rendering
+from . import channels, contact_rules, letters, rendering
 from .models import MESSAGE_CHANNELS, Channel, Notice
 from .planner import customers_on_hold
 
@@ -56,6 +58,7 @@ class SendResult:
     suppressed: int = 0
     cancelled: int = 0
     failed: int = 0
+    awaiting_approval: int = 0  # an edited text whose invoices changed goes back to a manager
 
     def add(self, outcome: str) -> None:
         setattr(self, outcome, getattr(self, outcome) + 1)
@@ -105,22 +108,27 @@ def send_next(*, now: dt.datetime, notice_id: int | None = None) -> str | None:
         return _process(notice, now)
 
 
-def _process(notice: Notice, now: dt.datetime) -> str:
-    customer = notice.customer
-    on = now.astimezone(zoneinfo.ZoneInfo(customer.timezone)).date()
+def listed_invoices(notice: Notice, on: dt.date) -> tuple[list, list, dict]:
+    """The notice's invoices still to chase on that day, those held, and the holds."""
     invoices = list(
         Invoice.objects.filter(
             notice_lines__notice=notice,
             status__in=(Invoice.Status.OPEN, Invoice.Status.PARTIALLY_PAID),
         ).order_by("due_on", "number")
     )
-    if not invoices:
+    holds = invoice_holds(invoices, on) if invoices else {}
+    held = [i for i in invoices if i.pk in holds]
+    return [i for i in invoices if i.pk not in holds], held, holds
+
+
+def _process(notice: Notice, now: dt.datetime) -> str:
+    customer = notice.customer
+    on = now.astimezone(zoneinfo.ZoneInfo(customer.timezone)).date()
+    invoices, held, holds = listed_invoices(notice, on)
+    if not invoices and not held:
         return _finish(
             notice, Notice.Status.CANCELLED, "cancelled", "paid or closed since planning"
         )
-    holds = invoice_holds(invoices, on)
-    held = [i for i in invoices if i.pk in holds]
-    invoices = [i for i in invoices if i.pk not in holds]
     if not invoices:
         # Look again the morning after the first hold ends (tomorrow for open-ended ones).
         ends = [holds[i.pk][0] or on for i in held]
@@ -138,29 +146,34 @@ def _process(notice: Notice, now: dt.datetime) -> str:
         return _defer(notice, until, _hold_reason(customer, on))
     if notice.channel in TASK_CHANNELS:
         return _raise_task(notice, invoices, now)
-    contact = _contact_for(notice)
+    contact = contact_for(notice)
     is_letter = notice.channel in LETTER_CHANNELS
     if contact is None and not is_letter:
         return _finish(
             notice, Notice.Status.SKIPPED, "suppressed", f"no {notice.channel} contact allowed"
         )
-    moment = now if is_letter else next_allowed_moment(customer, now)  # letters go by post
-    if moment > now:
-        zone = customer.timezone
-        local = moment.astimezone(zoneinfo.ZoneInfo(zone))
-        return _defer(notice, moment, f"quiet hours until {local:%H:%M} {zone}")
-    capped = _cap_reached(notice, now)
+    # The customer's contact rule (one query): hours, days and holidays, then the caps.
+    rule = contact_rules.rule_for(customer)
+    if not is_letter:  # letters go by post
+        moment, why = contact_rules.next_contact(customer, now, rule)
+        if moment > now:
+            return _defer(notice, moment, why)
+    capped = _cap_reached(notice, now, rule=rule)
     if capped:
         return _defer(notice, capped[0], capped[1])
+    if notice.edited_at and sorted(i.pk for i in invoices) != sorted(notice.edited_invoices):
+        return _back_to_approval(notice, invoices)
     context = rendering.notice_context(customer=customer, invoices=invoices, contact=contact, on=on)
     try:
-        # The customer's translation, plus the required disclosure and the opt-out line.
+        # The customer's translation (or a manager's edited text), plus the required
+        # disclosure and the opt-out line.
         content = rendering.render_notice(
             notice.step.template,
             context,
             customer=customer,
             contact=contact,
             channel=notice.channel,
+            edited=(notice.subject, notice.body_text) if notice.edited_at else None,
         )
     except rendering.RenderError as exc:
         return _finish(notice, Notice.Status.FAILED, "failed", str(exc))
@@ -265,23 +278,19 @@ def _least_busy_manager():
     )
 
 
-def next_allowed_moment(customer, now: dt.datetime) -> dt.datetime:
-    """`now` if the customer's local time is inside contact hours, else the next start."""
-    zone = zoneinfo.ZoneInfo(customer.timezone)
-    local = now.astimezone(zone)
-    start, end = settings.DUNNING_CONTACT_HOURS
-    day = local.date()
-    for _day in range(8):
-        opens = dt.datetime.combine(day, dt.time(start), tzinfo=zone)
-        closes = dt.datetime.combine(day, dt.time(end), tzinfo=zone)
-        allowed_day = day.weekday() not in settings.DUNNING_NO_CONTACT_WEEKDAYS
-        if allowed_day and local < closes:
-            return max(now, opens)
-        day += dt.timedelta(days=1)
-    raise AssertionError("no allowed contact day in a week: check DUNNING_NO_CONTACT_WEEKDAYS")
+def next_allowed_moment(customer, now: dt.datetime, *, rule=None) -> dt.datetime:
+    """`now` if the customer's contact rule allows contact now, else the next moment it does.
+
+    Contact hours in the customer's time zone, no-contact weekdays and, when the rule
+    observes them, the public holidays of the customer's country (dunning/contact_rules.py).
+    """
+    rule = rule or contact_rules.rule_for(customer)
+    return contact_rules.next_contact(customer, now, rule)[0]
 
 
-def _cap_reached(notice: Notice, now: dt.datetime) -> tuple[dt.datetime, str] | None:
+def _cap_reached(notice: Notice, now: dt.datetime, *, rule=None) -> tuple[dt.datetime, str] | None:
+    """The contact caps of the customer's rule: (when the cap allows again, why) or None."""
+    rule = rule or contact_rules.rule_for(notice.customer)
     sent = Notice.objects.filter(
         customer=notice.customer,
         channel__in=MESSAGE_CHANNELS,
@@ -292,21 +301,22 @@ def _cap_reached(notice: Notice, now: dt.datetime) -> tuple[dt.datetime, str] | 
         .order_by("sent_at")
         .values_list("sent_at", flat=True)
     )
-    if len(week) >= settings.DUNNING_MAX_CONTACTS_PER_7_DAYS:
-        until = week[len(week) - settings.DUNNING_MAX_CONTACTS_PER_7_DAYS] + dt.timedelta(days=7)
+    if len(week) >= rule.max_contacts_per_7_days:
+        # Allowed again when the oldest send that keeps the count at the cap is 7 days old.
+        until = week[len(week) - rule.max_contacts_per_7_days] + dt.timedelta(days=7)
         return until, f"contact cap: {len(week)} contacts in the last 7 days"
-    if notice.customer.kind == notice.customer.Kind.CONSUMER:
+    if rule.max_contacts_per_month is not None:
         zone = zoneinfo.ZoneInfo(notice.customer.timezone)
         local = now.astimezone(zone)
         month_start = dt.datetime.combine(local.date().replace(day=1), dt.time(0), tzinfo=zone)
         this_month = sent.filter(sent_at__gte=month_start).count()
-        if this_month >= settings.DUNNING_MAX_CONSUMER_CONTACTS_PER_MONTH:
+        if this_month >= rule.max_contacts_per_month:
             next_month = (month_start + dt.timedelta(days=32)).replace(day=1)
             return next_month, f"monthly cap: {this_month} contacts this month"
     return None
 
 
-def _contact_for(notice: Notice) -> Contact | None:
+def contact_for(notice: Notice) -> Contact | None:
     """The first contact reachable on the notice's channel who has not opted out of it."""
     contacts = notice.customer.contacts.all()
     if notice.channel == Channel.SMS:
@@ -325,8 +335,10 @@ def _hold_reason(customer, on: dt.date) -> str:
 
 
 def _morning_after(customer, day: dt.date) -> dt.datetime:
+    """When the customer's contact hours open the day after `day` (the sender then looks
+    again, and defers once more if that day has no contact)."""
     zone = zoneinfo.ZoneInfo(customer.timezone)
-    start = settings.DUNNING_CONTACT_HOURS[0]
+    start = contact_rules.rule_for(customer).from_hour
     return dt.datetime.combine(day + dt.timedelta(days=1), dt.time(start), tzinfo=zone)
 
 
@@ -336,6 +348,18 @@ def _defer(notice: Notice, until: dt.datetime, reason: str) -> str:
     notice.reason = f"deferred: {reason}"
     notice.save(update_fields=["status", "not_before_at", "reason", "updated_at"])
     return "deferred"
+
+
+def _back_to_approval(notice: Notice, invoices: list[Invoice]) -> str:
+    """An edited text names invoices; when they changed (one paid, one now held) since the
+    edit, a manager looks again instead of the customer reading a wrong list."""
+    now_listed = ", ".join(invoice.number for invoice in invoices)
+    return _finish(
+        notice,
+        Notice.Status.AWAITING_APPROVAL,
+        "awaiting_approval",
+        f"invoices changed since the text was edited (now {now_listed}): check and approve again",
+    )
 
 
 def _finish(notice: Notice, status: str, outcome: str, reason: str) -> str:

@@ -1,5 +1,7 @@
 """Human overrides of the automation, each recorded on the timeline with who, when and why."""
 
+import zoneinfo
+
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -8,7 +10,8 @@ from django.utils.translation import gettext as _
 from accounts import services as ledger
 from accounts.models import Activity, Customer
 
-from .models import Notice, Policy
+from . import rendering
+from .models import Channel, Notice, Policy
 
 DECIDABLE = (Notice.Status.AWAITING_APPROVAL,)
 OPEN = (
@@ -167,3 +170,121 @@ def set_automation(*, customers, is_excluded: bool, by, reason: str) -> int:
         details={"override": "automation", "excluded": is_excluded, "reason": reason},
     )
     return len(customers)
+
+
+# Channels whose notices carry text a manager may rewrite; tasks have their own notes.
+EDITABLE_CHANNELS = (Channel.EMAIL, Channel.SMS, Channel.LETTER, Channel.LEGAL)
+MAX_SMS_SEGMENTS = 10  # Twilio's recommended ceiling for one message
+
+
+def draft(notice: Notice, *, now=None) -> dict:
+    """What the notice would say if it went out now, to start an edit from.
+
+    The manager's edited text if there is one, else the step's template rendered for the
+    invoices still to chase, with the disclosure and opt-out line already in place.
+    """
+    from . import sender  # the sender imports the planner and the channels; keep this light
+
+    now = now or timezone.now()
+    customer = notice.customer
+    on = timezone.localtime(now, zoneinfo.ZoneInfo(customer.timezone)).date()
+    invoices, held, _holds = sender.listed_invoices(notice, on)
+    contact = sender.contact_for(notice)
+    context = rendering.notice_context(customer=customer, invoices=invoices, contact=contact, on=on)
+    error = ""
+    try:
+        content = rendering.render_notice(
+            notice.step.template,
+            context,
+            customer=customer,
+            contact=contact,
+            channel=notice.channel,
+            edited=(notice.subject, notice.body_text) if notice.edited_at else None,
+        )
+    except rendering.RenderError as exc:
+        content, error = {"subject": "", "body_text": ""}, str(exc)
+    return {
+        "subject": content["subject"],
+        "body_text": content["body_text"].strip(),
+        "invoices": invoices,
+        "held": held,
+        "contact": contact,
+        "error": error,
+    }
+
+
+def edit_notice(
+    notice: Notice, *, by, subject: str, body_text: str, reason: str, approve: bool = False
+) -> Notice:
+    """Replace a notice's wording with a manager's own, optionally approving it in one go.
+
+    The text is kept literally (never rendered as a template) and written for the invoices
+    listed now: if they change before sending, the notice comes back for approval. The
+    required disclosure and the opt-out line are added again at sending if the edit lost
+    them. Who, why and the new text go on the customer's timeline.
+    """
+    if not by.has_perm("dunning.approve_notice"):
+        raise PermissionDenied(_("You do not have permission to do this."))
+    reason = _reason(reason)
+    subject, body_text = subject.strip(), body_text.strip()
+    with transaction.atomic():
+        notice = (
+            Notice.objects.select_for_update(of=("self",))
+            .select_related("customer", "step", "step__template")
+            .get(pk=notice.pk)
+        )
+        if notice.status not in OPEN or notice.channel not in EDITABLE_CHANNELS:
+            raise ValidationError(
+                _("Only a notice not yet sent, on e-mail, SMS or letter, can be edited.")
+            )
+        errors = {}
+        if not body_text:
+            errors["body_text"] = _("Write the text.")
+        if notice.channel != Channel.SMS and not subject:
+            errors["subject"] = _("Write the subject.")
+        if len(subject) > Notice._meta.get_field("subject").max_length:
+            errors["subject"] = _("At most 200 characters.")
+        if notice.channel == Channel.SMS:
+            segments = rendering.sms_segments(
+                rendering.sms_text(body_text, notice.customer.language)
+            )
+            if segments > MAX_SMS_SEGMENTS:
+                errors["body_text"] = _(
+                    "%(n)d SMS segments with the opt-out line; at most %(max)d."
+                ) % {"n": segments, "max": MAX_SMS_SEGMENTS}
+        current = draft(notice)
+        if not current["invoices"]:
+            errors["body_text"] = _("No invoice on this notice is left to chase.")
+        if errors:
+            raise ValidationError(errors)
+        approved = approve and notice.status == Notice.Status.AWAITING_APPROVAL
+        verb = _("Edited and approved") if approved else _("Edited")
+        notice.subject = subject
+        notice.body_text = body_text
+        notice.body_html = ""
+        notice.edited_at = timezone.now()
+        notice.edited_by = by
+        notice.edited_invoices = sorted(invoice.pk for invoice in current["invoices"])
+        notice.reason = f"{verb}: {reason}"[:300]
+        if approved:
+            notice.status = Notice.Status.APPROVED
+            notice.decided_by = by
+            notice.not_before_at = None
+        notice.save()
+        ledger.log(
+            customer=notice.customer,
+            kind=Activity.Kind.OVERRIDE,
+            by=by,
+            text=_("%(verb)s the text of notice “%(step)s”: %(reason)s")
+            % {"verb": verb, "step": notice.step.name, "reason": reason},
+            details={
+                "notice": notice.pk,
+                "override": "edit",
+                "status": notice.status,
+                "reason": reason,
+                "subject": subject,
+                "text": body_text,
+                "invoices": [invoice.number for invoice in current["invoices"]],
+            },
+        )
+    return notice

@@ -2,6 +2,7 @@
 
 import hashlib
 import hmac
+import re
 
 from django.conf import settings
 from django.core import signing
@@ -38,6 +39,20 @@ def token_for(contact: Contact) -> str:
 def url_for(contact: Contact) -> str:
     path = reverse("dunning:unsubscribe", args=[token_for(contact)])
     return settings.SITE_URL.rstrip("/") + path
+
+
+def links_to(text: str, contact: Contact | None) -> bool:
+    """Whether the text holds a genuine unsubscribe link for this contact (any of its tokens)."""
+    if contact is None:
+        return False
+    prefix = reverse("dunning:unsubscribe", args=["TOKEN"]).split("TOKEN")[0]
+    for token in re.findall(re.escape(prefix) + r"([\w:.-]+)/", text):
+        try:
+            if contact_for_token(token).pk == contact.pk:
+                return True
+        except Http404:
+            continue
+    return False
 
 
 def contact_for_token(token: str) -> Contact:

@@ -38,7 +38,7 @@ class Command(BaseCommand):
             "planned": plan.planned,
             "sent": sent.sent,
             "deferred": sent.deferred,
-            "awaiting_approval": plan.awaiting_approval,
+            "awaiting_approval": plan.awaiting_approval + sent.awaiting_approval,
             "suppressed": plan.suppressed + sent.suppressed,
             "failed": sent.failed,
         }
