@@ -27,6 +27,7 @@ from accounts.models import (
     Task,
     normalize_phone,
 )
+from dunning.models import PublicHoliday
 from tests.factories import TODAY, CustomerFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -124,6 +125,7 @@ def seeded_rows(**kwargs) -> dict[str, list]:
                     occurred_at__gte=start_of_today()
                 ).values_list("customer__external_ref", "kind", "text")
             ),
+            "holidays": sorted(PublicHoliday.objects.values_list("country", "date")),
         }  # fmt: skip
         raise Rollback
     assert not Customer.objects.exists()
@@ -136,6 +138,10 @@ def test_same_seed_and_today_give_the_same_portfolio():
     assert first == second
     assert len(first["customers"]) == 30
     assert len(first["invoices"]) > 300
+    # The customers' countries' holidays, this year and next, for the consumer contact rule.
+    countries = {row[4] for row in first["customers"] if row[4]}
+    assert {country for country, _day in first["holidays"]} == countries
+    assert {day.year for _country, day in first["holidays"]} == {TODAY.year, TODAY.year + 1}
 
 
 def test_another_seed_gives_another_portfolio():

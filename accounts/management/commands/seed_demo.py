@@ -6,6 +6,7 @@ import os
 import time
 from collections import Counter
 
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.db import reset_queries, transaction
 from django.utils import timezone
@@ -87,6 +88,7 @@ class Command(BaseCommand):
                     if row["status"] in InvoiceQuerySet.OPEN_STATUSES
                 )
             case_work = seed_case_work(today=today, seed=seed)
+            holidays = seed_public_holidays(today)
         elapsed = time.perf_counter() - started
 
         open_count = sum(buckets.values())
@@ -101,6 +103,9 @@ class Command(BaseCommand):
             "  case work    "
             + ", ".join(f"{count:,} {name.replace('_', ' ')}" for name, count in case_work.items())
         )
+        self.stdout.write(
+            f"  public holidays {holidays:,} (this year and next, customers' countries)"
+        )
         self.report_logins(password, has_password)
 
     def report_logins(self, password: str, has_password: list[str]) -> None:
@@ -114,3 +119,19 @@ class Command(BaseCommand):
                 f"Logins: {' / '.join(everyone)} — passwords unchanged "
                 "(set DEMO_PASSWORD to reset them)."
             )
+
+
+def seed_public_holidays(today: dt.date) -> int:
+    """This year's and next year's holidays for every country the demo customers are in,
+    so the consumer contact rule (which observes them) has days to observe."""
+    from dunning.contact_rules import load_public_holidays
+
+    added = 0
+    countries = Customer.objects.exclude(country="").values_list("country", flat=True).distinct()
+    for country in sorted(set(countries)):
+        for year in (today.year, today.year + 1):
+            try:
+                added += load_public_holidays(country=country, year=year).added
+            except ValidationError:
+                continue  # a country without a calendar in the package
+    return added
