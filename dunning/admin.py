@@ -4,13 +4,15 @@ from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.files.storage import default_storage
 from django.db.models import Count, Q
 from django.http import FileResponse, Http404, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Customer, Invoice
@@ -387,10 +389,22 @@ class NoticeAdmin(admin.ModelAdmin):
 class OutboxMessageAdmin(admin.ModelAdmin):
     """Messages kept locally (no SMTP server or Twilio account configured)."""
 
-    list_display = ["created_at", "channel", "recipient", "subject", "message_id"]
+    list_display = ["created_at", "channel", "recipient", "subject", "attachment_count"]
     list_filter = ["channel"]
     search_fields = ["recipient", "subject", "=message_id"]
-    readonly_fields = [f.name for f in OutboxMessage._meta.fields]
+    fields = [
+        "created_at",
+        "channel",
+        "sender",
+        "recipient",
+        "subject",
+        "message_id",
+        "header_lines",
+        "attachment_links",
+        "body_text",
+        "body_html",
+    ]
+    readonly_fields = fields
     show_facets = admin.ShowFacets.NEVER
 
     def has_add_permission(self, request):
@@ -398,6 +412,60 @@ class OutboxMessageAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+    @admin.display(description=_("attachments"))
+    def attachment_count(self, message):
+        return len(message.attachments) or "—"
+
+    @admin.display(description=_("headers"))
+    def header_lines(self, message):
+        lines = [f"{name}: {value}" for name, value in message.headers.items()]
+        return format_html("<pre>{}</pre>", "\n".join(lines)) if lines else "—"
+
+    @admin.display(description=_("attachments"))
+    def attachment_links(self, message):
+        if not message.attachments:
+            return "—"
+        return format_html_join(
+            mark_safe("<br>"),
+            '<a href="{}">{}</a> ({}, {} bytes)',
+            (
+                (
+                    reverse("admin:dunning_outboxmessage_attachment", args=[message.pk, n]),
+                    item["filename"],
+                    item["mimetype"],
+                    item["size"],
+                )
+                for n, item in enumerate(message.attachments)
+            ),
+        )
+
+    def attachment_view(self, request, pk, n):
+        """A kept attachment, to the console's users who may see the outbox."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        message = get_object_or_404(OutboxMessage, pk=pk)
+        if n >= len(message.attachments):
+            raise Http404
+        item = message.attachments[n]
+        if not default_storage.exists(item["path"]):
+            raise Http404
+        return FileResponse(
+            default_storage.open(item["path"], "rb"),
+            content_type=item["mimetype"],
+            as_attachment=True,
+            filename=item["filename"],
+        )
+
+    def get_urls(self):
+        return [
+            path(
+                "<int:pk>/attachment/<int:n>/",
+                self.admin_site.admin_view(self.attachment_view),
+                name="dunning_outboxmessage_attachment",
+            ),
+            *super().get_urls(),
+        ]
 
 
 class DisclosureForm(forms.ModelForm):

@@ -243,6 +243,10 @@ class OutboxMessage(models.Model):
     body_text = models.TextField(_("text"))
     body_html = models.TextField(_("HTML"), blank=True)
     message_id = models.CharField(_("message id"), max_length=255, blank=True)
+    # What a provider would also have received: the extra headers (List-Unsubscribe...) and
+    # the attachments, each {"filename", "mimetype", "size", "path"} in the default storage.
+    headers = models.JSONField(_("headers"), default=dict, blank=True)
+    attachments = models.JSONField(_("attachments"), default=list, blank=True)
     created_at = models.DateTimeField(_("kept at"), auto_now_add=True)
 
     class Meta:
