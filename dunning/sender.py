@@ -121,6 +121,23 @@ def listed_invoices(notice: Notice, on: dt.date) -> tuple[list, list, dict]:
     return [i for i in invoices if i.pk not in holds], held, holds
 
 
+def render_content(notice: Notice, *, invoices: list, contact, on: dt.date) -> tuple[dict, dict]:
+    """The notice's variables and its message: the customer's translation of the step's
+    template (or a manager's edited text), plus the required disclosure and opt-out line."""
+    context = rendering.notice_context(
+        customer=notice.customer, invoices=invoices, contact=contact, on=on
+    )
+    content = rendering.render_notice(
+        notice.step.template,
+        context,
+        customer=notice.customer,
+        contact=contact,
+        channel=notice.channel,
+        edited=(notice.subject, notice.body_text) if notice.edited_at else None,
+    )
+    return context, content
+
+
 def _process(notice: Notice, now: dt.datetime) -> str:
     customer = notice.customer
     on = now.astimezone(zoneinfo.ZoneInfo(customer.timezone)).date()
@@ -163,18 +180,8 @@ def _process(notice: Notice, now: dt.datetime) -> str:
         return _defer(notice, capped[0], capped[1])
     if notice.edited_at and sorted(i.pk for i in invoices) != sorted(notice.edited_invoices):
         return _back_to_approval(notice, invoices)
-    context = rendering.notice_context(customer=customer, invoices=invoices, contact=contact, on=on)
     try:
-        # The customer's translation (or a manager's edited text), plus the required
-        # disclosure and the opt-out line.
-        content = rendering.render_notice(
-            notice.step.template,
-            context,
-            customer=customer,
-            contact=contact,
-            channel=notice.channel,
-            edited=(notice.subject, notice.body_text) if notice.edited_at else None,
-        )
+        context, content = render_content(notice, invoices=invoices, contact=contact, on=on)
     except rendering.RenderError as exc:
         return _finish(notice, Notice.Status.FAILED, "failed", str(exc))
     if is_letter:

@@ -190,17 +190,9 @@ def draft(notice: Notice, *, now=None) -> dict:
     on = timezone.localtime(now, zoneinfo.ZoneInfo(customer.timezone)).date()
     invoices, held, _holds = sender.listed_invoices(notice, on)
     contact = sender.contact_for(notice)
-    context = rendering.notice_context(customer=customer, invoices=invoices, contact=contact, on=on)
     error = ""
     try:
-        content = rendering.render_notice(
-            notice.step.template,
-            context,
-            customer=customer,
-            contact=contact,
-            channel=notice.channel,
-            edited=(notice.subject, notice.body_text) if notice.edited_at else None,
-        )
+        _context, content = sender.render_content(notice, invoices=invoices, contact=contact, on=on)
     except rendering.RenderError as exc:
         content, error = {"subject": "", "body_text": ""}, str(exc)
     return {
