@@ -34,7 +34,6 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts import case_tasks, recoveries
-from accounts import services as ledger
 from accounts.holds import invoice_holds
 from accounts.models import ZERO, Activity, Contact, Invoice, Task
 
@@ -210,16 +209,19 @@ def _process(notice: Notice, now: dt.datetime) -> str:
     notice.status = Notice.Status.SENT
     notice.reason = ""
     notice.save()
-    for invoice in invoices:
-        ledger.log(
+    # One timeline entry per invoice on the notice, in one INSERT.
+    Activity.objects.bulk_create(
+        Activity(
             customer=customer,
             invoice=invoice,
             kind=kind,
             channel=channel,
             text=summary,
             details={"notice": notice.pk, "step": notice.step_id, "message_id": message_id},
-            at=now,
+            occurred_at=now,
         )
+        for invoice in invoices
+    )
     return "sent"
 
 

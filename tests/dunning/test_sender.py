@@ -4,6 +4,8 @@ from decimal import Decimal
 
 import pytest
 from django.core import mail
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from accounts import services as ledger
 from accounts.models import Activity, Customer
@@ -183,3 +185,14 @@ def test_an_invoice_paused_after_planning_defers_the_notice_until_the_pause_ends
     notice.refresh_from_db()
     assert notice.not_before_at == dt.datetime(2026, 11, 26, 8, 0, tzinfo=CHICAGO)
     assert "checking PO" in notice.reason
+
+
+def test_sending_costs_the_same_queries_for_one_invoice_or_many():
+    def queries_to_send(invoices: int) -> int:
+        notice = planned_email(invoices=invoices)
+        with CaptureQueriesContext(connection) as captured:
+            assert sender.send_next(now=MONDAY_10AM, notice_id=notice.pk) == "sent"
+        assert Activity.objects.filter(details__notice=notice.pk).count() == invoices
+        return len(captured)
+
+    assert queries_to_send(1) == queries_to_send(6)
