@@ -368,41 +368,75 @@ def group_label(group_by: str, key: str) -> str:
 
 
 def _open_items(report: AgingReport, customer_ids=None, *, with_rank: bool = False) -> _Sql:
-    """The report's open items joined to their customer and agent, filtered.
+    """The report's open items in its currency (all currencies when none is set).
 
-    Columns: those of `balances_sql` plus group_key (and rn, the item's rank by due date
-    within its customer and currency, when `with_rank`).
+    Columns: those of `balances_sql` (and rn, the item's rank by due date within its
+    customer and currency, when `with_rank`). No customer columns: `_with_customer` adds
+    them, after any aggregation or filter that can do without them.
     """
     balances, balance_params = balances_sql(report.as_of, customer_ids=customer_ids)
-    sql = _Sql()
     rank = (
         ", ROW_NUMBER() OVER (PARTITION BY oi.customer_id, oi.currency "
         "ORDER BY oi.due_on, oi.invoice_id) AS rn"
         if with_rank
         else ""
     )
-    sql.add(f"SELECT oi.*, {_group_expression(report.group_by)} AS group_key{rank}")
+    sql = _Sql().add(f"SELECT oi.*{rank}")
     sql.add(f"FROM ({balances}) oi", *balance_params)
+    if report.filters.currency:
+        sql.add("WHERE oi.currency = %s", report.filters.currency)
+    return sql
+
+
+def _with_customer_totals(items: _Sql, report: AgingReport) -> _Sql:
+    """The items with customer_total, their customer's total in their currency.
+
+    With a minimum balance, only the items of the customers who reach it. One window sum
+    per customer and currency, then a filter: what follows (the bucket sums) reads only
+    the remaining items, far cheaper at a million invoices than every bucket per customer.
+    """
+    sql = _Sql().add(
+        "SELECT oi.*, SUM(oi.balance_as_of) OVER (PARTITION BY oi.customer_id, oi.currency)"
+        " AS customer_total"
+    )
+    sql.add(f"FROM ({items.text}) oi", *items.params)
+    if report.filters.min_balance is None:
+        return sql
+    return _Sql().add(
+        f"SELECT ct.* FROM ({sql.text}) ct WHERE ct.customer_total >= %s",
+        *sql.params,
+        report.filters.min_balance,
+    )
+
+
+def _with_customer(rows: _Sql, report: AgingReport) -> _Sql:
+    """Rows with a customer_id, plus group_key, filtered by segment and agent.
+
+    The customer (and agent) are joined only when the grouping or a filter needs them,
+    and as late as possible: after the per-customer aggregation or the minimum-balance
+    filter, on the rows that are left.
+    """
     filters = report.filters
-    # The customer (and agent) only when a filter or the grouping needs them: at a million
-    # invoices the join is a good part of the cost of the summary.
+    sql = _Sql().add(f"SELECT oi.*, {_group_expression(report.group_by)} AS group_key")
+    sql.add(f"FROM ({rows.text}) oi", *rows.params)
     if report.group_by or filters.segment or filters.agent_id is not None:
         sql.add(f"JOIN {_table(Customer)} cu ON cu.id = oi.customer_id")
     if report.group_by == "agent":
         sql.add(f"LEFT JOIN {_table(get_user_model())} ag ON ag.id = cu.assigned_agent_id")
     sql.add("WHERE 1 = 1")
-    filters = report.filters
     if filters.segment:
         sql.add("AND cu.segment = %s", filters.segment)
     if filters.agent_id is not None:
         sql.add("AND cu.assigned_agent_id = %s", filters.agent_id)
-    if filters.currency:
-        sql.add("AND oi.currency = %s", filters.currency)
     return sql
 
 
 def _bucket_sums(report: AgingReport, source: str = "oi") -> _Sql:
-    """One SUM per bucket (b0, b1, ...), then total, disputed and the invoice count."""
+    """One SUM per bucket (b0, b1, ...), then total, disputed and the invoice count.
+
+    FILTER, not SUM(CASE ...): each item is added to its own bucket only, instead of a
+    zero to every other one. A bucket with no items sums to NULL (read as zero).
+    """
     sql = _Sql()
     for index, bucket in enumerate(report.buckets):
         conditions, params = [], []
@@ -413,13 +447,12 @@ def _bucket_sums(report: AgingReport, source: str = "oi") -> _Sql:
             conditions.append(f"{source}.due_on >= %s")
             params.append(report.as_of - dt.timedelta(days=bucket.last_day))
         sql.add(
-            f"SUM(CASE WHEN {' AND '.join(conditions)} THEN {source}.balance_as_of ELSE 0 END)"
-            f" AS b{index},",
+            f"SUM({source}.balance_as_of) FILTER (WHERE {' AND '.join(conditions)}) AS b{index},",
             *params,
         )
     sql.add(f"SUM({source}.balance_as_of) AS total,")
     sql.add(
-        f"SUM(CASE WHEN {source}.status = %s THEN {source}.balance_as_of ELSE 0 END) AS disputed,",
+        f"SUM({source}.balance_as_of) FILTER (WHERE {source}.status = %s) AS disputed,",
         Invoice.Status.DISPUTED,
     )
     sql.add("COUNT(*) AS invoices")
@@ -427,10 +460,14 @@ def _bucket_sums(report: AgingReport, source: str = "oi") -> _Sql:
 
 
 def _per_customer(report: AgingReport, customer_ids=None, *, with_oldest: bool) -> _Sql:
-    """One row per customer and currency: group_key, bucket sums, total, disputed, count."""
+    """One row per customer and currency, aggregated before the customer is joined.
+
+    Columns: customer_id, currency, group_key, b0..bN, total, disputed, invoices (and
+    oldest_due_on, oldest_number when `with_oldest`).
+    """
     items = _open_items(report, customer_ids, with_rank=with_oldest)
     sums = _bucket_sums(report)
-    sql = _Sql().add("SELECT oi.customer_id, oi.currency, oi.group_key,")
+    sql = _Sql().add("SELECT oi.customer_id, oi.currency,")
     sql.add(sums.text, *sums.params)
     if with_oldest:
         sql.add(
@@ -438,10 +475,19 @@ def _per_customer(report: AgingReport, customer_ids=None, *, with_oldest: bool) 
             " MAX(CASE WHEN oi.rn = 1 THEN oi.number END) AS oldest_number"
         )
     sql.add(f"FROM ({items.text}) oi", *items.params)
-    sql.add("GROUP BY oi.customer_id, oi.currency, oi.group_key")
+    sql.add("GROUP BY oi.customer_id, oi.currency")
     if report.filters.min_balance is not None:
         sql.add("HAVING SUM(oi.balance_as_of) >= %s", report.filters.min_balance)
-    return sql
+    rows = _with_customer(sql, report)
+    columns = ", ".join(
+        [f"pc.b{index}" for index in range(len(report.buckets))]
+        + ["pc.total", "pc.disputed", "pc.invoices"]
+        + (["pc.oldest_due_on", "pc.oldest_number"] if with_oldest else [])
+    )
+    return _Sql().add(
+        f"SELECT pc.customer_id, pc.currency, pc.group_key, {columns} FROM ({rows.text}) pc",
+        *rows.params,
+    )
 
 
 def _money(value) -> Decimal:
@@ -463,29 +509,25 @@ def _amounts(values: Sequence, bucket_count: int) -> tuple[list[Decimal], Decima
 def summary(report: AgingReport, *, count_customers: bool = False) -> Summary:
     """Bucket amounts per group and currency, and the totals per currency. One query.
 
-    The customers in each group are counted when asked, or when a minimum balance is set
-    (which needs each customer's total anyway): that groups the open items by customer
-    first, several times the cost of the bucket sums alone at a million invoices (see
-    bench/aging.py). Otherwise `customers` is None.
+    The customers in each group are counted (COUNT DISTINCT) when asked or when a minimum
+    balance is set; otherwise `customers` is None. A minimum balance first keeps the items
+    of the customers whose total in a currency reaches it (`_with_customer_totals`), then
+    the buckets are summed over those: no bucket sums per customer (see bench/aging.py).
     """
     count = len(report.buckets)
+    items = _open_items(report)
+    if report.filters.min_balance is not None:
+        items = _with_customer_totals(items, report)
+    items = _with_customer(items, report)
+    sums = _bucket_sums(report)
+    sql = _Sql().add("SELECT oi.group_key, oi.currency,")
+    sql.add(sums.text, *sums.params)
     if count_customers or report.filters.min_balance is not None:
-        per_customer = _per_customer(report, with_oldest=False)
-        columns = ", ".join(f"SUM(pc.b{i})" for i in range(count))
-        sql = _Sql().add(
-            f"SELECT pc.group_key, pc.currency, {columns}, SUM(pc.total), SUM(pc.disputed),"
-            " SUM(pc.invoices), COUNT(*)"
-        )
-        sql.add(f"FROM ({per_customer.text}) pc", *per_customer.params)
-        sql.add("GROUP BY pc.group_key, pc.currency ORDER BY pc.group_key, pc.currency")
+        sql.add(", COUNT(DISTINCT oi.customer_id)")
     else:
-        items = _open_items(report)
-        sums = _bucket_sums(report)
-        sql = _Sql().add("SELECT oi.group_key, oi.currency,")
-        sql.add(sums.text, *sums.params)
         sql.add(", NULL")
-        sql.add(f"FROM ({items.text}) oi", *items.params)
-        sql.add("GROUP BY oi.group_key, oi.currency ORDER BY oi.group_key, oi.currency")
+    sql.add(f"FROM ({items.text}) oi", *items.params)
+    sql.add("GROUP BY oi.group_key, oi.currency ORDER BY oi.group_key, oi.currency")
     with connection.cursor() as cursor:
         cursor.execute(sql.text, sql.params)
         fetched = cursor.fetchall()
@@ -681,21 +723,14 @@ def _next_action(*, notice_on, notice_text, task_at, task_text) -> tuple[dt.date
 
 def invoice_rows(report: AgingReport, *, customer_ids=None) -> Iterator[InvoiceRow]:
     """The open invoices on the report date, in the order of `customer_rows`, oldest first."""
-    items = _open_items(report, customer_ids)
+    items = _with_customer(_with_customer_totals(_open_items(report, customer_ids), report), report)
     sql = _Sql().add(
         "SELECT x.invoice_id, x.customer_id, cu.name, cu.external_ref, x.group_key, x.number,"
         " x.issued_on, x.due_on, x.currency, x.amount, x.balance_as_of, x.status,"
         " x.customer_total"
     )
-    sql.add(
-        "FROM (SELECT oi.*, SUM(oi.balance_as_of) OVER"
-        " (PARTITION BY oi.customer_id, oi.currency) AS customer_total"
-        f" FROM ({items.text}) oi) x",
-        *items.params,
-    )
+    sql.add(f"FROM ({items.text}) x", *items.params)
     sql.add(f"JOIN {_table(Customer)} cu ON cu.id = x.customer_id")
-    if report.filters.min_balance is not None:
-        sql.add("WHERE x.customer_total >= %s", report.filters.min_balance)
     sql.add(
         "ORDER BY x.group_key, x.currency, x.customer_total DESC, cu.name, x.customer_id,"
         " x.due_on, x.invoice_id"

@@ -124,3 +124,34 @@ def test_customer_filter_restricts_both_forms():
     assert set(sql_balances(as_of, customer_ids=[b.pk])) == {"B"}
     assert balances(as_of, customer_ids=[]) == {}
     assert sql_balances(as_of, customer_ids=[]) == {}
+
+
+@pytest.mark.parametrize("is_followed_by_allocations", [False, True])
+def test_both_sql_forms_agree_with_the_orm_form(is_followed_by_allocations):
+    """balances_sql reads the invoices alone when no allocation is dated after the report
+    date and joins the later allocations otherwise; both give the ORM form's balances."""
+    customer = CustomerFactory()
+    as_of = dt.date(2026, 6, 30)
+    InvoiceFactory(customer=customer, number="C-1", status=Invoice.Status.CANCELLED)
+    InvoiceFactory(  # a residual left on a written-off invoice: never a receivable
+        customer=customer,
+        number="W-1",
+        status=Invoice.Status.WRITTEN_OFF,
+        open_balance=D("40.00"),
+        issued_on=dt.date(2026, 1, 1),
+    )
+    InvoiceFactory(customer=customer, number="O-1", issued_on=dt.date(2026, 1, 1))
+    InvoiceFactory(customer=customer, number="F-1", issued_on=dt.date(2026, 7, 1))
+    partial = InvoiceFactory(customer=customer, number="P-1", issued_on=dt.date(2026, 1, 1))
+    pay(partial, "30.00", dt.date(2026, 5, 1))
+    paid = InvoiceFactory(customer=customer, number="X-1", issued_on=dt.date(2026, 1, 1))
+    pay(paid, "100.00", dt.date(2026, 6, 1))
+    if is_followed_by_allocations:
+        later = InvoiceFactory(customer=customer, number="L-1", issued_on=dt.date(2026, 1, 1))
+        pay(later, "100.00", dt.date(2026, 7, 15))
+    expected = {"O-1": D("100.00"), "P-1": D("70.00")}
+    if is_followed_by_allocations:
+        expected["L-1"] = D("100.00")  # paid after the date: open on it
+    assert balances(as_of) == expected
+    assert sql_balances(as_of) == expected
+    assert receivables_as_of(as_of) == {"USD": sum(expected.values())}

@@ -13,12 +13,14 @@ from dunning.models import Notice, Step
 from reporting.aging import (
     AgingReport,
     Filters,
+    bucket_of,
     customer_rows,
     invoice_rows,
     make_buckets,
     parse_edges,
     summary,
 )
+from reporting.ledger import invoice_balances_as_of
 from tests.factories import (
     ActivityFactory,
     ContactFactory,
@@ -334,3 +336,169 @@ def test_invoice_detail_rows_match_the_customer_rows():
         (-3, "current", D("5.00")),
     ]
     assert {line.customer_total for line in lines} == {D("15.00")}
+
+
+# --- Against the ledger's per-invoice balances ---------------------------------------------
+
+
+def expected_summary(report, *, with_customers=True):
+    """{(group_key, currency): (buckets, total, disputed, invoices, customers)}, computed in
+    Python from `invoice_balances_as_of` (a subquery per invoice, not the report's SQL)."""
+    filters = report.filters
+    invoices = [
+        invoice
+        for invoice in invoice_balances_as_of(report.as_of).select_related(
+            "customer__assigned_agent"
+        )
+        if (not filters.currency or invoice.currency == filters.currency)
+        and (not filters.segment or invoice.customer.segment == filters.segment)
+        and (filters.agent_id is None or invoice.customer.assigned_agent_id == filters.agent_id)
+    ]
+    customer_totals = {}
+    for invoice in invoices:
+        key = (invoice.customer_id, invoice.currency)
+        customer_totals[key] = customer_totals.get(key, D(0)) + invoice.balance_as_of
+    if filters.min_balance is not None:
+        invoices = [
+            i
+            for i in invoices
+            if customer_totals[(i.customer_id, i.currency)] >= filters.min_balance
+        ]
+    keys = {
+        "": lambda customer: "",
+        "segment": lambda customer: customer.segment,
+        "agent": lambda customer: (
+            customer.assigned_agent.username if customer.assigned_agent else ""
+        ),
+    }
+    expected = {}
+    for invoice in invoices:
+        key = (keys[report.group_by](invoice.customer), invoice.currency)
+        buckets, total, disputed, count, customers = expected.get(
+            key, ([D(0)] * len(report.buckets), D(0), D(0), 0, set())
+        )
+        index = report.buckets.index(
+            bucket_of(report.buckets, (report.as_of - invoice.due_on).days)
+        )
+        buckets[index] += invoice.balance_as_of
+        disputed += invoice.balance_as_of if invoice.status == Invoice.Status.DISPUTED else 0
+        customers.add(invoice.customer_id)
+        expected[key] = (buckets, total + invoice.balance_as_of, disputed, count + 1, customers)
+    return {
+        key: (buckets, total, disputed, count, len(customers) if with_customers else None)
+        for key, (buckets, total, disputed, count, customers) in expected.items()
+    }
+
+
+def got_summary(report, **kwargs):
+    return {
+        (g.group_key, g.currency): (g.buckets, g.total, g.disputed, g.invoices, g.customers)
+        for g in summary(report, **kwargs).groups
+    }
+
+
+@pytest.fixture
+def book_with_later_activity():
+    """Three customers, two currencies; payments, a credit note, a refund, a write-off and a
+    backdated payment dated after (or around) 31 Aug, the past report date below."""
+    agent = UserFactory(username="robin")
+    acme = CustomerFactory(segment=Customer.Segment.STRATEGIC, assigned_agent=agent)
+    bolt = CustomerFactory(segment=Customer.Segment.STANDARD)
+    euro = CustomerFactory(segment=Customer.Segment.STANDARD, currency="EUR")
+    quarter_end = dt.date(2026, 8, 31)
+    # Paid in full in October: open on 31 Aug, not today.
+    paid_later = invoice_due(acme, 20, "1000.00", as_of=quarter_end)
+    pay(paid_later, "1000.00", dt.date(2026, 10, 2))
+    # Partly paid before, a credit note after, then half of a payment refunded.
+    partial = invoice_due(acme, 95, "800.00", as_of=quarter_end)
+    pay(partial, "100.00", dt.date(2026, 8, 1))
+    pay(partial, "300.00", dt.date(2026, 9, 10), kind=Payment.Kind.CREDIT_NOTE)
+    refunded = pay(partial, "400.00", dt.date(2026, 9, 20))
+    services.refund_payment(payment=refunded, amount="150.00", on=dt.date(2026, 10, 1))
+    # Disputed and still open; another invoice written off in September.
+    invoice_due(acme, 40, "250.00", as_of=quarter_end, status=Invoice.Status.DISPUTED)
+    written_off = invoice_due(bolt, 130, "90.00", as_of=quarter_end)
+    pay(written_off, "90.00", dt.date(2026, 9, 30), kind=Payment.Kind.WRITE_OFF)
+    Invoice.objects.filter(pk=written_off.pk).update(status=Invoice.Status.WRITTEN_OFF)
+    # Paid on time, refunded in part after the date, then paid again with a payment dated
+    # before the refund: on 31 Aug its balance is 100 - 100 - 40 < 0, so it is not open.
+    backdated = invoice_due(bolt, 10, "100.00", as_of=quarter_end)
+    first = pay(backdated, "100.00", dt.date(2026, 8, 25))
+    services.refund_payment(payment=first, amount="40.00", on=dt.date(2026, 9, 15))
+    pay(backdated, "40.00", dt.date(2026, 8, 28))
+    # Euro: one open, one issued after the date (not in the past report).
+    invoice_due(euro, 0, "500.00", as_of=quarter_end)
+    invoice_due(euro, -60, "700.00", as_of=quarter_end)
+    return {"as_of": quarter_end, "agent": agent, "acme": acme, "bolt": bolt, "euro": euro}
+
+
+@pytest.mark.parametrize("group_by", ["", "segment", "agent"])
+def test_past_summary_matches_the_ledger_balances_after_later_allocations(
+    book_with_later_activity, group_by
+):
+    as_of = book_with_later_activity["as_of"]
+    report = AgingReport(as_of=as_of, group_by=group_by)
+    expected = expected_summary(report)
+    assert got_summary(report, count_customers=True) == expected
+    assert got_summary(report) == {key: (*values[:4], None) for key, values in expected.items()}
+    # Hand-checked totals on 31 Aug: USD 1000 + (800 - 100) + 250 + 90 = 2040; EUR 500.
+    assert {c: t.total for c, t in summary(report).totals.items()} == {
+        "EUR": D("500.00"),
+        "USD": D("2040.00"),
+    }
+    # The customer rows add up to the same figures.
+    rows = list(customer_rows(report))
+    assert sum(r.total for r in rows if r.currency == "USD") == D("2040.00")
+    assert sum(r.invoices for r in rows) == summary(report).invoice_count == 5
+
+
+def test_todays_summary_matches_the_ledger_balances(book_with_later_activity):
+    report = AgingReport(as_of=AS_OF, group_by="segment")
+    assert got_summary(report, count_customers=True) == expected_summary(report)
+    # Today: the refunded 150 reopened `partial` (800 - 100 - 300 - 400 + 150); the disputed
+    # 250 and both euro invoices are open; everything else is paid or written off.
+    assert {c: t.total for c, t in summary(report).totals.items()} == {
+        "EUR": D("1200.00"),
+        "USD": D("400.00"),
+    }
+
+
+@pytest.mark.parametrize("as_of", [dt.date(2026, 8, 31), AS_OF])
+@pytest.mark.parametrize("group_by", ["", "segment", "agent"])
+def test_minimum_balance_applies_per_customer_and_currency(
+    book_with_later_activity, as_of, group_by
+):
+    acme, euro = book_with_later_activity["acme"], book_with_later_activity["euro"]
+    invoice_due(acme, 5, "450.00", currency="EUR", as_of=as_of)  # acme's euros: 450 only
+    invoice_due(euro, 5, "60.00", currency="USD", as_of=as_of)  # euro's dollars: 60 only
+    for minimum in ["0.01", "450.00", "450.01", "500.00", "2040.00", "5000.00"]:
+        report = AgingReport(
+            as_of=as_of, group_by=group_by, filters=Filters(min_balance=D(minimum))
+        )
+        expected = expected_summary(report)
+        assert got_summary(report) == expected, minimum
+        rows = {(r.customer_id, r.currency): r.total for r in customer_rows(report)}
+        assert all(total >= D(minimum) for total in rows.values())
+        assert len(rows) == sum(values[4] for values in expected.values())
+        lines = list(invoice_rows(report))
+        assert {(line.customer_id, line.currency) for line in lines} == set(rows)
+        assert sum(line.balance for line in lines) == sum(rows.values())
+    # On 31 Aug acme owes 2040 in dollars (today 400): above 1,000 only in the past.
+    report = AgingReport(as_of=as_of, filters=Filters(min_balance=D("1000.00")))
+    assert {(c, t.customers) for c, t in summary(report).totals.items()} == (
+        {("USD", 1)} if as_of < AS_OF else {("EUR", 1)}
+    )
+
+
+def test_minimum_balance_with_segment_and_agent_filters(book_with_later_activity):
+    as_of = book_with_later_activity["as_of"]
+    agent = book_with_later_activity["agent"]
+    for filters in [
+        Filters(min_balance=D("100.00"), segment="standard"),
+        Filters(min_balance=D("100.00"), agent_id=agent.pk),
+        Filters(min_balance=D("100.00"), currency="EUR"),
+        Filters(min_balance=D("100.00"), segment="strategic", currency="USD"),
+    ]:
+        for group_by in ["", "agent"]:
+            report = AgingReport(as_of=as_of, group_by=group_by, filters=filters)
+            assert got_summary(report) == expected_summary(report), filters
