@@ -271,6 +271,14 @@ def complete_task(*, task: Task, outcome: str, note: str = "", by) -> Task:
 
 
 @transaction.atomic
+def complete_for_source(source: str, *, outcome: str, by) -> None:
+    """Mark the open task raised for this cause done, if there is one (the decision it
+    asked for was taken elsewhere: a plan or write-off approved or rejected)."""
+    task = Task.objects.open().filter(source=source).first()
+    if task is not None:
+        complete_task(task=task, outcome=outcome, note="", by=by)
+
+
 def cancel_task(*, task: Task, by, reason: str) -> Task:
     """Close an open task without doing it (it no longer applies), saying why."""
     task = (

@@ -226,12 +226,6 @@ def approval_source(plan_id: int) -> str:
     return f"plan-approval:{plan_id}"
 
 
-def _close_approval_task(plan: PaymentPlan, *, outcome: str, by) -> None:
-    task = Task.objects.open().filter(source=approval_source(plan.pk)).first()
-    if task is not None:
-        case_tasks.complete_task(task=task, outcome=outcome, note="", by=by)
-
-
 def _locked_plan(plan: PaymentPlan) -> PaymentPlan:
     return (
         PaymentPlan.objects.select_for_update(of=("self",))
@@ -257,7 +251,7 @@ def approve_plan(*, plan: PaymentPlan, by, note: str = "") -> PaymentPlan:
     plan.approved_by = by
     plan.approved_at = timezone.now()
     plan.save(update_fields=["status", "approved_by", "approved_at"])
-    _close_approval_task(plan, outcome="approved", by=by)
+    case_tasks.complete_for_source(approval_source(plan.pk), outcome="approved", by=by)
     services.log(
         customer=plan.customer,
         kind=Activity.Kind.PAYMENT_PLAN,
@@ -289,7 +283,7 @@ def reject_plan(*, plan: PaymentPlan, by, reason: str) -> PaymentPlan:
     plan.status = PaymentPlan.Status.REJECTED
     plan.closed_at = timezone.now()
     plan.save(update_fields=["status", "closed_at"])
-    _close_approval_task(plan, outcome="rejected", by=by)
+    case_tasks.complete_for_source(approval_source(plan.pk), outcome="rejected", by=by)
     services.log(
         customer=plan.customer,
         kind=Activity.Kind.PAYMENT_PLAN,

@@ -297,12 +297,6 @@ def _stop_contact_tasks(customer: Customer, *, by, reason: str) -> None:
         case_tasks.cancel_task(task=task, by=by, reason=reason)
 
 
-def _close_approval_task(recovery: Recovery, *, outcome: str, by) -> None:
-    task = Task.objects.open().filter(source=approval_source(recovery.pk)).first()
-    if task is not None:
-        case_tasks.complete_task(task=task, outcome=outcome, note="", by=by)
-
-
 @transaction.atomic
 def approve_recovery(*, recovery: Recovery, by, today: dt.date | None = None) -> Recovery:
     """Carry out a proposed write-off or placement (see the module docstring).
@@ -382,7 +376,7 @@ def approve_recovery(*, recovery: Recovery, by, today: dt.date | None = None) ->
         _stop_contact_tasks(
             customer, by=by, reason=_("%(what)s approved") % {"what": recovery.get_kind_display()}
         )
-    _close_approval_task(recovery, outcome="approved", by=by)
+    case_tasks.complete_for_source(approval_source(recovery.pk), outcome="approved", by=by)
     return recovery
 
 
@@ -406,7 +400,7 @@ def reject_recovery(*, recovery: Recovery, by, reason: str) -> Recovery:
         % {"what": recovery.get_kind_display(), "id": recovery.pk, "reason": reason},
         details={"recovery": recovery.pk, "event": "rejected", "reason": reason},
     )
-    _close_approval_task(recovery, outcome="rejected", by=by)
+    case_tasks.complete_for_source(approval_source(recovery.pk), outcome="rejected", by=by)
     return recovery
 
 

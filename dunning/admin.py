@@ -96,7 +96,7 @@ class TemplateAdmin(admin.ModelAdmin):
         """Counted with the opt-out line the sender appends (variables as written)."""
         if template.channel != "sms":
             return "—"
-        return rendering.sms_segments(rendering.sms_text(template.body_text, template.language))
+        return rendering.sent_sms_segments(template.body_text, template.language)
 
     @admin.display(description=_("preview"))
     def preview_link(self, template):
@@ -295,9 +295,8 @@ class NoticeAdmin(admin.ModelAdmin):
                 return HttpResponseRedirect(f"{changelist}?status__exact={notice.status}")
         segments = 0
         if notice.channel == Channel.SMS:
-            text = form.data.get("body_text", current["body_text"]) if form.is_bound else None
-            text = text if text is not None else current["body_text"]
-            segments = rendering.sms_segments(rendering.sms_text(text, notice.customer.language))
+            text = form.data.get("body_text", current["body_text"])
+            segments = rendering.sent_sms_segments(text, notice.customer.language)
         return TemplateResponse(
             request,
             "admin/dunning/notice/edit.html",

@@ -321,6 +321,11 @@ GSM_7 = set(
 GSM_7_EXTENDED = set("^{}\\[~]|€")
 
 
+def sent_sms_segments(body: str, language: str) -> int:
+    """The segments of an SMS body as sent, with the opt-out line `sms_text` adds."""
+    return sms_segments(sms_text(body, language))
+
+
 def sms_segments(text: str) -> int:
     """How many SMS segments a text takes: GSM-7 (160, or 153 per part) or UCS-2 (70 / 67)."""
     if all(char in GSM_7 for char in text):

@@ -174,7 +174,7 @@ def _process(notice: Notice, now: dt.datetime) -> str:
         moment, why = contact_rules.next_contact(customer, now, rule)
         if moment > now:
             return _defer(notice, moment, why)
-    capped = _cap_reached(notice, now, rule=rule)
+    capped = _cap_reached(notice, now, rule)
     if capped:
         return _defer(notice, capped[0], capped[1])
     if notice.edited_at and sorted(i.pk for i in invoices) != sorted(notice.edited_invoices):
@@ -287,19 +287,17 @@ def _least_busy_manager():
     )
 
 
-def next_allowed_moment(customer, now: dt.datetime, *, rule=None) -> dt.datetime:
+def next_allowed_moment(customer, now: dt.datetime) -> dt.datetime:
     """`now` if the customer's contact rule allows contact now, else the next moment it does.
 
     Contact hours in the customer's time zone, no-contact weekdays and, when the rule
     observes them, the public holidays of the customer's country (dunning/contact_rules.py).
     """
-    rule = rule or contact_rules.rule_for(customer)
-    return contact_rules.next_contact(customer, now, rule)[0]
+    return contact_rules.next_contact(customer, now, contact_rules.rule_for(customer))[0]
 
 
-def _cap_reached(notice: Notice, now: dt.datetime, *, rule=None) -> tuple[dt.datetime, str] | None:
+def _cap_reached(notice: Notice, now: dt.datetime, rule) -> tuple[dt.datetime, str] | None:
     """The contact caps of the customer's rule: (when the cap allows again, why) or None."""
-    rule = rule or contact_rules.rule_for(notice.customer)
     sent = Notice.objects.filter(
         customer=notice.customer,
         channel__in=MESSAGE_CHANNELS,

@@ -1,5 +1,6 @@
 """Human overrides of the automation, each recorded on the timeline with who, when and why."""
 
+import datetime as dt
 import zoneinfo
 
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -177,18 +178,25 @@ EDITABLE_CHANNELS = (Channel.EMAIL, Channel.SMS, Channel.LETTER, Channel.LEGAL)
 MAX_SMS_SEGMENTS = 10  # Twilio's recommended ceiling for one message
 
 
+def _still_listed(notice: Notice, now=None) -> tuple[dt.date, list, list]:
+    """The customer's local day, the notice's invoices still to chase then, and those held."""
+    from . import sender  # the sender imports the planner and the channels; keep this light
+
+    now = now or timezone.now()
+    on = timezone.localtime(now, zoneinfo.ZoneInfo(notice.customer.timezone)).date()
+    invoices, held, _holds = sender.listed_invoices(notice, on)
+    return on, invoices, held
+
+
 def draft(notice: Notice, *, now=None) -> dict:
     """What the notice would say if it went out now, to start an edit from.
 
     The manager's edited text if there is one, else the step's template rendered for the
     invoices still to chase, with the disclosure and opt-out line already in place.
     """
-    from . import sender  # the sender imports the planner and the channels; keep this light
+    from . import sender
 
-    now = now or timezone.now()
-    customer = notice.customer
-    on = timezone.localtime(now, zoneinfo.ZoneInfo(customer.timezone)).date()
-    invoices, held, _holds = sender.listed_invoices(notice, on)
+    on, invoices, held = _still_listed(notice, now)
     contact = sender.contact_for(notice)
     error = ""
     try:
@@ -237,15 +245,13 @@ def edit_notice(
         if len(subject) > Notice._meta.get_field("subject").max_length:
             errors["subject"] = _("At most 200 characters.")
         if notice.channel == Channel.SMS:
-            segments = rendering.sms_segments(
-                rendering.sms_text(body_text, notice.customer.language)
-            )
+            segments = rendering.sent_sms_segments(body_text, notice.customer.language)
             if segments > MAX_SMS_SEGMENTS:
                 errors["body_text"] = _(
                     "%(n)d SMS segments with the opt-out line; at most %(max)d."
                 ) % {"n": segments, "max": MAX_SMS_SEGMENTS}
-        current = draft(notice)
-        if not current["invoices"]:
+        _on, invoices, _held = _still_listed(notice)
+        if not invoices:
             errors["body_text"] = _("No invoice on this notice is left to chase.")
         if errors:
             raise ValidationError(errors)
@@ -256,7 +262,7 @@ def edit_notice(
         notice.body_html = ""
         notice.edited_at = timezone.now()
         notice.edited_by = by
-        notice.edited_invoices = sorted(invoice.pk for invoice in current["invoices"])
+        notice.edited_invoices = sorted(invoice.pk for invoice in invoices)
         notice.reason = f"{verb}: {reason}"[:300]
         if approved:
             notice.status = Notice.Status.APPROVED
@@ -276,7 +282,7 @@ def edit_notice(
                 "reason": reason,
                 "subject": subject,
                 "text": body_text,
-                "invoices": [invoice.number for invoice in current["invoices"]],
+                "invoices": [invoice.number for invoice in invoices],
             },
         )
     return notice
