@@ -292,6 +292,7 @@ class _Planner:
         self.invoice_count = 0
         self.payment_count = 0
         self.allocation_count = 0
+        self.allocation_seqs: dict[str, int] = {}  # invoice number -> its rows so far
         self.credit_note_count = 0
         self.names: set[str] = set()
         # The timeline texts the services write, translated once rather than per row.
@@ -721,6 +722,7 @@ class _Planner:
                     "invoice": receipt.invoice["number"],
                     "amount": _money(receipt.cents),
                     "allocated_on": allocated_on,
+                    "seq": self._next_seq(receipt.invoice["number"]),
                     "rule": rule,
                     "created_by": by,
                 }
@@ -768,6 +770,11 @@ class _Planner:
         chunk.payments.append(payment)
         at = _at(received_on, 6, rng.randint(0, 119), self.tz)
         chunk.activities.append(self._payment_activity(payment, at))
+
+    def _next_seq(self, invoice_number: str) -> int:
+        """The number the invoice's next allocation row takes (Allocation.seq)."""
+        self.allocation_seqs[invoice_number] = self.allocation_seqs.get(invoice_number, 0) + 1
+        return self.allocation_seqs[invoice_number]
 
     def _payment(
         self,

@@ -456,6 +456,11 @@ class Allocation(models.Model):
     )
     amount = models.DecimalField(_("amount"), **MONEY)
     allocated_on = models.DateField(_("allocated on"))
+    # 1 for the invoice's first allocation row, 2 for the next, ... (reversals included),
+    # numbered under the invoice's row lock; unique per invoice (allocation_invoice_seq).
+    # Reports as of a past date join the later rows numbered 1 without grouping them,
+    # since there is at most one per invoice (reporting.ledger.balances_sql).
+    seq = models.PositiveIntegerField(_("number on the invoice"))
     rule = models.CharField(_("rule"), max_length=40, default="manual")
     reverses = models.ForeignKey(
         "self",
@@ -481,15 +486,23 @@ class Allocation(models.Model):
                 | (Q(amount__lt=0) & Q(reverses__isnull=False)),
                 name="allocation_sign_matches_reversal",
             ),
+            models.UniqueConstraint(fields=["invoice", "seq"], name="allocation_invoice_seq"),
         ]
         indexes = [
             models.Index(fields=["invoice", "allocated_on"], name="allocation_invoice_on"),
             # Reports as of a past date read the allocations dated after it (reporting.ledger),
-            # from this index alone; one probe tells whether there are any.
+            # from these indexes alone; one probe tells whether there are any. The second
+            # holds only the rows after an invoice's first: partial payments and reversals.
+            models.Index(
+                fields=["allocated_on"],
+                include=["invoice", "amount", "seq"],
+                name="allocation_allocated_on",
+            ),
             models.Index(
                 fields=["allocated_on"],
                 include=["invoice", "amount"],
-                name="allocation_allocated_on",
+                condition=Q(seq__gt=1),
+                name="allocation_later_on",
             ),
         ]
 

@@ -15,7 +15,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, Lookup, Q, Sum
+from django.db.models import F, Lookup, Max, Q, Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -520,7 +520,13 @@ def allocate(
     except IntegrityError as exc:  # a concurrent writer raced past step 2
         raise ValidationError(_("The allocation would overdraw the payment or invoice.")) from exc
     allocation = Allocation.objects.create(
-        payment=payment, invoice=invoice, amount=amount, allocated_on=on, rule=rule, created_by=by
+        payment=payment,
+        invoice=invoice,
+        amount=amount,
+        allocated_on=on,
+        seq=next_allocation_seqs([invoice.pk])[invoice.pk],
+        rule=rule,
+        created_by=by,
     )
     allocation_entry(
         payment=payment, invoice=invoice, allocation=allocation, new_balance=new_balance, by=by
@@ -592,6 +598,7 @@ def refund_payment(
             invoice=invoice,
             amount=-take,
             allocated_on=on,
+            seq=next_allocation_seqs([invoice.pk])[invoice.pk],
             rule="chargeback" if is_chargeback else "refund",
             reverses=allocation,
             reason=reason,
@@ -728,7 +735,34 @@ PAYMENT_COLUMNS = (
     "external_id",
     "created_by_id",
 )
-ALLOCATION_COLUMNS = ("payment_id", "invoice_id", "amount", "allocated_on", "rule", "created_by_id")
+ALLOCATION_COLUMNS = (
+    "payment_id",
+    "invoice_id",
+    "amount",
+    "allocated_on",
+    "seq",
+    "rule",
+    "created_by_id",
+)
+
+
+def next_allocation_seqs(invoice_ids) -> dict[int, int]:
+    """{invoice id: the number its next allocation row takes} (1 for an invoice with none).
+
+    Call it with the invoices locked (select_for_update), so no one else numbers a row of
+    theirs before this transaction ends; the allocation_invoice_seq constraint stands
+    behind that. One query, from the (invoice_id, seq) index.
+    """
+    ids = list(invoice_ids)
+    last = dict(
+        Allocation.objects.filter(one_of("invoice_id", ids))
+        .order_by()
+        .values_list("invoice_id")
+        .annotate(last=Max("seq"))
+    )
+    return {pk: last.get(pk, 0) + 1 for pk in ids}
+
+
 ACTIVITY_COLUMNS = (
     "customer_id",
     "invoice_id",
@@ -967,11 +1001,12 @@ def allocate_many(
         Invoice, [invoices[pk] for pk in touched_invoices], ["open_balance", "status", "updated_at"]
     )
     by_id = by.pk if by is not None else None
-    written = insert_rows(
-        Allocation,
-        ALLOCATION_COLUMNS,
-        [(p.pk, i.pk, amount, on, r, by_id) for p, i, amount, _b, _s, r in allocations],
-    )
+    seqs = next_allocation_seqs(touched_invoices)
+    rows = []
+    for payment, invoice, amount, _balance, _status, plan_rule in allocations:
+        rows.append((payment.pk, invoice.pk, amount, on, seqs[invoice.pk], plan_rule, by_id))
+        seqs[invoice.pk] += 1
+    written = insert_rows(Allocation, ALLOCATION_COLUMNS, rows)
     labels = {kind: str(label).lower() for kind, label in Payment.Kind.choices}
     text = _("%(currency)s %(amount)s of %(kind)s applied to %(n)s; %(left)s open")
     insert_rows(

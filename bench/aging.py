@@ -109,16 +109,17 @@ def seed_follow_up(database_url: str, today: dt.date) -> float | None:
         )
         conn.execute(
             "INSERT INTO accounts_allocation (id, payment_id, invoice_id, amount, allocated_on,"
-            " rule, reason, created_at)"
-            " SELECT p.id, p.id, p.id, p.amount, p.received_on, 'bench', '', now()"
+            " seq, rule, reason, created_at)"
+            " SELECT p.id, p.id, p.id, p.amount, p.received_on, 1, 'bench', '', now()"
             " FROM accounts_payment p WHERE p.source = 'bench'"
         )
         offset = conn.execute("SELECT max(id) FROM accounts_allocation").fetchone()[0] or 0
         conn.execute(
             "INSERT INTO accounts_allocation (id, payment_id, invoice_id, amount, allocated_on,"
-            " rule, reverses_id, reason, created_at)"
+            " seq, rule, reverses_id, reason, created_at)"
             " SELECT %(offset)s + p.id, p.id, p.id, -p.refunded_amount,"
-            " LEAST(%(today)s::date, p.received_on + 10), 'refund', p.id, 'bench refund', now()"
+            " LEAST(%(today)s::date, p.received_on + 10), 2, 'refund', p.id, 'bench refund',"
+            " now()"
             " FROM accounts_payment p WHERE p.source = 'bench' AND p.refunded_amount > 0",
             {"offset": offset, "today": today},
         )

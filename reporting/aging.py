@@ -24,13 +24,14 @@ What is rebuilt as of the date and what is today's state:
 import datetime as dt
 import itertools
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -528,7 +529,12 @@ def summary(report: AgingReport, *, count_customers: bool = False) -> Summary:
         sql.add(", NULL")
     sql.add(f"FROM ({items.text}) oi", *items.params)
     sql.add("GROUP BY oi.group_key, oi.currency ORDER BY oi.group_key, oi.currency")
-    with connection.cursor() as cursor:
+    # A minimum balance sorts the open items per customer for the window sum. At the
+    # default parallel_tuple_cost (0.1) PostgreSQL scans and sorts them in one process;
+    # at 0.01 it sorts in every worker and merges (Gather Merge): 0.64-0.71 s instead of
+    # 0.83-0.92 s on the bench's million invoices.
+    planner = {"parallel_tuple_cost": "0.01"} if report.filters.min_balance is not None else {}
+    with planner_settings(**planner), connection.cursor() as cursor:
         cursor.execute(sql.text, sql.params)
         fetched = cursor.fetchall()
     groups, totals = [], {}
@@ -550,6 +556,28 @@ def summary(report: AgingReport, *, count_customers: bool = False) -> Summary:
             currency, Amounts(currency=currency, buckets=[ZERO] * count, total=ZERO, disputed=ZERO)
         ).add(row)
     return Summary(report=report, groups=groups, totals=dict(sorted(totals.items())))
+
+
+@contextmanager
+def planner_settings(**values: str) -> Iterator[None]:
+    """Run the queries inside with these PostgreSQL planner settings, and no others.
+
+    SET LOCAL (`set_config(..., true)`) in a transaction (a savepoint inside a caller's)
+    and put back on the way out, so they never reach a later query of that transaction;
+    an error rolls them back with the savepoint. Nothing on other databases.
+    """
+    if connection.vendor != "postgresql" or not values:
+        yield
+        return
+    names = list(values)
+    calls = ", ".join(["set_config(%s, %s, true)"] * len(names))
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT " + ", ".join(["current_setting(%s)"] * len(names)), names)
+        saved = cursor.fetchone()
+        cursor.execute(f"SELECT {calls}", [v for name in names for v in (name, values[name])])
+        yield
+        restore = [v for pair in zip(names, saved, strict=True) for v in pair]
+        cursor.execute(f"SELECT {calls}", restore)
 
 
 def _stream(sql: _Sql) -> Iterator[tuple]:

@@ -81,7 +81,7 @@ def test_database_refuses_a_negative_allocation_that_reverses_nothing():
     invoice, payment = paid_pair()
     with pytest.raises(IntegrityError), transaction.atomic():
         Allocation.objects.create(
-            payment=payment, invoice=invoice, amount=Decimal("-1.00"), allocated_on=ON
+            payment=payment, invoice=invoice, amount=Decimal("-1.00"), allocated_on=ON, seq=9
         )
     with pytest.raises(IntegrityError), transaction.atomic():
         Payment.objects.filter(pk=payment.pk).update(refunded_amount=Decimal("100.01"))

@@ -155,3 +155,46 @@ def test_both_sql_forms_agree_with_the_orm_form(is_followed_by_allocations):
     assert balances(as_of) == expected
     assert sql_balances(as_of) == expected
     assert receivables_as_of(as_of) == {"USD": sum(expected.values())}
+
+
+def test_later_first_and_further_allocations_are_each_added_back_once():
+    """balances_sql joins an invoice's later row numbered 1 as it is and sums its later
+    rows numbered 2 and up: one row per invoice, whichever of them come after the date."""
+    customer = CustomerFactory()
+    as_of = dt.date(2026, 6, 30)
+    before, after = dt.date(2026, 6, 1), dt.date(2026, 7, 10)
+    amounts = {"B-1": [], "A-1": [], "AA-1": [], "BAA-1": [], "BB-1": []}
+    plans = {  # when each invoice's allocations are dated, in the order they are written
+        "B-1": [before],
+        "A-1": [after],
+        "AA-1": [after, after],
+        "BAA-1": [before, after, after],
+        "BB-1": [before, before],
+    }
+    for number, dates in plans.items():
+        invoice = InvoiceFactory(
+            customer=customer, number=number, issued_on=dt.date(2026, 1, 1), amount=D("100.00")
+        )
+        for index, on in enumerate(dates):
+            amount = D("10.00") * (index + 1)
+            pay(invoice, amount, on)
+            amounts[number].append((on, amount))
+    late = pay(InvoiceFactory(customer=customer, number="R-1", issued_on=dt.date(2026, 1, 1)),
+               "100.00", before)  # fmt: skip
+    services.refund_payment(payment=late, amount="25.00", on=after)  # row 2, after the date
+    expected = {
+        number: D("100.00") - sum(a for on, a in rows if on <= as_of)
+        for number, rows in amounts.items()
+    }
+    assert expected == {
+        "B-1": D("90.00"),
+        "A-1": D("100.00"),
+        "AA-1": D("100.00"),
+        "BAA-1": D("90.00"),
+        "BB-1": D("70.00"),
+    }
+    assert sql_balances(as_of) == balances(as_of) == expected  # R-1 was paid in full then
+    today = {"B-1": D("90.00"), "A-1": D("90.00"), "AA-1": D("70.00"), "BAA-1": D("40.00")}
+    today.update({"BB-1": D("70.00"), "R-1": D("25.00")})  # R-1: the refund reopened it
+    assert sql_balances(after) == balances(after) == today
+    assert receivables_as_of(as_of) == {"USD": sum(expected.values())}

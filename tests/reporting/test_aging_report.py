@@ -502,3 +502,32 @@ def test_minimum_balance_with_segment_and_agent_filters(book_with_later_activity
         for group_by in ["", "agent"]:
             report = AgingReport(as_of=as_of, group_by=group_by, filters=filters)
             assert got_summary(report) == expected_summary(report), filters
+
+
+def test_the_minimum_balance_plan_setting_stays_inside_its_query(book_with_later_activity):
+    """summary() sets parallel_tuple_cost for the minimum-balance query only, then puts
+    the caller's value back, inside the caller's transaction too."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL planner settings")
+    from reporting.aging import planner_settings
+
+    def setting():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT current_setting('parallel_tuple_cost')")
+            return cursor.fetchone()[0]
+
+    before = setting()
+    with planner_settings(parallel_tuple_cost="0.02"):
+        assert setting() == "0.02"
+    assert setting() == before
+    with pytest.raises(ZeroDivisionError), planner_settings(parallel_tuple_cost="0.03"):
+        assert setting() == "0.03"
+        raise ZeroDivisionError
+    assert setting() == before
+    report = AgingReport(
+        as_of=book_with_later_activity["as_of"], filters=Filters(min_balance=D("100.00"))
+    )
+    assert got_summary(report) == expected_summary(report)
+    assert setting() == before
