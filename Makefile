@@ -31,6 +31,10 @@ test: install
 	echo "Testing against $$url"; \
 	DATABASE_URL="$$url" ALLOW_INSECURE_SECRET_KEY=true \
 		$(BIN)/pytest -p no:cacheprovider
+	@echo "The reports' hand-written SQL again on SQLite, the embedded default:"
+	DATABASE_URL=sqlite:///$(CURDIR)/var/test-sqlite.sqlite3 ALLOW_INSECURE_SECRET_KEY=true \
+		$(BIN)/pytest -p no:cacheprovider -q tests/reporting/test_aging_report.py \
+		tests/reporting/test_aging_ledger.py
 
 lint:
 	$(BIN)/ruff check .

@@ -404,7 +404,8 @@ def _with_customer_totals(items: _Sql, report: AgingReport) -> _Sql:
     if report.filters.min_balance is None:
         return sql
     return _Sql().add(
-        f"SELECT ct.* FROM ({sql.text}) ct WHERE ct.customer_total >= %s",
+        # CAST: SQLite binds a Decimal as text, and a number is never >= a text there.
+        f"SELECT ct.* FROM ({sql.text}) ct WHERE ct.customer_total >= CAST(%s AS NUMERIC)",
         *sql.params,
         report.filters.min_balance,
     )
@@ -478,7 +479,7 @@ def _per_customer(report: AgingReport, customer_ids=None, *, with_oldest: bool) 
     sql.add(f"FROM ({items.text}) oi", *items.params)
     sql.add("GROUP BY oi.customer_id, oi.currency")
     if report.filters.min_balance is not None:
-        sql.add("HAVING SUM(oi.balance_as_of) >= %s", report.filters.min_balance)
+        sql.add("HAVING SUM(oi.balance_as_of) >= CAST(%s AS NUMERIC)", report.filters.min_balance)
     rows = _with_customer(sql, report)
     columns = ", ".join(
         [f"pc.b{index}" for index in range(len(report.buckets))]
