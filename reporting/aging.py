@@ -389,6 +389,12 @@ def _open_items(report: AgingReport, customer_ids=None, *, with_rank: bool = Fal
     return sql
 
 
+def _at_least_minimum(expression: str) -> str:
+    """`expression` >= the minimum balance, its one parameter. CAST: SQLite binds a
+    Decimal as text, and there a number is never >= a text."""
+    return f"{expression} >= CAST(%s AS NUMERIC)"
+
+
 def _with_customer_totals(items: _Sql, report: AgingReport) -> _Sql:
     """The items with customer_total, their customer's total in their currency.
 
@@ -404,8 +410,7 @@ def _with_customer_totals(items: _Sql, report: AgingReport) -> _Sql:
     if report.filters.min_balance is None:
         return sql
     return _Sql().add(
-        # CAST: SQLite binds a Decimal as text, and a number is never >= a text there.
-        f"SELECT ct.* FROM ({sql.text}) ct WHERE ct.customer_total >= CAST(%s AS NUMERIC)",
+        f"SELECT ct.* FROM ({sql.text}) ct WHERE {_at_least_minimum('ct.customer_total')}",
         *sql.params,
         report.filters.min_balance,
     )
@@ -479,7 +484,7 @@ def _per_customer(report: AgingReport, customer_ids=None, *, with_oldest: bool) 
     sql.add(f"FROM ({items.text}) oi", *items.params)
     sql.add("GROUP BY oi.customer_id, oi.currency")
     if report.filters.min_balance is not None:
-        sql.add("HAVING SUM(oi.balance_as_of) >= CAST(%s AS NUMERIC)", report.filters.min_balance)
+        sql.add(f"HAVING {_at_least_minimum('SUM(oi.balance_as_of)')}", report.filters.min_balance)
     rows = _with_customer(sql, report)
     columns = ", ".join(
         [f"pc.b{index}" for index in range(len(report.buckets))]
