@@ -9,6 +9,7 @@ transactional test, and pytest-django runs those last so that the data migration
 import pytest
 from django.db import connection
 
+from tests.clock import NOW
 from tests.factories import UserFactory
 
 
@@ -35,6 +36,24 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "postgresql" in item.keywords:
             item.add_marker(skip)
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "real_clock: runs on the real clock (it talks to processes the test cannot freeze)",
+    )
+
+
+@pytest.fixture(autouse=True)
+def clock(request, time_machine):
+    """Every test starts at tests.clock.NOW (ticking), unless it asks for another moment
+    with @pytest.mark.time_machine(...) or for the real clock with @pytest.mark.real_clock.
+    Returns time-machine's fixture: `clock.move_to(moment)`, `clock.shift(timedelta)`."""
+    marked = request.node.get_closest_marker
+    if not marked("real_clock") and not marked("time_machine"):
+        time_machine.move_to(NOW)
+    return time_machine
 
 
 @pytest.fixture

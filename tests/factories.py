@@ -8,8 +8,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 
 from accounts.models import Activity, Contact, Customer, Invoice, Payment
-
-TODAY = dt.date(2026, 11, 23)
+from tests.clock import ON as TODAY
 
 
 class UserFactory(factory.django.DjangoModelFactory):

@@ -13,10 +13,10 @@ from accounts import disputes
 from accounts.models import Activity, Allocation, Customer, Dispute, Invoice, Payment
 from dunning import planner
 from dunning.models import Notice
+from tests.clock import ON
 from tests.factories import ContactFactory, CustomerFactory, InvoiceFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
-ON = dt.date(2026, 11, 23)
 WEEK_LATE = ON - dt.timedelta(days=7)
 
 

@@ -11,10 +11,10 @@ from django_celery_beat.models import PeriodicTask
 
 from accounts import nightly
 from accounts.models import PromiseToPay, Task
+from tests.clock import ON
 from tests.factories import CustomerFactory, InvoiceFactory
 
 pytestmark = pytest.mark.django_db
-ON = dt.date(2026, 11, 23)
 
 
 def broken_promise_and_bucket_alert(agent):

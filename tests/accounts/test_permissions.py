@@ -10,6 +10,7 @@ from rest_framework.test import APIClient
 
 from accounts import services
 from accounts.models import Activity, Customer, Invoice
+from tests.clock import ON as TODAY
 from tests.factories import CustomerFactory, InvoiceFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -120,7 +121,6 @@ MATRIX["Collections manager"] |= REPORTING_EXPORT | {
     "view_dashboard",
 }
 MATRIX["Finance"] |= REPORTING_EXPORT | {"view_scheduledreport"}
-TODAY = dt.date(2026, 11, 23)
 
 
 def test_groups_hold_exactly_the_documented_permissions():

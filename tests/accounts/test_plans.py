@@ -15,10 +15,10 @@ from accounts import plans, services
 from accounts.models import Activity, Customer, Installment, PaymentPlan, Task
 from dunning import planner
 from dunning.models import Notice, Template
+from tests.clock import ON
 from tests.factories import ContactFactory, CustomerFactory, InvoiceFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
-ON = dt.date(2026, 11, 23)  # a Monday
 CHICAGO = zoneinfo.ZoneInfo("America/Chicago")
 MONDAY_10AM = dt.datetime(2026, 11, 23, 10, 0, tzinfo=CHICAGO)
 

@@ -13,6 +13,7 @@ from accounts import promises, services
 from accounts.models import Activity, Customer, Payment, PromiseToPay, Task
 from dunning import planner
 from dunning.models import Notice
+from tests.clock import ON
 from tests.factories import (
     ContactFactory,
     CustomerFactory,
@@ -22,7 +23,6 @@ from tests.factories import (
 )
 
 pytestmark = pytest.mark.django_db
-ON = dt.date(2026, 11, 23)  # a Monday
 
 
 def days(n: int) -> dt.date:

@@ -20,6 +20,7 @@ from accounts.models import (
 )
 from dunning import planner
 from dunning.models import Notice
+from tests.clock import ON as TODAY
 from tests.factories import (
     CustomerFactory,
     InvoiceFactory,
@@ -29,7 +30,6 @@ from tests.factories import (
 )
 
 pytestmark = pytest.mark.django_db
-TODAY = dt.date(2026, 11, 23)
 
 
 def days_ago(n: int) -> dt.date:

@@ -10,6 +10,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+import time_machine
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 from django.db import transaction
@@ -28,6 +29,7 @@ from accounts.models import (
     normalize_phone,
 )
 from dunning.models import PublicHoliday
+from tests.clock import NOW
 from tests.factories import TODAY, CustomerFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -195,6 +197,7 @@ def seeded(django_db_setup, django_db_blocker, tmp_path_factory):
     """One 30-customer portfolio for the read-only tests of a class, rolled back after it."""
     var_dir = tmp_path_factory.mktemp("var")
     with (
+        time_machine.travel(NOW),  # class-scoped: set up before each test's own clock
         django_db_blocker.unblock(),
         override_settings(VAR_DIR=var_dir, PASSWORD_HASHERS=FAST_HASHERS),
         pytest.MonkeyPatch.context() as monkeypatch,
@@ -339,3 +342,36 @@ class TestSeededPortfolio:
     def test_seeding_twice_without_if_empty_is_refused(self, seeded):
         with pytest.raises(CommandError, match="already has demo data"):
             seed(customers=1)
+
+
+# Just after midnight the nightly case work of "today" (01:30) has not happened yet; just
+# before midnight every history row must still be dated up to now, in the server's zone.
+@pytest.mark.parametrize("clock_at", ["00:05", "01:29", "23:55"])
+@pytest.mark.parametrize("zone", ["UTC", "Pacific/Auckland", "America/Los_Angeles"])
+def test_seeding_writes_nothing_dated_after_the_moment_it_runs(clock, settings, clock_at, zone):
+    settings.TIME_ZONE = zone
+    hour, minute = map(int, clock_at.split(":"))
+    started = timezone.make_aware(dt.datetime.combine(TODAY, dt.time(hour, minute)))
+    clock.move_to(started, tick=False)
+    today = timezone.localdate()
+
+    call_command("seed_demo", "--customers=30", stdout=io.StringIO())
+
+    assert Activity.objects.count() > 100
+    assert not Activity.objects.filter(occurred_at__gt=started)
+    assert Activity.objects.filter(occurred_at__date__gte=today - dt.timedelta(days=7)).exists()
+    assert not Invoice.objects.filter(issued_on__gt=today)
+    assert not Payment.objects.filter(received_on__gt=today)
+    assert not Allocation.objects.filter(allocated_on__gt=today)
+    for model in (Customer, Contact, Invoice, Payment, Task):
+        assert not model.objects.filter(created_at__gt=started), model.__name__
+    assert not Customer.objects.filter(risk_scored_at__gt=started)
+
+
+def test_a_demo_anchored_in_the_future_is_refused():
+    tomorrow = timezone.localdate() + dt.timedelta(days=1)
+
+    with pytest.raises(CommandError, match="after today"):
+        call_command("seed_demo", "--customers=1", f"--today={tomorrow}", stdout=io.StringIO())
+
+    assert not Customer.objects.exists()

@@ -7,10 +7,10 @@ from django.urls import reverse
 from accounts.models import Activity
 from dunning import planner, rendering
 from dunning.models import Notice, Template
+from tests.clock import ON
 from tests.factories import ContactFactory, CustomerFactory, InvoiceFactory
 
 pytestmark = pytest.mark.django_db
-ON = dt.date(2026, 11, 23)
 NOTICES = reverse("admin:dunning_notice_changelist")
 
 

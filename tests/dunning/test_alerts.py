@@ -6,10 +6,10 @@ import pytest
 
 from accounts.models import Task
 from dunning.alerts import raise_aging_alerts
+from tests.clock import ON
 from tests.factories import CustomerFactory, InvoiceFactory
 
 pytestmark = pytest.mark.django_db
-ON = dt.date(2026, 11, 23)
 
 
 def owing(days_late: int, **fields):

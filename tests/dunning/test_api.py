@@ -4,10 +4,10 @@ import pytest
 from rest_framework.test import APIClient
 
 from dunning import planner
+from tests.clock import ON
 from tests.factories import CustomerFactory, InvoiceFactory
 
 pytestmark = pytest.mark.django_db
-ON = dt.date(2026, 11, 23)
 
 
 def test_notices_are_listed_read_only_with_filters(finance, agent):

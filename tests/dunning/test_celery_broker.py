@@ -218,6 +218,7 @@ def assert_each_sent_once(emails: list[str]) -> None:
 
 
 @pytest.mark.postgresql
+@pytest.mark.real_clock  # the workers are other processes, on the real clock
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_nightly_run_through_a_real_broker_sends_each_notice_exactly_once(broker_url, tmp_path):
     workers = Workers(broker_url, tmp_path)  # they boot while the ledger is written

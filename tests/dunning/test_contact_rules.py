@@ -10,10 +10,10 @@ from django.urls import reverse
 from accounts.models import Customer
 from dunning import contact_rules, planner, sender
 from dunning.models import ContactRule, Notice, PublicHoliday
+from tests.clock import ON
 from tests.factories import ContactFactory, CustomerFactory, InvoiceFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
-ON = dt.date(2026, 11, 23)  # a Monday; Thanksgiving is Thursday 2026-11-26
 CHICAGO = zoneinfo.ZoneInfo("America/Chicago")
 MONDAY_10AM = dt.datetime(2026, 11, 23, 10, 0, tzinfo=CHICAGO)
 THANKSGIVING_10AM = dt.datetime(2026, 11, 26, 10, 0, tzinfo=CHICAGO)

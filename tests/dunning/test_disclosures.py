@@ -8,10 +8,10 @@ from django.urls import reverse
 from accounts.models import Customer
 from dunning import planner, rendering, sender
 from dunning.models import Disclosure, Notice, Template
+from tests.clock import ON
 from tests.factories import ContactFactory, CustomerFactory, InvoiceFactory
 
 pytestmark = pytest.mark.django_db
-ON = dt.date(2026, 11, 23)  # a Monday
 NOW = dt.datetime(2026, 11, 23, 10, 0, tzinfo=zoneinfo.ZoneInfo("America/Chicago"))
 US_NOTICE = "This is an attempt to collect a debt by Example Supplies Ltd"
 CONSUMER, BUSINESS = Customer.Kind.CONSUMER, Customer.Kind.BUSINESS

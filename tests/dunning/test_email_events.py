@@ -13,10 +13,10 @@ from django.test import Client
 from accounts.models import Activity, Contact
 from dunning import planner, sender
 from dunning.models import EmailEvent, Notice, Step
+from tests.clock import ON
 from tests.factories import ContactFactory, CustomerFactory, InvoiceFactory
 
 pytestmark = pytest.mark.django_db
-ON = dt.date(2026, 11, 23)
 NOW = dt.datetime(2026, 11, 23, 10, 0, tzinfo=zoneinfo.ZoneInfo("America/Chicago"))
 SECRET = "email-events-test-secret"
 URL = "/dunning/email-events/"

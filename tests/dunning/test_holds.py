@@ -9,10 +9,10 @@ import pytest
 from accounts.models import Dispute, PaymentPlan, PromiseToPay
 from dunning import planner, sender
 from dunning.models import Notice
+from tests.clock import ON
 from tests.factories import ContactFactory, CustomerFactory, InvoiceFactory
 
 pytestmark = pytest.mark.django_db
-ON = dt.date(2026, 11, 23)  # a Monday
 CHICAGO = zoneinfo.ZoneInfo("America/Chicago")
 MONDAY_10AM = dt.datetime(2026, 11, 23, 10, 0, tzinfo=CHICAGO)
 WEEK_LATE = ON - dt.timedelta(days=7)

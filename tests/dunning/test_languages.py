@@ -12,10 +12,10 @@ from pypdf import PdfReader
 from accounts.models import Customer
 from dunning import planner, rendering, sender
 from dunning.models import Notice, OutboxMessage, Template
+from tests.clock import ON
 from tests.factories import ContactFactory, CustomerFactory, InvoiceFactory
 
 pytestmark = pytest.mark.django_db
-ON = dt.date(2026, 11, 23)  # a Monday
 NOW = dt.datetime(2026, 11, 23, 10, 0, tzinfo=zoneinfo.ZoneInfo("America/Chicago"))
 
 

@@ -8,10 +8,10 @@ from pypdf import PdfReader
 from accounts.models import Activity
 from dunning import planner, sender
 from dunning.models import Notice
+from tests.clock import ON
 from tests.factories import ContactFactory, CustomerFactory, InvoiceFactory
 
 pytestmark = pytest.mark.django_db
-ON = dt.date(2026, 11, 23)
 
 
 @pytest.fixture

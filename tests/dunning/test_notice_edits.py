@@ -14,10 +14,10 @@ from accounts import services as ledger
 from accounts.models import Activity, Customer
 from dunning import planner, sender, services
 from dunning.models import Notice, Step
+from tests.clock import ON
 from tests.factories import ContactFactory, CustomerFactory, InvoiceFactory, PaymentFactory
 
 pytestmark = pytest.mark.django_db
-ON = dt.date(2026, 11, 23)  # a Monday
 NOW = dt.datetime(2026, 11, 23, 10, 0, tzinfo=zoneinfo.ZoneInfo("America/Chicago"))
 US_NOTICE = "This is an attempt to collect a debt by Example Supplies Ltd"
 NEW_TEXT = "Dear Dana,\n\nAs agreed on the phone, please pay {numbers} by Friday.\n\nKind regards"

@@ -10,10 +10,10 @@ from django.urls import reverse
 from accounts.models import Customer
 from dunning import planner, sender
 from dunning.models import Notice, OutboxMessage
+from tests.clock import ON
 from tests.factories import ContactFactory, CustomerFactory, InvoiceFactory
 
 pytestmark = pytest.mark.django_db
-ON = dt.date(2026, 11, 23)  # a Monday
 NOW = dt.datetime(2026, 11, 23, 10, 0, tzinfo=zoneinfo.ZoneInfo("America/Chicago"))
 PDF = b"%PDF-1.7 not really a report"
 

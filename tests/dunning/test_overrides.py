@@ -9,10 +9,10 @@ from accounts import services as ledger
 from accounts.models import Activity, Customer
 from dunning import planner
 from dunning.models import Notice, Policy
+from tests.clock import ON
 from tests.factories import CustomerFactory, InvoiceFactory
 
 pytestmark = pytest.mark.django_db
-ON = dt.date(2026, 11, 23)
 CUSTOMERS = reverse("admin:accounts_customer_changelist")
 INVOICES = reverse("admin:accounts_invoice_changelist")
 

@@ -8,10 +8,10 @@ from django.db import connection
 from accounts.models import Customer
 from dunning import planner
 from dunning.models import Notice, NoticeInvoice, Policy, Step
+from tests.clock import ON
 from tests.factories import CustomerFactory, InvoiceFactory
 
 pytestmark = pytest.mark.django_db
-ON = dt.date(2026, 11, 23)
 
 
 def days_ago(n: int) -> dt.date:

@@ -9,10 +9,10 @@ from django_celery_beat.models import PeriodicTask
 
 from dunning import tasks
 from dunning.models import Notice, OutboxMessage
+from tests.clock import ON
 from tests.factories import ContactFactory, CustomerFactory, InvoiceFactory
 
 pytestmark = pytest.mark.django_db
-ON = dt.date(2026, 11, 23)
 
 
 @pytest.fixture

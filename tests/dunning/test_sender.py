@@ -11,10 +11,10 @@ from accounts import services as ledger
 from accounts.models import Activity, Customer
 from dunning import planner, sender
 from dunning.models import Notice
+from tests.clock import ON
 from tests.factories import ContactFactory, CustomerFactory, InvoiceFactory, PaymentFactory
 
 pytestmark = pytest.mark.django_db
-ON = dt.date(2026, 11, 23)  # a Monday
 CHICAGO = zoneinfo.ZoneInfo("America/Chicago")
 MONDAY_10AM = dt.datetime(2026, 11, 23, 10, 0, tzinfo=CHICAGO)
 

@@ -9,10 +9,10 @@ from twilio.request_validator import RequestValidator
 from accounts.models import Activity
 from dunning import planner, sender
 from dunning.models import Notice, OutboxMessage
+from tests.clock import ON
 from tests.factories import ContactFactory, CustomerFactory, InvoiceFactory
 
 pytestmark = pytest.mark.django_db
-ON = dt.date(2026, 11, 23)
 NOW = dt.datetime(2026, 11, 23, 10, 0, tzinfo=zoneinfo.ZoneInfo("America/Chicago"))
 TOKEN = "twilio-test-auth-token"
 SITE = "https://collections.example.com"

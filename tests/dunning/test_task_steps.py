@@ -8,10 +8,10 @@ import pytest
 from accounts.models import Customer, Task
 from dunning import planner, sender
 from dunning.models import Notice
+from tests.clock import ON
 from tests.factories import CustomerFactory, InvoiceFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
-ON = dt.date(2026, 11, 23)  # a Monday
 CHICAGO = zoneinfo.ZoneInfo("America/Chicago")
 NIGHT = dt.datetime(2026, 11, 23, 2, 0, tzinfo=CHICAGO)  # quiet hours do not apply to tasks
 

@@ -7,10 +7,10 @@ from django.urls import reverse
 
 from dunning import planner
 from dunning.models import HighValueThreshold, Notice
+from tests.clock import ON
 from tests.factories import CustomerFactory, InvoiceFactory
 
 pytestmark = pytest.mark.django_db
-ON = dt.date(2026, 11, 23)
 THRESHOLDS = reverse("admin:dunning_highvaluethreshold_changelist")
 
 

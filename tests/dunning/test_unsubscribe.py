@@ -10,10 +10,10 @@ from django.urls import reverse
 from accounts.models import Activity, Customer
 from dunning import planner, rendering, sender, unsubscribe
 from dunning.models import Notice, Template
+from tests.clock import ON
 from tests.factories import ContactFactory, CustomerFactory, InvoiceFactory
 
 pytestmark = pytest.mark.django_db
-ON = dt.date(2026, 11, 23)  # a Monday
 NOW = dt.datetime(2026, 11, 23, 10, 0, tzinfo=zoneinfo.ZoneInfo("America/Chicago"))
 SITE = "https://collections.example.com"
 CONSUMER, BUSINESS = Customer.Kind.CONSUMER, Customer.Kind.BUSINESS

@@ -69,6 +69,11 @@ class Command(BaseCommand):
             raise CommandError(
                 "This database already has demo data; use --if-empty or a fresh database."
             )
+        if today and today > timezone.localdate():
+            raise CommandError(
+                f"--today {today} is after today ({timezone.localdate()}): "
+                "the demo's history cannot be dated in the future."
+            )
         today = today or timezone.localdate()
         started = time.perf_counter()
         totals, buckets = Counter(), Counter()
