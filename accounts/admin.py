@@ -25,7 +25,7 @@ from dunning import services as dunning_services
 from integrations import intake, resources
 from integrations.models import IntakeBatch
 
-from . import forms, selectors, services
+from . import forms, permissions, selectors, services
 from .aging import BUCKET_CHOICES, BUCKETS_BY_KEY
 from .models import Activity, Allocation, Contact, Customer, Invoice, Payment
 
@@ -581,7 +581,7 @@ class CustomerAdmin(SpreadsheetImportMixin, CustomerActionsMixin, LedgerAdmin):
         allowed = super().has_change_permission(request, obj)
         if obj is None or not allowed:
             return allowed
-        return services.can_work(request.user, obj)
+        return permissions.can_work(request.user, obj)
 
     def save_model(self, request, obj, form, change):
         services.save_customer(customer=obj, by=request.user)
@@ -659,7 +659,7 @@ class ContactAdmin(SpreadsheetImportMixin, admin.ModelAdmin):
         allowed = super().has_change_permission(request, obj)
         if obj is None or not allowed:
             return allowed
-        return services.can_work(request.user, obj.customer)
+        return permissions.can_work(request.user, obj.customer)
 
     def has_delete_permission(self, request, obj=None):
         return request.user.has_perm("accounts.delete_contact")

@@ -29,7 +29,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from . import disputes, forms, plans, promises, services
+from . import disputes, forms, permissions, plans, promises, services
 from .admin import agent_filter
 from .models import Activity, Customer, Dispute, Installment, Invoice, PaymentPlan, PromiseToPay
 
@@ -266,7 +266,7 @@ class CaseAdmin(admin.ModelAdmin):
     def customer_view(self, request, customer_id: int, perm: str):
         """The customer a form starts from, if the user may do this for them."""
         customer = get_object_or_404(Customer, pk=customer_id)
-        if not request.user.has_perm(perm) or not services.can_work(request.user, customer):
+        if not request.user.has_perm(perm) or not permissions.can_work(request.user, customer):
             raise PermissionDenied
         return customer
 

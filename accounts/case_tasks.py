@@ -16,7 +16,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from . import services
+from . import bulk, permissions, timeline
 from .models import Activity, Customer, Task
 
 
@@ -55,7 +55,7 @@ def _check_may_work(by, task: Task) -> None:
         raise PermissionDenied(_("You do not have permission to do this."))
     if task.assignee_id == by.pk or by.has_perm("accounts.work_all_customers"):
         return
-    if task.assignee_id is None and services.can_work(by, task.customer):
+    if task.assignee_id is None and permissions.can_work(by, task.customer):
         return
     raise PermissionDenied(
         _("This task is assigned to %(name)s.") % {"name": _username(task.assignee)}
@@ -71,10 +71,10 @@ def _check_assignee(assignee) -> None:
 
 def _created_entry(task: Task, *, by) -> Activity:
     """The (unsaved) timeline entry for a new task."""
-    return Activity(
-        customer_id=task.customer_id,
-        kind=Activity.Kind.TASK,
-        actor=by,
+    return timeline.entry(
+        Activity.Kind.TASK,
+        customer=task.customer_id,
+        by=by,
         text=_("%(kind)s task for %(who)s, due %(due)s: %(title)s")
         % {
             "kind": task.get_kind_display(),
@@ -90,7 +90,6 @@ def _created_entry(task: Task, *, by) -> Activity:
             "assignee": task.assignee_id,
             "due_at": task.due_at.isoformat(),
         },
-        occurred_at=timezone.now(),
     )
 
 
@@ -132,7 +131,7 @@ def create_task(
        (inside a savepoint) is answered with the winner's task.
     4. Write the timeline entry (kind task) naming who raised it, for whom and why.
     """
-    services._require(by, "accounts.add_task", [customer])
+    permissions.require(by, "accounts.add_task", [customer])
     source = (source or "").strip()
     if source:
         existing = Task.objects.open().filter(source=source).first()
@@ -175,14 +174,14 @@ def create_tasks(tasks: Iterable[Task], *, by=None) -> list[Task]:
     """
     tasks = list(tasks)
     if by is not None:
-        services._require(
+        permissions.require(
             by, "accounts.add_task", {t.customer_id: t.customer for t in tasks}.values()
         )
     sources = {t.source for t in tasks if t.source}
     taken = (
         set(
             Task.objects.open()
-            .filter(services.one_of("source", sources))
+            .filter(bulk.one_of("source", sources))
             .values_list("source", flat=True)
         )
         if sources
@@ -211,7 +210,7 @@ def create_tasks(tasks: Iterable[Task], *, by=None) -> list[Task]:
         _validate_new(task)
         fresh.append(task)
     Task.objects.bulk_create(fresh, batch_size=1000)
-    Activity.objects.bulk_create([_created_entry(task, by=by) for task in fresh], batch_size=1000)
+    timeline.add_all(_created_entry(task, by=by) for task in fresh)
     return fresh
 
 
@@ -258,7 +257,7 @@ def complete_task(*, task: Task, outcome: str, note: str = "", by) -> Task:
         "title": task.title,
         "outcome": _outcome_label(task, outcome),
     }
-    services.log(
+    timeline.add(
         customer=task.customer,
         kind=Activity.Kind.CALL if task.kind == Task.Kind.CALL else Activity.Kind.TASK,
         channel=Activity.Channel.PHONE if task.kind == Task.Kind.CALL else "",
@@ -299,7 +298,7 @@ def cancel_task(*, task: Task, by, reason: str) -> Task:
     task.completed_at = timezone.now()
     task.completed_by = by
     task.save(update_fields=["status", "outcome_note", "completed_at", "completed_by"])
-    services.log(
+    timeline.add(
         customer=task.customer,
         kind=Activity.Kind.TASK,
         text=_("Task cancelled: %(title)s — %(reason)s") % {"title": task.title, "reason": reason},
@@ -334,7 +333,7 @@ def reassign_task(*, task: Task, assignee, by, reason: str = "") -> Task:
     task.assignee = assignee
     task.save(update_fields=["assignee"])
     reason = (reason or "").strip()
-    services.log(
+    timeline.add(
         customer=task.customer,
         kind=Activity.Kind.TASK,
         text=_("Task reassigned to %(new)s (was %(old)s): %(title)s")

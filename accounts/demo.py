@@ -30,6 +30,7 @@ from django.db import transaction
 from django.utils.text import slugify
 from django.utils.translation import gettext as _
 
+from accounts import timeline
 from accounts.models import (
     Activity,
     Allocation,
@@ -297,8 +298,8 @@ class _Planner:
         self.names: set[str] = set()
         # The timeline texts the services write, translated once rather than per row.
         self.texts = {
-            "payment": _("%(kind)s of %(currency)s %(amount)s received"),
-            "allocation": _("%(currency)s %(amount)s of %(kind)s applied to %(n)s; %(left)s open"),
+            "payment": _(timeline.PAYMENT_TEXT),
+            "allocation": _(timeline.ALLOCATION_TEXT),
             "paused": _("Dunning paused until %(until)s: %(reason)s"),
             "field_changed": _("%(field)s: %(old)s → %(new)s"),
         }
@@ -1120,17 +1121,19 @@ def write_chunk(chunk: PortfolioChunk, users: dict[str, int]) -> None:
             if row["allocation"]:
                 details["allocation"] = allocation_ids[row["allocation"]]
             activities.append(
-                Activity(
-                    customer_id=customer_ids[row["customer"]],
-                    invoice_id=invoice_ids[row["invoice"]] if row["invoice"] else None,
-                    actor_id=users.get(row["actor"]),
+                timeline.entry(
+                    row["kind"],
+                    customer=customer_ids[row["customer"]],
+                    invoice=invoice_ids[row["invoice"]] if row["invoice"] else None,
+                    by=users.get(row["actor"]),
+                    channel=row["channel"],
+                    outcome=row["outcome"],
+                    text=row["text"],
                     details=details,
-                    **_without(
-                        row, "customer", "invoice", "actor", "details", "payment", "allocation"
-                    ),
+                    at=row["occurred_at"],
                 )
             )
-        Activity.objects.bulk_create(activities, batch_size=BATCH_SIZE)
+        timeline.add_all(activities)
 
 
 def _without(row: dict, *keys: str) -> dict:

@@ -9,7 +9,7 @@ from django.db.models import Case, Exists, F, OuterRef, Value, When
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from . import promises, services
+from . import permissions, promises, services, timeline
 from .models import Activity, Dispute, Invoice, Payment
 
 # A paid invoice can be disputed too (a duplicate charge, goods not received): it has
@@ -44,7 +44,7 @@ def open_dispute(
     returns the first dispute and changes nothing, even when both run at once (the unique
     index decides; the loser reads the winner's row).
     """
-    services._require(by, "accounts.add_dispute", [customer])
+    permissions.require(by, "accounts.add_dispute", [customer])
     source = source.strip()
     if source:
         existing = Dispute.objects.filter(source=source).first()
@@ -88,7 +88,7 @@ def open_dispute(
     }
     if held:
         text += _("; dunning held for %(invoices)s") % {"invoices": promises.numbers(held)}
-    services.log(
+    timeline.add(
         customer=customer,
         invoice=rows[0] if len(rows) == 1 else None,
         kind=Activity.Kind.DISPUTE,
@@ -129,7 +129,7 @@ def _refuse_unless_active(dispute: Dispute) -> None:
 def start_review(*, dispute: Dispute, by, note: str = "") -> Dispute:
     """Someone takes the dispute up (and owns it, if nobody did); the hold stays."""
     dispute = _locked(dispute)
-    services._require(by, "accounts.change_dispute", [dispute.customer])
+    permissions.require(by, "accounts.change_dispute", [dispute.customer])
     _refuse_unless_active(dispute)
     if dispute.status == Dispute.Status.UNDER_REVIEW:
         raise ValidationError({"status": _("The dispute is already under review.")})
@@ -138,7 +138,7 @@ def start_review(*, dispute: Dispute, by, note: str = "") -> Dispute:
     if dispute.owner_id is None and by is not None:
         dispute.owner = by
     dispute.save(update_fields=["status", "owner"])
-    services.log(
+    timeline.add(
         customer=dispute.customer,
         kind=Activity.Kind.DISPUTE,
         by=by,
@@ -196,7 +196,7 @@ def resolve_dispute(
     them. Each invoice then takes the status its balance says (open, partially paid,
     paid), unless another active dispute still covers it, and dunning resumes for it.
     """
-    services._require(by, "accounts.resolve_dispute")
+    permissions.require(by, "accounts.resolve_dispute")
     dispute = _locked(dispute)
     _refuse_unless_active(dispute)
     note = note.strip()
@@ -282,7 +282,7 @@ def resolve_dispute(
         text += _(". %(invoices)s stay(s) held by another open dispute") % {
             "invoices": ", ".join(kept)
         }
-    services.log(
+    timeline.add(
         customer=dispute.customer,
         invoice=invoices[0] if len(invoices) == 1 else None,
         kind=Activity.Kind.DISPUTE,

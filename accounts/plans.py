@@ -17,7 +17,7 @@ from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
-from . import case_tasks, promises, services
+from . import bulk, case_tasks, permissions, promises, timeline
 from .models import Activity, Contact, Installment, Invoice, PaymentPlan, Task
 
 logger = logging.getLogger(__name__)
@@ -114,7 +114,7 @@ def propose_plan(
     manager approves it (even one the manager proposed: approving is its own step);
     otherwise it is active at once. Either way dunning holds for its invoices from now on.
     """
-    services._require(by, "accounts.add_paymentplan", [customer])
+    permissions.require(by, "accounts.add_paymentplan", [customer])
     today = today or timezone.localdate()
     errors = promises.FieldErrors()
     if grace_days is None:
@@ -192,7 +192,7 @@ def propose_plan(
         + outcome % {"currency": currency, "limit": approval_threshold()}
         + _("; dunning held for these invoices")
     )
-    services.log(
+    timeline.add(
         customer=customer,
         invoice=rows[0] if len(rows) == 1 else None,
         kind=Activity.Kind.PAYMENT_PLAN,
@@ -237,7 +237,7 @@ def _locked_plan(plan: PaymentPlan) -> PaymentPlan:
 @transaction.atomic
 def approve_plan(*, plan: PaymentPlan, by, note: str = "") -> PaymentPlan:
     """A manager approves a proposed plan: it becomes active (dunning stays held)."""
-    services._require(by, "accounts.approve_paymentplan")
+    permissions.require(by, "accounts.approve_paymentplan")
     plan = _locked_plan(plan)
     if plan.status != PaymentPlan.Status.PROPOSED:
         raise ValidationError(
@@ -252,7 +252,7 @@ def approve_plan(*, plan: PaymentPlan, by, note: str = "") -> PaymentPlan:
     plan.approved_at = timezone.now()
     plan.save(update_fields=["status", "approved_by", "approved_at"])
     case_tasks.complete_for_source(approval_source(plan.pk), outcome="approved", by=by)
-    services.log(
+    timeline.add(
         customer=plan.customer,
         kind=Activity.Kind.PAYMENT_PLAN,
         by=by,
@@ -267,7 +267,7 @@ def approve_plan(*, plan: PaymentPlan, by, note: str = "") -> PaymentPlan:
 @transaction.atomic
 def reject_plan(*, plan: PaymentPlan, by, reason: str) -> PaymentPlan:
     """A manager rejects a proposed plan, saying why; dunning resumes for its invoices."""
-    services._require(by, "accounts.approve_paymentplan")
+    permissions.require(by, "accounts.approve_paymentplan")
     plan = _locked_plan(plan)
     reason = reason.strip()
     errors = promises.FieldErrors()
@@ -284,7 +284,7 @@ def reject_plan(*, plan: PaymentPlan, by, reason: str) -> PaymentPlan:
     plan.closed_at = timezone.now()
     plan.save(update_fields=["status", "closed_at"])
     case_tasks.complete_for_source(approval_source(plan.pk), outcome="rejected", by=by)
-    services.log(
+    timeline.add(
         customer=plan.customer,
         kind=Activity.Kind.PAYMENT_PLAN,
         by=by,
@@ -303,7 +303,7 @@ def cancel_plan(*, plan: PaymentPlan, by, reason: str) -> PaymentPlan:
     stays paid; the unpaid installments are no longer chased (no reminders, never missed)
     and dunning resumes for the plan's invoices that are still open.
     """
-    services._require(by, "accounts.add_paymentplan", [plan.customer])
+    permissions.require(by, "accounts.add_paymentplan", [plan.customer])
     plan = _locked_plan(plan)
     reason = reason.strip()
     errors = promises.FieldErrors()
@@ -325,7 +325,7 @@ def cancel_plan(*, plan: PaymentPlan, by, reason: str) -> PaymentPlan:
         if task is not None:  # nothing left to approve; whoever cancels may not be a manager
             case_tasks.cancel_task(task=task, by=None, reason=_("The plan was cancelled."))
     unpaid = plan.installments.exclude(status=Installment.Status.PAID).count()
-    services.log(
+    timeline.add(
         customer=plan.customer,
         kind=Activity.Kind.PAYMENT_PLAN,
         by=by,
@@ -352,7 +352,7 @@ def _fill(plan_ids: list[int]) -> None:
         return
     by_plan = {
         row["pk"]: row
-        for row in PaymentPlan.objects.filter(services.one_of("id", plan_ids))
+        for row in PaymentPlan.objects.filter(bulk.one_of("id", plan_ids))
         .annotate(
             paid=Greatest(
                 Coalesce(promises.paid_since_made("payment_plans"), promises.ZERO_MONEY),
@@ -363,9 +363,7 @@ def _fill(plan_ids: list[int]) -> None:
         .values("pk", "customer_id", "currency", "paid", "last_on")
     }
     installments = list(
-        Installment.objects.filter(services.one_of("plan_id", plan_ids)).order_by(
-            "plan_id", "sequence"
-        )
+        Installment.objects.filter(bulk.one_of("plan_id", plan_ids)).order_by("plan_id", "sequence")
     )
     left = {pk: row["paid"] for pk, row in by_plan.items()}
     counts: dict[int, int] = defaultdict(int)
@@ -388,12 +386,12 @@ def _fill(plan_ids: list[int]) -> None:
             installment.paid_on = None  # reopened by a refund since it was paid
         installment.paid_amount, installment.status = share, status
         changed.append(installment)
-    services._write_rows(Installment, changed, ["paid_amount", "status", "paid_on"])
+    bulk.write_rows(Installment, changed, ["paid_amount", "status", "paid_on"])
     unpaid = {i.plan_id for i in installments if i.status != Installment.Status.PAID}
     done = [pk for pk in by_plan if pk not in unpaid and counts[pk]]
     now = timezone.now()
     if done:
-        PaymentPlan.objects.filter(services.one_of("id", done)).update(
+        PaymentPlan.objects.filter(bulk.one_of("id", done)).update(
             status=PaymentPlan.Status.COMPLETED, closed_at=now
         )
     paid_text = _("Installment %(n)d of %(count)d of plan #%(pk)s paid: %(currency)s %(amount)s")
@@ -429,7 +427,7 @@ def _fill(plan_ids: list[int]) -> None:
         )
         for pk in done
     ]
-    services.insert_rows(Activity, services.ACTIVITY_COLUMNS, entries)
+    timeline.copy_rows(entries)
 
 
 def apply_payments(*, invoice_ids: Iterable[int]) -> None:
@@ -486,20 +484,20 @@ def detect_missed_installments(*, today: dt.date) -> list[int]:
         return []
     locked = list(
         PaymentPlan.objects.select_for_update()
-        .filter(services.one_of("id", plan_ids), status__in=PaymentPlan.HOLDING_STATUSES)
+        .filter(bulk.one_of("id", plan_ids), status__in=PaymentPlan.HOLDING_STATUSES)
         .order_by("pk")
         .values_list("pk", flat=True)
     )
     _fill(locked)
     missed: dict[int, list[Installment]] = defaultdict(list)
     for installment in Installment.objects.filter(
-        services.one_of("plan_id", locked), status=Installment.Status.PENDING, due_on__lt=today
+        bulk.one_of("plan_id", locked), status=Installment.Status.PENDING, due_on__lt=today
     ).select_related("plan"):
         if installment.due_on + dt.timedelta(days=installment.plan.grace_days) < today:
             missed[installment.plan_id].append(installment)
     broken = list(
         PaymentPlan.objects.filter(
-            services.one_of("id", list(missed)), status__in=PaymentPlan.HOLDING_STATUSES
+            bulk.one_of("id", list(missed)), status__in=PaymentPlan.HOLDING_STATUSES
         )
         .select_related("customer", "customer__assigned_agent")
         .order_by("pk")
@@ -508,9 +506,9 @@ def detect_missed_installments(*, today: dt.date) -> list[int]:
         return []
     now = timezone.now()
     Installment.objects.filter(
-        services.one_of("id", [i.pk for rows in missed.values() for i in rows])
+        bulk.one_of("id", [i.pk for rows in missed.values() for i in rows])
     ).update(status=Installment.Status.MISSED)
-    PaymentPlan.objects.filter(services.one_of("id", [p.pk for p in broken])).update(
+    PaymentPlan.objects.filter(bulk.one_of("id", [p.pk for p in broken])).update(
         status=PaymentPlan.Status.BROKEN, closed_at=now
     )
     case_tasks.create_tasks(
@@ -545,11 +543,11 @@ def detect_missed_installments(*, today: dt.date) -> list[int]:
             else _("the unassigned queue"),
         }
 
-    Activity.objects.bulk_create(
-        Activity(
-            customer_id=plan.customer_id,
-            kind=Activity.Kind.PAYMENT_PLAN,
-            occurred_at=now,
+    timeline.add_all(
+        timeline.entry(
+            Activity.Kind.PAYMENT_PLAN,
+            customer=plan.customer_id,
+            at=now,
             text=missed_text(plan),
             details={
                 "plan": plan.pk,
@@ -655,7 +653,7 @@ def send_installment_reminders(*, today: dt.date, now: dt.datetime | None = None
     plan_ids = {i.plan_id for i in due}
     customer_ids = {i.plan.customer_id for i in due}
     counts = dict(
-        Installment.objects.filter(services.one_of("plan_id", plan_ids))
+        Installment.objects.filter(bulk.one_of("plan_id", plan_ids))
         .order_by()
         .values("plan_id")
         .annotate(n=Count("pk"))
@@ -663,13 +661,13 @@ def send_installment_reminders(*, today: dt.date, now: dt.datetime | None = None
     )
     invoices: dict[int, list[Invoice]] = defaultdict(list)
     for line in PaymentPlan.invoices.through.objects.filter(
-        services.one_of("paymentplan_id", plan_ids)
+        bulk.one_of("paymentplan_id", plan_ids)
     ).select_related("invoice"):
         invoices[line.paymentplan_id].append(line.invoice)
     contacts: dict[int, Contact] = {}
     for contact in (
         Contact.objects.filter(
-            services.one_of("customer_id", customer_ids), email_opted_out_at__isnull=True
+            bulk.one_of("customer_id", customer_ids), email_opted_out_at__isnull=True
         )
         .exclude(email="")
         .order_by("customer_id", "-is_primary", "id")
@@ -718,7 +716,7 @@ def send_installment_reminders(*, today: dt.date, now: dt.datetime | None = None
             if claimed != 1:
                 continue  # another worker took it, or it was paid since step 1
             message_id = channels.send_email(contact.email, content)
-            services.log(
+            timeline.add(
                 customer=customer,
                 kind=Activity.Kind.EMAIL,
                 channel=Activity.Channel.EMAIL,

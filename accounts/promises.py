@@ -24,7 +24,7 @@ from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from . import case_tasks, services
+from . import bulk, case_tasks, permissions, timeline
 from .models import MONEY, Activity, Allocation, Invoice, Payment, PromiseToPay, Task
 from .money import to_amount
 
@@ -147,9 +147,7 @@ def touching(model, invoice_ids: list[int]) -> Exists:
     through = model.invoices.through
     owner = f"{model._meta.model_name}_id"
     return Exists(
-        through.objects.filter(
-            services.one_of("invoice_id", invoice_ids), **{owner: OuterRef("pk")}
-        )
+        through.objects.filter(bulk.one_of("invoice_id", invoice_ids), **{owner: OuterRef("pk")})
     )
 
 
@@ -173,7 +171,7 @@ def record_promise(
     outstanding, in several currencies or already under an open promise; an amount not
     above zero or above their open balance; a date in the past; an unknown channel.
     """
-    services._require(by, "accounts.add_promisetopay", [customer])
+    permissions.require(by, "accounts.add_promisetopay", [customer])
     today = today or timezone.localdate()
     errors = FieldErrors()
     amount = money(amount, "amount", errors)
@@ -240,7 +238,7 @@ def record_promise(
         "invoices": numbers(rows),
         "until": holds_until.isoformat(),
     }
-    services.log(
+    timeline.add(
         customer=customer,
         invoice=rows[0] if len(rows) == 1 else None,
         kind=Activity.Kind.PROMISE,
@@ -268,7 +266,7 @@ def cancel_promise(*, promise: PromiseToPay, by, reason: str) -> PromiseToPay:
         .select_related("customer")
         .get(pk=promise.pk)
     )
-    services._require(by, "accounts.change_promisetopay", [promise.customer])
+    permissions.require(by, "accounts.change_promisetopay", [promise.customer])
     reason = reason.strip()
     errors = FieldErrors()
     if not reason:
@@ -283,7 +281,7 @@ def cancel_promise(*, promise: PromiseToPay, by, reason: str) -> PromiseToPay:
     promise.status = PromiseToPay.Status.CANCELLED
     promise.resolved_at = timezone.now()
     promise.save(update_fields=["status", "resolved_at"])
-    services.log(
+    timeline.add(
         customer=promise.customer,
         kind=Activity.Kind.PROMISE,
         by=by,
@@ -309,7 +307,7 @@ def _settle(promise_ids: list[int]) -> list[dict]:
     """
     if not promise_ids:
         return []
-    rows = PromiseToPay.objects.filter(services.one_of("id", promise_ids))
+    rows = PromiseToPay.objects.filter(bulk.one_of("id", promise_ids))
     rows.update(paid_amount=Greatest(Coalesce(paid_since_made("promises"), ZERO_MONEY), ZERO_MONEY))
     kept = list(
         rows.filter(status=PromiseToPay.Status.OPEN, paid_amount__gte=F("amount")).values(
@@ -319,13 +317,11 @@ def _settle(promise_ids: list[int]) -> list[dict]:
     if not kept:
         return []
     now = timezone.now()
-    PromiseToPay.objects.filter(services.one_of("id", [p["pk"] for p in kept])).update(
+    PromiseToPay.objects.filter(bulk.one_of("id", [p["pk"] for p in kept])).update(
         status=PromiseToPay.Status.KEPT, resolved_at=now
     )
     text = _("Promise kept: %(currency)s %(paid)s paid of %(amount)s promised for %(date)s")
-    services.insert_rows(
-        Activity,
-        services.ACTIVITY_COLUMNS,
+    timeline.copy_rows(
         [
             (
                 p["customer_id"],
@@ -408,7 +404,7 @@ def detect_broken_promises(*, today: dt.date) -> list[int]:
     )
     kept = {p["pk"] for p in _settle(due)}
     broken = list(
-        PromiseToPay.objects.filter(services.one_of("id", [pk for pk in due if pk not in kept]))
+        PromiseToPay.objects.filter(bulk.one_of("id", [pk for pk in due if pk not in kept]))
         .filter(status=PromiseToPay.Status.OPEN)
         .select_related("customer", "customer__assigned_agent")
         .order_by("pk")
@@ -416,7 +412,7 @@ def detect_broken_promises(*, today: dt.date) -> list[int]:
     if not broken:
         return []
     now = timezone.now()
-    PromiseToPay.objects.filter(services.one_of("id", [p.pk for p in broken])).update(
+    PromiseToPay.objects.filter(bulk.one_of("id", [p.pk for p in broken])).update(
         status=PromiseToPay.Status.BROKEN, resolved_at=now
     )
     case_tasks.create_tasks(
@@ -436,11 +432,11 @@ def detect_broken_promises(*, today: dt.date) -> list[int]:
         )
         for p in broken
     )
-    Activity.objects.bulk_create(
-        Activity(
-            customer_id=p.customer_id,
-            kind=Activity.Kind.PROMISE,
-            occurred_at=now,
+    timeline.add_all(
+        timeline.entry(
+            Activity.Kind.PROMISE,
+            customer=p.customer_id,
+            at=now,
             text=_(
                 "Promise broken: %(currency)s %(amount)s was promised for %(date)s, "
                 "%(paid)s paid; dunning resumes and a call task goes to %(agent)s"
@@ -489,7 +485,7 @@ def promise_record(
     if not customer_ids:
         return record
     rows = PromiseToPay.objects.filter(
-        services.one_of("customer_id", customer_ids),
+        bulk.one_of("customer_id", customer_ids),
         status__in=(PromiseToPay.Status.KEPT, PromiseToPay.Status.BROKEN),
     )
     if since is not None:

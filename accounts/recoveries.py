@@ -34,7 +34,7 @@ from django.db.models.functions import Cast, Concat
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from . import case_tasks, services
+from . import case_tasks, permissions, services, timeline
 from .models import Activity, Customer, Dispute, Invoice, Payment, Recovery, Task
 from .money import to_amount
 
@@ -133,7 +133,7 @@ def propose_recovery(
     Refused: another customer's invoice, one not outstanding, two currencies, an invoice
     already in a proposed or approved recovery, a placement without an agency, no reason.
     """
-    services._require(by, "accounts.add_recovery", [customer])
+    permissions.require(by, "accounts.add_recovery", [customer])
     invoices = list(
         Invoice.objects.select_for_update()
         .filter(pk__in=[invoice.pk for invoice in invoices])
@@ -153,7 +153,7 @@ def propose_recovery(
     recovery.invoices.set(invoices)
     currency = invoices[0].currency
     total = sum((invoice.open_balance for invoice in invoices), Decimal("0.00"))
-    services.log(
+    timeline.add(
         customer=customer,
         kind=_kind_entry(recovery),
         by=by,
@@ -255,7 +255,7 @@ def _check_invoices(customer: Customer, invoices: list[Invoice]) -> None:
 def _require_manager(by, recovery: Recovery) -> None:
     if by is None:
         raise PermissionDenied(_("A manager decides write-offs and placements."))
-    services._require(by, "accounts.approve_recovery", [recovery.customer])
+    permissions.require(by, "accounts.approve_recovery", [recovery.customer])
 
 
 def _lock(recovery: Recovery, status: str) -> Recovery:
@@ -282,7 +282,7 @@ def _set_customer_status(customer: Customer, status: str, *, by) -> None:
         return
     Customer.objects.filter(pk=customer.pk).update(status=status, updated_at=timezone.now())
     after = Customer.objects.get(pk=customer.pk)
-    services.log_changes(
+    timeline.field_changes(
         before=before,
         after=after,
         kinds={"status": Activity.Kind.STATUS_CHANGE},
@@ -364,7 +364,7 @@ def approve_recovery(*, recovery: Recovery, by, today: dt.date | None = None) ->
     recovery.decided_by = by
     recovery.decided_at = timezone.now()
     recovery.save(update_fields=["status", "decided_by", "decided_at", "adjustment"])
-    services.log(
+    timeline.add(
         customer=customer,
         kind=_kind_entry(recovery),
         by=by,
@@ -392,7 +392,7 @@ def reject_recovery(*, recovery: Recovery, by, reason: str) -> Recovery:
     recovery.decided_by = by
     recovery.decided_at = timezone.now()
     recovery.save(update_fields=["status", "decided_by", "decided_at"])
-    services.log(
+    timeline.add(
         customer=recovery.customer,
         kind=_kind_entry(recovery),
         by=by,
@@ -432,7 +432,7 @@ def reverse_recovery(*, recovery: Recovery, by, reason: str) -> Recovery:
     recovery.reversed_at = timezone.now()
     recovery.reversal_reason = reason
     recovery.save(update_fields=["status", "reversed_by", "reversed_at", "reversal_reason"])
-    services.log(
+    timeline.add(
         customer=customer,
         kind=_kind_entry(recovery),
         by=by,

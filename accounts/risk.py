@@ -47,7 +47,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop, ngettext
 
-from . import services
+from . import bulk, timeline
 from .models import Activity, Allocation, Customer, Dispute, Invoice, RiskBand
 
 WEIGHTS = {
@@ -180,7 +180,7 @@ def _balances(ids: list[int], today: dt.date) -> dict[int, dict[str, tuple[Decim
     balances: dict[int, dict[str, tuple[Decimal, Decimal]]] = {}
     rows = (
         Invoice.objects.outstanding()
-        .filter(services.one_of("customer_id", ids))
+        .filter(bulk.one_of("customer_id", ids))
         .order_by()
         .values("customer_id", "currency")
         .annotate(
@@ -196,7 +196,7 @@ def _balances(ids: list[int], today: dt.date) -> dict[int, dict[str, tuple[Decim
 
 def _disputes(ids: list[int], since: dt.datetime) -> dict[int, int]:
     return dict(
-        Dispute.objects.filter(services.one_of("customer_id", ids), opened_at__gte=since)
+        Dispute.objects.filter(bulk.one_of("customer_id", ids), opened_at__gte=since)
         .exclude(status=Dispute.Status.RESOLVED_CUSTOMER)
         .order_by()
         .values("customer_id")
@@ -370,7 +370,7 @@ def rescore_after_payment(customer_ids) -> ScoreResult:
 def _score_chunk(ids: list[int], *, now: dt.datetime, today: dt.date, result: ScoreResult):
     customers = list(
         Customer.objects.select_for_update()
-        .filter(services.one_of("id", ids))
+        .filter(bulk.one_of("id", ids))
         .order_by("pk")
         .values_list(
             "pk",
@@ -430,7 +430,7 @@ def _score_chunk(ids: list[int], *, now: dt.datetime, today: dt.date, result: Sc
             result.segment_changes += 1
             entries.append(_segment_entry(pk, segment, new_segment, band, now))
     _store(updates, now)
-    services.insert_rows(Activity, services.ACTIVITY_COLUMNS, entries)
+    timeline.copy_rows(entries)
     result.scored += len(updates)
 
 

@@ -23,7 +23,7 @@ from django.db import transaction
 from django.db.models import Count, Sum
 from django.utils.translation import gettext as _
 
-from . import services
+from . import bulk, permissions, services
 from .models import Customer, Invoice, RoutingRule
 
 
@@ -59,7 +59,7 @@ def _largest_balances(customers: list[Customer]) -> dict[int, Decimal]:
     largest: dict[int, Decimal] = {}
     rows = (
         Invoice.objects.outstanding()
-        .filter(services.one_of("customer_id", [c.pk for c in customers]))
+        .filter(bulk.one_of("customer_id", [c.pk for c in customers]))
         .order_by()
         .values("customer_id", "currency")
         .annotate(total=Sum("open_balance"))
@@ -121,15 +121,15 @@ def route_customers(*, customer_ids=None, by=None) -> RoutingResult:
        UPDATE, the timeline entries naming the previous agent and the rule).
     """
     # Routing moves other agents' customers: managers only (and the nightly job, by=None).
-    services._require(by, "accounts.work_all_customers")
-    services._require(by, "accounts.assign_customer")
+    permissions.require(by, "accounts.work_all_customers")
+    permissions.require(by, "accounts.assign_customer")
     candidates = Customer.objects.select_for_update(of=("self",)).filter(
         status=Customer.Status.ACTIVE
     )
     if customer_ids is None:
         candidates = candidates.filter(assigned_agent__isnull=True)
     else:
-        candidates = candidates.filter(services.one_of("id", customer_ids))
+        candidates = candidates.filter(bulk.one_of("id", customer_ids))
     customers = list(candidates.select_related("assigned_agent").order_by("pk"))
     result = RoutingResult()
     if not customers:

@@ -1,105 +1,39 @@
 """Every write to the ledger that carries a business rule, each in one transaction.
 
 The admin, the API, management commands and Celery tasks call these functions; none of
-them writes an Invoice balance, a Payment's unallocated amount or the timeline directly.
+them writes an Invoice balance or a Payment's unallocated amount directly. Rights are
+checked through `permissions.require`, the timeline is written through `timeline`, and
+the set-based paths write through `bulk` (COPY).
 """
 
 import datetime as dt
-import functools
-import itertools
-import json
-import operator
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable
 from decimal import Decimal
 
 from django.conf import settings
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, Lookup, Max, Q, Sum
+from django.db.models import F, Max, Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from . import promises  # the case-work hook after allocations (promises, plans)
+from . import (
+    promises,  # the case-work hook after allocations (promises, plans)
+    timeline,
+)
+from .bulk import insert_rows, one_of, write_rows
 from .models import Activity, Allocation, Customer, Invoice, Payment
 from .money import to_amount, validate_currency
-
-
-def can_work(user, customer: Customer) -> bool:
-    """Agents work their own and unassigned customers; managers work everyone's."""
-    if user.has_perm("accounts.work_all_customers"):
-        return True
-    return customer.assigned_agent_id in (None, user.pk)
-
-
-def _require(user, perm: str, customers: Iterable[Customer] = ()) -> None:
-    if user is None:
-        return  # the system itself
-    if not user.has_perm(perm):
-        raise PermissionDenied(_("You do not have permission to do this."))
-    refused = [c.name for c in customers if not can_work(user, c)]
-    if refused:
-        raise PermissionDenied(
-            _("These customers are assigned to another agent: %(names)s")
-            % {"names": ", ".join(refused[:5])}
-        )
-
-
-def log(
-    *,
-    customer: Customer,
-    kind: str,
-    text: str = "",
-    by=None,
-    invoice: Invoice | None = None,
-    channel: str = "",
-    outcome: str = "",
-    details: dict | None = None,
-    at: dt.datetime | None = None,
-) -> Activity:
-    """Append one entry to the account timeline."""
-    return Activity.objects.create(
-        customer=customer,
-        invoice=invoice,
-        kind=kind,
-        channel=channel,
-        outcome=outcome,
-        actor=by,
-        text=text,
-        details=details or {},
-        occurred_at=at or timezone.now(),
-    )
-
-
-def log_each(
-    customers: Iterable[Customer],
-    *,
-    kind: str,
-    by,
-    text: str | Callable[[Customer], str],
-    details: dict | Callable[[Customer], dict],
-) -> None:
-    """Append the same kind of entry to many timelines in one INSERT, all at one moment."""
-    now = timezone.now()
-    Activity.objects.bulk_create(
-        Activity(
-            customer=customer,
-            kind=kind,
-            actor=by,
-            occurred_at=now,
-            text=text(customer) if callable(text) else text,
-            details=details(customer) if callable(details) else details,
-        )
-        for customer in customers
-    )
+from .permissions import require
 
 
 @transaction.atomic
 def add_note(*, customer: Customer, text: str, by, invoice: Invoice | None = None) -> Activity:
-    _require(by, "accounts.log_activity", [customer])
+    require(by, "accounts.log_activity", [customer])
     if not text.strip():
         raise ValidationError({"text": _("A note needs some text.")})
-    return log(
-        customer=customer, kind=Activity.Kind.NOTE, text=text.strip(), by=by, invoice=invoice
+    return timeline.add(
+        Activity.Kind.NOTE, customer=customer, text=text.strip(), by=by, invoice=invoice
     )
 
 
@@ -113,14 +47,14 @@ def log_call(
     invoice: Invoice | None = None,
     phone: str = "",
 ) -> Activity:
-    _require(by, "accounts.log_activity", [customer])
+    require(by, "accounts.log_activity", [customer])
     if outcome not in Activity.CallOutcome.values:
         raise ValidationError(
             {"outcome": _("Unknown call outcome %(value)s.") % {"value": outcome}}
         )
-    return log(
+    return timeline.add(
+        Activity.Kind.CALL,
         customer=customer,
-        kind=Activity.Kind.CALL,
         channel=Activity.Channel.PHONE,
         outcome=outcome,
         text=text.strip(),
@@ -137,13 +71,13 @@ def assign_customers(*, customers: Iterable[Customer], agent, by, reason: str = 
     `reason` (such as the routing rule that chose the agent) is added to each entry.
     """
     customers = [c for c in customers if c.assigned_agent_id != (agent.pk if agent else None)]
-    _require(by, "accounts.assign_customer", customers)
+    require(by, "accounts.assign_customer", customers)
     if agent is not None and not agent.is_active:
         raise ValidationError({"agent": _("%(name)s is not an active user.") % {"name": agent}})
     previous = {c.pk: c.assigned_agent for c in customers}
     Customer.objects.filter(pk__in=previous).update(assigned_agent=agent, updated_at=timezone.now())
     new_name = agent.get_username() if agent else _("nobody")
-    log_each(
+    timeline.each(
         customers,
         kind=Activity.Kind.ASSIGNMENT,
         by=by,
@@ -193,12 +127,12 @@ def pause_dunning(
 ) -> int:
     """Hold all automatic dunning for these customers up to and including `until`."""
     customers = list(customers)
-    _require(by, "accounts.pause_dunning", customers)
+    require(by, "accounts.pause_dunning", customers)
     reason = _check_pause(until=until, reason=reason, by=by, today=today)
     Customer.objects.filter(pk__in=[c.pk for c in customers]).update(
         dunning_paused_until=until, dunning_pause_reason=reason, updated_at=timezone.now()
     )
-    log_each(
+    timeline.each(
         customers,
         kind=Activity.Kind.HOLD_CHANGE,
         by=by,
@@ -216,19 +150,19 @@ def pause_invoices(
     """Hold dunning for these invoices only (the customer's other invoices go on)."""
     invoices = list(invoices)
     customers = {invoice.customer_id: invoice.customer for invoice in invoices}
-    _require(by, "accounts.pause_dunning", customers.values())
+    require(by, "accounts.pause_dunning", customers.values())
     reason = _check_pause(until=until, reason=reason, by=by, today=today)
     Invoice.objects.filter(pk__in=[i.pk for i in invoices]).update(
         dunning_paused_until=until, dunning_pause_reason=reason, updated_at=timezone.now()
     )
     now = timezone.now()
-    Activity.objects.bulk_create(
-        Activity(
-            customer_id=invoice.customer_id,
+    timeline.add_all(
+        timeline.entry(
+            Activity.Kind.HOLD_CHANGE,
+            customer=invoice.customer_id,
             invoice=invoice,
-            kind=Activity.Kind.HOLD_CHANGE,
-            actor=by,
-            occurred_at=now,
+            by=by,
+            at=now,
             text=_("Dunning for %(n)s paused until %(until)s: %(reason)s")
             % {"n": invoice.number, "until": until.isoformat(), "reason": reason},
             details={"hold": "invoice_paused", "until": until.isoformat(), "reason": reason},
@@ -241,12 +175,12 @@ def pause_invoices(
 @transaction.atomic
 def resume_dunning(*, customers: Iterable[Customer], by, reason: str = "") -> int:
     customers = [c for c in customers if c.dunning_paused_until is not None]
-    _require(by, "accounts.pause_dunning", customers)
+    require(by, "accounts.pause_dunning", customers)
     Customer.objects.filter(pk__in=[c.pk for c in customers]).update(
         dunning_paused_until=None, dunning_pause_reason="", updated_at=timezone.now()
     )
     reason = reason.strip()
-    log_each(
+    timeline.each(
         customers,
         kind=Activity.Kind.HOLD_CHANGE,
         by=by,
@@ -260,19 +194,19 @@ def resume_dunning(*, customers: Iterable[Customer], by, reason: str = "") -> in
 def resume_invoices(*, invoices: Iterable[Invoice], by, reason: str = "") -> int:
     """Lift the pause on these invoices; dunning picks them up at its next run."""
     invoices = [i for i in invoices if i.dunning_paused_until is not None]
-    _require(by, "accounts.pause_dunning", {i.customer_id: i.customer for i in invoices}.values())
+    require(by, "accounts.pause_dunning", {i.customer_id: i.customer for i in invoices}.values())
     Invoice.objects.filter(pk__in=[i.pk for i in invoices]).update(
         dunning_paused_until=None, dunning_pause_reason="", updated_at=timezone.now()
     )
     reason = reason.strip()
     now = timezone.now()
-    Activity.objects.bulk_create(
-        Activity(
-            customer_id=invoice.customer_id,
+    timeline.add_all(
+        timeline.entry(
+            Activity.Kind.HOLD_CHANGE,
+            customer=invoice.customer_id,
             invoice=invoice,
-            kind=Activity.Kind.HOLD_CHANGE,
-            actor=by,
-            occurred_at=now,
+            by=by,
+            at=now,
             text=_("Dunning for %(n)s resumed") % {"n": invoice.number}
             + (f": {reason}" if reason else ""),
             details={"hold": "invoice_paused", "until": None, "reason": reason},
@@ -306,9 +240,11 @@ def save_customer(*, customer: Customer, by) -> Customer:
     customer.full_clean()
     customer.save()
     if before is None:
-        log(customer=customer, kind=Activity.Kind.STATUS_CHANGE, by=by, text=_("Customer created"))
+        timeline.add(
+            Activity.Kind.STATUS_CHANGE, customer=customer, by=by, text=_("Customer created")
+        )
         return customer
-    log_changes(
+    timeline.field_changes(
         before=before,
         after=customer,
         kinds=TRACKED_CUSTOMER_FIELDS,
@@ -328,36 +264,6 @@ def open_balances(customer: Customer) -> dict[str, Decimal]:
         .order_by("currency")
     )
     return {row["currency"]: row["total"] for row in rows}
-
-
-def log_changes(
-    *, before, after, kinds: dict[str, str], by, customer: Customer, invoice=None
-) -> None:
-    """One timeline entry per tracked field whose value differs between two versions."""
-    prefix = f"{invoice.number} " if invoice is not None else ""
-    for field, kind in kinds.items():
-        old, new = getattr(before, field), getattr(after, field)
-        if old == new:
-            continue
-        label = after._meta.get_field(field).verbose_name
-        log(
-            customer=customer,
-            invoice=invoice,
-            kind=kind,
-            by=by,
-            text=prefix
-            + _("%(field)s: %(old)s → %(new)s")
-            % {"field": label, "old": "—" if old in (None, "") else old, "new": new},
-            details={"field": field, "from": _plain(old), "to": _plain(new)},
-        )
-
-
-def _plain(value):
-    if hasattr(value, "pk"):
-        return value.pk
-    if isinstance(value, dt.date | Decimal):
-        return str(value)
-    return value
 
 
 @transaction.atomic
@@ -380,7 +286,7 @@ def save_invoice(*, invoice: Invoice, by) -> Invoice:
     before = Invoice.objects.select_for_update().get(pk=invoice.pk)
     invoice.full_clean()
     invoice.save()
-    log_changes(
+    timeline.field_changes(
         before=before,
         after=invoice,
         kinds=dict.fromkeys(TRACKED_INVOICE_FIELDS, Activity.Kind.STATUS_CHANGE),
@@ -434,7 +340,7 @@ def save_new_payment(*, payment: Payment, by=None) -> Payment:
     payment.full_clean()
     payment.save()
     if payment.customer is not None:
-        payment_entry(payment, by=by).save()
+        timeline.payment_received(payment, by=by)
     return payment
 
 
@@ -528,9 +434,9 @@ def allocate(
         rule=rule,
         created_by=by,
     )
-    allocation_entry(
+    timeline.allocation_applied(
         payment=payment, invoice=invoice, allocation=allocation, new_balance=new_balance, by=by
-    ).save()
+    )
     promises.case_payments_applied(invoice_ids=[invoice.pk])
     return allocation
 
@@ -605,10 +511,10 @@ def refund_payment(
             created_by=by,
         )
         reversals.append(reversal)
-        log(
+        timeline.add(
+            Activity.Kind.ALLOCATION,
             customer=invoice.customer,
             invoice=invoice,
-            kind=Activity.Kind.ALLOCATION,
             by=by,
             text=_("%(what)s: %(currency)s %(amount)s taken back from %(n)s; %(left)s open again")
             % {
@@ -634,9 +540,9 @@ def refund_payment(
         refunded_amount=F("refunded_amount") + amount,
     )
     if payment.customer_id:
-        log(
+        timeline.add(
+            Activity.Kind.PAYMENT,
             customer=payment.customer,
-            kind=Activity.Kind.PAYMENT,
             by=by,
             text=_("%(what)s of %(currency)s %(amount)s")
             % {"what": what, "currency": payment.currency, "amount": amount}
@@ -648,78 +554,6 @@ def refund_payment(
             },
         )
     return reversals
-
-
-def payment_entry(payment: Payment, *, by=None) -> Activity:
-    """The (unsaved) timeline entry for money received."""
-    return Activity(
-        customer_id=payment.customer_id,
-        kind=Activity.Kind.PAYMENT,
-        actor=by,
-        text=_("%(kind)s of %(currency)s %(amount)s received")
-        % {
-            "kind": payment.get_kind_display(),
-            "currency": payment.currency,
-            "amount": payment.amount,
-        },
-        details={
-            "payment": payment.pk,
-            "amount": str(payment.amount),
-            "currency": payment.currency,
-        },
-        occurred_at=timezone.now(),
-    )
-
-
-def allocation_entry(
-    *, payment: Payment, invoice: Invoice, allocation: Allocation, new_balance: Decimal, by=None
-) -> Activity:
-    """The (unsaved) timeline entry for money applied to an invoice."""
-    return Activity(
-        customer_id=invoice.customer_id,
-        invoice=invoice,
-        kind=Activity.Kind.ALLOCATION,
-        actor=by,
-        text=_("%(currency)s %(amount)s of %(kind)s applied to %(n)s; %(left)s open")
-        % {
-            "currency": invoice.currency,
-            "amount": allocation.amount,
-            "kind": payment.get_kind_display().lower(),
-            "n": invoice.number,
-            "left": new_balance,
-        },
-        details={
-            "payment": payment.pk,
-            "allocation": allocation.pk,
-            "amount": str(allocation.amount),
-            "rule": allocation.rule,
-            "status": invoice.status_for_balance(new_balance),
-        },
-        occurred_at=timezone.now(),
-    )
-
-
-class _AnyOf(Lookup):
-    """`column = ANY(%s)` with the values as one array parameter."""
-
-    lookup_name = "any_of"
-    prepare_rhs = False
-
-    def as_sql(self, compiler, connection):
-        lhs, lhs_params = self.process_lhs(compiler, connection)
-        return f"{lhs} = ANY(%s)", [*lhs_params, list(self.rhs)]
-
-
-def one_of(field: str, values: Iterable) -> Q | Lookup:
-    """A filter for `field IN values` that stays one short statement however many values.
-
-    On PostgreSQL, `field = ANY(array)`: Django's IN writes one placeholder per value,
-    and the driver parses thousands of them in Python on every query. Elsewhere, `__in`.
-    """
-    values = list(values)
-    if connection.vendor != "postgresql" or not values:
-        return Q(**{f"{field}__in": values})
-    return _AnyOf(F(field), values)
 
 
 PAYMENT_COLUMNS = (
@@ -763,17 +597,6 @@ def next_allocation_seqs(invoice_ids) -> dict[int, int]:
     return {pk: last.get(pk, 0) + 1 for pk in ids}
 
 
-ACTIVITY_COLUMNS = (
-    "customer_id",
-    "invoice_id",
-    "kind",
-    "actor_id",
-    "text",
-    "details",
-    "occurred_at",
-)
-
-
 @transaction.atomic
 def record_payments(rows: list[dict], *, by=None) -> list[Payment | ValidationError]:
     """`record_payment` for many rows at once: one INSERT for the payments, one for the timeline.
@@ -784,7 +607,7 @@ def record_payments(rows: list[dict], *, by=None) -> list[Payment | ValidationEr
     the same checks as record_payment, made in Python, with the database constraints
     behind them.
     The payments and their timeline entries are written with `insert_rows` (COPY on
-    PostgreSQL), each entry saying what `payment_entry` would.
+    PostgreSQL), each entry saying what `timeline.payment_received` would.
     """
     results: list[Payment | ValidationError] = []
     keys = {(row.get("source", "manual"), row.get("external_id", "")) for row in rows}
@@ -848,35 +671,15 @@ def record_payments(rows: list[dict], *, by=None) -> list[Payment | ValidationEr
         payments.append(payment)
     made = iter(payments)
     results = [next(made) if result is None else result for result in results]
-    insert_rows(Activity, ACTIVITY_COLUMNS, _payment_entries(payments, by_id=by_id))
+    timeline.payments_received(payments, by=by)
     return results
-
-
-def _payment_entries(payments: list[Payment], *, by_id) -> list[tuple]:
-    """`payment_entry` for many payments, as rows of ACTIVITY_COLUMNS."""
-    now = timezone.now()
-    labels = {kind: str(label) for kind, label in Payment.Kind.choices}
-    text = _("%(kind)s of %(currency)s %(amount)s received")
-    return [
-        (
-            p.customer_id,
-            None,
-            Activity.Kind.PAYMENT,
-            by_id,
-            text % {"kind": labels.get(p.kind, p.kind), "currency": p.currency, "amount": p.amount},
-            {"payment": p.pk, "amount": str(p.amount), "currency": p.currency},
-            now,
-        )
-        for p in payments
-        if p.customer_id is not None
-    ]
 
 
 class _LockedPayment:
     """The columns of a payment that `allocate_many` locks, checks and writes back.
 
     A plain object instead of a Payment: building a model instance per locked row cost
-    more than the lock itself. It offers what `check_allocation` and `_write_rows` read.
+    more than the lock itself. It offers what `check_allocation` and `write_rows` read.
     """
 
     __slots__ = ("currency", "customer_id", "kind", "pk", "unallocated_amount")
@@ -994,10 +797,10 @@ def allocate_many(
     now = timezone.now()
     for pk in touched_invoices:
         invoices[pk].updated_at = now
-    _write_rows(
+    write_rows(
         Payment, [payments[pk] for pk in touched_payments], ["unallocated_amount", "customer"]
     )
-    _write_rows(
+    write_rows(
         Invoice, [invoices[pk] for pk in touched_invoices], ["open_balance", "status", "updated_at"]
     )
     by_id = by.pk if by is not None else None
@@ -1007,222 +810,15 @@ def allocate_many(
         rows.append((payment.pk, invoice.pk, amount, on, seqs[invoice.pk], plan_rule, by_id))
         seqs[invoice.pk] += 1
     written = insert_rows(Allocation, ALLOCATION_COLUMNS, rows)
-    labels = {kind: str(label).lower() for kind, label in Payment.Kind.choices}
-    text = _("%(currency)s %(amount)s of %(kind)s applied to %(n)s; %(left)s open")
-    insert_rows(
-        Activity,
-        ACTIVITY_COLUMNS,
+    timeline.allocations_applied(
         (
-            (
-                invoice.customer_id,
-                invoice.pk,
-                Activity.Kind.ALLOCATION,
-                by_id,
-                text
-                % {
-                    "currency": invoice.currency,
-                    "amount": amount,
-                    "kind": labels.get(payment.kind, payment.kind.lower()),
-                    "n": invoice.number,
-                    "left": new_balance,
-                },
-                {
-                    "payment": payment.pk,
-                    "allocation": row[0],
-                    "amount": str(amount),
-                    "rule": plan_rule,
-                    "status": status,
-                },
-                now,
-            )
+            (payment, invoice, row[0], amount, new_balance, status, plan_rule)
             for (payment, invoice, amount, new_balance, status, plan_rule), row in zip(
                 allocations, written, strict=True
             )
         ),
-        returning=False,  # the entries' ids are not needed: no ids reserved, rows streamed
+        by=by,
+        at=now,
     )
     promises.case_payments_applied(invoice_ids=touched_invoices)
     return outcomes
-
-
-def insert_rows(
-    model, columns: Sequence[str], rows: Iterable[tuple], *, returning: bool = True
-) -> list[tuple]:
-    """Insert plain rows in one pass, for the set-based writers; returns what was written.
-
-    `columns` names model fields by attname (`customer_id`); each row holds their values
-    in that order, money as Decimal (a float is refused), JSON as dicts and lists,
-    datetimes aware (or already as ISO text). The fields not named take their default, as
-    in `bulk_create` (auto_now and auto_now_add: one moment for the batch). Returns each
-    row as stored, with its new id, in the order of `model._meta.concrete_fields` (ready
-    for `model.from_db`).
-
-    On PostgreSQL, one statement reserves the ids from the table's sequence (nextval over
-    generate_series, so a concurrent writer never gets the same ones) and COPY ... FROM
-    STDIN writes the rows: no model instances, no parameter lists. Values psycopg dumps
-    slowly or not as we want are turned into COPY text first: money (refusing floats),
-    JSON, and datetimes (psycopg dumps a datetime about five times slower than a str).
-    Elsewhere, bulk_create.
-
-    With `returning=False` (rows whose ids the caller does not need, or reads back by a
-    natural key) no ids are reserved, nothing is returned, and `rows` may be any iterable:
-    it is streamed into COPY as it comes, in constant memory, with the defaults encoded
-    once. A refused value then aborts the COPY, and with it the transaction.
-    """
-    meta = model._meta
-    fields = {f.attname: f for f in meta.concrete_fields if not f.primary_key}
-    unknown = set(columns) - set(fields)
-    if unknown:
-        raise ValueError(f"{model.__name__} has no column {', '.join(sorted(unknown))}")
-    now = timezone.now()
-    named = [fields[name] for name in columns]
-    named_set = set(columns)
-    # The fields not named, after the named ones: a function making each row's default.
-    rest = [f for name, f in fields.items() if name not in named_set]
-    defaults = []
-    for f in rest:
-        if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False):
-            defaults.append(itertools.repeat(now).__next__)
-        elif f.has_default() and callable(f.default):
-            defaults.append(f.default)
-        else:
-            defaults.append(itertools.repeat(f.get_default()).__next__)
-    if connection.vendor != "postgresql":
-        return _bulk_create_rows(model, named, rest, defaults, rows, returning)
-    quote = connection.ops.quote_name
-    table = quote(meta.db_table)
-    # The defaults as COPY text, made once: every row takes the same.
-    constants = tuple(
-        _encode(_copy_encoder(f), make()) for f, make in zip(rest, defaults, strict=True)
-    )
-    special = [(i, encode) for i, f in enumerate(named) if (encode := _copy_encoder(f))]
-
-    def encoded(row):
-        if not special:
-            return row
-        row = list(row)
-        for i, encode in special:
-            if row[i] is not None:
-                row[i] = encode(row[i])
-        return row
-
-    if not returning:
-        names = ", ".join(quote(f.column) for f in (*named, *rest))
-        with (
-            connection.cursor() as cursor,
-            cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy,
-        ):
-            write_row = copy.write_row
-            for row in rows:
-                write_row((*encoded(row), *constants))
-        return []
-    rows = list(rows)
-    if not rows:
-        return []
-    order = [meta.pk, *named, *rest]
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
-            [meta.db_table, meta.pk.column, len(rows)],
-        )
-        ids = [pk for (pk,) in cursor.fetchall()]
-        # Encoded before COPY starts, so a refused value leaves the transaction usable.
-        lines = [(pk, *encoded(row), *constants) for pk, row in zip(ids, rows, strict=True)]
-        names = ", ".join(quote(f.column) for f in order)
-        with cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
-            write_row = copy.write_row
-            for line in lines:
-                write_row(line)
-    # As stored, in the model's field order. A callable default is made for each row, so
-    # rows never share a mutable value (a JSON dict).
-    position = {f.attname: i for i, f in enumerate(order)}
-    stored = operator.itemgetter(*(position[f.attname] for f in meta.concrete_fields))
-    if any(f.has_default() and callable(f.default) for f in rest):
-        return [
-            stored((pk, *row, *(make() for make in defaults)))
-            for pk, row in zip(ids, rows, strict=True)
-        ]
-    made = tuple(make() for make in defaults)
-    return [stored((pk, *row, *made)) for pk, row in zip(ids, rows, strict=True)]
-
-
-def _bulk_create_rows(model, named, rest, defaults, rows, returning) -> list[tuple]:
-    """insert_rows off PostgreSQL: model instances and bulk_create, the same refusals."""
-    money = [i for i, f in enumerate(named) if _copy_encoder(f) is _decimal_text]
-    objs = []
-    for row in rows:
-        for i in money:
-            _decimal_text(row[i])  # the same refusal of floats as COPY's
-        values = {f.attname: value for f, value in zip(named, row, strict=True)}
-        values.update((f.attname, make()) for f, make in zip(rest, defaults, strict=True))
-        objs.append(model(**values))
-    model.objects.bulk_create(objs, batch_size=1000)
-    if not returning:
-        return []
-    return [tuple(getattr(obj, f.attname) for f in model._meta.concrete_fields) for obj in objs]
-
-
-def _copy_encoder(field) -> Callable | None:
-    """How a value of this field becomes COPY text, where psycopg's own dumper won't do
-    (or is slow): JSON, money (refusing floats), datetimes."""
-    internal_type = field.get_internal_type()
-    if internal_type == "JSONField":
-        return functools.partial(json.dumps, cls=field.encoder)
-    if internal_type == "DecimalField":
-        return _decimal_text
-    if internal_type == "DateTimeField":
-        return _datetime_text
-    return None
-
-
-def _encode(encode: Callable | None, value):
-    return value if encode is None or value is None else encode(value)
-
-
-def _decimal_text(value) -> Decimal | str | None:
-    """Money as COPY takes it: a Decimal as it is (psycopg writes it exactly), anything
-    else through Decimal; a float never (it would be written with its binary error)."""
-    if value is None or type(value) is Decimal:
-        return value
-    if isinstance(value, float):
-        raise TypeError("money is Decimal, never float")
-    return str(Decimal(value))
-
-
-@functools.lru_cache(maxsize=256)  # a batch's rows mostly carry the same moment
-def _datetime_text(value) -> str:
-    return value if isinstance(value, str) else value.isoformat()
-
-
-def _write_rows(model, objs: list, fields: list[str]) -> None:
-    """Write these fields of many locked rows in one statement.
-
-    `objs` are model instances or any objects with `pk` and the fields' attnames.
-    On PostgreSQL, UPDATE ... FROM unnest(one array per column) joins the new values by
-    id: linear (bulk_update's CASE WHEN id = ... per row grows quadratically with the
-    batch), and one short statement whatever the number of rows, so the driver has no
-    thousands of placeholders to parse. Elsewhere, bulk_update.
-    """
-    if not objs:
-        return
-    columns = [model._meta.get_field(name) for name in fields]
-    if connection.vendor != "postgresql":
-        instances = [
-            model(pk=obj.pk, **{f.attname: getattr(obj, f.attname) for f in columns})
-            for obj in objs
-        ]
-        model.objects.bulk_update(instances, fields, batch_size=1000)
-        return
-    table = model._meta.db_table
-    quote = connection.ops.quote_name
-    arrays = ", ".join(f"%s::{field.db_type(connection)}[]" for field in columns)
-    names = ", ".join(quote(field.column) for field in columns)
-    assignments = ", ".join(f"{quote(f.column)} = v.{quote(f.column)}" for f in columns)
-    params = [[obj.pk for obj in objs]]
-    params.extend([getattr(obj, field.attname) for obj in objs] for field in columns)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {quote(table)} AS t SET {assignments} "  # noqa: S608
-            f"FROM unnest(%s::bigint[], {arrays}) AS v(id, {names}) WHERE t.id = v.id",
-            params,
-        )

@@ -13,7 +13,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from accounts import services as ledger
+from accounts import timeline
 from accounts.models import Activity
 
 from .models import EmailEvent, Notice
@@ -167,7 +167,7 @@ def _apply_to_notice(notice: Notice, event: dict, *, email: str, at: dt.datetime
             text = f"{email} marked the e-mail as spam"
         else:
             text = f"E-mail delivered to {email}"
-    ledger.log(
+    timeline.add(
         customer=notice.customer,
         kind=Activity.Kind.DELIVERY,
         channel=Activity.Channel.EMAIL,

@@ -33,7 +33,7 @@ from django.db.models import Count, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from accounts import case_tasks, recoveries
+from accounts import case_tasks, recoveries, timeline
 from accounts.holds import invoice_holds
 from accounts.models import ZERO, Activity, Contact, Invoice, Task
 
@@ -210,15 +210,15 @@ def _process(notice: Notice, now: dt.datetime) -> str:
     notice.reason = ""
     notice.save()
     # One timeline entry per invoice on the notice, in one INSERT.
-    Activity.objects.bulk_create(
-        Activity(
+    timeline.add_all(
+        timeline.entry(
+            kind,
             customer=customer,
             invoice=invoice,
-            kind=kind,
             channel=channel,
             text=summary,
             details={"notice": notice.pk, "step": notice.step_id, "message_id": message_id},
-            occurred_at=now,
+            at=now,
         )
         for invoice in invoices
     )

@@ -8,7 +8,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from accounts import services as ledger
+from accounts import timeline
 from accounts.models import Activity, Customer
 
 from . import rendering
@@ -53,7 +53,7 @@ def _override(
             notice.save(
                 update_fields=["status", "decided_by", "reason", "not_before_at", "updated_at"]
             )
-            ledger.log(
+            timeline.add(
                 customer=notice.customer,
                 kind=Activity.Kind.OVERRIDE,
                 by=by,
@@ -134,7 +134,7 @@ def switch_policy(*, customers, policy: Policy | None, by, reason: str) -> int:
         dunning_policy=policy, updated_at=timezone.now()
     )
     to = policy.name if policy else _("the segment's default policy")
-    ledger.log_each(
+    timeline.each(
         customers,
         kind=Activity.Kind.OVERRIDE,
         by=by,
@@ -163,7 +163,7 @@ def set_automation(*, customers, is_excluded: bool, by, reason: str) -> int:
         is_excluded_from_automation=is_excluded, updated_at=timezone.now()
     )
     text = _("Excluded from automatic dunning") if is_excluded else _("Back in automatic dunning")
-    ledger.log_each(
+    timeline.each(
         customers,
         kind=Activity.Kind.OVERRIDE,
         by=by,
@@ -269,7 +269,7 @@ def edit_notice(
             notice.decided_by = by
             notice.not_before_at = None
         notice.save()
-        ledger.log(
+        timeline.add(
             customer=notice.customer,
             kind=Activity.Kind.OVERRIDE,
             by=by,

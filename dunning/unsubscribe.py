@@ -14,7 +14,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
-from accounts import services as ledger
+from accounts import timeline
 from accounts.models import Activity, Contact
 
 from .wording import wording
@@ -95,7 +95,7 @@ def opt_out_email(
         if claimed != 1:
             continue
         contact.email_opted_out_at, contact.email_opt_out_source = at, source[:100]
-        ledger.log(
+        timeline.add(
             customer=contact.customer,
             kind=Activity.Kind.HOLD_CHANGE,
             channel=Activity.Channel.EMAIL,

@@ -26,7 +26,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from accounts import disputes, services
+from accounts import disputes, services, timeline
 from accounts.models import Activity, Customer, Dispute, Invoice, Payment
 from accounts.money import ISO_4217, to_amount
 
@@ -464,7 +464,7 @@ def apply_dispute(*, provider: str, notice: DisputeNotice, event_id: str) -> _Re
     }
     if opened is not None and opened.is_active:
         text += " " + _("Dispute #%(pk)s waits for finance to resolve it.") % {"pk": opened.pk}
-    services.log(
+    timeline.add(
         customer=customer,
         invoice=invoices[0] if len(invoices) == 1 else None,
         kind=Activity.Kind.DISPUTE,
@@ -894,7 +894,7 @@ def ensure_pay_link(invoice: Invoice, *, force: bool = False, by=None) -> str:
             return before.pay_link
         Invoice.objects.filter(pk=invoice.pk).update(pay_link=url, updated_at=timezone.now())
         after = Invoice(pk=before.pk, pay_link=url)
-        services.log_changes(
+        timeline.field_changes(
             before=before,
             after=after,
             kinds={"pay_link": Activity.Kind.STATUS_CHANGE},

@@ -33,7 +33,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from accounts import services
+from accounts import bulk, services, timeline
 from accounts.models import Activity, Contact, Customer, Invoice, Payment, normalize_phone
 from accounts.money import ISO_4217, to_amount
 
@@ -928,11 +928,11 @@ class InvoiceUpserter:
         plan.changed_invoices[invoice.pk] = invoice
         for name, (old, new) in changes.items():
             plan.activities.append(
-                Activity(
-                    customer_id=invoice.customer_id,
+                timeline.entry(
+                    Activity.Kind.STATUS_CHANGE,
+                    customer=invoice.customer_id,
                     invoice=invoice,
-                    kind=Activity.Kind.STATUS_CHANGE,
-                    actor=self.by,
+                    by=self.by,
                     text=_("%(n)s %(field)s: %(old)s → %(new)s (import batch %(batch)s)")
                     % {
                         "n": invoice.number,
@@ -976,7 +976,7 @@ class InvoiceUpserter:
     def _write(self, plan: _Plan) -> None:
         now = timezone.now()
         if plan.new_customers:
-            services.insert_rows(
+            bulk.insert_rows(
                 Customer,
                 ("name", "source", "external_ref", "country", "currency"),
                 (
@@ -1004,7 +1004,7 @@ class InvoiceUpserter:
                 batch_size=1000,
             )
         if plan.new_contacts:
-            services.insert_rows(
+            bulk.insert_rows(
                 Contact,
                 ("customer_id", "name", "email", "phone", "is_primary"),
                 (
@@ -1024,7 +1024,7 @@ class InvoiceUpserter:
             )
         if plan.new_invoices:
             source, status, stamp = self.source, Invoice.Status.OPEN.value, copy_timestamp(now)
-            services.insert_rows(
+            bulk.insert_rows(
                 Invoice,
                 INVOICE_COLUMNS,
                 (
@@ -1052,7 +1052,7 @@ class InvoiceUpserter:
                 batch_size=1000,
             )
         if plan.activities:
-            Activity.objects.bulk_create(plan.activities, batch_size=1000)
+            timeline.add_all(plan.activities)
         if plan.settlements:
             numbers = [number for number, _amount, _external_id in plan.settlements]
             invoices = {
@@ -1096,23 +1096,17 @@ class InvoiceUpserter:
         actor = self.by.pk if self.by is not None else None
         summary = _("%(n)d invoice(s) imported from %(source)s (batch %(batch)s)")
         source, batch, kind = self.source, self.batch.pk, Activity.Kind.IMPORT.value
-        services.insert_rows(
-            Activity,
-            ACTIVITY_COLUMNS,
+        timeline.copy_rows(
             (
-                (
-                    customer_id,
-                    kind,
-                    "",
-                    "",
-                    actor,
-                    summary % {"n": len(numbers), "source": source, "batch": batch},
-                    {"batch": batch, "created": len(numbers), "numbers": numbers[:20]},
-                    now,
-                )
-                for customer_id, numbers in self.created_per_customer.items()
-            ),
-            returning=False,
+                customer_id,
+                None,
+                kind,
+                actor,
+                summary % {"n": len(numbers), "source": source, "batch": batch},
+                {"batch": batch, "created": len(numbers), "numbers": numbers[:20]},
+                now,
+            )
+            for customer_id, numbers in self.created_per_customer.items()
         )
         self.created_per_customer.clear()
 
@@ -1136,16 +1130,6 @@ INVOICE_COLUMNS = (
     "pay_link",
     "created_at",
     "updated_at",
-)
-ACTIVITY_COLUMNS = (
-    "customer_id",
-    "kind",
-    "channel",
-    "outcome",
-    "actor_id",
-    "text",
-    "details",
-    "occurred_at",
 )
 
 

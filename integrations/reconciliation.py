@@ -40,7 +40,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
-from accounts import services
+from accounts import bulk, services
 from accounts.models import Contact, Customer, Invoice, InvoiceQuerySet, Payment
 
 from .models import BankLine, MatchProposal
@@ -110,7 +110,7 @@ def identify_payers(lines: Sequence) -> list[int | None]:
     if ibans:
         rows = (
             BankLine.objects.filter(
-                services.one_of("counterparty_account", ibans), payment__customer__isnull=False
+                bulk.one_of("counterparty_account", ibans), payment__customer__isnull=False
             )
             .exclude(counterparty_account="")  # the partial index's condition, so it is used
             .order_by()
@@ -125,7 +125,7 @@ def identify_payers(lines: Sequence) -> list[int | None]:
     by_number: dict[str, set[int]] = defaultdict(set)
     if all_words:
         for ref, customer_id in (
-            Customer.objects.filter(services.one_of("external_ref", all_words))
+            Customer.objects.filter(bulk.one_of("external_ref", all_words))
             .exclude(external_ref="")  # the partial index's condition, so the planner uses it
             .order_by()
             .values_list("external_ref", "pk")
@@ -133,7 +133,7 @@ def identify_payers(lines: Sequence) -> list[int | None]:
             by_ref[ref].add(customer_id)
         for number, customer_id, currency in (
             Invoice.objects.filter(
-                services.one_of("number", all_words), status__in=InvoiceQuerySet.OPEN_STATUSES
+                bulk.one_of("number", all_words), status__in=InvoiceQuerySet.OPEN_STATUSES
             )
             .order_by()
             .values_list("number", "customer_id", "currency")
@@ -430,7 +430,7 @@ def _load_payers(
         return
     loaded |= payer_ids
     for invoice in _open_invoices(
-        Invoice.objects.outstanding().filter(services.one_of("customer_id", payer_ids))
+        Invoice.objects.outstanding().filter(bulk.one_of("customer_id", payer_ids))
     ):
         invoice = invoices.setdefault(invoice.pk, invoice)
         open_by_customer[invoice.customer_id].append(invoice)
@@ -466,9 +466,7 @@ def _reconcile_chunk(payment_ids: list[int], *, by) -> Outcome:
     # index of all unapplied payments (each fresh one is) and AND it with the ids.
     payments = [
         row
-        for row in Payment.objects.filter(
-            services.one_of("id", payment_ids), kind=Payment.Kind.PAYMENT
-        )
+        for row in Payment.objects.filter(bulk.one_of("id", payment_ids), kind=Payment.Kind.PAYMENT)
         .exclude(proposals__status=MatchProposal.Status.PENDING)
         .order_by("received_on", "pk")
         .values_list("pk", "customer_id", "currency", "unallocated_amount", "remittance_reference")
@@ -480,7 +478,7 @@ def _reconcile_chunk(payment_ids: list[int], *, by) -> Outcome:
     invoices: dict[int, OpenInvoice] = {}
     if all_words:
         for invoice in _open_invoices(
-            Invoice.objects.outstanding().filter(services.one_of("number", all_words))
+            Invoice.objects.outstanding().filter(bulk.one_of("number", all_words))
         ):
             invoices[invoice.pk] = invoice
             numbered[invoice.number].append(invoice)
@@ -534,7 +532,7 @@ def _reconcile_chunk(payment_ids: list[int], *, by) -> Outcome:
             invoice.balance -= line_amount  # reserved: later payments of the chunk see it
         sure.append((pk, amount, match))
     _book_all(sure, outcome, by=by)
-    services.insert_rows(MatchProposal, PROPOSAL_COLUMNS, proposals, returning=False)
+    bulk.insert_rows(MatchProposal, PROPOSAL_COLUMNS, proposals, returning=False)
     return outcome
 
 

@@ -10,7 +10,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 from twilio.request_validator import RequestValidator
 
-from accounts import services as ledger
+from accounts import timeline
 from accounts.models import Activity, Contact
 from dunning.models import Notice
 
@@ -88,7 +88,7 @@ def record_status(*, sid: str, status: str, error_code: str = "") -> Notice | No
     else:
         return notice
     notice.save(update_fields=["status", "delivered_at", "reason", "updated_at"])
-    ledger.log(
+    timeline.add(
         customer=notice.customer,
         kind=Activity.Kind.DELIVERY,
         channel=Activity.Channel.SMS,
@@ -112,7 +112,7 @@ def record_reply(*, sender: str, body: str) -> list[Contact]:
     word = body.strip().upper()
     now = timezone.now()
     for contact in contacts:
-        ledger.log(
+        timeline.add(
             customer=contact.customer,
             kind=Activity.Kind.REPLY,
             channel=Activity.Channel.SMS,
@@ -128,7 +128,7 @@ def record_reply(*, sender: str, body: str) -> list[Contact]:
             continue
         contact.save(update_fields=["sms_opted_out_at", "sms_opt_out_source", "updated_at"])
         change = "opted out of" if word in OPT_OUT_WORDS else "opted back in to"
-        ledger.log(
+        timeline.add(
             customer=contact.customer,
             kind=Activity.Kind.HOLD_CHANGE,
             channel=Activity.Channel.SMS,

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 
-from accounts import services
+from accounts import bulk, services
 from accounts.models import Payment
 
 from .. import intake, reconciliation
@@ -88,7 +88,7 @@ def import_statement(
        imports of the same file cannot both pass the duplicate check): skip fingerprints
        already stored, identify payers, record a Payment per new credit (a failing one is
        rejected alone, with the reason) and insert the chunk's lines in one statement
-       (COPY on PostgreSQL, see `accounts.services.insert_rows`).
+       (COPY on PostgreSQL, see `accounts.bulk.insert_rows`).
     5. Close the batch with its counts, then match the new payments.
     """
     batch = intake.open_batch(
@@ -162,7 +162,7 @@ def _load_chunk(parsed, keyed, batch, tally, result, by) -> None:
         fingerprints = [fp for _line, fp in keyed if fp]
         known = set(
             BankLine.objects.filter(
-                services.one_of("fingerprint", fingerprints), account=parsed.account
+                bulk.one_of("fingerprint", fingerprints), account=parsed.account
             ).values_list("fingerprint", flat=True)
         )
         fresh: list[tuple[StatementLine, str]] = []
@@ -242,7 +242,7 @@ def _load_chunk(parsed, keyed, batch, tally, result, by) -> None:
                     payment_id,
                 )
             )
-        services.insert_rows(BankLine, BANK_LINE_COLUMNS, rows, returning=False)
+        bulk.insert_rows(BankLine, BANK_LINE_COLUMNS, rows, returning=False)
         intake.flush_rejections(tally)
 
 

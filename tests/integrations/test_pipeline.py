@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from accounts import services
+from accounts import bulk, services
 from accounts.models import Activity, Allocation, Contact, Customer, Invoice, Payment
 from integrations import intake, spreadsheets
 from integrations.models import ImportProfile, IntakeBatch, Rejection
@@ -253,12 +253,12 @@ def test_unchanged_rows_across_chunks_report_each_row_once():
 
 
 def test_streamed_rows_are_written_with_their_defaults_and_no_ids_kept():
-    """The pipeline's writer is accounts.services.insert_rows without returning ids: rows
+    """The pipeline's writer is accounts.bulk.insert_rows without returning ids: rows
     from a generator, JSON, money and timestamps as COPY text, the defaults filled in."""
     customer = CustomerFactory()
     moment = dt.datetime(2026, 11, 20, 9, 30, tzinfo=dt.UTC)
 
-    written = services.insert_rows(
+    written = bulk.insert_rows(
         Activity,
         ("customer_id", "kind", "text", "details", "occurred_at"),
         (
@@ -274,7 +274,7 @@ def test_streamed_rows_are_written_with_their_defaults_and_no_ids_kept():
     assert [a.details for a in stored] == [{"n": n, "sum": "1.10"} for n in range(3)]
     assert {a.occurred_at for a in stored} == {moment} and stored[0].invoice_id is None
     with pytest.raises(TypeError, match="never float"):
-        services.insert_rows(
+        bulk.insert_rows(
             Payment,
             ("amount", "currency", "unallocated_amount", "received_on"),
             iter([(Decimal("1.00"), "USD", 1.0, dt.date(2026, 11, 20))]),

@@ -1,0 +1,252 @@
+"""The account timeline: the one module in the product that writes Activity rows.
+
+Every touch on an account (a payment, a call, a notice, a promise, a hold) is an entry.
+Entries are append-only: the model refuses updates and deletes. Three ways in, for three
+kinds of caller, all writing the same rows:
+
+- `add(kind, ...)`: one entry, now (or `at`), for a service handling one thing;
+- `entry(kind, ...)` then `add_all(entries)`: several entries in one INSERT;
+- `copy_rows(rows)`: plain tuples of `COLUMNS` streamed through COPY, for the set-based
+  writers that hold ids, not instances (reconciliation, the nightly runs, scoring).
+
+The ledger's own events are worded here, once, whichever path writes them:
+`payment_received` / `payments_received`, `allocation_applied` / `allocations_applied`,
+`refund`, `field_changes`, `each` (one wording across many customers). The case work, the
+dunning and the integrations word their own entries and write them through the functions
+above; `tests/project/test_layout.py` checks that no other module constructs an Activity.
+"""
+
+import datetime as dt
+from collections.abc import Callable, Iterable
+from decimal import Decimal
+
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
+
+from . import bulk
+from .models import Activity, Customer, Invoice, Payment
+
+Kind = Activity.Kind
+Channel = Activity.Channel
+
+# The columns of `copy_rows`; channel and outcome take their default ("").
+COLUMNS = ("customer_id", "invoice_id", "kind", "actor_id", "text", "details", "occurred_at")
+
+# Translated when written (gettext at call time), marked here for makemessages.
+ALLOCATION_TEXT = gettext_noop(
+    "%(currency)s %(amount)s of %(kind)s applied to %(n)s; %(left)s open"
+)
+PAYMENT_TEXT = gettext_noop("%(kind)s of %(currency)s %(amount)s received")
+
+
+def _related(name: str, value) -> dict:
+    """`customer=instance` keeps the instance on the entry; an id (or None) goes to `_id`."""
+    if isinstance(value, models.Model):
+        return {name: value}
+    return {f"{name}_id": value}
+
+
+def entry(
+    kind: str,
+    *,
+    customer: Customer | int,
+    text: str = "",
+    by=None,
+    invoice: Invoice | int | None = None,
+    channel: str = "",
+    outcome: str = "",
+    details: dict | None = None,
+    at: dt.datetime | None = None,
+) -> Activity:
+    """One unsaved entry. `customer`, `invoice` and `by` are instances or ids."""
+    return Activity(
+        **_related("customer", customer),
+        **_related("invoice", invoice),
+        **_related("actor", by),
+        kind=kind,
+        channel=channel,
+        outcome=outcome,
+        text=text,
+        details=details or {},
+        occurred_at=at or timezone.now(),
+    )
+
+
+def add(kind: str, **fields) -> Activity:
+    """Append one entry (the arguments of `entry`) and return it."""
+    new = entry(kind, **fields)
+    new.save()
+    return new
+
+
+def add_all(entries: Iterable[Activity]) -> list[Activity]:
+    """Append entries made by `entry`, in one INSERT per thousand."""
+    return Activity.objects.bulk_create(entries, batch_size=1000)
+
+
+def copy_rows(rows: Iterable[tuple]) -> None:
+    """Append plain rows of `COLUMNS` (ids, JSON as dicts, aware datetimes), streamed
+    through COPY on PostgreSQL in constant memory; bulk_create elsewhere."""
+    bulk.insert_rows(Activity, COLUMNS, rows, returning=False)
+
+
+def each(
+    customers: Iterable[Customer],
+    *,
+    kind: str,
+    by,
+    text: str | Callable[[Customer], str],
+    details: dict | Callable[[Customer], dict],
+) -> None:
+    """The same kind of entry on many customers' timelines, in one INSERT, at one moment."""
+    now = timezone.now()
+    add_all(
+        entry(
+            kind,
+            customer=customer,
+            by=by,
+            at=now,
+            text=text(customer) if callable(text) else text,
+            details=details(customer) if callable(details) else details,
+        )
+        for customer in customers
+    )
+
+
+def field_changes(
+    *, before, after, kinds: dict[str, str], by, customer: Customer, invoice=None
+) -> None:
+    """One entry per tracked field whose value differs between two versions of a row."""
+    prefix = f"{invoice.number} " if invoice is not None else ""
+    for field, kind in kinds.items():
+        old, new = getattr(before, field), getattr(after, field)
+        if old == new:
+            continue
+        label = after._meta.get_field(field).verbose_name
+        add(
+            kind,
+            customer=customer,
+            invoice=invoice,
+            by=by,
+            text=prefix
+            + _("%(field)s: %(old)s → %(new)s")
+            % {"field": label, "old": "—" if old in (None, "") else old, "new": new},
+            details={"field": field, "from": _plain(old), "to": _plain(new)},
+        )
+
+
+def _plain(value):
+    if hasattr(value, "pk"):
+        return value.pk
+    if isinstance(value, dt.date | Decimal):
+        return str(value)
+    return value
+
+
+def payment_received(payment: Payment, *, by=None) -> Activity:
+    """Append the entry for money received (or a credit note) from a known customer."""
+    return add(
+        Kind.PAYMENT,
+        customer=payment.customer_id,
+        by=by,
+        text=_(PAYMENT_TEXT)
+        % {
+            "kind": payment.get_kind_display(),
+            "currency": payment.currency,
+            "amount": payment.amount,
+        },
+        details=_payment_details(payment),
+    )
+
+
+def payments_received(payments: Iterable[Payment], *, by=None) -> None:
+    """`payment_received` for many payments, through COPY; unknown payers get no entry."""
+    now = timezone.now()
+    by_id = by.pk if by is not None else None
+    labels = {kind: str(label) for kind, label in Payment.Kind.choices}
+    copy_rows(
+        (
+            p.customer_id,
+            None,
+            Kind.PAYMENT,
+            by_id,
+            _(PAYMENT_TEXT)
+            % {"kind": labels.get(p.kind, p.kind), "currency": p.currency, "amount": p.amount},
+            _payment_details(p),
+            now,
+        )
+        for p in payments
+        if p.customer_id is not None
+    )
+
+
+def _payment_details(payment: Payment) -> dict:
+    return {"payment": payment.pk, "amount": str(payment.amount), "currency": payment.currency}
+
+
+def allocation_applied(
+    *, payment: Payment, invoice: Invoice, allocation, new_balance: Decimal, by=None
+) -> Activity:
+    """Append the entry for money applied to an invoice."""
+    return add(
+        Kind.ALLOCATION,
+        customer=invoice.customer_id,
+        invoice=invoice,
+        by=by,
+        text=_(ALLOCATION_TEXT)
+        % {
+            "currency": invoice.currency,
+            "amount": allocation.amount,
+            "kind": payment.get_kind_display().lower(),
+            "n": invoice.number,
+            "left": new_balance,
+        },
+        details={
+            "payment": payment.pk,
+            "allocation": allocation.pk,
+            "amount": str(allocation.amount),
+            "rule": allocation.rule,
+            "status": invoice.status_for_balance(new_balance),
+        },
+    )
+
+
+def allocations_applied(
+    applied: Iterable[tuple], *, by=None, at: dt.datetime | None = None
+) -> None:
+    """`allocation_applied` for many allocations, through COPY.
+
+    Each item is (payment, invoice, allocation id, amount, new balance, new status, rule),
+    where payment and invoice need only the attributes the wording reads (`pk`, `kind`;
+    `pk`, `customer_id`, `currency`, `number`).
+    """
+    now = at or timezone.now()
+    by_id = by.pk if by is not None else None
+    labels = {kind: str(label).lower() for kind, label in Payment.Kind.choices}
+    copy_rows(
+        (
+            invoice.customer_id,
+            invoice.pk,
+            Kind.ALLOCATION,
+            by_id,
+            _(ALLOCATION_TEXT)
+            % {
+                "currency": invoice.currency,
+                "amount": amount,
+                "kind": labels.get(payment.kind, payment.kind.lower()),
+                "n": invoice.number,
+                "left": new_balance,
+            },
+            {
+                "payment": payment.pk,
+                "allocation": allocation_id,
+                "amount": str(amount),
+                "rule": rule,
+                "status": status,
+            },
+            now,
+        )
+        for payment, invoice, allocation_id, amount, new_balance, status, rule in applied
+    )
