@@ -917,6 +917,3 @@ class ActivityAdmin(LedgerAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
-
-
-from . import admin_cases, admin_work  # noqa: E402,F401

@@ -17,10 +17,7 @@ from django.db.models import F, Max, Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from . import (
-    promises,  # the case-work hook after allocations (promises, plans)
-    timeline,
-)
+from . import signals, timeline
 from .bulk import insert_rows, one_of, write_rows
 from .models import Activity, Allocation, Customer, Invoice, Payment
 from .money import to_amount, validate_currency
@@ -437,7 +434,7 @@ def allocate(
     timeline.allocation_applied(
         payment=payment, invoice=invoice, allocation=allocation, new_balance=new_balance, by=by
     )
-    promises.case_payments_applied(invoice_ids=[invoice.pk])
+    signals.allocations_applied.send(sender=Allocation, invoice_ids=[invoice.pk])
     return allocation
 
 
@@ -820,5 +817,5 @@ def allocate_many(
         by=by,
         at=now,
     )
-    promises.case_payments_applied(invoice_ids=touched_invoices)
+    signals.allocations_applied.send(sender=Allocation, invoice_ids=sorted(touched_invoices))
     return outcomes

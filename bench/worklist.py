@@ -183,7 +183,7 @@ def score_everyone() -> None:
     from django.db import connection
     from django.utils import timezone
 
-    from accounts import risk
+    from cases import risk
 
     started = time.perf_counter()
     result = risk.score_customers(now=timezone.now())
@@ -203,8 +203,9 @@ def time_routing(count: int, workers) -> None:
 
     from django.db import connection, transaction
 
-    from accounts import routing
-    from accounts.models import Customer, RoutingRule
+    from accounts.models import Customer
+    from cases import routing
+    from cases.models import RoutingRule
 
     ids = list(
         Customer.objects.filter(status="active").order_by("pk").values_list("pk", flat=True)[:count]
@@ -277,7 +278,7 @@ def main() -> int:
     from django.test import Client
     from django.urls import reverse
 
-    from accounts import worklist
+    from cases import worklist
 
     call_command("migrate", interactive=False, verbosity=0)
     manager, workers = ensure_people(args.agents)
@@ -313,7 +314,7 @@ def main() -> int:
         assert 'id="customers"' in body and 'id="tasks"' in body, "the page lacks its tables"
         assert "/admin/accounts/customer/" in body, "the page links no customer"
 
-    url = reverse("admin:accounts_task_worklist")
+    url = reverse("admin:cases_task_worklist")
     as_agent, as_manager = Client(), Client()
     as_agent.force_login(agent)
     as_manager.force_login(manager)

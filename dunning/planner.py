@@ -15,9 +15,9 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import BooleanField, Exists, ExpressionWrapper, OuterRef, Q, Sum
 
-from accounts.holds import held_invoices
 from accounts.models import Customer, Invoice
 
+from .holds import held_invoices
 from .models import (
     MESSAGE_CHANNELS,
     Channel,

@@ -33,11 +33,13 @@ from django.db.models import Count, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from accounts import case_tasks, recoveries, timeline
-from accounts.holds import invoice_holds
-from accounts.models import ZERO, Activity, Contact, Invoice, Task
+from accounts import timeline
+from accounts.models import ZERO, Activity, Contact, Invoice
+from cases import case_tasks, recoveries
+from cases.models import Task
 
 from . import channels, contact_rules, letters, rendering
+from .holds import invoice_holds
 from .models import MESSAGE_CHANNELS, Channel, Notice
 from .planner import customers_on_hold
 

@@ -3,7 +3,7 @@
 Two adapters (Stripe and a generic signed webhook) translate a provider's event into a
 `MoneyMovement` (or, for a Stripe card dispute, a `DisputeNotice`); one pipeline
 (`receive_event`) stores the event once, books or refunds the money through
-`accounts.services` (disputes through `accounts.disputes`), and accounts for the event in
+`accounts.services` (disputes through `cases.disputes`), and accounts for the event in
 an intake batch.
 """
 
@@ -26,9 +26,11 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from accounts import disputes, services, timeline
-from accounts.models import Activity, Customer, Dispute, Invoice, Payment
+from accounts import services, timeline
+from accounts.models import Activity, Customer, Invoice, Payment
 from accounts.money import ISO_4217, to_amount
+from cases import disputes
+from cases.models import Dispute
 
 from . import intake
 from .intake import RowRejected
@@ -390,7 +392,7 @@ def apply_dispute(*, provider: str, notice: DisputeNotice, event_id: str) -> _Re
        the invoice the dispute's or charge's metadata names.
        A dispute that names no invoice of ours is refused, so it waits in the dead-letter
        list for finance instead of vanishing.
-    3. Created: `accounts.disputes.open_dispute` with reason "other" and Stripe's reason
+    3. Created: `cases.disputes.open_dispute` with reason "other" and Stripe's reason
        in the description, keyed by source "stripe:<dispute id>" (idempotent): outstanding
        invoices become disputed and dunning holds for them; it writes the timeline.
     4. Closed: the outcome (won: the charge stands; lost: the money went back to the

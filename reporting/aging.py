@@ -38,14 +38,10 @@ from django.utils.translation import gettext_lazy
 
 from accounts.aging import Bucket
 from accounts.models import Activity, Contact, Customer, Invoice
+from cases.models import Task
 from dunning.models import Notice, Step
 
 from .ledger import ZERO, balances_sql
-
-try:  # case work (tasks) arrives with the worklist; the report works without it
-    from accounts.models import Task
-except ImportError:  # pragma: no cover - depends on the accounts app's version
-    Task = None
 
 GROUP_BY_CHOICES = [
     ("", gettext_lazy("No grouping")),
@@ -627,16 +623,8 @@ def customer_rows(
         " cu.credit_limit, cu.currency, ag.username,"
         " ct.name, ct.email, ct.phone,"
         " lc.occurred_at, lc.kind, lc.outcome,"
-        " nn.planned_on, nn.channel, st.name"
+        " nn.planned_on, nn.channel, st.name, tk.due_at, tk.title"
     )
-    task_join = ""
-    if Task is not None:
-        sql.add(", tk.due_at, tk.title")
-        task_join = (
-            f"LEFT JOIN {_table(Task)} tk ON tk.id = (SELECT t.id FROM {_table(Task)} t"
-            " WHERE t.customer_id = pc.customer_id AND t.status = %s"
-            " ORDER BY t.due_at, t.id LIMIT 1)"
-        )
     sql.add(f"FROM ({per_customer.text}) pc", *per_customer.params)
     sql.add(f"JOIN {_table(Customer)} cu ON cu.id = pc.customer_id")
     sql.add(f"LEFT JOIN {_table(get_user_model())} ag ON ag.id = cu.assigned_agent_id")
@@ -660,8 +648,12 @@ def customer_rows(
         *PENDING_NOTICE_STATUSES,
     )
     sql.add(f"LEFT JOIN {_table(Step)} st ON st.id = nn.step_id")
-    if task_join:
-        sql.add(task_join, Task.Status.OPEN)
+    sql.add(
+        f"LEFT JOIN {_table(Task)} tk ON tk.id = (SELECT t.id FROM {_table(Task)} t"
+        " WHERE t.customer_id = pc.customer_id AND t.status = %s"
+        " ORDER BY t.due_at, t.id LIMIT 1)",
+        Task.Status.OPEN,
+    )
     sql.add("ORDER BY pc.group_key, pc.currency, pc.total DESC, cu.name, pc.customer_id")
 
     kind_labels = dict(Activity.Kind.choices)
@@ -678,7 +670,7 @@ def customer_rows(
         (contact_at, contact_kind, contact_outcome, notice_on, notice_channel, step_name) = values[
             count + 20 : count + 26
         ]
-        task_at, task_title = values[count + 26 : count + 28] if Task is not None else (None, "")
+        task_at, task_title = values[count + 26 : count + 28]
         oldest_due_on = _date(oldest_due_on)
         last_contact = ""
         if contact_kind:

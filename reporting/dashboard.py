@@ -25,6 +25,7 @@ from accounts import selectors
 from accounts.aging import BUCKETS, BUCKETS_BY_KEY
 from accounts.forms import AGENT_GROUPS
 from accounts.models import Activity, Customer, Payment
+from cases.models import PromiseToPay
 from reporting import charts, kpis, ledger
 
 # Who sees the dashboard besides superusers: this permission (for a reporting model to
@@ -341,20 +342,18 @@ def team_productivity(period: kpis.Period, currency: str) -> list[AgentRow]:
         .order_by()
     )
     by_agent = {row["actor_id"]: row for row in contacts}
-    promises = {}
-    if promise_model := kpis.optional_model("PromiseToPay"):
-        promises = {
-            row["recorded_by_id"]: row
-            for row in promise_model.objects.filter(
-                recorded_by__isnull=False, created_at__gte=start, created_at__lt=end
-            )
-            .values("recorded_by_id")
-            .annotate(
-                recorded=Count("pk"),
-                kept=Count("pk", filter=Q(status=promise_model.Status.KEPT)),
-            )
-            .order_by()
-        }
+    promises = {
+        row["recorded_by_id"]: row
+        for row in PromiseToPay.objects.filter(
+            recorded_by__isnull=False, created_at__gte=start, created_at__lt=end
+        )
+        .values("recorded_by_id")
+        .annotate(
+            recorded=Count("pk"),
+            kept=Count("pk", filter=Q(status=PromiseToPay.Status.KEPT)),
+        )
+        .order_by()
+    }
     collected = {
         row["customer__assigned_agent_id"]: row
         for row in Payment.objects.filter(

@@ -37,7 +37,6 @@ from collections import defaultdict
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
-from django.apps import apps
 from django.db import connection
 from django.db.models import (
     Case,
@@ -60,6 +59,7 @@ from django.db.models.functions import TruncDate, TruncMonth
 from django.utils import timezone
 
 from accounts.models import MONEY, Allocation, Invoice, Payment
+from cases.models import Dispute, PaymentPlan, PromiseToPay, Task
 from dunning.models import Notice, NoticeInvoice
 from reporting import ledger
 
@@ -175,14 +175,6 @@ def _in_currency(queryset: QuerySet, currency: str | None, field: str = "currenc
 def day_start(day: dt.date) -> dt.datetime:
     """Midnight at the start of `day` in the site's time zone (aware)."""
     return timezone.make_aware(dt.datetime.combine(day, dt.time.min))
-
-
-def optional_model(name: str):
-    """An accounts case-work model, or None on a schema that does not have it yet."""
-    try:
-        return apps.get_model("accounts", name)
-    except LookupError:
-        return None
 
 
 # --- receivables and sales --------------------------------------------------------------
@@ -609,16 +601,13 @@ def _covered_sql(as_of: dt.date, customer_column: str) -> tuple[str, list]:
     params: list = [as_of - dt.timedelta(days=ACTIVE_DUNNING_DAYS), as_of, *inactive]
     # (model, when it was opened, its open statuses, when it was closed)
     case_work = [
-        ("Task", "created_at", lambda model: [model.Status.OPEN], "completed_at"),
-        ("PromiseToPay", "created_at", lambda model: [model.Status.OPEN], "resolved_at"),
-        ("Dispute", "opened_at", lambda model: model.ACTIVE_STATUSES, "resolved_at"),
-        ("PaymentPlan", "created_at", lambda model: model.HOLDING_STATUSES, "closed_at"),
+        (Task, "created_at", [Task.Status.OPEN], "completed_at"),
+        (PromiseToPay, "created_at", [PromiseToPay.Status.OPEN], "resolved_at"),
+        (Dispute, "opened_at", Dispute.ACTIVE_STATUSES, "resolved_at"),
+        (PaymentPlan, "created_at", PaymentPlan.HOLDING_STATUSES, "closed_at"),
     ]
-    for name, opened, statuses_of, closed in case_work:
-        model = optional_model(name)
-        if model is None:
-            continue
-        open_statuses = [str(status) for status in statuses_of(model)]
+    for model, opened, statuses, closed in case_work:
+        open_statuses = [str(status) for status in statuses]
         clauses.append(
             f"EXISTS (SELECT 1 FROM {quote(model._meta.db_table)} w "  # noqa: S608
             f"WHERE w.customer_id = {customer_column} AND w.{quote(opened)} < %s "

@@ -90,7 +90,7 @@ class ActivityFactory(factory.django.DjangoModelFactory):
 
 class TaskFactory(factory.django.DjangoModelFactory):
     class Meta:
-        model = "accounts.Task"
+        model = "cases.Task"
 
     customer = factory.SubFactory(CustomerFactory)
     kind = "call"
@@ -100,7 +100,7 @@ class TaskFactory(factory.django.DjangoModelFactory):
 
 class RoutingRuleFactory(factory.django.DjangoModelFactory):
     class Meta:
-        model = "accounts.RoutingRule"
+        model = "cases.RoutingRule"
         skip_postgeneration_save = True
 
     name = factory.Sequence(lambda n: f"Rule {n}")

@@ -282,3 +282,26 @@ def test_finance_edits_any_customer_but_has_no_agent_actions(client, finance, ag
     page = client.get(reverse("admin:accounts_customer_change", args=[customer.pk]))
     assert b'name="credit_limit"' in page.content
     assert b"Add note" not in page.content and b"Pause dunning" not in page.content
+
+
+CASE_WORK = CASE_AGENT | {
+    "change_paymentplan",
+    "approve_paymentplan",
+    "change_recovery",
+    "approve_recovery",
+    "resolve_dispute",
+    "add_routingrule",
+    "change_routingrule",
+    "delete_routingrule",
+}
+
+
+@pytest.mark.parametrize("role", MATRIX)
+def test_case_work_rights_moved_with_their_models_to_the_cases_app(role):
+    held = Group.objects.get(name=role).permissions.filter(codename__in=CASE_WORK)
+    user = UserFactory(role=role)
+
+    assert set(held.values_list("content_type__app_label", flat=True)) == {"cases"}
+    for codename in held.values_list("codename", flat=True):
+        assert user.has_perm(f"cases.{codename}")
+        assert not user.has_perm(f"accounts.{codename}")

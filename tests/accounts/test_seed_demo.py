@@ -25,9 +25,9 @@ from accounts.models import (
     Customer,
     Invoice,
     Payment,
-    Task,
     normalize_phone,
 )
+from cases.models import Task
 from dunning.models import PublicHoliday
 from tests.clock import NOW
 from tests.factories import TODAY, CustomerFactory, UserFactory

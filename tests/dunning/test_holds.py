@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from accounts.models import Dispute, PaymentPlan, PromiseToPay
+from cases.models import Dispute, PaymentPlan, PromiseToPay
 from dunning import planner, sender
 from dunning.models import Notice
 from tests.clock import ON

@@ -9,9 +9,9 @@ from django.core import mail
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.urls import reverse
 
-from accounts import promises
 from accounts import services as ledger
 from accounts.models import Activity, Customer
+from cases import promises
 from dunning import planner, sender, services
 from dunning.models import Notice, Step
 from tests.clock import ON

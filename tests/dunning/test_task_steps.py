@@ -5,7 +5,8 @@ import zoneinfo
 
 import pytest
 
-from accounts.models import Customer, Task
+from accounts.models import Customer
+from cases.models import Task
 from dunning import planner, sender
 from dunning.models import Notice
 from tests.clock import ON

@@ -8,7 +8,8 @@ import pytest
 from django.db import OperationalError
 from django.urls import reverse
 
-from accounts.models import Activity, Allocation, Dispute, Invoice, Payment
+from accounts.models import Activity, Allocation, Invoice, Payment
+from cases.models import Dispute
 from integrations import gateways
 from integrations.models import IntakeBatch, Rejection, SourceHealth, WebhookEvent
 from tests.factories import InvoiceFactory

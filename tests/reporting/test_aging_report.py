@@ -8,7 +8,8 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from accounts import services
-from accounts.models import Activity, Customer, Invoice, Payment, Task
+from accounts.models import Activity, Customer, Invoice, Payment
+from cases.models import Task
 from dunning.models import Notice, Step
 from reporting.aging import (
     AgingReport,

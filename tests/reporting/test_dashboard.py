@@ -12,7 +12,8 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from accounts import services
-from accounts.models import Activity, Customer, Payment, PromiseToPay
+from accounts.models import Activity, Customer, Payment
+from cases.models import PromiseToPay
 from reporting import dashboard
 from tests.factories import ActivityFactory, CustomerFactory, InvoiceFactory, UserFactory
 from tests.reporting.test_kpis import make_step, notice, on, pay

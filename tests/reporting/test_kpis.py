@@ -10,7 +10,8 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from accounts import services
-from accounts.models import Dispute, Invoice, Payment, Task
+from accounts.models import Invoice, Payment
+from cases.models import Dispute, Task
 from dunning.models import Notice, NoticeInvoice, Policy, Step, Template
 from reporting import kpis
 from reporting.ledger import receivables_as_of

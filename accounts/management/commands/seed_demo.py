@@ -21,8 +21,8 @@ from accounts.demo import (
     write_chunk,
     write_credentials,
 )
-from accounts.demo_cases import seed_case_work
 from accounts.models import Customer, InvoiceQuerySet, Payment
+from cases.demo_cases import seed_case_work
 
 
 def _date(value: str) -> dt.date:

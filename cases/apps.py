@@ -1,0 +1,17 @@
+"""The case-work app: what people do on accounts (see cases/models.py)."""
+
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class CasesConfig(AppConfig):
+    name = "cases"
+    verbose_name = _("Case work")
+
+    def ready(self):
+        # Imported here, once the models are loaded (Django's documented place for it).
+        from accounts.signals import allocations_applied
+
+        from .receivers import on_allocations_applied
+
+        allocations_applied.connect(on_allocations_applied, dispatch_uid="cases.receivers")
