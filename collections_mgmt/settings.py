@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "dunning",
     "reporting",
     "integrations",
+    "demo",
 ]
 
 MIDDLEWARE = [
@@ -210,8 +211,8 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
         "rest_framework.authentication.TokenAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["collections_mgmt.api.StrictModelPermissions"],
-    "DEFAULT_PAGINATION_CLASS": "collections_mgmt.api.NewestFirstPagination",
+    "DEFAULT_PERMISSION_CLASSES": ["accounts.api_policy.StrictModelPermissions"],
+    "DEFAULT_PAGINATION_CLASS": "accounts.api_policy.NewestFirstPagination",
     "PAGE_SIZE": 100,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }

@@ -6,8 +6,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.api import filter_by_params
+from accounts.api_policy import StrictModelPermissions
 from accounts.models import Invoice
-from collections_mgmt.api import StrictModelPermissions
 
 from . import intake, pipeline
 from .idempotency import run_once

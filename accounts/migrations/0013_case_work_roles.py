@@ -2,7 +2,7 @@
 
 from django.db import migrations
 
-from collections_mgmt import roles
+from accounts import roles
 
 CASE_VIEW = [
     "accounts.view_task",

@@ -10,7 +10,7 @@ monthly, see ScheduledReport.is_due); edit its time in the admin under Periodic 
 
 from django.db import migrations
 
-from collections_mgmt import roles
+from accounts import roles
 
 VIEW = ["reporting.view_aging_report", "reporting.view_statement"]
 EXPORT = [*VIEW, "reporting.export_aging_report", "reporting.view_reportexport"]

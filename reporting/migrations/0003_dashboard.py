@@ -2,7 +2,7 @@
 
 from django.db import migrations, models
 
-from collections_mgmt import roles
+from accounts import roles
 
 
 ROLES = {"Collections manager": ["reporting.view_dashboard"]}

@@ -1,4 +1,4 @@
-"""seed_demo: build the deterministic demo portfolio and the demo logins (see accounts/demo.py)."""
+"""seed_demo: build the deterministic demo portfolio and the demo logins (see demo/portfolio.py)."""
 
 import argparse
 import datetime as dt
@@ -12,7 +12,9 @@ from django.db import reset_queries, transaction
 from django.utils import timezone
 
 from accounts.aging import BUCKETS, aging_bucket, days_past_due
-from accounts.demo import (
+from accounts.models import Customer, InvoiceQuerySet, Payment
+from demo.case_work import seed_case_work
+from demo.portfolio import (
     DEMO_USERS,
     ROW_KINDS,
     SOURCE,
@@ -21,8 +23,7 @@ from accounts.demo import (
     write_chunk,
     write_credentials,
 )
-from accounts.models import Customer, InvoiceQuerySet, Payment
-from cases.demo_cases import seed_case_work
+from dunning.contact_rules import load_public_holidays
 
 
 def _date(value: str) -> dt.date:
@@ -129,8 +130,6 @@ class Command(BaseCommand):
 def seed_public_holidays(today: dt.date) -> int:
     """This year's and next year's holidays for every country the demo customers are in,
     so the consumer contact rule (which observes them) has days to observe."""
-    from dunning.contact_rules import load_public_holidays
-
     added = 0
     countries = Customer.objects.exclude(country="").values_list("country", flat=True).distinct()
     for country in sorted(set(countries)):

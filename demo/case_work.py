@@ -10,16 +10,15 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from accounts.models import Customer, Invoice
-
-from . import case_tasks, disputes, nightly, plans, promises, recoveries
-from .models import Dispute, RoutingRule, Task
+from cases import case_tasks, disputes, nightly, plans, promises, recoveries
+from cases.models import Dispute, RoutingRule, Task
 
 # How many accounts get each kind of case work (fewer on a small portfolio).
 SHARE = {"promise": 0.03, "broken": 0.01, "dispute": 0.015, "plan": 0.01, "call": 0.03}
 
 
 def seed_case_work(*, today: dt.date, seed: int) -> dict[str, int]:
-    rng = random.Random(seed)  # noqa: S311 - a demo, not a secret
+    rng = random.Random(seed)
     users = get_user_model().objects.in_bulk(["agent", "manager"], field_name="username")
     agent, manager = users["agent"], users["manager"]
     strategic = RoutingRule.objects.create(

@@ -1,4 +1,10 @@
-"""API-wide policy: permissions that follow the roles, and pagination that never counts."""
+"""API-wide policy, the default classes in settings.REST_FRAMEWORK: permissions that follow
+the roles (the same rights the console and the services check), pagination that never
+counts, and 405 before 403.
+
+Kept apart from the API modules and free of model imports: REST framework imports these
+defaults while its own modules load, before any app's models are ready.
+"""
 
 from rest_framework.exceptions import MethodNotAllowed
 from rest_framework.pagination import CursorPagination
@@ -6,7 +12,8 @@ from rest_framework.permissions import DjangoModelPermissions
 
 
 class StrictModelPermissions(DjangoModelPermissions):
-    """Model permissions for writes *and* reads: listing needs the view permission."""
+    """The API's default: model permissions for writes *and* reads (listing needs the view
+    permission), the same role rights the console checks."""
 
     perms_map = {
         **DjangoModelPermissions.perms_map,

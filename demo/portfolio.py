@@ -30,8 +30,8 @@ from django.db import transaction
 from django.utils.text import slugify
 from django.utils.translation import gettext as _
 
-from . import timeline
-from .models import (
+from accounts import timeline
+from accounts.models import (
     Activity,
     Allocation,
     Contact,

@@ -1,0 +1,9 @@
+"""The demo app: only the seed_demo command and the generator behind it."""
+
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class DemoConfig(AppConfig):
+    name = "demo"
+    verbose_name = _("Demo data")
