@@ -1,5 +1,9 @@
 """The collections console: customers, invoices, payments and the timeline in the admin."""
 
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+
 from django import forms as djforms
 from django.conf import settings
 from django.contrib import admin, messages
@@ -21,7 +25,6 @@ from import_export.admin import ImportMixin
 from import_export.formats import base_formats
 from import_export.results import RowResult
 
-from dunning import services as dunning_services
 from integrations import intake, resources
 from integrations.models import IntakeBatch
 
@@ -425,56 +428,33 @@ class CustomerActionsMixin:
     def assign(self, request, queryset):
         return self._assign(request, queryset)
 
-    def has_switch_policy_permission(self, request):
-        return request.user.has_perm("dunning.switch_policy")
 
-    def _policy(self, request, customers):
-        def perform(customers, data):
-            return dunning_services.switch_policy(
-                customers=customers, policy=data["policy"], reason=data["reason"], by=request.user
-            )
+@dataclass(frozen=True)
+class CustomerAction:
+    """A customer action another app adds to the console (dunning: switch policy...).
 
-        return self.run_customer_form(
-            request,
-            customers,
-            forms.PolicyForm,
-            perform,
-            _("Switch dunning policy"),
-            "dunning.switch_policy",
-        )
+    The layers above the ledger bring their own actions to the customer page and list
+    without the ledger importing them: each app's admin module calls
+    `add_customer_action` at import (the admin's autodiscovery). The action gets a
+    button on the customer page (when `shown(customer)`), an entry in the list's action
+    menu, and the URL `admin:accounts_customer_<name>`; `handler(modeladmin, request,
+    customers)` answers all three, typically with `modeladmin.run_customer_form`.
+    """
 
-    def _automation(self, request, customers, *, is_excluded: bool):
-        def perform(customers, data):
-            return dunning_services.set_automation(
-                customers=customers, is_excluded=is_excluded, reason=data["reason"], by=request.user
-            )
+    name: str  # the page's URL: admin:accounts_customer_<name>
+    label: str  # the page's button
+    list_name: str  # the list's action menu: its name and description
+    list_label: str
+    perm: str  # "app_label.codename" the user needs
+    handler: Callable
+    shown: Callable = lambda customer: True
 
-        title = (
-            _("Exclude from automatic dunning")
-            if is_excluded
-            else _("Put back into automatic dunning")
-        )
-        return self.run_customer_form(
-            request, customers, forms.ReasonForm, perform, title, "dunning.switch_policy"
-        )
 
-    def _exclude(self, request, customers):
-        return self._automation(request, customers, is_excluded=True)
+CUSTOMER_ACTIONS: list[CustomerAction] = []
 
-    def _include(self, request, customers):
-        return self._automation(request, customers, is_excluded=False)
 
-    @admin.action(description=_("Switch dunning policy"), permissions=["switch_policy"])
-    def switch_policy(self, request, queryset):
-        return self._policy(request, queryset)
-
-    @admin.action(description=_("Exclude from automatic dunning"), permissions=["switch_policy"])
-    def exclude_from_automation(self, request, queryset):
-        return self._exclude(request, queryset)
-
-    @admin.action(description=_("Put back into automatic dunning"), permissions=["switch_policy"])
-    def include_in_automation(self, request, queryset):
-        return self._include(request, queryset)
+def add_customer_action(action: CustomerAction) -> None:
+    CUSTOMER_ACTIONS.append(action)
 
 
 @admin.register(Customer)
@@ -509,9 +489,6 @@ class CustomerAdmin(SpreadsheetImportMixin, CustomerActionsMixin, LedgerAdmin):
         "assign",
         "pause_dunning",
         "resume_dunning",
-        "switch_policy",
-        "exclude_from_automation",
-        "include_in_automation",
     ]
     change_form_template = "admin/accounts/customer/change_form.html"
     resource_classes = [resources.CustomerResource]
@@ -603,11 +580,28 @@ class CustomerAdmin(SpreadsheetImportMixin, CustomerActionsMixin, LedgerAdmin):
             view("call", self._call),
             view("pause", self._pause),
             view("assign", self._assign),
-            view("policy", self._policy),
-            view("exclude", self._exclude),
-            view("include", self._include),
+            *(
+                view(action.name, functools.partial(self._extra_action, action))
+                for action in CUSTOMER_ACTIONS
+            ),
             *super().get_urls(),
         ]
+
+    def _extra_action(self, action: CustomerAction, request, customers):
+        if not request.user.has_perm(action.perm):
+            raise PermissionDenied
+        return action.handler(self, request, customers)
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        for action in CUSTOMER_ACTIONS:
+            if request.user.has_perm(action.perm):
+
+                def run(modeladmin, request, queryset, action=action):
+                    return modeladmin._extra_action(action, request, queryset)
+
+                actions[action.list_name] = (run, action.list_name, action.list_label)
+        return actions
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         customer = self.get_object(request, object_id)
@@ -620,7 +614,11 @@ class CustomerAdmin(SpreadsheetImportMixin, CustomerActionsMixin, LedgerAdmin):
             extra_context.update(
                 timeline=page,
                 can_log=user.has_perm("accounts.log_activity"),
-                can_switch_policy=user.has_perm("dunning.switch_policy"),
+                extra_actions=[
+                    action
+                    for action in CUSTOMER_ACTIONS
+                    if user.has_perm(action.perm) and action.shown(customer)
+                ],
                 can_pause=user.has_perm("accounts.pause_dunning"),
                 can_assign=user.has_perm("accounts.assign_customer"),
                 balances=services.open_balances(customer),

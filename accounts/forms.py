@@ -60,22 +60,6 @@ class AssignForm(forms.Form):
         self.fields["agent"].queryset = agents()
 
 
-class PolicyForm(forms.Form):
-    policy = forms.ModelChoiceField(
-        label=_("Dunning policy"),
-        queryset=None,
-        required=False,
-        empty_label=_("— the segment's default —"),
-    )
-    reason = forms.CharField(label=_("Reason"), max_length=200)
-
-    def __init__(self, *args, **kwargs):
-        from dunning.models import Policy
-
-        super().__init__(*args, **kwargs)
-        self.fields["policy"].queryset = Policy.objects.filter(is_active=True)
-
-
 class ReasonForm(forms.Form):
     reason = forms.CharField(label=_("Reason"), max_length=200)
 

@@ -1,10 +1,8 @@
 """Payment plans: a customer's balance on chosen invoices, paid in dated installments."""
 
 import calendar
-import dataclasses
 import datetime as dt
 import itertools
-import logging
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from decimal import ROUND_DOWN, Decimal
@@ -12,22 +10,18 @@ from decimal import ROUND_DOWN, Decimal
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Count, F
 from django.db.models.functions import Coalesce, Greatest
-from django.utils import timezone, translation
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts import bulk, permissions, timeline
-from accounts.models import Activity, Contact, Invoice
+from accounts.models import Activity, Invoice
 
 from . import case_tasks, promises
 from .models import Installment, PaymentPlan, Task
 
-logger = logging.getLogger(__name__)
-
 # The dunning template an installment reminder uses when one of this name exists (per
 # language, e-mail channel); otherwise the built-in text below.
-REMINDER_TEMPLATE = "Installment reminder"
 PLANNABLE = (Invoice.Status.OPEN, Invoice.Status.PARTIALLY_PAID)
 
 
@@ -562,188 +556,3 @@ def detect_missed_installments(*, today: dt.date) -> list[int]:
         for plan in broken
     )
     return [plan.pk for plan in broken]
-
-
-@dataclasses.dataclass
-class ReminderResult:
-    sent: int = 0
-    skipped: int = 0  # do not contact, cease communication, bankrupt, no e-mail allowed
-    deferred: int = 0  # outside contact hours in the customer's time zone: a later run
-    failed: int = 0  # the named template did not render (logged)
-
-
-def _reminder_content(*, installment, count, plan_invoices, customer, contact, today, templates):
-    """Subject, text and HTML: the named dunning template if there is one, else built in."""
-    from dunning import rendering
-
-    context = rendering.notice_context(
-        customer=customer, invoices=plan_invoices, contact=contact, on=today
-    )
-    due = installment.amount - installment.paid_amount
-    context.update(
-        plan_id=installment.plan_id,
-        plan_total=str(installment.plan.total_amount),
-        currency=installment.plan.currency,
-        installment_number=installment.sequence,
-        installment_count=count,
-        installment_due_on=installment.due_on.isoformat(),
-        installment_amount=str(due),
-    )
-    template = templates.get(customer.language) or templates.get("en")
-    if template is not None:
-        return rendering.render(template, context)
-    with translation.override(customer.language):
-        values = {
-            "contact": context["contact_name"],
-            "n": installment.sequence,
-            "count": count,
-            "currency": installment.plan.currency,
-            "amount": due,
-            "date": installment.due_on.isoformat(),
-            "signature": "\n".join(
-                part for part in (context["agent_name"], context["company_name"]) if part
-            ),
-        }
-        subject = _("Payment plan: installment %(n)s of %(count)s due on %(date)s") % values
-        body = (
-            _(
-                "Hello %(contact)s,\n\nA reminder that installment %(n)s of %(count)s of your "
-                "payment plan, %(currency)s %(amount)s, is due on %(date)s.\n\n"
-                "Thank you,\n%(signature)s\n"
-            )
-            % values
-        )
-        if context["pay_link"]:
-            body += "\n" + _("You can pay at %(link)s") % {"link": context["pay_link"]} + "\n"
-    return {"subject": subject, "body_text": body, "body_html": ""}
-
-
-def send_installment_reminders(*, today: dt.date, now: dt.datetime | None = None) -> ReminderResult:
-    """E-mail a reminder for each installment due within INSTALLMENT_REMINDER_DAYS, once.
-
-    1. Select pending, not yet reminded, not fully paid installments of active plans due
-       from today to today + INSTALLMENT_REMINDER_DAYS (so a missed run catches up).
-    2. Leave alone (skipped) customers marked do-not-contact, cease-communication or
-       bankrupt, not active, or without a contact whose e-mail has not opted out (the
-       primary contact first, as the dunning sender chooses); outside contact hours in the
-       customer's time zone leave it for a later run (deferred): the task should run hourly
-       through the day.
-    3. Per installment, in its own transaction: claim it with UPDATE ... SET reminded_at
-       WHERE reminded_at IS NULL and trust the row count (0: another worker has it), send,
-       write the timeline, commit. If sending fails the claim rolls back and the next run
-       tries again; a crash between the provider accepting and the commit is the one way
-       a reminder goes out twice, as with dunning notices.
-    """
-    from dunning import channels, rendering, sender
-    from dunning.models import Channel, Template
-
-    now = now or timezone.now()
-    horizon = today + dt.timedelta(days=settings.INSTALLMENT_REMINDER_DAYS)
-    due = list(
-        Installment.objects.filter(
-            status=Installment.Status.PENDING,
-            reminded_at__isnull=True,
-            due_on__gte=today,
-            due_on__lte=horizon,
-            plan__status=PaymentPlan.Status.ACTIVE,
-            paid_amount__lt=F("amount"),
-        )
-        .select_related("plan", "plan__customer", "plan__customer__assigned_agent")
-        .order_by("due_on", "pk")
-    )
-    if not due:
-        return ReminderResult()
-    plan_ids = {i.plan_id for i in due}
-    customer_ids = {i.plan.customer_id for i in due}
-    counts = dict(
-        Installment.objects.filter(bulk.one_of("plan_id", plan_ids))
-        .order_by()
-        .values("plan_id")
-        .annotate(n=Count("pk"))
-        .values_list("plan_id", "n")
-    )
-    invoices: dict[int, list[Invoice]] = defaultdict(list)
-    for line in PaymentPlan.invoices.through.objects.filter(
-        bulk.one_of("paymentplan_id", plan_ids)
-    ).select_related("invoice"):
-        invoices[line.paymentplan_id].append(line.invoice)
-    contacts: dict[int, Contact] = {}
-    for contact in (
-        Contact.objects.filter(
-            bulk.one_of("customer_id", customer_ids), email_opted_out_at__isnull=True
-        )
-        .exclude(email="")
-        .order_by("customer_id", "-is_primary", "id")
-    ):
-        contacts.setdefault(contact.customer_id, contact)
-    templates = {
-        t.language: t
-        for t in Template.objects.filter(
-            name=REMINDER_TEMPLATE, channel=Channel.EMAIL, is_active=True
-        )
-    }
-    sent = skipped = deferred = failed = 0
-    for installment in due:
-        customer = installment.plan.customer
-        contact = contacts.get(customer.pk)
-        if (
-            customer.do_not_contact
-            or customer.cease_communication
-            or customer.is_bankrupt
-            or customer.status != customer.Status.ACTIVE
-            or contact is None
-        ):
-            skipped += 1
-            continue
-        if sender.next_allowed_moment(customer, now) > now:
-            deferred += 1
-            continue
-        try:
-            content = _reminder_content(
-                installment=installment,
-                count=counts[installment.plan_id],
-                plan_invoices=invoices[installment.plan_id],
-                customer=customer,
-                contact=contact,
-                today=today,
-                templates=templates,
-            )
-        except rendering.RenderError:
-            logger.exception("installment reminder %s: template failed", installment.pk)
-            failed += 1
-            continue
-        with transaction.atomic():
-            claimed = Installment.objects.filter(
-                pk=installment.pk, reminded_at__isnull=True, status=Installment.Status.PENDING
-            ).update(reminded_at=now)
-            if claimed != 1:
-                continue  # another worker took it, or it was paid since step 1
-            message_id = channels.send_email(contact.email, content)
-            timeline.add(
-                customer=customer,
-                kind=Activity.Kind.EMAIL,
-                channel=Activity.Channel.EMAIL,
-                text=_(
-                    "Installment reminder: %(n)d of %(count)d of plan #%(pk)s, %(currency)s "
-                    "%(amount)s due %(date)s, “%(subject)s” to %(to)s"
-                )
-                % {
-                    "n": installment.sequence,
-                    "count": counts[installment.plan_id],
-                    "pk": installment.plan_id,
-                    "currency": installment.plan.currency,
-                    "amount": installment.amount - installment.paid_amount,
-                    "date": installment.due_on.isoformat(),
-                    "subject": content["subject"],
-                    "to": contact.email,
-                },
-                details={
-                    "plan": installment.plan_id,
-                    "installment": installment.pk,
-                    "message_id": message_id,
-                    "recipient": contact.email,
-                },
-                at=now,
-            )
-        sent += 1
-    return ReminderResult(sent=sent, skipped=skipped, deferred=deferred, failed=failed)

@@ -1,5 +1,7 @@
 """The dunning console: policies, templates with preview, disclosures, thresholds, the outbox."""
 
+import functools
+
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
@@ -15,6 +17,8 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy as _
 
+from accounts import forms as account_forms
+from accounts.admin import CustomerAction, add_customer_action
 from accounts.models import Customer, Invoice
 
 from . import contact_rules, rendering, services
@@ -753,3 +757,73 @@ class PublicHolidayAdmin(FollowsPermissionsOf, admin.ModelAdmin):
                 "form": form,
             },
         )
+
+
+# --- Dunning's actions on the customer page and list (see accounts.admin.CustomerAction) ---
+
+
+class PolicyForm(forms.Form):
+    policy = forms.ModelChoiceField(
+        label=_("Dunning policy"),
+        queryset=Policy.objects.filter(is_active=True, purpose=Policy.Purpose.DUNNING),
+        required=False,
+        empty_label=_("— the segment's default —"),
+    )
+    reason = forms.CharField(label=_("Reason"), max_length=200)
+
+
+def switch_customer_policy(modeladmin, request, customers):
+    def perform(customers, data):
+        return services.switch_policy(
+            customers=customers, policy=data["policy"], reason=data["reason"], by=request.user
+        )
+
+    return modeladmin.run_customer_form(
+        request, customers, PolicyForm, perform, _("Switch dunning policy"), SWITCH_POLICY
+    )
+
+
+def _set_automation(modeladmin, request, customers, *, is_excluded: bool):
+    def perform(customers, data):
+        return services.set_automation(
+            customers=customers, is_excluded=is_excluded, reason=data["reason"], by=request.user
+        )
+
+    title = (
+        _("Exclude from automatic dunning") if is_excluded else _("Put back into automatic dunning")
+    )
+    return modeladmin.run_customer_form(
+        request, customers, account_forms.ReasonForm, perform, title, SWITCH_POLICY
+    )
+
+
+SWITCH_POLICY = "dunning.switch_policy"
+for customer_action in (
+    CustomerAction(
+        "policy",
+        _("Switch policy"),
+        "switch_policy",
+        _("Switch dunning policy"),
+        SWITCH_POLICY,
+        switch_customer_policy,
+    ),
+    CustomerAction(
+        "exclude",
+        _("Exclude from automation"),
+        "exclude_from_automation",
+        _("Exclude from automatic dunning"),
+        SWITCH_POLICY,
+        functools.partial(_set_automation, is_excluded=True),
+        shown=lambda customer: not customer.is_excluded_from_automation,
+    ),
+    CustomerAction(
+        "include",
+        _("Back into automation"),
+        "include_in_automation",
+        _("Put back into automatic dunning"),
+        SWITCH_POLICY,
+        functools.partial(_set_automation, is_excluded=False),
+        shown=lambda customer: customer.is_excluded_from_automation,
+    ),
+):
+    add_customer_action(customer_action)

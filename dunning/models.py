@@ -11,6 +11,7 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Contact, Customer, Invoice
 from accounts.money import validate_currency
+from cases.models import Installment
 
 
 class Channel(models.TextChoices):
@@ -37,7 +38,16 @@ class Tone(models.TextChoices):
 
 
 class Policy(models.Model):
-    """A named sequence of steps, chosen per customer by segment (or set on the customer)."""
+    """A named sequence of steps, chosen per customer by segment (or set on the customer).
+
+    A policy for installments is not chosen by anyone: its steps remind customers in an
+    active payment plan of each installment, days before it is due, through the same
+    outbox and sender as any dunning notice (seeded by dunning 0014).
+    """
+
+    class Purpose(models.TextChoices):
+        DUNNING = "dunning", _("Overdue invoices")
+        INSTALLMENTS = "installments", _("Payment plan installments")
 
     name = models.CharField(_("name"), max_length=100, unique=True)
     description = models.TextField(_("description"), blank=True)
@@ -49,6 +59,14 @@ class Policy(models.Model):
         help_text=_("Customers of this segment follow this policy unless they have their own."),
     )
     is_active = models.BooleanField(_("active"), default=True)
+    purpose = models.CharField(
+        _("purpose"),
+        max_length=12,
+        choices=Purpose,
+        default=Purpose.DUNNING,
+        db_default=Purpose.DUNNING,
+        help_text=_("Installment reminders follow payment plans, not the due date."),
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -60,7 +78,11 @@ class Policy(models.Model):
                 fields=["segment"],
                 condition=~Q(segment="") & Q(is_active=True),
                 name="policy_one_active_per_segment",
-            )
+            ),
+            models.CheckConstraint(
+                condition=Q(purpose="dunning") | Q(segment=""),
+                name="policy_installments_not_by_segment",
+            ),
         ]
         permissions = [("switch_policy", "Can switch a customer's dunning policy")]
 
@@ -161,6 +183,16 @@ class Notice(models.Model):
         Contact, on_delete=models.SET_NULL, null=True, blank=True, related_name="notices"
     )
     status = models.CharField(_("status"), max_length=20, choices=Status, default=Status.PLANNED)
+    # Set for an installment reminder (its step belongs to an installments policy); its
+    # invoices are then the plan's, and it lists none of its own.
+    installment = models.ForeignKey(
+        Installment,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="reminders",
+        verbose_name=_("installment"),
+    )
     planned_on = models.DateField(_("planned for"))
     not_before_at = models.DateTimeField(_("not before"), null=True, blank=True)
     reason = models.CharField(
@@ -200,6 +232,13 @@ class Notice(models.Model):
                 name="notice_sendable",
             ),
             models.Index(fields=["customer", "-planned_on"], name="notice_customer"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["installment", "step"],
+                condition=Q(installment__isnull=False),
+                name="notice_once_per_installment_step",
+            )
         ]
         permissions = [
             ("approve_notice", "Can approve, edit or reject notices waiting for approval"),

@@ -4,6 +4,9 @@ Set-based: one query per active step selects the invoices whose due date puts th
 that step today (plus a short catch-up window for nights the run did not happen), minus
 everything on hold. Invoices are grouped into one notice per customer per step, so a
 customer gets one message listing every invoice at that step, never one per invoice.
+
+The steps of an installments policy plan reminders the same way, from the installments of
+active payment plans instead of invoices: one notice per installment and step, ever.
 """
 
 import datetime as dt
@@ -13,9 +16,10 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import BooleanField, Exists, ExpressionWrapper, OuterRef, Q, Sum
+from django.db.models import BooleanField, Exists, ExpressionWrapper, F, OuterRef, Q, Sum
 
 from accounts.models import Customer, Invoice
+from cases.models import Installment, PaymentPlan
 
 from .holds import held_invoices
 from .models import (
@@ -49,8 +53,13 @@ class PlanResult:
         }
 
 
-def customers_on_hold(on: dt.date, channel: str, prefix: str = "") -> Q:
-    """Customers the automation must leave alone on this day, for this channel."""
+def customers_on_hold(
+    on: dt.date, channel: str, prefix: str = "", *, is_installment_reminder: bool = False
+) -> Q:
+    """Customers the automation must leave alone on this day, for this channel.
+
+    A payment plan holds dunning, not the reminders of its own installments.
+    """
 
     def q(**lookups) -> Q:
         return Q(**{f"{prefix}{name}": value for name, value in lookups.items()})
@@ -60,9 +69,10 @@ def customers_on_hold(on: dt.date, channel: str, prefix: str = "") -> Q:
         | q(is_excluded_from_automation=True)
         | q(dunning_paused_until__gte=on)
         | q(is_in_dispute=True)
-        | q(is_in_payment_plan=True)
         | q(is_bankrupt=True)
     )
+    if not is_installment_reminder:
+        held |= q(is_in_payment_plan=True)
     if channel in (*MESSAGE_CHANNELS, Channel.CALL):
         held |= q(do_not_contact=True) | q(cease_communication=True)
     return held
@@ -130,7 +140,10 @@ def plan(*, on: dt.date, dry_run: bool = False) -> PlanResult:
             Step.objects.filter(is_active=True, policy__is_active=True).select_related("policy")
         )
         for step in steps:
-            _plan_step(step, on, result, catch_up=catch_up_days(step, steps), dry_run=dry_run)
+            if step.policy.purpose == Policy.Purpose.INSTALLMENTS:
+                _plan_reminders(step, on, result, dry_run=dry_run)
+            else:
+                _plan_step(step, on, result, catch_up=catch_up_days(step, steps), dry_run=dry_run)
         if dry_run:
             transaction.set_rollback(True)
     return result
@@ -204,5 +217,64 @@ def _plan_step(
         for invoice_id in by_customer[notice.customer_id]
     ]
     NoticeInvoice.objects.bulk_create(lines, batch_size=2000)
+    if not dry_run:
+        result.notices.extend(notice.pk for notice in notices)
+
+
+def due_installments(step: Step, on: dt.date):
+    """Unpaid installments of active plans that this reminder step reaches on `on`, not yet
+    reminded at this step.
+
+    A step `offset_days` before the due date (negative) reminds from that day until the due
+    date itself, so a night without a run catches up; a step after it, on its day only.
+    """
+    latest_due = on - dt.timedelta(days=step.offset_days)
+    earliest_due = on - dt.timedelta(days=max(step.offset_days, 0))
+    already = Notice.objects.filter(installment=OuterRef("pk"), step=step)
+    return (
+        Installment.objects.filter(
+            status=Installment.Status.PENDING,
+            plan__status=PaymentPlan.Status.ACTIVE,
+            paid_amount__lt=F("amount"),
+            due_on__gte=earliest_due,
+            due_on__lte=latest_due,
+        )
+        .exclude(Exists(already))
+        .order_by("due_on", "pk")
+    )
+
+
+def _plan_reminders(step: Step, on: dt.date, result: PlanResult, *, dry_run: bool) -> None:
+    """One notice per installment due at this step; customers on hold are left for later."""
+    held = customers_on_hold(
+        on, step.channel, prefix="plan__customer__", is_installment_reminder=True
+    )
+    rows = list(
+        due_installments(step, on)
+        .annotate(is_held=ExpressionWrapper(held, output_field=BooleanField()))
+        .values_list("pk", "plan__customer_id", "is_held")
+    )
+    result.evaluated += len(rows)
+    waits = needs_approval(step, None)
+    notices = []
+    for installment_id, customer_id, is_held in rows:
+        if is_held:
+            result.suppressed += 1
+            continue
+        notices.append(
+            Notice(
+                customer_id=customer_id,
+                step=step,
+                channel=step.channel,
+                installment_id=installment_id,
+                planned_on=on,
+                status=Notice.Status.AWAITING_APPROVAL if waits else Notice.Status.PLANNED,
+            )
+        )
+    if waits:
+        result.awaiting_approval += len(notices)
+    else:
+        result.planned += len(notices)
+    Notice.objects.bulk_create(notices, batch_size=1000)
     if not dry_run:
         result.notices.extend(notice.pk for notice in notices)

@@ -53,18 +53,20 @@ def notice_context(
                     "number": invoice.number,
                     "issued_on": invoice.issued_on.isoformat(),
                     "due_on": invoice.due_on.isoformat(),
-                    "due_on_display": _date(invoice.due_on),
+                    "due_on_display": date_display(invoice.due_on),
                     "days_past_due": invoice.days_past_due(on),
                     "currency": invoice.currency,
                     "amount": str(invoice.amount),
-                    "amount_display": _amount(invoice.amount),
+                    "amount_display": amount_display(invoice.amount),
                     "open_balance": str(invoice.open_balance),
-                    "open_balance_display": _amount(invoice.open_balance),
+                    "open_balance_display": amount_display(invoice.open_balance),
                     "pay_link": invoice.pay_link,
                 }
             )
-        totals_display = {currency: _amount(total) for currency, total in sorted(totals.items())}
-        today_display = _date(on)
+        totals_display = {
+            currency: amount_display(total) for currency, total in sorted(totals.items())
+        }
+        today_display = date_display(on)
     agent = customer.assigned_agent
     return {
         "customer_name": customer.name,
@@ -87,11 +89,13 @@ def notice_context(
     }
 
 
-def _amount(value: Decimal) -> str:
+def amount_display(value: Decimal) -> str:
+    """An amount in the active language's format (1.234,50 in German), from the Decimal."""
     return formats.number_format(value, use_l10n=True, force_grouping=True)
 
 
-def _date(value: dt.date) -> str:
+def date_display(value: dt.date) -> str:
+    """A date in the active language's format ("30. November 2026" in German)."""
     return formats.date_format(value, "DATE_FORMAT", use_l10n=True)
 
 

@@ -30,13 +30,13 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import Count, Q
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from accounts import timeline
 from accounts.models import ZERO, Activity, Contact, Invoice
 from cases import case_tasks, recoveries
-from cases.models import Task
+from cases.models import Installment, PaymentPlan, Task
 
 from . import channels, contact_rules, letters, rendering
 from .holds import invoice_holds
@@ -104,13 +104,24 @@ def send_next(*, now: dt.datetime, notice_id: int | None = None) -> str | None:
             return None
         # The agent too: every notice's text names them (one query per notice otherwise).
         notice = Notice.objects.select_related(
-            "customer", "customer__assigned_agent", "step", "step__template"
+            "customer",
+            "customer__assigned_agent",
+            "step",
+            "step__template",
+            "installment",
+            "installment__plan",
         ).get(pk=claimed)
         return _process(notice, now)
 
 
 def listed_invoices(notice: Notice, on: dt.date) -> tuple[list, list, dict]:
-    """The notice's invoices still to chase on that day, those held, and the holds."""
+    """The notice's invoices still to chase on that day, those held, and the holds.
+
+    An installment reminder lists its plan's open invoices, which the plan itself holds
+    from dunning but not from the reminders of its installments.
+    """
+    if notice.installment_id is not None:
+        return list(_plan_invoices(notice.installment.plan_id)), [], {}
     invoices = list(
         Invoice.objects.filter(
             notice_lines__notice=notice,
@@ -128,6 +139,8 @@ def render_content(notice: Notice, *, invoices: list, contact, on: dt.date) -> t
     context = rendering.notice_context(
         customer=notice.customer, invoices=invoices, contact=contact, on=on
     )
+    if notice.installment_id is not None:
+        context.update(_installment_context(notice.installment, notice.customer))
     content = rendering.render_notice(
         notice.step.template,
         context,
@@ -139,9 +152,49 @@ def render_content(notice: Notice, *, invoices: list, contact, on: dt.date) -> t
     return context, content
 
 
+def _plan_invoices(plan_id: int):
+    return Invoice.objects.filter(
+        payment_plans=plan_id, status__in=(Invoice.Status.OPEN, Invoice.Status.PARTIALLY_PAID)
+    ).order_by("due_on", "number")
+
+
+def _installment_context(installment: Installment, customer) -> dict:
+    """The variables an installment reminder's template adds to the notice's."""
+    plan = installment.plan
+    due = installment.amount - installment.paid_amount
+    with translation.override(customer.language or settings.LANGUAGE_CODE):
+        due_display = rendering.amount_display(due)
+        due_on_display = rendering.date_display(installment.due_on)
+    return {
+        "plan_id": plan.pk,
+        "plan_total": str(plan.total_amount),
+        "currency": plan.currency,
+        "installment_number": installment.sequence,
+        "installment_count": plan.installments.count(),
+        "installment_due_on": installment.due_on.isoformat(),
+        "installment_due_on_display": due_on_display,
+        "installment_amount": str(due),
+        "installment_amount_display": due_display,
+    }
+
+
+def _moot_reminder(installment: Installment) -> str:
+    """Why an installment reminder has nothing left to say, or ""."""
+    if installment.status != Installment.Status.PENDING:
+        return f"installment {installment.get_status_display().lower()} since planning"
+    if installment.paid_amount >= installment.amount:
+        return "installment paid since planning"
+    if installment.plan.status != PaymentPlan.Status.ACTIVE:
+        return f"payment plan {installment.plan.get_status_display().lower()} since planning"
+    return ""
+
+
 def _process(notice: Notice, now: dt.datetime) -> str:
     customer = notice.customer
     on = now.astimezone(zoneinfo.ZoneInfo(customer.timezone)).date()
+    is_reminder = notice.installment_id is not None
+    if is_reminder and (moot := _moot_reminder(notice.installment)):
+        return _finish(notice, Notice.Status.CANCELLED, "cancelled", moot)
     invoices, held, holds = listed_invoices(notice, on)
     if not invoices and not held:
         return _finish(
@@ -154,7 +207,10 @@ def _process(notice: Notice, now: dt.datetime) -> str:
         return _defer(notice, _morning_after(customer, min(ends)), f"invoices held ({reasons})")
     held = (
         type(customer)
-        .objects.filter(customers_on_hold(on, notice.channel), pk=customer.pk)
+        .objects.filter(
+            customers_on_hold(on, notice.channel, is_installment_reminder=is_reminder),
+            pk=customer.pk,
+        )
         .exists()
     )
     if held:
@@ -211,6 +267,8 @@ def _process(notice: Notice, now: dt.datetime) -> str:
     notice.status = Notice.Status.SENT
     notice.reason = ""
     notice.save()
+    if is_reminder:
+        return _reminded(notice, content, kind=kind, channel=channel, now=now)
     # One timeline entry per invoice on the notice, in one INSERT.
     timeline.add_all(
         timeline.entry(
@@ -223,6 +281,42 @@ def _process(notice: Notice, now: dt.datetime) -> str:
             at=now,
         )
         for invoice in invoices
+    )
+    return "sent"
+
+
+def _reminded(notice: Notice, content: dict, *, kind: str, channel: str, now) -> str:
+    """An installment reminder went out: the installment says when, the timeline says what."""
+    installment = notice.installment
+    Installment.objects.filter(pk=installment.pk).update(reminded_at=now)
+    count = installment.plan.installments.count()
+    timeline.add(
+        kind,
+        customer=notice.customer,
+        channel=channel,
+        text=_(
+            "Installment reminder: %(n)d of %(count)d of plan #%(pk)s, %(currency)s "
+            "%(amount)s due %(date)s, “%(subject)s” to %(to)s"
+        )
+        % {
+            "n": installment.sequence,
+            "count": count,
+            "pk": installment.plan_id,
+            "currency": installment.plan.currency,
+            "amount": installment.amount - installment.paid_amount,
+            "date": installment.due_on.isoformat(),
+            "subject": content["subject"],
+            "to": notice.recipient,
+        },
+        details={
+            "notice": notice.pk,
+            "step": notice.step_id,
+            "plan": installment.plan_id,
+            "installment": installment.pk,
+            "message_id": notice.provider_message_id,
+            "recipient": notice.recipient,
+        },
+        at=now,
     )
     return "sent"
 

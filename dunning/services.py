@@ -128,6 +128,13 @@ def switch_policy(*, customers, policy: Policy | None, by, reason: str) -> int:
     if not by.has_perm("dunning.switch_policy"):
         raise PermissionDenied(_("You do not have permission to do this."))
     reason = _reason(reason)
+    if policy is not None and policy.purpose != Policy.Purpose.DUNNING:
+        raise ValidationError(
+            {
+                "policy": _("%(name)s reminds of installments; it is no policy for a customer.")
+                % {"name": policy.name}
+            }
+        )
     customers = [c for c in customers if c.dunning_policy_id != (policy.pk if policy else None)]
     before = {c.pk: str(c.dunning_policy) if c.dunning_policy_id else "" for c in customers}
     Customer.objects.filter(pk__in=[c.pk for c in customers]).update(

@@ -1,22 +1,20 @@
 """Payment plans: proposed, approved above the threshold, filled by payments, broken when missed."""
 
 import datetime as dt
-import threading
 import zoneinfo
 from decimal import Decimal
 
 import pytest
 from django.core import mail
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import connection
 from django.urls import reverse
 
 from accounts import services
 from accounts.models import Activity, Customer
 from cases import plans
-from cases.models import Installment, PaymentPlan, Task
-from dunning import planner
-from dunning.models import Notice, Template
+from cases.models import PaymentPlan, Task
+from dunning import planner, sender
+from dunning.models import Notice
 from tests.clock import ON
 from tests.factories import ContactFactory, CustomerFactory, InvoiceFactory, UserFactory
 
@@ -233,99 +231,14 @@ def test_a_plan_holds_dunning_for_its_invoices_until_it_breaks(customer):
     def noticed(on):
         planner.plan(on=on)
         return set(
-            Notice.objects.filter(customer=customer, planned_on=on).values_list(
-                "lines__invoice__number", flat=True
-            )
+            Notice.objects.filter(
+                customer=customer, planned_on=on, installment__isnull=True
+            ).values_list("lines__invoice__number", flat=True)
         )
 
     assert noticed(ON) == {"OUTSIDE"}
     assert plans.detect_missed_installments(today=days(1)) == [plan.pk]
     assert noticed(days(1)) == {"IN-PLAN"}  # the due-date step, caught up
-
-
-def test_an_installment_reminder_goes_out_once_with_the_built_in_text(customer):
-    plan, _invoice = three_hundreds(customer)  # first due days(7)
-    assert plans.send_installment_reminders(today=days(3), now=MONDAY_10AM).sent == 0
-    result = plans.send_installment_reminders(today=days(4), now=MONDAY_10AM)
-    assert result.sent == 1
-    [message] = mail.outbox
-    assert message.to == ["ap@acme.example"]
-    assert message.subject == "Payment plan: installment 1 of 3 due on 2026-11-30"
-    assert "Hello Dana" in message.body and "USD 100.00" in message.body
-    first = plan.installments.get(sequence=1)
-    assert first.reminded_at == MONDAY_10AM
-    entry = Activity.objects.get(kind=Activity.Kind.EMAIL)
-    assert entry.details["installment"] == first.pk and "to ap@acme.example" in entry.text
-    assert plans.send_installment_reminders(today=days(5), now=MONDAY_10AM).sent == 0
-    assert len(mail.outbox) == 1
-
-
-def test_a_reminder_uses_the_installment_reminder_template_when_there_is_one(customer):
-    Template.objects.create(
-        name=plans.REMINDER_TEMPLATE,
-        channel="email",
-        language="en",
-        subject="{{ installment_number }}/{{ installment_count }} due {{ installment_due_on }}",
-        body_text="{{ contact_name }}: {{ currency }} {{ installment_amount }}"
-        " for {{ invoices.0.number }}",
-    )
-    three_hundreds(customer)
-    plans.send_installment_reminders(today=days(4), now=MONDAY_10AM)
-    [message] = mail.outbox
-    assert message.subject == "1/3 due 2026-11-30"
-    assert message.body == "Dana: USD 100.00 for PLAN-1"
-
-
-def test_reminders_honour_opt_outs_do_not_contact_and_quiet_hours(customer):
-    three_hundreds(customer)
-    customer.contacts.update(email_opted_out_at=MONDAY_10AM)
-    assert plans.send_installment_reminders(today=days(4), now=MONDAY_10AM).skipped == 1
-    customer.contacts.update(email_opted_out_at=None)
-    Customer.objects.filter(pk=customer.pk).update(do_not_contact=True)
-    assert plans.send_installment_reminders(today=days(4), now=MONDAY_10AM).skipped == 1
-    Customer.objects.filter(pk=customer.pk).update(do_not_contact=False)
-    night = dt.datetime(2026, 11, 23, 23, 0, tzinfo=CHICAGO)
-    assert plans.send_installment_reminders(today=days(4), now=night).deferred == 1
-    assert not mail.outbox
-    assert not Installment.objects.filter(reminded_at__isnull=False).exists()
-    assert plans.send_installment_reminders(today=days(4), now=MONDAY_10AM).sent == 1
-
-
-def test_proposed_plans_get_no_reminders(customer):
-    invoice = InvoiceFactory(customer=customer, amount=Decimal("6000.00"))
-    propose(customer, [invoice], [(days(4), "6000.00")])
-    assert plans.send_installment_reminders(today=ON, now=MONDAY_10AM).sent == 0
-
-
-@pytest.mark.postgresql
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
-def test_two_workers_sending_reminders_at_once_send_each_one_once(settings):
-    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
-    mail.outbox = []
-    customer = CustomerFactory(timezone="America/Chicago")
-    ContactFactory(customer=customer, email="ap@acme.example", is_primary=True)
-    invoice = InvoiceFactory(customer=customer, amount=Decimal("300.00"))
-    propose(customer, [invoice], [(days(2), "150.00"), (days(3), "150.00")])
-    barrier = threading.Barrier(2)
-    sent, errors = [], []
-
-    def worker():
-        try:
-            barrier.wait()
-            sent.append(plans.send_installment_reminders(today=ON, now=MONDAY_10AM).sent)
-        except Exception as exc:  # reported below
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert not errors
-    assert sum(sent) == 2 and len(mail.outbox) == 2
-    assert Activity.objects.filter(kind=Activity.Kind.EMAIL).count() == 2
 
 
 def test_monthly_installments_split_a_total_exactly():
@@ -408,11 +321,17 @@ def test_cancelling_an_active_plan_stops_reminders_and_resumes_dunning(customer,
     entry = Activity.objects.filter(kind=Activity.Kind.PAYMENT_PLAN).first()
     assert entry.actor == agent
     assert "cancelled (2 installment(s) unpaid): Customer will pay in full" in entry.text
-    # No reminder for a cancelled plan's installment, never "missed", and dunning is back.
-    assert plans.send_installment_reminders(today=ON, now=MONDAY_10AM).sent == 0
+    # The reminder planned while the plan was active is not sent, none is planned again,
+    # the installment is never "missed", and dunning is back.
+    [reminder] = Notice.objects.filter(installment__plan=plan)
+    assert sender.send_due(now=MONDAY_10AM).cancelled == 1
+    reminder.refresh_from_db()
+    assert reminder.status == Notice.Status.CANCELLED and "plan cancelled" in reminder.reason
+    assert not mail.outbox
     assert plans.detect_missed_installments(today=days(60)) == []
     planner.plan(on=ON)
     assert Notice.objects.filter(lines__invoice=invoice).exists()
+    assert Notice.objects.filter(installment__plan=plan).count() == 1
     with pytest.raises(ValidationError, match="only a proposed or active plan"):
         plans.cancel_plan(plan=plan, by=agent, reason="again")
 

@@ -3,11 +3,13 @@
 import datetime as dt
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.urls import reverse
 
 from accounts import services as ledger
 from accounts.models import Activity, Customer
 from dunning import planner
+from dunning import services as dunning_services
 from dunning.models import Notice, Policy
 from tests.clock import ON
 from tests.factories import CustomerFactory, InvoiceFactory
@@ -116,3 +118,40 @@ def test_a_single_invoice_is_resumed_from_the_invoice_list(client, agent):
     assert "resumed" in entry.text and entry.actor == agent
     planner.plan(on=ON)
     assert Notice.objects.filter(customer=customer).exists()
+
+
+def test_the_customer_page_offers_dunnings_buttons_to_managers_only(client, manager, agent):
+    customer = CustomerFactory(assigned_agent=agent)
+    page = reverse("admin:accounts_customer_change", args=[customer.pk])
+    policy = reverse("admin:accounts_customer_policy", args=[customer.pk])
+    exclude = reverse("admin:accounts_customer_exclude", args=[customer.pk])
+    include = reverse("admin:accounts_customer_include", args=[customer.pk])
+
+    client.force_login(manager)
+    html = client.get(page).content.decode()
+    assert policy in html and exclude in html and include not in html
+    Customer.objects.filter(pk=customer.pk).update(is_excluded_from_automation=True)
+    html = client.get(page).content.decode()
+    assert include in html and exclude not in html
+
+    client.force_login(agent)
+    html = client.get(page).content.decode()
+    assert policy not in html and include not in html
+
+
+def test_the_installments_policy_is_not_offered_to_customers(client, manager):
+    customer = CustomerFactory()
+    client.force_login(manager)
+    html = client.get(reverse("admin:accounts_customer_policy", args=[customer.pk])).content
+    assert b"High risk" in html and b"Payment plan installments" not in html
+
+
+def test_the_service_refuses_the_installments_policy_for_a_customer(manager):
+    customer = CustomerFactory()
+    reminders = Policy.objects.get(purpose=Policy.Purpose.INSTALLMENTS)
+    with pytest.raises(ValidationError, match="reminds of installments"):
+        dunning_services.switch_policy(
+            customers=[customer], policy=reminders, by=manager, reason="try"
+        )
+    customer.refresh_from_db()
+    assert customer.dunning_policy is None
