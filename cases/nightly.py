@@ -1,7 +1,7 @@
 """The nightly case-work run: promises, installments, risk, routing, reviews, aging alerts.
 
-(Installment reminders are not part of it: they go out hourly, within each customer's
-contact hours; see cases.tasks.)
+(Installment reminders are not part of it: they are dunning notices, planned by the
+dunning run and sent by its sender.)
 
 It runs before the dunning planner (01:30 against 02:00 by default), so a promise broken
 today lets dunning resume tonight and a customer the risk score moved to another band is
@@ -14,6 +14,9 @@ a retry repeats nothing (every job is idempotent by its own constraints).
 import dataclasses
 import datetime as dt
 import logging
+
+from . import plans, promises, recoveries, risk, routing
+from .alerts import raise_aging_alerts
 
 logger = logging.getLogger(__name__)
 
@@ -31,9 +34,6 @@ def _count(outcome):
 
 def run_case_work(*, on: dt.date, now: dt.datetime) -> dict:
     """Run every nightly case job for the day `on`; returns counts, and errors by job."""
-    from . import plans, promises, recoveries, risk, routing
-    from .alerts import raise_aging_alerts
-
     jobs = [
         ("broken_promises", lambda: promises.detect_broken_promises(today=on)),
         ("missed_installments", lambda: plans.detect_missed_installments(today=on)),

@@ -51,6 +51,7 @@ from accounts import bulk, timeline
 from accounts.models import Activity, Allocation, Customer, Invoice, RiskBand
 
 from .models import Dispute
+from .promises import promise_record
 
 WEIGHTS = {
     "late_share": 25,
@@ -209,8 +210,6 @@ def _disputes(ids: list[int], since: dt.datetime) -> dict[int, int]:
 
 def _promises(ids: list[int], since: dt.datetime) -> dict[int, tuple[int, int]]:
     """(kept, broken) promises per customer, from the promises module."""
-    from .promises import promise_record  # promises imports the ledger services too
-
     return {
         pk: (record.kept, record.broken) for pk, record in promise_record(ids, since=since).items()
     }

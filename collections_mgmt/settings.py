@@ -63,6 +63,7 @@ INSTALLED_APPS = [
     "reporting",
     "integrations",
     "demo",
+    "collections_mgmt",
 ]
 
 MIDDLEWARE = [

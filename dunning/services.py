@@ -11,7 +11,7 @@ from django.utils.translation import gettext as _
 from accounts import timeline
 from accounts.models import Activity, Customer
 
-from . import rendering
+from . import rendering, sender
 from .models import Channel, Notice, Policy
 
 DECIDABLE = (Notice.Status.AWAITING_APPROVAL,)
@@ -187,8 +187,6 @@ MAX_SMS_SEGMENTS = 10  # Twilio's recommended ceiling for one message
 
 def _still_listed(notice: Notice, now=None) -> tuple[dt.date, list, list]:
     """The customer's local day, the notice's invoices still to chase then, and those held."""
-    from . import sender  # the sender imports the planner and the channels; keep this light
-
     now = now or timezone.now()
     on = timezone.localtime(now, zoneinfo.ZoneInfo(notice.customer.timezone)).date()
     invoices, held, _holds = sender.listed_invoices(notice, on)
@@ -201,8 +199,6 @@ def draft(notice: Notice, *, now=None) -> dict:
     The manager's edited text if there is one, else the step's template rendered for the
     invoices still to chase, with the disclosure and opt-out line already in place.
     """
-    from . import sender
-
     on, invoices, held = _still_listed(notice, now)
     contact = sender.contact_for(notice)
     error = ""

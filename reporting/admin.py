@@ -6,6 +6,7 @@ from django.urls import path
 from django.utils.translation import gettext_lazy as _
 
 from . import admin_views, dashboard, services
+from .aging import AgingReport
 from .models import Aging, Dashboard, ReportExport, ScheduledReport, Statement
 
 
@@ -126,8 +127,6 @@ class ScheduledReportForm(forms.ModelForm):
         ]
 
     def clean_filters(self):
-        from .aging import AgingReport
-
         filters = self.cleaned_data.get("filters") or {}
         if not isinstance(filters, dict):
             raise forms.ValidationError(_("Filters are a JSON object."))

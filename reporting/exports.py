@@ -25,6 +25,7 @@ from django.utils.translation import gettext as _
 
 from . import charts
 from .aging import (
+    GROUP_BY_CHOICES,
     AgingReport,
     CustomerRow,
     GroupRow,
@@ -518,8 +519,6 @@ class Listing:
 
 
 def _group_names():
-    from .aging import GROUP_BY_CHOICES
-
     return [(key, str(label)) for key, label in GROUP_BY_CHOICES]
 
 

@@ -111,10 +111,19 @@ def backward(apps, schema_editor):
     Notice = apps.get_model("dunning", "Notice")
     IntervalSchedule = apps.get_model("django_celery_beat", "IntervalSchedule")
     PeriodicTask = apps.get_model("django_celery_beat", "PeriodicTask")
-    steps = Step.objects.filter(policy__name=POLICY, policy__purpose="installments")
-    if not Notice.objects.filter(step__in=steps).exists():
-        steps.delete()
-        Policy.objects.filter(name=POLICY, purpose="installments").delete()
+    step_ids = list(
+        Step.objects.filter(policy__name=POLICY, policy__purpose="installments").values_list(
+            "pk", flat=True
+        )
+    )
+    if not Notice.objects.filter(step_id__in=step_ids).exists():
+        # Plain deletes: nothing refers to these rows (no notice used the step, no customer
+        # can hold an installments policy), and the ORM's cascade collector trips over the
+        # historical models of a backwards migration.
+        Step.objects.filter(pk__in=step_ids)._raw_delete(schema_editor.connection.alias)
+        Policy.objects.filter(name=POLICY, purpose="installments")._raw_delete(
+            schema_editor.connection.alias
+        )
         for language, (subject, body) in TEXTS.items():  # only as seeded: never a team's own
             Template.objects.filter(
                 name=TEMPLATE, language=language, subject=subject, body_text=body

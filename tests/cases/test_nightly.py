@@ -7,7 +7,6 @@ from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
-from django_celery_beat.models import PeriodicTask
 
 from cases import nightly
 from cases.models import PromiseToPay, Task
@@ -60,10 +59,3 @@ def test_one_failing_job_does_not_stop_the_others(agent, monkeypatch):
     assert summary["broken_promises"] == 1 and summary["aging_alerts"] == 1
     with pytest.raises(CommandError):
         call_command("run_case_work", "--date", ON.isoformat(), stdout=StringIO())
-
-
-def test_the_run_is_scheduled_before_the_dunning_run():
-    case_work = PeriodicTask.objects.get(task="cases.tasks.run_case_work")
-    dunning = PeriodicTask.objects.get(task="dunning.tasks.run_nightly")
-    assert (case_work.crontab.hour, case_work.crontab.minute) == ("1", "30")
-    assert (dunning.crontab.hour, dunning.crontab.minute) == ("2", "0")

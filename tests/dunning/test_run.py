@@ -5,7 +5,6 @@ import json
 import pytest
 from django.core import mail
 from django.core.management import call_command
-from django_celery_beat.models import PeriodicTask
 
 from dunning import tasks
 from dunning.models import Notice, OutboxMessage
@@ -49,13 +48,6 @@ def test_dry_run_changes_nothing(overdue):
     summary = run("--date", ON.isoformat(), "--dry-run")
     assert summary["planned"] == 2 and summary["sent"] == 0
     assert not Notice.objects.exists() and not mail.outbox
-
-
-def test_nightly_run_and_sending_are_scheduled_in_beat():
-    nightly = PeriodicTask.objects.get(name="Nightly dunning run")
-    assert nightly.task == "dunning.tasks.run_nightly"
-    assert (nightly.crontab.hour, nightly.crontab.minute) == ("2", "0")
-    assert PeriodicTask.objects.get(name="Send due dunning notices").interval.every == 15
 
 
 def test_nightly_task_plans_and_fans_out_sending(overdue, settings, monkeypatch):
