@@ -31,6 +31,7 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts import forms, permissions, services
 from accounts.admin import agent_filter
+from accounts.admin_decisions import ConfirmForm, Decision, DecisionAdmin
 from accounts.models import Activity, Customer, Invoice
 
 from . import disputes, plans, promises
@@ -188,12 +189,25 @@ def add_service_errors(form, exc: ValidationError) -> None:
         form.add_error(None, exc.messages)
 
 
-class CaseAdmin(admin.ModelAdmin):
+class CaseAdmin(DecisionAdmin):
     """Read-only lists and pages; every change goes through a form calling a service."""
 
     show_facets = admin.ShowFacets.NEVER
     list_per_page = 50
     actions_selection_counter = True
+    decision_template = CASE_FORM
+
+    def decision_context(self, request, rows):
+        """One case's page shows its customer's balances and the case itself."""
+        if len(rows) != 1:
+            return {}
+        row = rows[0]
+        context = {"balances": services.open_balances(row.customer)}
+        if isinstance(row, Dispute):
+            context.update(dispute=row, invoices=row.invoices.order_by("due_on", "pk"))
+        elif isinstance(row, PaymentPlan):
+            context.update(plan=row, installments=row.installments.all())
+        return context
 
     def has_add_permission(self, request):
         return False  # started from the customer's page, where the invoices are chosen
@@ -374,6 +388,13 @@ class PromiseToPayAdmin(CaseAdmin):
         )
 
 
+def _one_credit_note_at_a_time(disputes_chosen, data):
+    if data.get("credit_amount") is not None and len(disputes_chosen) != 1:
+        raise ValidationError(
+            {"credit_amount": _("Issue a credit note for one dispute at a time.")}
+        )
+
+
 @admin.register(Dispute)
 class DisputeAdmin(CaseAdmin):
     list_display = [
@@ -405,38 +426,37 @@ class DisputeAdmin(CaseAdmin):
         "resolved_at",
     ]
     readonly_fields = fields
-    actions = ["start_review", "resolve"]
-    change_form_template = "admin/cases/dispute/change_form.html"
+    decisions = (
+        Decision(
+            "review",
+            _("Start review"),
+            "cases.change_dispute",
+            lambda dispute, by, note="": disputes.start_review(dispute=dispute, by=by, note=note),
+            form=NoteForm,
+            bulk_form=ConfirmForm,
+            action="start_review",
+            applies=lambda dispute: dispute.status == Dispute.Status.OPEN,
+        ),
+        Decision(
+            "resolve",
+            _("Resolve"),
+            "cases.resolve_dispute",
+            lambda dispute, by, **data: disputes.resolve_dispute(dispute=dispute, by=by, **data),
+            form=ResolveForm,
+            applies=lambda dispute: dispute.is_active,
+            check_many=_one_credit_note_at_a_time,
+        ),
+    )
 
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("invoices")
-
-    def has_review_permission(self, request):
-        return request.user.has_perm("cases.change_dispute")
-
-    def has_resolve_permission(self, request):
-        return request.user.has_perm("cases.resolve_dispute")
 
     def get_urls(self):
         view = self.admin_site.admin_view
         return [
             path("open/<int:customer_id>/", view(self.open_view), name="cases_dispute_open"),
-            path("<int:object_id>/review/", view(self.review_view), name="cases_dispute_review"),
-            path(
-                "<int:object_id>/resolve/",
-                view(self.resolve_view),
-                name="cases_dispute_resolve",
-            ),
             *super().get_urls(),
         ]
-
-    def change_view(self, request, object_id, form_url="", extra_context=None):
-        extra_context = {
-            **(extra_context or {}),
-            "can_review": self.has_review_permission(request),
-            "can_resolve": self.has_resolve_permission(request),
-        }
-        return super().change_view(request, object_id, form_url, extra_context)
 
     def open_view(self, request, customer_id):
         customer = self.customer_view(request, customer_id, "cases.add_dispute")
@@ -455,94 +475,6 @@ class DisputeAdmin(CaseAdmin):
 
         return self.case_form(
             request, title=_("Open a dispute"), form=form, perform=perform, customer=customer
-        )
-
-    def review_view(self, request, object_id):
-        if not self.has_review_permission(request):
-            raise PermissionDenied
-        dispute = get_object_or_404(Dispute.objects.select_related("customer"), pk=object_id)
-        form = NoteForm(request.POST if "apply" in request.POST else None)
-
-        def perform(data):
-            disputes.start_review(dispute=dispute, by=request.user, note=data["note"])
-            return _("Dispute #%(pk)s is under review.") % {"pk": dispute.pk}
-
-        return self.case_form(
-            request,
-            title=_("Start reviewing dispute #%(pk)s") % {"pk": dispute.pk},
-            form=form,
-            perform=perform,
-            customer=dispute.customer,
-            context={"dispute": dispute},
-        )
-
-    def resolve_view(self, request, object_id):
-        if not self.has_resolve_permission(request):
-            raise PermissionDenied
-        dispute = get_object_or_404(Dispute.objects.select_related("customer"), pk=object_id)
-        form = ResolveForm(request.POST if "apply" in request.POST else None)
-
-        def perform(data):
-            disputes.resolve_dispute(
-                dispute=dispute,
-                outcome=data["outcome"],
-                note=data["note"],
-                credit_amount=data["credit_amount"],
-                by=request.user,
-            )
-            return _("Dispute #%(pk)s resolved.") % {"pk": dispute.pk}
-
-        return self.case_form(
-            request,
-            title=_("Resolve dispute #%(pk)s") % {"pk": dispute.pk},
-            form=form,
-            perform=perform,
-            customer=dispute.customer,
-            context={"dispute": dispute, "invoices": dispute.invoices.order_by("due_on", "pk")},
-        )
-
-    @admin.action(description=_("Start reviewing the selected disputes"), permissions=["review"])
-    def start_review(self, request, queryset):
-        done, refused = 0, []
-        for dispute in queryset.filter(status=Dispute.Status.OPEN):
-            try:
-                disputes.start_review(dispute=dispute, by=request.user)
-            except (PermissionDenied, ValidationError) as exc:
-                refused.append(f"#{dispute.pk}: {' '.join(getattr(exc, 'messages', [str(exc)]))}")
-            else:
-                done += 1
-        self.message_user(request, _("%(n)d dispute(s) now under review.") % {"n": done})
-        if refused:
-            self.message_user(request, "; ".join(refused), messages.ERROR)
-
-    @admin.action(description=_("Resolve the selected disputes"), permissions=["resolve"])
-    def resolve(self, request, queryset):
-        form = ResolveForm(request.POST if "apply" in request.POST else None)
-        active = list(queryset.filter(status__in=Dispute.ACTIVE_STATUSES))
-
-        @transaction.atomic
-        def perform(data):
-            if data["credit_amount"] is not None and len(active) != 1:
-                raise ValidationError(
-                    {"credit_amount": _("Issue a credit note for one dispute at a time.")}
-                )
-            for dispute in active:
-                disputes.resolve_dispute(
-                    dispute=dispute,
-                    outcome=data["outcome"],
-                    note=data["note"],
-                    credit_amount=data["credit_amount"],
-                    by=request.user,
-                )
-            return _("%(n)d dispute(s) resolved.") % {"n": len(active)}
-
-        return self.case_form(
-            request,
-            title=_("Resolve disputes"),
-            form=form,
-            perform=perform,
-            selected=queryset.values_list("pk", flat=True),
-            action="resolve",
         )
 
 
@@ -594,8 +526,32 @@ class PaymentPlanAdmin(CaseAdmin):
     ]
     readonly_fields = fields
     inlines = [InstallmentInline]
-    actions = ["approve", "reject", "cancel_plans"]
-    change_form_template = "admin/cases/paymentplan/change_form.html"
+    decisions = (
+        Decision(
+            "approve",
+            _("Approve"),
+            "cases.approve_paymentplan",
+            lambda plan, by, note="": plans.approve_plan(plan=plan, by=by, note=note),
+            form=NoteForm,
+            bulk_form=ConfirmForm,
+            applies=lambda plan: plan.status == PaymentPlan.Status.PROPOSED,
+        ),
+        Decision(
+            "reject",
+            _("Reject"),
+            "cases.approve_paymentplan",
+            lambda plan, by, reason: plans.reject_plan(plan=plan, by=by, reason=reason),
+            applies=lambda plan: plan.status == PaymentPlan.Status.PROPOSED,
+        ),
+        Decision(
+            "cancel",
+            _("Cancel the plan"),
+            "cases.add_paymentplan",
+            lambda plan, by, reason: plans.cancel_plan(plan=plan, by=by, reason=reason),
+            action="cancel_plans",
+            applies=lambda plan: plan.status in PaymentPlan.HOLDING_STATUSES,
+        ),
+    )
 
     def get_queryset(self, request):
         return (
@@ -621,15 +577,6 @@ class PaymentPlanAdmin(CaseAdmin):
     def next_due_on(self, plan):
         return plan.next_due or "—"
 
-    def has_approve_permission(self, request):
-        return request.user.has_perm("cases.approve_paymentplan")
-
-    def has_reject_permission(self, request):
-        return request.user.has_perm("cases.approve_paymentplan")
-
-    def has_cancel_permission(self, request):
-        return request.user.has_perm("cases.add_paymentplan")
-
     def get_urls(self):
         view = self.admin_site.admin_view
         return [
@@ -638,51 +585,8 @@ class PaymentPlanAdmin(CaseAdmin):
                 view(self.propose_view),
                 name="cases_paymentplan_propose",
             ),
-            path(
-                "<int:object_id>/approve/",
-                view(self.approve_view),
-                name="cases_paymentplan_approve",
-            ),
-            path(
-                "<int:object_id>/reject/",
-                view(self.reject_view),
-                name="cases_paymentplan_reject",
-            ),
-            path(
-                "<int:object_id>/cancel/",
-                view(self.cancel_view),
-                name="cases_paymentplan_cancel",
-            ),
             *super().get_urls(),
         ]
-
-    def change_view(self, request, object_id, form_url="", extra_context=None):
-        extra_context = {
-            **(extra_context or {}),
-            "can_approve": self.has_approve_permission(request),
-            "can_cancel": self.has_cancel_permission(request),
-        }
-        return super().change_view(request, object_id, form_url, extra_context)
-
-    def cancel_view(self, request, object_id):
-        plan = get_object_or_404(PaymentPlan.objects.select_related("customer"), pk=object_id)
-        self.customer_view(request, plan.customer_id, "cases.add_paymentplan")
-        form = forms.DecisionForm(request.POST if "apply" in request.POST else None)
-
-        def perform(data):
-            plans.cancel_plan(plan=plan, by=request.user, reason=data["reason"])
-            return _("Payment plan #%(pk)s cancelled; dunning resumes for its invoices.") % {
-                "pk": plan.pk
-            }
-
-        return self.case_form(
-            request,
-            title=_("Cancel payment plan #%(pk)s") % {"pk": plan.pk},
-            form=form,
-            perform=perform,
-            customer=plan.customer,
-            context={"plan": plan, "installments": plan.installments.all()},
-        )
 
     def propose_view(self, request, customer_id):
         customer = self.customer_view(request, customer_id, "cases.add_paymentplan")
@@ -731,90 +635,4 @@ class PaymentPlanAdmin(CaseAdmin):
             context={
                 "threshold": plans.approval_threshold(),
             },
-        )
-
-    def _decide_view(self, request, object_id, *, approve: bool):
-        if not self.has_approve_permission(request):
-            raise PermissionDenied
-        plan = get_object_or_404(PaymentPlan.objects.select_related("customer"), pk=object_id)
-        form_class = NoteForm if approve else forms.DecisionForm
-        form = form_class(request.POST if "apply" in request.POST else None)
-
-        def perform(data):
-            if approve:
-                plans.approve_plan(plan=plan, by=request.user, note=data["note"])
-                return _("Payment plan #%(pk)s approved.") % {"pk": plan.pk}
-            plans.reject_plan(plan=plan, by=request.user, reason=data["reason"])
-            return _("Payment plan #%(pk)s rejected.") % {"pk": plan.pk}
-
-        title = _("Approve payment plan #%(pk)s") if approve else _("Reject payment plan #%(pk)s")
-        return self.case_form(
-            request,
-            title=title % {"pk": plan.pk},
-            form=form,
-            perform=perform,
-            customer=plan.customer,
-            context={"plan": plan, "installments": plan.installments.all()},
-        )
-
-    def approve_view(self, request, object_id):
-        return self._decide_view(request, object_id, approve=True)
-
-    def reject_view(self, request, object_id):
-        return self._decide_view(request, object_id, approve=False)
-
-    @admin.action(description=_("Approve the selected plans"), permissions=["approve"])
-    def approve(self, request, queryset):
-        done, refused = 0, []
-        for plan in queryset.filter(status=PaymentPlan.Status.PROPOSED):
-            try:
-                plans.approve_plan(plan=plan, by=request.user)
-            except (PermissionDenied, ValidationError) as exc:
-                refused.append(f"#{plan.pk}: {' '.join(getattr(exc, 'messages', [str(exc)]))}")
-            else:
-                done += 1
-        self.message_user(request, _("%(n)d plan(s) approved.") % {"n": done})
-        if refused:
-            self.message_user(request, "; ".join(refused), messages.ERROR)
-
-    def _decide_many(self, request, queryset, *, statuses, decide, title: str, done: str):
-        """A bulk decision with one reason for every selected plan in these statuses."""
-        form = forms.DecisionForm(request.POST if "apply" in request.POST else None)
-        chosen = list(queryset.filter(status__in=statuses).select_related("customer"))
-
-        @transaction.atomic
-        def perform(data):
-            for plan in chosen:
-                decide(plan=plan, by=request.user, reason=data["reason"])
-            return done % {"n": len(chosen)}
-
-        return self.case_form(
-            request,
-            title=title,
-            form=form,
-            perform=perform,
-            selected=queryset.values_list("pk", flat=True),
-            action=request.POST.get("action", ""),
-        )
-
-    @admin.action(description=_("Reject the selected plans"), permissions=["reject"])
-    def reject(self, request, queryset):
-        return self._decide_many(
-            request,
-            queryset,
-            statuses=[PaymentPlan.Status.PROPOSED],
-            decide=plans.reject_plan,
-            title=_("Reject payment plans"),
-            done=_("%(n)d plan(s) rejected."),
-        )
-
-    @admin.action(description=_("Cancel the selected plans"), permissions=["cancel"])
-    def cancel_plans(self, request, queryset):
-        return self._decide_many(
-            request,
-            queryset,
-            statuses=PaymentPlan.HOLDING_STATUSES,
-            decide=plans.cancel_plan,
-            title=_("Cancel payment plans"),
-            done=_("%(n)d plan(s) cancelled."),
         )

@@ -24,6 +24,7 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts import forms
 from accounts.admin import agent_filter
+from accounts.admin_decisions import ConfirmForm, Decision, DecisionAdmin
 from accounts.models import Activity
 
 from . import case_tasks, recoveries, routing, worklist
@@ -484,8 +485,12 @@ class ProposeRecoveryForm(djforms.ModelForm):
         return data
 
 
+def _recovery_state(*statuses):
+    return lambda recovery: recovery.status in statuses
+
+
 @admin.register(Recovery)
-class RecoveryAdmin(admin.ModelAdmin):
+class RecoveryAdmin(DecisionAdmin):
     list_display = [
         "pk",
         "customer_name",
@@ -501,7 +506,34 @@ class RecoveryAdmin(admin.ModelAdmin):
     search_fields = ["customer__name", "agency_name"]
     autocomplete_fields = ["customer", "invoices"]
     ordering = ["-created_at", "-id"]
-    actions = ["approve", "reject", "reverse"]
+    decisions = (
+        Decision(
+            "approve",
+            _("Approve"),
+            "cases.approve_recovery",
+            lambda recovery, by: recoveries.approve_recovery(recovery=recovery, by=by),
+            form=ConfirmForm,
+            applies=_recovery_state(Recovery.Status.PROPOSED),
+        ),
+        Decision(
+            "reject",
+            _("Reject"),
+            "cases.approve_recovery",
+            lambda recovery, by, reason: recoveries.reject_recovery(
+                recovery=recovery, by=by, reason=reason
+            ),
+            applies=_recovery_state(Recovery.Status.PROPOSED),
+        ),
+        Decision(
+            "reverse",
+            _("Reverse"),
+            "cases.approve_recovery",
+            lambda recovery, by, reason: recoveries.reverse_recovery(
+                recovery=recovery, by=by, reason=reason
+            ),
+            applies=_recovery_state(Recovery.Status.APPROVED),
+        ),
+    )
     readonly_fields = [
         "customer",
         "kind",
@@ -540,9 +572,6 @@ class RecoveryAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False
 
-    def has_approve_permission(self, request):
-        return request.user.has_perm("cases.approve_recovery")
-
     @admin.display(description=_("customer"), ordering="customer__name")
     def customer_name(self, recovery):
         return customer_link(recovery.customer)
@@ -575,42 +604,3 @@ class RecoveryAdmin(admin.ModelAdmin):
 
     def save_related(self, request, form, formsets, change):
         pass  # propose_recovery sets the invoices
-
-    @admin.action(description=_("Approve the selected proposals"), permissions=["approve"])
-    def approve(self, request, queryset):
-        done = 0
-        for recovery in queryset.select_related("customer"):
-            try:
-                recoveries.approve_recovery(recovery=recovery, by=request.user)
-            except (PermissionDenied, ValidationError) as exc:
-                self.message_user(request, f"{recovery}: {_messages(exc)}", messages.ERROR)
-            else:
-                done += 1
-        if done:
-            self.message_user(request, _("Approved: %(n)d.") % {"n": done})
-
-    @admin.action(description=_("Reject the selected proposals"), permissions=["approve"])
-    def reject(self, request, queryset):
-        return run_action_form(
-            self,
-            request,
-            queryset.select_related("customer"),
-            forms.DecisionForm,
-            _("Reject"),
-            lambda recovery, data: recoveries.reject_recovery(
-                recovery=recovery, reason=data["reason"], by=request.user
-            ),
-        )
-
-    @admin.action(description=_("Reverse the selected decisions"), permissions=["approve"])
-    def reverse(self, request, queryset):
-        return run_action_form(
-            self,
-            request,
-            queryset.select_related("customer"),
-            forms.DecisionForm,
-            _("Reverse"),
-            lambda recovery, data: recoveries.reverse_recovery(
-                recovery=recovery, reason=data["reason"], by=request.user
-            ),
-        )

@@ -4,7 +4,7 @@ import functools
 
 from django import forms
 from django.conf import settings
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.storage import default_storage
 from django.db.models import Count, Q
@@ -19,6 +19,7 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts import forms as account_forms
 from accounts.admin import CustomerAction, add_customer_action
+from accounts.admin_decisions import Decision, DecisionAdmin
 from accounts.models import Customer, Invoice
 
 from . import contact_rules, rendering, services
@@ -179,8 +180,22 @@ class NoticeTextForm(forms.Form):
     reason = forms.CharField(label=_("Why?"), max_length=200)
 
 
+def _notice_decision(name, label, perm, service, statuses, action=""):
+    """A manager's override on a notice, one of the dunning services, with a reason."""
+    return Decision(
+        name,
+        label,
+        perm,
+        lambda notice, by, reason: service([notice], by=by, reason=reason),
+        form=ReasonForm,
+        applies=lambda notice: notice.status in statuses,
+        action=action,
+        done=_("%(decision)s: %(n)d notice(s)."),
+    )
+
+
 @admin.register(Notice)
-class NoticeAdmin(admin.ModelAdmin):
+class NoticeAdmin(DecisionAdmin):
     list_display = [
         "planned_on",
         "customer",
@@ -196,7 +211,25 @@ class NoticeAdmin(admin.ModelAdmin):
     list_select_related = ["customer", "step", "step__policy"]
     search_fields = ["customer__name", "recipient", "=provider_message_id"]
     readonly_fields = [f.name for f in Notice._meta.fields]
-    actions = ["approve", "reject", "skip", "send_now"]
+    decisions = (
+        _notice_decision(
+            "approve", _("Approve"), "dunning.approve_notice", services.approve, services.DECIDABLE
+        ),
+        _notice_decision(
+            "reject", _("Reject"), "dunning.approve_notice", services.reject, services.DECIDABLE
+        ),
+        _notice_decision(
+            "skip", _("Skip this step"), "dunning.send_notice_now", services.skip, services.OPEN
+        ),
+        _notice_decision(
+            "send-now",
+            _("Send now"),
+            "dunning.send_notice_now",
+            services.send_now,
+            services.OPEN,
+            action="send_now",
+        ),
+    )
     show_facets = admin.ShowFacets.NEVER
     change_list_template = "admin/dunning/notice/change_list.html"
 
@@ -205,54 +238,6 @@ class NoticeAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
-
-    def has_approve_notice_permission(self, request):
-        return request.user.has_perm("dunning.approve_notice")
-
-    def has_send_notice_now_permission(self, request):
-        return request.user.has_perm("dunning.send_notice_now")
-
-    def _with_reason(self, request, queryset, action, perform, title):
-        form = ReasonForm(request.POST if "apply" in request.POST else None)
-        if form.is_valid():
-            try:
-                done = perform(queryset, by=request.user, reason=form.cleaned_data["reason"])
-            except (PermissionDenied, ValidationError) as exc:
-                self.message_user(request, str(exc), messages.ERROR)
-            else:
-                self.message_user(
-                    request, _("%(title)s: %(n)d notice(s).") % {"title": title, "n": done}
-                )
-            return None
-        return TemplateResponse(
-            request,
-            "admin/integrations/action_form.html",
-            {
-                **self.admin_site.each_context(request),
-                "title": title,
-                "form": form,
-                "opts": Notice._meta,
-                "action": action,
-                "selected": list(queryset.values_list("pk", flat=True)),
-                "count": queryset.count(),
-            },
-        )
-
-    @admin.action(description=_("Approve"), permissions=["approve_notice"])
-    def approve(self, request, queryset):
-        return self._with_reason(request, queryset, "approve", services.approve, _("Approve"))
-
-    @admin.action(description=_("Reject"), permissions=["approve_notice"])
-    def reject(self, request, queryset):
-        return self._with_reason(request, queryset, "reject", services.reject, _("Reject"))
-
-    @admin.action(description=_("Skip this step"), permissions=["send_notice_now"])
-    def skip(self, request, queryset):
-        return self._with_reason(request, queryset, "skip", services.skip, _("Skip"))
-
-    @admin.action(description=_("Send now"), permissions=["send_notice_now"])
-    def send_now(self, request, queryset):
-        return self._with_reason(request, queryset, "send_now", services.send_now, _("Send now"))
 
     def get_list_display(self, request):
         if request.user.has_perm("dunning.approve_notice"):
