@@ -51,6 +51,7 @@ class Decision:
     form: type[forms.Form] = ReasonForm
     applies: Callable = lambda row: True  # the row's state allows it
     bulk: bool = True  # also in the list's action menu
+    page: bool = True  # a page and a button per row (False: the list's action menu only)
     action: str = ""  # the list action's name, if not `name`
     bulk_form: type[forms.Form] | None = None  # for a selection, if not `form`
     check_many: Callable | None = None  # check_many(rows, data): refuse a whole selection
@@ -94,6 +95,7 @@ class DecisionAdmin(admin.ModelAdmin):
                     name="{}_{}_".format(*info) + decision.name,
                 )
                 for decision in self.decisions
+                if decision.page
             ),
             *super().get_urls(),
         ]
@@ -115,7 +117,10 @@ class DecisionAdmin(admin.ModelAdmin):
         buttons = [
             ("admin:{}_{}_".format(*info) + decision.name, decision.label)
             for decision in self.decisions
-            if row is not None and request.user.has_perm(decision.perm) and decision.applies(row)
+            if row is not None
+            and decision.page
+            and request.user.has_perm(decision.perm)
+            and decision.applies(row)
         ]
         extra_context = {**(extra_context or {}), "decision_buttons": buttons}
         return super().change_view(request, object_id, form_url, extra_context)

@@ -62,9 +62,3 @@ class AssignForm(forms.Form):
 
 class ReasonForm(forms.Form):
     reason = forms.CharField(label=_("Reason"), max_length=200)
-
-
-class DecisionForm(forms.Form):
-    """A free-text reason for a case decision (cancel, reject, reverse), kept on the timeline."""
-
-    reason = forms.CharField(label=_("Reason"), widget=forms.Textarea(attrs={"rows": 3}))

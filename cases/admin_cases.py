@@ -19,7 +19,6 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.widgets import FilteredSelectMultiple
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
 from django.db.models import Count, Min, Q
 from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404
@@ -322,10 +321,18 @@ class PromiseToPayAdmin(CaseAdmin):
         "resolved_at",
     ]
     readonly_fields = fields
-    actions = ["cancel_promises"]
-
-    def has_cancel_permission(self, request):
-        return request.user.has_perm("cases.change_promisetopay")
+    decisions = (
+        Decision(
+            "cancel",
+            _("Cancel the promise"),
+            "cases.change_promisetopay",
+            lambda promise, by, reason: promises.cancel_promise(
+                promise=promise, by=by, reason=reason
+            ),
+            action="cancel_promises",
+            applies=lambda promise: promise.status == PromiseToPay.Status.OPEN,
+        ),
+    )
 
     def get_urls(self):
         return [
@@ -364,27 +371,6 @@ class PromiseToPayAdmin(CaseAdmin):
             form=form,
             perform=perform,
             customer=customer,
-        )
-
-    @admin.action(description=_("Cancel the selected promises"), permissions=["cancel"])
-    def cancel_promises(self, request, queryset):
-        form = forms.DecisionForm(request.POST if "apply" in request.POST else None)
-
-        open_promises = list(queryset.filter(status=PromiseToPay.Status.OPEN))
-
-        @transaction.atomic
-        def perform(data):
-            for promise in open_promises:
-                promises.cancel_promise(promise=promise, by=request.user, reason=data["reason"])
-            return _("%(n)d promise(s) cancelled.") % {"n": len(open_promises)}
-
-        return self.case_form(
-            request,
-            title=_("Cancel promises to pay"),
-            form=form,
-            perform=perform,
-            selected=queryset.values_list("pk", flat=True),
-            action="cancel_promises",
         )
 
 

@@ -90,39 +90,6 @@ class NewTaskForm(djforms.ModelForm):
             )
 
 
-def run_action_form(modeladmin, request, queryset, form_class, title, perform):
-    """Show `form_class` for the selected rows; on a valid POST call `perform(row, data)`
-    for each, report what was done and what was refused (with the reason)."""
-    form = form_class(request.POST if "apply" in request.POST else None)
-    if form.is_valid():
-        done, refused = 0, []
-        for row in queryset:
-            try:
-                perform(row, form.cleaned_data)
-            except (PermissionDenied, ValidationError) as exc:
-                refused.append(f"{row}: {_messages(exc)}")
-            else:
-                done += 1
-        if done:
-            modeladmin.message_user(request, _("%(title)s: %(n)d.") % {"title": title, "n": done})
-        for reason in refused:
-            modeladmin.message_user(request, reason, messages.ERROR)
-        return None
-    return TemplateResponse(
-        request,
-        ACTION_FORM,
-        {
-            **modeladmin.admin_site.each_context(request),
-            "title": title,
-            "form": form,
-            "opts": modeladmin.model._meta,
-            "action": request.POST.get("action", ""),
-            "selected": [row.pk for row in queryset],
-            "count": len(queryset),
-        },
-    )
-
-
 # --- Tasks and the worklist ------------------------------------------------------------
 
 
@@ -143,8 +110,12 @@ class OverdueFilter(admin.SimpleListFilter):
         return queryset
 
 
+def _is_open(task) -> bool:
+    return task.status == Task.Status.OPEN
+
+
 @admin.register(Task)
-class TaskAdmin(admin.ModelAdmin):
+class TaskAdmin(DecisionAdmin):
     list_display = [
         "due_at",
         "overdue_flag",
@@ -162,7 +133,36 @@ class TaskAdmin(admin.ModelAdmin):
     show_full_result_count = False
     show_facets = admin.ShowFacets.NEVER
     autocomplete_fields = ["customer"]
-    actions = ["complete", "cancel", "reassign"]
+    decisions = (
+        Decision(
+            "complete",
+            _("Complete"),
+            "cases.change_task",
+            lambda task, by, outcome, note: case_tasks.complete_task(
+                task=task, outcome=outcome, note=note, by=by
+            ),
+            form=CompleteTaskForm,
+            applies=_is_open,
+            page=False,  # one task is completed from the worklist's own quick form
+        ),
+        Decision(
+            "cancel",
+            _("Cancel"),
+            "cases.change_task",
+            lambda task, by, reason: case_tasks.cancel_task(task=task, reason=reason, by=by),
+            applies=_is_open,
+        ),
+        Decision(
+            "reassign",
+            _("Reassign"),
+            "cases.change_task",
+            lambda task, by, assignee, reason: case_tasks.reassign_task(
+                task=task, assignee=assignee, reason=reason, by=by
+            ),
+            form=ReassignTaskForm,
+            applies=_is_open,
+        ),
+    )
     change_list_template = "admin/cases/task/change_list.html"
     readonly_fields = [
         "customer",
@@ -226,48 +226,6 @@ class TaskAdmin(admin.ModelAdmin):
     @admin.display(description=_("customer"), ordering="customer__name")
     def customer_name(self, task):
         return customer_link(task.customer)
-
-    def has_work_permission(self, request):
-        return request.user.has_perm("cases.change_task")
-
-    @admin.action(description=_("Complete the selected tasks"), permissions=["work"])
-    def complete(self, request, queryset):
-        return run_action_form(
-            self,
-            request,
-            queryset,
-            CompleteTaskForm,
-            _("Complete tasks"),
-            lambda task, data: case_tasks.complete_task(
-                task=task, outcome=data["outcome"], note=data["note"], by=request.user
-            ),
-        )
-
-    @admin.action(description=_("Cancel the selected tasks"), permissions=["work"])
-    def cancel(self, request, queryset):
-        return run_action_form(
-            self,
-            request,
-            queryset,
-            forms.DecisionForm,
-            _("Cancel tasks"),
-            lambda task, data: case_tasks.cancel_task(
-                task=task, reason=data["reason"], by=request.user
-            ),
-        )
-
-    @admin.action(description=_("Reassign the selected tasks"), permissions=["work"])
-    def reassign(self, request, queryset):
-        return run_action_form(
-            self,
-            request,
-            queryset,
-            ReassignTaskForm,
-            _("Reassign tasks"),
-            lambda task, data: case_tasks.reassign_task(
-                task=task, assignee=data["assignee"], reason=data["reason"], by=request.user
-            ),
-        )
 
     def get_urls(self):
         return [
