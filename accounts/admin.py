@@ -22,7 +22,8 @@ from import_export.formats import base_formats
 from import_export.results import RowResult
 
 from dunning import services as dunning_services
-from integrations import intake, resources
+from integrations import resources
+from integrations.intake import batches
 from integrations.models import IntakeBatch
 
 from . import forms, selectors, services
@@ -136,7 +137,7 @@ class SpreadsheetImportMixin(ImportMixin):
         result = super().process_dataset(dataset, form, request, **kwargs)
         if result.has_errors():
             # The whole load was rolled back; the batch still says it was tried and why.
-            batch = intake.open_batch(
+            batch = batches.open_batch(
                 source=IntakeBatch.Source.SPREADSHEET,
                 kind=self._resource().batch_kind,
                 by=request.user,
@@ -147,7 +148,7 @@ class SpreadsheetImportMixin(ImportMixin):
                 for _line, row_errors in result.row_errors()
                 for error in row_errors
             ]
-            result.intake_batch = intake.fail_batch(batch, "\n".join(errors) or "failed")
+            result.intake_batch = batches.fail_batch(batch, "\n".join(errors) or "failed")
         return result
 
     def process_result(self, result, request):

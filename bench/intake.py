@@ -157,7 +157,7 @@ def peak_rss_mb() -> float:
 
 
 def phase_pipeline(path: Path) -> dict:
-    from integrations import spreadsheets
+    from integrations.intake import spreadsheets
     from integrations.models import ImportProfile
 
     profile = ImportProfile.objects.get(name="generic-csv")

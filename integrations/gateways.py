@@ -30,8 +30,8 @@ from accounts import disputes, services
 from accounts.models import Activity, Customer, Dispute, Invoice, Payment
 from accounts.money import ISO_4217, to_amount
 
-from . import intake
-from .intake import RowRejected
+from .intake import batches
+from .intake.batches import RowRejected
 from .models import IntakeBatch, Rejection, WebhookEvent
 
 # Currencies whose smallest unit is the whole unit (Stripe's list of zero-decimal currencies).
@@ -198,8 +198,10 @@ def receive_event(
 
     def operation() -> EventOutcome:
         with transaction.atomic():
-            batch = intake.open_batch(source=BATCH_SOURCE[provider], kind=IntakeBatch.Kind.PAYMENTS)
-            tally = intake.Tally()
+            batch = batches.open_batch(
+                source=BATCH_SOURCE[provider], kind=IntakeBatch.Kind.PAYMENTS
+            )
+            tally = batches.Tally()
             try:
                 with transaction.atomic():
                     event = WebhookEvent.objects.create(
@@ -212,7 +214,7 @@ def receive_event(
                     )
             except IntegrityError:
                 tally.unchanged += 1
-                intake.close_batch(batch, tally)
+                batches.close_batch(batch, tally)
                 return EventOutcome(
                     event_id=event_id,
                     status=WebhookEvent.Status.PROCESSED,
@@ -222,7 +224,7 @@ def receive_event(
                 )
             result = _apply(provider, event_id, event_type, payload, translate)
             if result.counted_as == "rejected":
-                intake.reject(
+                batches.reject(
                     tally,
                     batch,
                     row_number=1,
@@ -233,7 +235,7 @@ def receive_event(
                 setattr(tally, result.counted_as, getattr(tally, result.counted_as) + 1)
             event.status, event.note = result.status, result.note
             event.save(update_fields=["status", "note"])
-            intake.close_batch(batch, tally)
+            batches.close_batch(batch, tally)
             return EventOutcome(
                 event_id=event_id,
                 status=result.status,
@@ -242,7 +244,7 @@ def receive_event(
                 payment_id=result.payment.pk if result.payment else None,
             )
 
-    return intake.with_retries(operation, source=HEALTH_SOURCE[provider])
+    return batches.with_retries(operation, source=HEALTH_SOURCE[provider])
 
 
 def reject_payload(*, provider: str, raw: dict, errors: dict) -> IntakeBatch:
@@ -250,12 +252,14 @@ def reject_payload(*, provider: str, raw: dict, errors: dict) -> IntakeBatch:
 
     def operation() -> IntakeBatch:
         with transaction.atomic():
-            batch = intake.open_batch(source=BATCH_SOURCE[provider], kind=IntakeBatch.Kind.PAYMENTS)
-            tally = intake.Tally()
-            intake.reject(tally, batch, row_number=1, raw=raw, errors=errors)
-            return intake.close_batch(batch, tally)
+            batch = batches.open_batch(
+                source=BATCH_SOURCE[provider], kind=IntakeBatch.Kind.PAYMENTS
+            )
+            tally = batches.Tally()
+            batches.reject(tally, batch, row_number=1, raw=raw, errors=errors)
+            return batches.close_batch(batch, tally)
 
-    return intake.with_retries(operation, source=HEALTH_SOURCE[provider])
+    return batches.with_retries(operation, source=HEALTH_SOURCE[provider])
 
 
 def _apply(provider, event_id, event_type, payload, translate) -> _Result:

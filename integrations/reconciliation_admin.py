@@ -25,9 +25,9 @@ from accounts.models import Invoice, Payment
 from accounts.selectors import search_invoices
 
 from . import reconciliation
-from .admin import ReadOnlyAdmin
 from .bank import FORMATS, StatementUnreadable
 from .bank.importer import import_statement
+from .intake.admin import ReadOnlyAdmin
 from .models import BankLine, BankStatement, MatchProposal
 
 TEMPLATES = "admin/integrations/reconciliation"

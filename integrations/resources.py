@@ -23,7 +23,7 @@ from accounts import services
 from accounts.models import ZERO, Contact, Customer, Payment, normalize_phone
 from accounts.money import ISO_4217, to_amount
 
-from . import intake
+from .intake import batches
 from .models import IntakeBatch, Rejection
 
 DEFAULT_SOURCE = "spreadsheet"  # the source the generic-csv invoice profile gives customers
@@ -211,17 +211,17 @@ class IntakeResource(resources.ModelResource):
         """
         if kwargs.get("dry_run"):
             return
-        batch = intake.open_batch(
+        batch = batches.open_batch(
             source=IntakeBatch.Source.SPREADSHEET,
             kind=self.batch_kind,
             by=self.user,
             filename=(kwargs.get("file_name") or "")[:255],
         )
-        tally = intake.Tally()
+        tally = batches.Tally()
         for row_result in result.rows:
             outcome = OUTCOMES[row_result.import_type]
             if outcome == "rejected":
-                intake.reject(
+                batches.reject(
                     tally,
                     batch,
                     row_number=row_result.row_number,
@@ -230,7 +230,7 @@ class IntakeResource(resources.ModelResource):
                 )
             else:
                 setattr(tally, outcome, getattr(tally, outcome) + 1)
-        result.intake_batch = intake.close_batch(batch, tally)
+        result.intake_batch = batches.close_batch(batch, tally)
 
     def row_errors(self, row_result) -> dict[str, list[str]]:
         """{column: [messages]} for a rejected row, named as in the spreadsheet."""

@@ -15,7 +15,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from . import gateways
-from .intake import RowRejected
+from .intake.batches import RowRejected
 
 
 def _not_configured(setting: str) -> JsonResponse:

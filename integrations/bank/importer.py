@@ -18,7 +18,8 @@ from django.db import connection, transaction
 from accounts import services
 from accounts.models import Payment
 
-from .. import intake, reconciliation
+from .. import reconciliation
+from ..intake import batches
 from ..models import BankLine, BankStatement, IntakeBatch
 from . import BadLine, ParsedStatement, StatementLine, StatementUnreadable, parse_statement
 from . import content_key as _content_key
@@ -91,7 +92,7 @@ def import_statement(
        (COPY on PostgreSQL, see `accounts.services.insert_rows`).
     5. Close the batch with its counts, then match the new payments.
     """
-    batch = intake.open_batch(
+    batch = batches.open_batch(
         source=IntakeBatch.Source.BANK_STATEMENT,
         kind=IntakeBatch.Kind.PAYMENTS,
         by=by,
@@ -102,21 +103,21 @@ def import_statement(
     try:
         parsed = parse_statement(content, format, account=account)
     except StatementUnreadable as exc:
-        intake.fail_batch(batch, str(exc))
-        intake.record_failure(SOURCE, str(exc))
+        batches.fail_batch(batch, str(exc))
+        batches.record_failure(SOURCE, str(exc))
         raise
-    tally = intake.Tally()
+    tally = batches.Tally()
     keyed = _with_fingerprints(parsed)
     result.lines = len(parsed.lines)
     try:
         for start in range(0, len(keyed), chunk_size):
             _load_chunk(parsed, keyed[start : start + chunk_size], batch, tally, result, by)
     except Exception as exc:  # the chunks loaded so far stay; the batch says where it broke
-        intake.fail_batch(batch, f"{exc.__class__.__name__}: {exc}")
-        intake.record_failure(SOURCE, str(exc))
+        batches.fail_batch(batch, f"{exc.__class__.__name__}: {exc}")
+        batches.record_failure(SOURCE, str(exc))
         raise
-    intake.close_batch(batch, tally)
-    intake.record_success(SOURCE)
+    batches.close_batch(batch, tally)
+    batches.record_success(SOURCE)
     result.duplicates = tally.unchanged
     result.rejected = tally.rejected
     if reconcile and result.payment_ids:
@@ -168,7 +169,7 @@ def _load_chunk(parsed, keyed, batch, tally, result, by) -> None:
         fresh: list[tuple[StatementLine, str]] = []
         for line, fp in keyed:
             if isinstance(line, BadLine):
-                intake.reject(
+                batches.reject(
                     tally, batch, row_number=line.line_number, raw=line.raw, errors=line.errors
                 )
             elif fp in known:
@@ -177,7 +178,7 @@ def _load_chunk(parsed, keyed, batch, tally, result, by) -> None:
                 known.add(fp)
                 fresh.append((line, fp))
         if not fresh:
-            intake.flush_rejections(tally)
+            batches.flush_rejections(tally)
             return
         if result.statement is None:
             result.statement = BankStatement.objects.create(
@@ -214,10 +215,10 @@ def _load_chunk(parsed, keyed, batch, tally, result, by) -> None:
             if line.is_credit:
                 payment = next(recorded)
                 if isinstance(payment, ValidationError):
-                    error = intake.RowRejected.from_validation_error(
+                    error = batches.RowRejected.from_validation_error(
                         payment, default_field="payment"
                     )
-                    intake.reject(
+                    batches.reject(
                         tally, batch, row_number=line.line_number, raw=line.raw, errors=error.errors
                     )
                     continue
@@ -243,7 +244,7 @@ def _load_chunk(parsed, keyed, batch, tally, result, by) -> None:
                 )
             )
         services.insert_rows(BankLine, BANK_LINE_COLUMNS, rows, returning=False)
-        intake.flush_rejections(tally)
+        batches.flush_rejections(tally)
 
 
 def _remittance(line: StatementLine) -> str:

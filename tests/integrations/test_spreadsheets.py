@@ -8,7 +8,7 @@ import openpyxl
 import pytest
 
 from accounts.models import Contact, Customer, Invoice
-from integrations import spreadsheets
+from integrations.intake import spreadsheets
 from integrations.models import ImportProfile, IntakeBatch, Rejection
 
 pytestmark = pytest.mark.django_db

@@ -20,8 +20,8 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from . import intake, pipeline
-from .models import ImportProfile, IntakeBatch, Rejection
+from ..models import ImportProfile, IntakeBatch, Rejection
+from . import batches, invoices
 
 BLOCK = 1 << 20
 DELIMITERS = (",", ";", "\t", "|")
@@ -210,8 +210,8 @@ def import_invoices(
     by=None,
     is_dry_run: bool = False,
     encoding: str | None = None,
-    chunk_size: int = pipeline.CHUNK_SIZE,
-    on_row: Callable[[pipeline.RowOutcome], None] | None = None,
+    chunk_size: int = invoices.CHUNK_SIZE,
+    on_row: Callable[[invoices.RowOutcome], None] | None = None,
 ) -> IntakeBatch:
     """Load an invoice spreadsheet through the pipeline as one batch; returns the batch.
 
@@ -223,11 +223,11 @@ def import_invoices(
         sha256, kind = scan(stream, encoding=encoding)
     except (UnreadableFile, LookupError) as exc:
         batch = _open(profile, by, filename, "", is_dry_run)
-        raise UnreadableFile(str(exc), intake.fail_batch(batch, str(exc))) from exc
+        raise UnreadableFile(str(exc), batches.fail_batch(batch, str(exc))) from exc
     batch = _open(profile, by, filename, sha256, is_dry_run)
     try:
         headers, rows = open_rows(stream, kind, encoding=encoding)
-        tally = intake.Tally()
+        tally = batches.Tally()
         load = {
             "profile": profile,
             "batch": batch,
@@ -239,22 +239,22 @@ def import_invoices(
         if is_dry_run:
             try:
                 with transaction.atomic():
-                    pipeline.load_rows(rows, headers, flush_rejections=False, **load)
+                    invoices.load_rows(rows, headers, flush_rejections=False, **load)
                     raise _Rollback
             except _Rollback:
                 pass
         else:
-            pipeline.load_rows(rows, headers, **load)
-    except (UnreadableFile, pipeline.MissingColumns) as exc:
-        raise UnreadableFile(str(exc), intake.fail_batch(batch, str(exc))) from exc
+            invoices.load_rows(rows, headers, **load)
+    except (UnreadableFile, invoices.MissingColumns) as exc:
+        raise UnreadableFile(str(exc), batches.fail_batch(batch, str(exc))) from exc
     except Exception as exc:
-        intake.fail_batch(batch, f"{exc.__class__.__name__}: {exc}")
+        batches.fail_batch(batch, f"{exc.__class__.__name__}: {exc}")
         raise
-    return intake.close_batch(batch, tally)
+    return batches.close_batch(batch, tally)
 
 
 def _open(profile, by, filename, sha256, is_dry_run) -> IntakeBatch:
-    return intake.open_batch(
+    return batches.open_batch(
         source=IntakeBatch.Source.SPREADSHEET,
         kind=IntakeBatch.Kind.INVOICES,
         by=by,
@@ -283,7 +283,7 @@ def retry_rejection(rejection: Rejection, *, raw: dict, by=None) -> tuple[Intake
                 "",
                 False,
             )
-            tally = pipeline.load_rows(
+            tally = invoices.load_rows(
                 iter([(rejection.row_number, list(raw.values()))]),
                 list(raw),
                 profile=profile,
@@ -294,7 +294,7 @@ def retry_rejection(rejection: Rejection, *, raw: dict, by=None) -> tuple[Intake
             if tally.rejected:
                 errors = tally.rejections[0].errors
                 raise _Rollback
-            intake.close_batch(batch, tally)
+            batches.close_batch(batch, tally)
             outcome = "created" if tally.created else "updated" if tally.updated else "unchanged"
             done = Rejection.objects.filter(pk=rejection.pk, status=Rejection.Status.OPEN).update(
                 status=Rejection.Status.RETRIED,
@@ -308,6 +308,6 @@ def retry_rejection(rejection: Rejection, *, raw: dict, by=None) -> tuple[Intake
                 raise _Rollback
     except _Rollback:
         return None, errors
-    except pipeline.MissingColumns as exc:
+    except invoices.MissingColumns as exc:
         return None, {"row": [str(exc)]}
     return batch, {}

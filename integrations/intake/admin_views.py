@@ -1,24 +1,24 @@
-"""Admin pages for spreadsheet intake: upload, preview, confirm; correct and retry a row."""
+"""Intake pages of the console: upload, preview, confirm a spreadsheet; correct and retry a row."""
 
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 from django import forms
-from django.contrib import admin, messages
+from django.contrib import messages
 from django.core import signing
 from django.core.exceptions import PermissionDenied
 from django.core.files.storage import default_storage
 from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
-from django.urls import path, reverse
+from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from . import resources, spreadsheets
-from .admin import IntakeBatchAdmin, RejectionAdmin
-from .models import ImportProfile, IntakeBatch, Rejection
+from .. import resources
+from ..models import ImportProfile, IntakeBatch, Rejection
+from . import spreadsheets
 
 PREVIEW_ROWS = 500
 UPLOAD_SALT = "integrations.spreadsheet-upload"
@@ -218,49 +218,3 @@ def retry_view(request, model_admin, object_id):
         "is_open": rejection.status == Rejection.Status.OPEN,
     }
     return TemplateResponse(request, "admin/integrations/spreadsheet/retry.html", context)
-
-
-class SpreadsheetIntakeBatchAdmin(IntakeBatchAdmin):
-    change_list_template = "admin/integrations/spreadsheet/intakebatch_change_list.html"
-
-    def get_urls(self):
-        view = self.admin_site.admin_view(lambda request: import_view(request, self))
-        return [
-            path("import/", view, name="integrations_intakebatch_import"),
-            *super().get_urls(),
-        ]
-
-    def changelist_view(self, request, extra_context=None):
-        extra_context = {**(extra_context or {}), "can_import": can_import(request.user)}
-        return super().changelist_view(request, extra_context)
-
-
-class SpreadsheetRejectionAdmin(RejectionAdmin):
-    change_form_template = "admin/integrations/spreadsheet/rejection_change_form.html"
-
-    def get_urls(self):
-        view = self.admin_site.admin_view(
-            lambda request, object_id: retry_view(request, self, object_id)
-        )
-        return [
-            path("<path:object_id>/retry/", view, name="integrations_rejection_retry"),
-            *super().get_urls(),
-        ]
-
-    def change_view(self, request, object_id, form_url="", extra_context=None):
-        rejection = self.get_object(request, object_id)  # None for an unknown or bad id
-        extra_context = {
-            **(extra_context or {}),
-            "can_retry": request.user.has_perm("integrations.resolve_rejection")
-            and rejection is not None
-            and retrier(rejection) is not None,
-        }
-        return super().change_view(request, object_id, form_url, extra_context)
-
-
-for model, model_admin in (
-    (IntakeBatch, SpreadsheetIntakeBatchAdmin),
-    (Rejection, SpreadsheetRejectionAdmin),
-):
-    admin.site.unregister(model)
-    admin.site.register(model, model_admin)

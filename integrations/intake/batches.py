@@ -18,7 +18,7 @@ from django.db import DatabaseError, IntegrityError, InterfaceError, Operational
 from django.db.models import F
 from django.utils import timezone
 
-from .models import IntakeBatch, Rejection, SourceHealth
+from ..models import IntakeBatch, Rejection, SourceHealth
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -37,9 +37,9 @@ from accounts import services
 from accounts.models import Activity, Contact, Customer, Invoice, Payment, normalize_phone
 from accounts.money import ISO_4217, to_amount
 
-from . import intake
-from .intake import RowRejected, Tally
-from .models import ImportProfile, IntakeBatch
+from ..models import ImportProfile, IntakeBatch
+from . import batches
+from .batches import RowRejected, Tally
 
 CHUNK_SIZE = 20_000
 CACHE_SIZE = 100_000  # distinct dates and e-mails remembered per parser
@@ -578,7 +578,7 @@ class _Plan:
 class InvoiceUpserter:
     """Applies validated InvoiceRecords to the ledger in chunks, set-based.
 
-    Per chunk, in one transaction wrapped in `intake.with_retries` (so the source's health
+    Per chunk, in one transaction wrapped in `batches.with_retries` (so the source's health
     is recorded and a transient failure re-runs the whole chunk from a fresh read):
 
     1. fetch the chunk's customers by (source, external_ref) in one query (customers seen
@@ -627,15 +627,15 @@ class InvoiceUpserter:
 
     def reject(self, row_number: int, raw: Mapping, errors: dict, number: str = "") -> None:
         """A row refused before it became a record (by the parser)."""
-        intake.reject(self.tally, self.batch, row_number=row_number, raw=raw, errors=errors)
+        batches.reject(self.tally, self.batch, row_number=row_number, raw=raw, errors=errors)
         self._report(RowOutcome(row_number, number, "rejected", errors))
 
     def finish(self) -> Tally:
         self.apply_pending()
         if self.created_per_customer:
-            intake.with_retries(self._write_import_summaries, source=self.source)
+            batches.with_retries(self._write_import_summaries, source=self.source)
         if self.flush_rejections:
-            intake.flush_rejections(self.tally)
+            batches.flush_rejections(self.tally)
         return self.tally
 
     # -- one chunk ---------------------------------------------------------------------
@@ -654,10 +654,10 @@ class InvoiceUpserter:
                 attempts.append(1)
                 return self._apply(records)
 
-            plan = intake.with_retries(attempt, source=self.source)
+            plan = batches.with_retries(attempt, source=self.source)
             self.customers.update(plan.new_customers)
             for record, errors in plan.rejections:
-                intake.reject(
+                batches.reject(
                     self.tally,
                     self.batch,
                     row_number=record.row_number,
@@ -675,7 +675,7 @@ class InvoiceUpserter:
                 for record, errors in plan.rejections:
                     self._report(RowOutcome(record.row_number, record.number, "rejected", errors))
         if self.flush_rejections:
-            intake.flush_rejections(self.tally)
+            batches.flush_rejections(self.tally)
 
     def _drop_repeats(self, records: list[InvoiceRecord]) -> list[InvoiceRecord]:
         """Identical repeats of an invoice count as unchanged; conflicting ones are rejected."""
@@ -1221,7 +1221,7 @@ def upsert_invoices(
 ) -> Tally:
     """Apply already-validated records (e.g. from the REST API) to the ledger; returns counts.
 
-    The caller opens and closes the batch; rows it rejected itself go through `intake.reject`.
+    The caller opens and closes the batch; rows it rejected itself go through `batches.reject`.
     """
     tally = tally if tally is not None else Tally()
     source = source or (batch.profile.source if batch.profile_id else batch.source)
