@@ -10,7 +10,7 @@ from accounts import api as accounts_api
 from collections_mgmt import views
 from dunning import api as dunning_api
 from integrations import api as integrations_api
-from integrations import paylinks
+from integrations.gateways import pay_page
 
 admin.site.site_header = "Collections Management"
 admin.site.site_title = "Collections"
@@ -31,7 +31,7 @@ urlpatterns = [
     path("api/v1/", include(router.urls)),
     path("integrations/", include("integrations.urls")),
     path("dunning/", include("dunning.urls")),
-    path("pay/<str:token>/", paylinks.pay_page, name="pay-link"),
+    path("pay/<str:token>/", pay_page.pay_page, name="pay-link"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("admin/", admin.site.urls),

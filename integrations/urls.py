@@ -2,7 +2,8 @@
 
 from django.urls import path
 
-from . import twilio, webhooks
+from . import twilio
+from .gateways import webhooks
 
 app_name = "integrations"
 urlpatterns: list = [
