@@ -1,8 +1,9 @@
 """The integrations console: each concern registers its own pages (intake, gateways, banks)."""
 
-from . import reconciliation_admin
+from .bank import admin as bank_admin
 from .gateways import admin as gateways_admin
 from .intake import admin as intake_admin
+from .reconciliation import admin as reconciliation_admin
 
 # Importing a concern's admin module registers its pages with the admin site.
-PAGES = (intake_admin, gateways_admin, reconciliation_admin)
+PAGES = (intake_admin, gateways_admin, bank_admin, reconciliation_admin)

@@ -18,12 +18,13 @@ from django.db import connection, transaction
 from accounts import services
 from accounts.models import Payment
 
-from .. import reconciliation
 from ..intake import batches
 from ..models import BankLine, BankStatement, IntakeBatch
-from . import BadLine, ParsedStatement, StatementLine, StatementUnreadable, parse_statement
-from . import content_key as _content_key
-from . import fingerprint as _fingerprint
+from ..reconciliation import matching
+from .formats import parse_statement
+from .statement import BadLine, ParsedStatement, StatementLine, StatementUnreadable
+from .statement import content_key as _content_key
+from .statement import fingerprint as _fingerprint
 
 SOURCE = "bank_statement"
 PAYMENT_SOURCE = "bank"
@@ -54,7 +55,7 @@ class ImportResult:
     duplicates: int = 0
     rejected: int = 0
     payment_ids: list[int] = field(default_factory=list)
-    outcome: reconciliation.Outcome = field(default_factory=reconciliation.Outcome)
+    outcome: matching.Outcome = field(default_factory=matching.Outcome)
 
     def summary(self) -> dict:
         """The command's last line. Payments booked only in part count as partially
@@ -121,7 +122,7 @@ def import_statement(
     result.duplicates = tally.unchanged
     result.rejected = tally.rejected
     if reconcile and result.payment_ids:
-        result.outcome = reconciliation.reconcile(result.payment_ids, by=by)
+        result.outcome = matching.reconcile(result.payment_ids, by=by)
     return result
 
 
@@ -193,7 +194,7 @@ def _load_chunk(parsed, keyed, batch, tally, result, by) -> None:
                 to_on=parsed.to_on,
             )
         credits = [line for line, _fp in fresh if line.is_credit]
-        payers = dict(zip(map(id, credits), reconciliation.identify_payers(credits), strict=True))
+        payers = dict(zip(map(id, credits), matching.identify_payers(credits), strict=True))
         credit_rows = [
             {
                 "amount": line.amount,
