@@ -200,7 +200,7 @@ class InvoiceBulkUpsert(APIView):
             )
         batch = batches.open_batch(source=IntakeBatch.Source.API, kind="invoices", by=request.user)
         tally = batches.Tally()
-        parser = invoices.RowParser(api_profile(source))
+        parser = invoices.InvoiceParser(api_profile(source))
         errors, records = [], []
         for index, item in enumerate(items):
             try:

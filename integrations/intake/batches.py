@@ -61,6 +61,19 @@ class Tally:
         return self.created + self.updated + self.unchanged + self.rejected
 
 
+@dataclass
+class RowOutcome:
+    """What happened to one row, for previews: created, updated, unchanged or rejected.
+
+    `number` is what names the row's record (an invoice number, a customer reference...).
+    """
+
+    row_number: int
+    number: str
+    outcome: str
+    changes: dict = field(default_factory=dict)  # {field: [from, to]} or {field: [errors]}
+
+
 def open_batch(
     *,
     source: str,

@@ -21,7 +21,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from ..models import ImportProfile, IntakeBatch, Rejection
-from . import batches, invoices
+from . import batches, invoices, parsing
 
 BLOCK = 1 << 20
 DELIMITERS = (",", ";", "\t", "|")
@@ -211,7 +211,7 @@ def import_invoices(
     is_dry_run: bool = False,
     encoding: str | None = None,
     chunk_size: int = invoices.CHUNK_SIZE,
-    on_row: Callable[[invoices.RowOutcome], None] | None = None,
+    on_row: Callable[[batches.RowOutcome], None] | None = None,
 ) -> IntakeBatch:
     """Load an invoice spreadsheet through the pipeline as one batch; returns the batch.
 
@@ -245,7 +245,7 @@ def import_invoices(
                 pass
         else:
             invoices.load_rows(rows, headers, **load)
-    except (UnreadableFile, invoices.MissingColumns) as exc:
+    except (UnreadableFile, parsing.MissingColumns) as exc:
         raise UnreadableFile(str(exc), batches.fail_batch(batch, str(exc))) from exc
     except Exception as exc:
         batches.fail_batch(batch, f"{exc.__class__.__name__}: {exc}")
@@ -308,6 +308,6 @@ def retry_rejection(rejection: Rejection, *, raw: dict, by=None) -> tuple[Intake
                 raise _Rollback
     except _Rollback:
         return None, errors
-    except invoices.MissingColumns as exc:
+    except parsing.MissingColumns as exc:
         return None, {"row": [str(exc)]}
     return batch, {}
