@@ -10,7 +10,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from ..models import ImportProfile, IntakeBatch, Rejection, SourceHealth
-from . import admin_views
+from . import admin_views, spreadsheets
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -135,7 +135,7 @@ class RejectionAdmin(admin.ModelAdmin):
             **(extra_context or {}),
             "can_retry": request.user.has_perm("integrations.resolve_rejection")
             and rejection is not None
-            and admin_views.retrier(rejection) is not None,
+            and spreadsheets.is_retryable(rejection),
         }
         return super().change_view(request, object_id, form_url, extra_context)
 

@@ -1,7 +1,6 @@
 """Intake pages of the console: upload, preview, confirm a spreadsheet; correct and retry a row."""
 
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 
 from django import forms
@@ -16,7 +15,6 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from .. import resources
 from ..models import ImportProfile, IntakeBatch, Rejection
 from . import spreadsheets
 
@@ -169,38 +167,19 @@ class RetryForm(forms.Form):
         return {column: self.cleaned_data[f"col{i}"] for i, column in enumerate(self.columns)}
 
 
-def retrier(rejection: Rejection) -> Callable | None:
-    """What loads a corrected row of this rejection's load again, or None.
-
-    Rows of spreadsheet loads can be corrected: invoices through their import profile,
-    customers, contacts and payments through their import resource. Rows from the API, a
-    webhook or a bank statement cannot (the sender or the bank must send them again):
-    finance dismisses them with a reason.
-    """
-    batch = rejection.batch
-    if batch.source != IntakeBatch.Source.SPREADSHEET:
-        return None
-    if batch.kind == IntakeBatch.Kind.INVOICES:
-        return spreadsheets.retry_rejection if batch.profile_id is not None else None
-    if batch.kind in resources.RESOURCES:
-        return resources.retry_rejection
-    return None
-
-
 def retry_view(request, model_admin, object_id):
     """Correct a rejected row's raw values and run it through the same load again."""
     if not request.user.has_perm("integrations.resolve_rejection"):
         raise PermissionDenied
     rejection = get_object_or_404(Rejection.objects.select_related("batch__profile"), pk=object_id)
-    retry = retrier(rejection)
-    if retry is None:
+    if not spreadsheets.is_retryable(rejection):
         raise Http404(_("Only rows of spreadsheet loads can be corrected here."))
     errors = rejection.errors
     form = RetryForm(raw=rejection.raw)
     if request.method == "POST" and rejection.status == Rejection.Status.OPEN:
         form = RetryForm(request.POST, raw=rejection.raw)
         if form.is_valid():
-            batch, errors = retry(rejection, raw=form.raw(), by=request.user)
+            batch, errors = spreadsheets.retry_rejection(rejection, raw=form.raw(), by=request.user)
             if batch is not None:
                 messages.success(
                     request, _("Row corrected and loaded in batch %(id)s.") % {"id": batch.pk}

@@ -21,7 +21,7 @@ Keys:
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -35,7 +35,7 @@ from accounts.models import Activity, Contact, Customer, Invoice, Payment
 from ..models import ImportProfile, IntakeBatch
 from . import batches, parsing
 from .batches import RowOutcome, RowRejected, Tally
-from .parsing import Cells, ColumnMap, RawRow
+from .parsing import Cells
 
 CHUNK_SIZE = 20_000
 TRACKED_FIELDS = ("issued_on", "due_on", "amount", "reference")
@@ -938,42 +938,4 @@ def upsert_invoices(
     )
     for record in records:
         upserter.add(record)
-    return upserter.finish()
-
-
-def load_rows(
-    rows: Iterator[tuple[int, list]],
-    headers: list,
-    *,
-    profile: ImportProfile,
-    batch: IntakeBatch,
-    by=None,
-    tally: Tally | None = None,
-    chunk_size: int = CHUNK_SIZE,
-    on_row: Callable[[RowOutcome], None] | None = None,
-    flush_rejections: bool = True,
-) -> Tally:
-    """Parse and upsert rows of cells under `headers`; raises MissingColumns before any row."""
-    columns = ColumnMap.bind(headers, columns=profile.columns, required=profile.required)
-    parser = InvoiceParser(profile)
-    tally = tally if tally is not None else Tally()
-    upserter = InvoiceUpserter(
-        batch=batch,
-        tally=tally,
-        source=profile.source,
-        by=by,
-        chunk_size=chunk_size,
-        on_row=on_row,
-        flush_rejections=flush_rejections,
-    )
-    parse, fields, add = parser.parse, columns.fields, upserter.add
-    for row_number, values in rows:
-        raw = RawRow(columns, values)
-        try:
-            record = parse(fields(values), row_number=row_number, raw=raw)
-        except RowRejected as exc:
-            number = parsing.text(fields(values).get("number"))
-            upserter.reject(row_number, raw, exc.errors, number)
-            continue
-        add(record)
     return upserter.finish()
