@@ -34,6 +34,20 @@ urlpatterns = [
     path("pay/<str:token>/", pay_page.pay_page, name="pay-link"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    # The customer, contact and payment imports moved from their ledger pages to intake
+    # (one pipeline for every kind of row); the old addresses lead there.
+    *(
+        path(
+            f"admin/accounts/{model}/import/",
+            RedirectView.as_view(pattern_name="admin:integrations_intakebatch_import_kind"),
+            {"kind": kind},
+        )
+        for model, kind in (
+            ("customer", "customers"),
+            ("contact", "contacts"),
+            ("payment", "payments"),
+        )
+    ),
     path("admin/", admin.site.urls),
     path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
 ]

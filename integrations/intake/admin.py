@@ -69,9 +69,14 @@ class IntakeBatchAdmin(ReadOnlyAdmin):
     change_list_template = "admin/integrations/spreadsheet/intakebatch_change_list.html"
 
     def get_urls(self):
-        view = self.admin_site.admin_view(lambda request: admin_views.import_view(request, self))
+        view = self.admin_site.admin_view(
+            lambda request, kind=IntakeBatch.Kind.INVOICES: admin_views.import_view(
+                request, self, kind
+            )
+        )
         return [
             path("import/", view, name="integrations_intakebatch_import"),
+            path("import/<slug:kind>/", view, name="integrations_intakebatch_import_kind"),
             *super().get_urls(),
         ]
 

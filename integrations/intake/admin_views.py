@@ -16,7 +16,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from ..models import ImportProfile, IntakeBatch, Rejection
-from . import spreadsheets
+from . import kinds, spreadsheets
 
 PREVIEW_ROWS = 500
 UPLOAD_SALT = "integrations.spreadsheet-upload"
@@ -34,6 +34,46 @@ ENCODINGS = [
 ]
 
 
+# Per kind: the page's title and what it tells finance before the upload.
+PAGES = {
+    IntakeBatch.Kind.INVOICES: (
+        gettext_lazy("Import invoices from a spreadsheet"),
+        gettext_lazy(
+            "Upload invoices exported from your accounting system. Customers and their "
+            "primary contacts are created or updated from the invoice rows. You will see "
+            "what would change before anything is written."
+        ),
+    ),
+    IntakeBatch.Kind.CUSTOMERS: (
+        gettext_lazy("Import customers from a spreadsheet"),
+        gettext_lazy(
+            "Columns: external_ref (required), source, name, kind, segment, industry, "
+            "country, timezone, language, currency, credit_limit. A customer is found by "
+            "source and external_ref. You will see what would change before anything is "
+            "written."
+        ),
+    ),
+    IntakeBatch.Kind.CONTACTS: (
+        gettext_lazy("Import contacts from a spreadsheet"),
+        gettext_lazy(
+            "Columns: customer_ref and email (required), name, role, phone, is_primary, "
+            "customer_source. A contact is found by its customer's reference and its e-mail; "
+            "phones are stored in E.164 for the customer's country. You will see what would "
+            "change before anything is written."
+        ),
+    ),
+    IntakeBatch.Kind.PAYMENTS: (
+        gettext_lazy("Import payments from a spreadsheet"),
+        gettext_lazy(
+            "Columns: external_id (required), source, customer_ref, kind, amount, currency, "
+            "received_on, method, remittance_reference. A payment is found by source and "
+            "external_id; its amount, currency and payer never change once recorded. You "
+            "will see what would change before anything is written."
+        ),
+    ),
+}
+
+
 class UploadForm(forms.Form):
     file = forms.FileField(label=gettext_lazy("CSV or XLSX file"))
     profile = forms.ModelChoiceField(
@@ -43,13 +83,27 @@ class UploadForm(forms.Form):
         choices=ENCODINGS, required=False, label=gettext_lazy("CSV encoding")
     )
 
+    def __init__(self, *args, kind: kinds.Kind, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not kind.needs_profile:
+            del self.fields["profile"]
+
 
 class ConfirmForm(forms.Form):
     token = forms.CharField(widget=forms.HiddenInput)
 
 
-def can_import(user) -> bool:
-    return user.has_perm("integrations.add_intakebatch")
+def can_import(user, kind: kinds.Kind = kinds.INVOICES) -> bool:
+    """Finance's intake permission, and for master data and payments the right to add them."""
+    return user.has_perm("integrations.add_intakebatch") and (
+        not kind.permission or user.has_perm(kind.permission)
+    )
+
+
+def import_url(kind: kinds.Kind) -> str:
+    if kind is kinds.INVOICES:
+        return reverse("admin:integrations_intakebatch_import")
+    return reverse("admin:integrations_intakebatch_import_kind", args=[kind.name])
 
 
 def _store_upload(upload) -> str:
@@ -59,29 +113,45 @@ def _store_upload(upload) -> str:
 
 def _import(stored: str, **kwargs) -> IntakeBatch:
     with default_storage.open(stored, "rb") as stream:
-        return spreadsheets.import_invoices(getattr(stream, "file", stream), **kwargs)
+        return spreadsheets.import_spreadsheet(getattr(stream, "file", stream), **kwargs)
 
 
-def import_view(request, model_admin):
-    """Upload a file, preview its dry run row by row, confirm to load it for real."""
-    if not can_import(request.user):
+def import_view(request, model_admin, kind_name: str = IntakeBatch.Kind.INVOICES):
+    """Upload a file, preview its dry run row by row, confirm to load it for real.
+
+    One page for every kind; a load of customers, contacts or payments that stops at an
+    unexpected error loads nothing (it is all or nothing) and says so. An invoice load
+    commits chunk by chunk, so such an error stays an error page.
+    """
+    kind = kinds.KINDS.get(kind_name)
+    if kind is None:
+        raise Http404
+    if not can_import(request.user, kind):
         raise PermissionDenied
+    title, intro = PAGES[kind.name]
     context = {
         **model_admin.admin_site.each_context(request),
         "opts": IntakeBatch._meta,
-        "title": _("Import invoices from a spreadsheet"),
+        "title": title,
+        "intro": intro,
+        "key_label": kind.key_label,
+        "import_url": import_url(kind),
     }
-    form = UploadForm(initial={"profile": ImportProfile.objects.filter(name="generic-csv").first()})
+    form = UploadForm(
+        initial={"profile": ImportProfile.objects.filter(name="generic-csv").first()}, kind=kind
+    )
     if request.method == "POST" and "token" in request.POST:
-        return _confirm(request, context)
+        return _confirm(request, kind)
     if request.method == "POST":
-        form = UploadForm(request.POST, request.FILES)
+        form = UploadForm(request.POST, request.FILES, kind=kind)
         if form.is_valid():
+            profile = form.cleaned_data.get("profile")
             stored = _store_upload(form.cleaned_data["file"])
             upload = {
+                "kind": kind.name,
                 "stored": stored,
                 "filename": form.cleaned_data["file"].name,
-                "profile": form.cleaned_data["profile"].pk,
+                "profile": profile.pk if profile else None,
                 "encoding": form.cleaned_data["encoding"] or None,
             }
             rows = []
@@ -93,8 +163,9 @@ def import_view(request, model_admin):
             try:
                 batch = _import(
                     stored,
+                    kind=kind.name,
                     filename=upload["filename"],
-                    profile=form.cleaned_data["profile"],
+                    profile=profile,
                     by=request.user,
                     is_dry_run=True,
                     encoding=upload["encoding"],
@@ -103,6 +174,11 @@ def import_view(request, model_admin):
             except spreadsheets.UnreadableFile as exc:
                 default_storage.delete(stored)
                 form.add_error("file", str(exc))
+            except spreadsheets.LoadFailed as exc:
+                default_storage.delete(stored)
+                if not kind.is_atomic:
+                    raise
+                form.add_error(None, _("Nothing can be loaded: %(error)s") % {"error": exc})
             else:
                 rows.sort(key=lambda outcome: outcome.row_number)
                 context.update(
@@ -116,29 +192,39 @@ def import_view(request, model_admin):
     return TemplateResponse(request, "admin/integrations/spreadsheet/import.html", context)
 
 
-def _confirm(request, context):
+def _confirm(request, kind: kinds.Kind):
     form = ConfirmForm(request.POST)
     try:
         if not form.is_valid():
             raise signing.BadSignature
         upload = signing.loads(form.cleaned_data["token"], salt=UPLOAD_SALT, max_age=UPLOAD_MAX_AGE)
+        if upload.get("kind", IntakeBatch.Kind.INVOICES) != kind.name:
+            raise signing.BadSignature  # a token of another kind's page
     except signing.BadSignature:
         messages.error(request, _("The upload expired or was tampered with; upload it again."))
-        return HttpResponseRedirect(reverse("admin:integrations_intakebatch_import"))
+        return HttpResponseRedirect(import_url(kind))
     if not default_storage.exists(upload["stored"]):
         messages.error(request, _("This file was already loaded or has expired."))
-        return HttpResponseRedirect(reverse("admin:integrations_intakebatch_import"))
+        return HttpResponseRedirect(import_url(kind))
     try:
         batch = _import(
             upload["stored"],
+            kind=kind.name,
             filename=upload["filename"],
-            profile=ImportProfile.objects.get(pk=upload["profile"]),
+            profile=ImportProfile.objects.get(pk=upload["profile"]) if upload["profile"] else None,
             by=request.user,
             encoding=upload["encoding"],
         )
     except spreadsheets.UnreadableFile as exc:
         messages.error(request, str(exc))
-        return HttpResponseRedirect(reverse("admin:integrations_intakebatch_import"))
+        return HttpResponseRedirect(import_url(kind))
+    except spreadsheets.LoadFailed as exc:
+        if not kind.is_atomic:
+            raise
+        messages.error(request, _("Nothing was imported: %(error)s") % {"error": exc.batch.error})
+        return HttpResponseRedirect(
+            reverse("admin:integrations_intakebatch_change", args=[exc.batch.pk])
+        )
     finally:
         default_storage.delete(upload["stored"])
     messages.success(

@@ -39,6 +39,14 @@ class UnreadableFile(Exception):
         self.batch = batch
 
 
+class LoadFailed(Exception):
+    """Loading stopped at an unexpected error; `batch` is the batch, marked failed."""
+
+    def __init__(self, message: str, batch: IntakeBatch):
+        super().__init__(message)
+        self.batch = batch
+
+
 class _Rollback(Exception):
     pass
 
@@ -219,10 +227,14 @@ def import_spreadsheet(
     """Load a spreadsheet of customers, contacts, invoices or payments as one batch.
 
     Invoices need the import `profile`. Raises UnreadableFile (after failing the batch)
-    when the file cannot be read at all. A dry run validates and counts everything inside
-    a transaction that is rolled back: for invoices the batch itself, with its counts and
-    rejected rows, is written after the rollback; for the other kinds nothing is written
-    at all (the batch is returned unsaved, with its counts).
+    when the file cannot be read at all, and LoadFailed (after failing it too) when loading
+    stops at an unexpected error: a load of customers, contacts or payments then leaves
+    nothing behind but the failed batch; an invoice load keeps the chunks it committed.
+
+    A dry run validates and counts everything inside a transaction that is rolled back:
+    for invoices the batch itself, with its counts and rejected rows, is written after the
+    rollback; for the other kinds nothing is written at all (the batch is returned unsaved,
+    with its counts).
     """
     intake_kind = kinds.KINDS[kind]
     load = {
@@ -315,8 +327,8 @@ def _import(
     except (UnreadableFile, parsing.MissingColumns) as exc:
         raise UnreadableFile(str(exc), batches.fail_batch(batch, str(exc))) from exc
     except Exception as exc:
-        batches.fail_batch(batch, f"{exc.__class__.__name__}: {exc}")
-        raise
+        error = f"{exc.__class__.__name__}: {exc}"
+        raise LoadFailed(error, batches.fail_batch(batch, error)) from exc
     return batches.close_batch(batch, tally)
 
 

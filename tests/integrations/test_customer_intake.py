@@ -174,10 +174,11 @@ def test_a_failure_part_way_loads_nothing_and_fails_the_batch(monkeypatch):
 
     monkeypatch.setattr(services, "save_customer", save_then_fail)
 
-    with pytest.raises(RuntimeError, match="disk on fire"):
+    with pytest.raises(spreadsheets.LoadFailed, match="disk on fire") as failure:
         load("external_ref,name\nC-1,Acme\nC-2,Bolt\n")
 
     batch = IntakeBatch.objects.get()
+    assert failure.value.batch == batch
     assert batch.status == "failed" and "disk on fire" in batch.error
     assert not Customer.objects.exists() and not Activity.objects.exists()
 
