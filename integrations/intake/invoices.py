@@ -100,8 +100,12 @@ class InvoiceParser:
             decimal_separator=profile.decimal_separator,
             thousands_separator=profile.thousands_separator,
         )
-        # Bound once: these run for every row.
-        self.dates = cells.dates
+        # Bound once: these run for every row, and most cells are found in their caches.
+        self.dates, self.currencies, self.valid_emails = (
+            cells.dates,
+            cells.currencies,
+            cells.valid_emails,
+        )
         self.parse_date, self.parse_amount = cells.date, cells.amount
         self.currency, self.email, self.country = cells.currency, cells.email, cells.country
 
@@ -153,14 +157,15 @@ class InvoiceParser:
                 except ValueError as exc:
                     fail(name, str(exc))
 
-        currency = ""
-        try:
-            currency = self.currency(text.get("currency") or self.default_currency)
-        except ValueError as exc:
-            fail("currency", str(exc))
-        else:
-            if not currency and "currency" not in errors:
-                fail("currency", _("A currency is required; this profile has no default."))
+        typed = text.get("currency") or self.default_currency
+        currency = self.currencies.get(typed)
+        if currency is None:
+            try:
+                currency = self.currency(typed)
+            except ValueError as exc:
+                fail("currency", str(exc))
+        if not currency and "currency" not in errors:
+            fail("currency", _("A currency is required; this profile has no default."))
 
         for name in ("amount", "amount_due"):
             if text.get(name):
@@ -194,7 +199,7 @@ class InvoiceParser:
             )
 
         email = text.get("email", "")
-        if email:
+        if email and email not in self.valid_emails:
             try:
                 self.email(email)
             except ValueError as exc:

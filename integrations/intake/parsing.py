@@ -272,6 +272,7 @@ class Cells:
         self.dates: dict[str, dt.date] = {}
         self.valid_emails: set[str] = set()
         self.countries: dict[str, str] = {}  # a column of a few distinct values
+        self.currencies: dict[str, str] = {}  # as typed -> its code
 
     # -- dates --------------------------------------------------------------------------
 
@@ -358,12 +359,15 @@ class Cells:
             raise ValueError(_("%(value)s is too large for an amount.") % {"value": amount})
         return amount
 
-    @staticmethod
-    def currency(value) -> str:
+    def currency(self, value) -> str:
         """An ISO 4217 code, upper case; empty stays empty (the caller's default applies)."""
-        code = text(value).upper()
-        if code and code not in ISO_4217:
-            raise ValueError(_("%(value)s is not an ISO 4217 currency code.") % {"value": code})
+        code = self.currencies.get(value)
+        if code is None:
+            code = text(value).upper()
+            if code and code not in ISO_4217:
+                raise ValueError(_("%(value)s is not an ISO 4217 currency code.") % {"value": code})
+            if value.__class__ is str and len(self.currencies) < CACHE_SIZE:
+                self.currencies[value] = code
         return code
 
     # -- contacts -----------------------------------------------------------------------
