@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from django import forms as djforms
 from django.conf import settings
 from django.contrib import admin, messages
-from django.contrib.auth import get_permission_codename
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db import models
@@ -21,12 +20,6 @@ from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
-from import_export.admin import ImportMixin
-from import_export.formats import base_formats
-from import_export.results import RowResult
-
-from integrations import intake, resources
-from integrations.models import IntakeBatch
 
 from . import forms, permissions, selectors, services
 from .aging import BUCKET_CHOICES, BUCKETS_BY_KEY
@@ -69,107 +62,6 @@ class LedgerAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False  # ledger rows are corrected by new entries, never deleted
-
-
-IMPORT_OUTCOME_LABELS = {
-    RowResult.IMPORT_TYPE_NEW: _("new"),
-    RowResult.IMPORT_TYPE_UPDATE: _("changed"),
-    RowResult.IMPORT_TYPE_SKIP: _("unchanged"),
-    RowResult.IMPORT_TYPE_INVALID: _("error"),
-    RowResult.IMPORT_TYPE_ERROR: _("error"),
-}
-
-
-class SpreadsheetImportMixin(ImportMixin):
-    """CSV/XLSX import with a preview (new, changed, unchanged, errors per row) and confirm.
-
-    Unlike django-import-export's default, rows with errors do not block the confirm: they
-    are rejected and kept as Rejections of the import's intake batch, as in every intake.
-    """
-
-    import_formats = [base_formats.CSV, base_formats.XLSX]
-    import_template_name = "admin/integrations/import.html"
-
-    def has_import_permission(self, request):
-        opts = self.opts
-        return request.user.has_perm(
-            f"{opts.app_label}.{get_permission_codename('add', opts)}"
-        ) and request.user.has_perm("integrations.add_intakebatch")
-
-    def import_action(self, request, **kwargs):
-        response = super().import_action(request, **kwargs)
-        context = getattr(response, "context_data", None) or {}
-        result = context.get("result")
-        if result is not None:
-            rows = [row for row in result.rows if hasattr(row, "row_number")]
-            resource = self._resource()
-            context["preview_rows"] = [
-                {
-                    "number": row.row_number,
-                    "outcome": row.import_type,
-                    "label": IMPORT_OUTCOME_LABELS[row.import_type],
-                    "cells": row.diff
-                    or [(row.row_values or {}).get(h, "") for h in result.diff_headers],
-                    "errors": resource.row_errors(row)
-                    if row.is_invalid() or row.import_type == RowResult.IMPORT_TYPE_ERROR
-                    else {},
-                }
-                for row in rows
-            ]
-            context["preview_counts"] = {
-                label: sum(1 for row in rows if resources.OUTCOMES[row.import_type] == label)
-                for label in ("created", "updated", "unchanged", "rejected")
-            }
-            if (
-                "confirm_form" not in context
-                and not result.has_errors()
-                and rows
-                and context.get("form") is not None
-                and context["form"].is_valid()
-            ):
-                context["confirm_form"] = self.create_confirm_form(
-                    request, import_form=context["form"]
-                )
-        return response
-
-    def _resource(self):
-        return self.get_import_resource_classes(None)[0]()
-
-    def process_dataset(self, dataset, form, request, **kwargs):
-        result = super().process_dataset(dataset, form, request, **kwargs)
-        if result.has_errors():
-            # The whole load was rolled back; the batch still says it was tried and why.
-            batch = intake.open_batch(
-                source=IntakeBatch.Source.SPREADSHEET,
-                kind=self._resource().batch_kind,
-                by=request.user,
-                filename=(form.cleaned_data.get("original_file_name") or "")[:255],
-            )
-            errors = [str(error.error) for error in result.base_errors] + [
-                str(error.error)
-                for _line, row_errors in result.row_errors()
-                for error in row_errors
-            ]
-            result.intake_batch = intake.fail_batch(batch, "\n".join(errors) or "failed")
-        return result
-
-    def process_result(self, result, request):
-        batch = result.intake_batch
-        if batch.status == IntakeBatch.Status.FAILED:
-            messages.error(request, _("Nothing was imported: %(error)s") % {"error": batch.error})
-        else:
-            self.generate_log_entries(result, request)
-            messages.success(
-                request,
-                _(
-                    "%(read)d rows read: %(created)d created, %(updated)d updated, "
-                    "%(unchanged)d unchanged, %(rejected)d rejected."
-                )
-                % batch.counts(),
-            )
-        return HttpResponseRedirect(
-            reverse("admin:integrations_intakebatch_change", args=[batch.pk])
-        )
 
 
 class BucketFilter(admin.SimpleListFilter):
@@ -458,7 +350,7 @@ def add_customer_action(action: CustomerAction) -> None:
 
 
 @admin.register(Customer)
-class CustomerAdmin(SpreadsheetImportMixin, CustomerActionsMixin, LedgerAdmin):
+class CustomerAdmin(CustomerActionsMixin, LedgerAdmin):
     list_display = [
         "name",
         "segment",
@@ -491,7 +383,6 @@ class CustomerAdmin(SpreadsheetImportMixin, CustomerActionsMixin, LedgerAdmin):
         "resume_dunning",
     ]
     change_form_template = "admin/accounts/customer/change_form.html"
-    resource_classes = [resources.CustomerResource]
     timeline_per_page = 25
     fieldsets = [
         (
@@ -627,7 +518,7 @@ class CustomerAdmin(SpreadsheetImportMixin, CustomerActionsMixin, LedgerAdmin):
 
 
 @admin.register(Contact)
-class ContactAdmin(SpreadsheetImportMixin, admin.ModelAdmin):
+class ContactAdmin(admin.ModelAdmin):
     """Find contacts by e-mail or phone, and import them; they are edited on their customer."""
 
     list_display = ["name", "customer", "role", "email", "phone", "is_primary"]
@@ -639,7 +530,6 @@ class ContactAdmin(SpreadsheetImportMixin, admin.ModelAdmin):
     ordering = ["customer__name", "-is_primary", "name", "id"]
     fields = ContactInline.fields
     readonly_fields = ["customer", *ContactInline.readonly_fields]
-    resource_classes = [resources.ContactResource]
 
     def get_search_results(self, request, queryset, search_term):
         term = search_term.strip()
@@ -804,7 +694,7 @@ class AllocationInline(admin.TabularInline):
 
 
 @admin.register(Payment)
-class PaymentAdmin(SpreadsheetImportMixin, LedgerAdmin):
+class PaymentAdmin(LedgerAdmin):
     list_display = [
         "received_on",
         "customer",
@@ -822,7 +712,6 @@ class PaymentAdmin(SpreadsheetImportMixin, LedgerAdmin):
     autocomplete_fields = ["customer"]
     readonly_fields = ["unallocated_amount", "created_by", "created_at"]
     inlines = [AllocationInline]
-    resource_classes = [resources.PaymentResource]
 
     @admin.action(description=_("Resume dunning for these invoices"), permissions=["pause_dunning"])
     def resume_invoices(self, request, queryset):

@@ -265,10 +265,10 @@ def main() -> int:
     result = import_statement(content=content, filename="bench.csv", reconcile=False)
     loaded = time.perf_counter() - started
     cpu.append(cpu_seconds(backend_pid))
-    from integrations import reconciliation
+    from integrations.reconciliation import matching
 
     started = time.perf_counter()
-    result.outcome = reconciliation.reconcile(result.payment_ids)
+    result.outcome = matching.reconcile(result.payment_ids)
     matched = time.perf_counter() - started
     cpu.append(cpu_seconds(backend_pid))
     total = loaded + matched

@@ -56,7 +56,6 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "django_celery_beat",
-    "import_export",
     "accounts",
     "cases",
     "dunning",

@@ -10,7 +10,7 @@ from accounts import api as accounts_api
 from collections_mgmt import views
 from dunning import api as dunning_api
 from integrations import api as integrations_api
-from integrations import paylinks
+from integrations.gateways import pay_page
 
 admin.site.site_header = "Collections Management"
 admin.site.site_title = "Collections"
@@ -31,9 +31,23 @@ urlpatterns = [
     path("api/v1/", include(router.urls)),
     path("integrations/", include("integrations.urls")),
     path("dunning/", include("dunning.urls")),
-    path("pay/<str:token>/", paylinks.pay_page, name="pay-link"),
+    path("pay/<str:token>/", pay_page.pay_page, name="pay-link"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    # The customer, contact and payment imports moved from their ledger pages to intake
+    # (one pipeline for every kind of row); the old addresses lead there.
+    *(
+        path(
+            f"admin/accounts/{model}/import/",
+            RedirectView.as_view(pattern_name="admin:integrations_intakebatch_import_kind"),
+            {"kind": kind},
+        )
+        for model, kind in (
+            ("customer", "customers"),
+            ("contact", "contacts"),
+            ("payment", "payments"),
+        )
+    ),
     path("admin/", admin.site.urls),
     path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
 ]

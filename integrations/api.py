@@ -9,9 +9,9 @@ from accounts.api import filter_by_params
 from accounts.api_policy import StrictModelPermissions
 from accounts.models import Invoice
 
-from . import intake, pipeline
 from .idempotency import run_once
-from .intake import RowRejected
+from .intake import batches, invoices
+from .intake.batches import RowRejected
 from .models import ImportProfile, IntakeBatch, Rejection
 
 
@@ -198,19 +198,19 @@ class InvoiceBulkUpsert(APIView):
             return Response(
                 {"invoices": [f"at most {MAX_BULK_ITEMS} items per request"]}, status=400
             )
-        batch = intake.open_batch(source=IntakeBatch.Source.API, kind="invoices", by=request.user)
-        tally = intake.Tally()
-        parser = pipeline.RowParser(api_profile(source))
+        batch = batches.open_batch(source=IntakeBatch.Source.API, kind="invoices", by=request.user)
+        tally = batches.Tally()
+        parser = invoices.InvoiceParser(api_profile(source))
         errors, records = [], []
         for index, item in enumerate(items):
             try:
                 records.append(self._parse(parser, index, item))
             except RowRejected as exc:
                 raw = item if isinstance(item, dict) else {"item": item}
-                intake.reject(tally, batch, row_number=index + 1, raw=raw, errors=exc.errors)
+                batches.reject(tally, batch, row_number=index + 1, raw=raw, errors=exc.errors)
                 errors.append({"index": index, "errors": exc.errors})
-        pipeline.upsert_invoices(records, batch=batch, by=request.user, source=source, tally=tally)
-        intake.close_batch(batch, tally)
+        invoices.upsert_invoices(records, batch=batch, by=request.user, source=source, tally=tally)
+        batches.close_batch(batch, tally)
         return Response({**batch.counts(), "errors": errors}, status=200)
 
     @staticmethod

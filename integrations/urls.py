@@ -2,12 +2,13 @@
 
 from django.urls import path
 
-from . import twilio, webhooks
+from .gateways import webhooks as gateway_webhooks
+from .twilio import webhooks as twilio_webhooks
 
 app_name = "integrations"
 urlpatterns: list = [
-    path("stripe/webhook/", webhooks.stripe_webhook, name="stripe-webhook"),
-    path("payments/webhook/", webhooks.payments_webhook, name="payments-webhook"),
-    path("twilio/status/", twilio.status_callback, name="twilio-status"),
-    path("twilio/inbound/", twilio.inbound, name="twilio-inbound"),
+    path("stripe/webhook/", gateway_webhooks.stripe_webhook, name="stripe-webhook"),
+    path("payments/webhook/", gateway_webhooks.payments_webhook, name="payments-webhook"),
+    path("twilio/status/", twilio_webhooks.status_callback, name="twilio-status"),
+    path("twilio/inbound/", twilio_webhooks.inbound, name="twilio-inbound"),
 ]

@@ -11,7 +11,7 @@ from django.core.exceptions import ValidationError
 
 from accounts.money import ISO_4217, to_amount
 
-from . import NO_REFERENCE, BadLine, ParsedStatement, StatementLine, StatementUnreadable
+from .statement import NO_REFERENCE, BadLine, ParsedStatement, StatementLine, StatementUnreadable
 
 NAMESPACE = re.compile(r"^\{urn:iso:std:iso:20022:tech:xsd:camt\.053\.001\.0([2-8])\}Document$")
 

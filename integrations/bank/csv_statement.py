@@ -18,7 +18,7 @@ from django.core.exceptions import ValidationError
 
 from accounts.money import ISO_4217, to_amount
 
-from . import BadLine, ParsedStatement, StatementLine, StatementUnreadable, decode_text
+from .statement import BadLine, ParsedStatement, StatementLine, StatementUnreadable, decode_text
 
 COLUMNS = {
     "date": ["date", "booking date", "booked on", "booked", "entry date", "buchungstag", "datum"],

@@ -18,11 +18,13 @@ from django.db import connection, transaction
 from accounts import bulk, services
 from accounts.models import Payment
 
-from .. import intake, reconciliation
+from ..intake import batches
 from ..models import BankLine, BankStatement, IntakeBatch
-from . import BadLine, ParsedStatement, StatementLine, StatementUnreadable, parse_statement
-from . import content_key as _content_key
-from . import fingerprint as _fingerprint
+from ..reconciliation import matching
+from .formats import parse_statement
+from .statement import BadLine, ParsedStatement, StatementLine, StatementUnreadable
+from .statement import content_key as _content_key
+from .statement import fingerprint as _fingerprint
 
 SOURCE = "bank_statement"
 PAYMENT_SOURCE = "bank"
@@ -53,7 +55,7 @@ class ImportResult:
     duplicates: int = 0
     rejected: int = 0
     payment_ids: list[int] = field(default_factory=list)
-    outcome: reconciliation.Outcome = field(default_factory=reconciliation.Outcome)
+    outcome: matching.Outcome = field(default_factory=matching.Outcome)
 
     def summary(self) -> dict:
         """The command's last line. Payments booked only in part count as partially
@@ -91,7 +93,7 @@ def import_statement(
        (COPY on PostgreSQL, see `accounts.bulk.insert_rows`).
     5. Close the batch with its counts, then match the new payments.
     """
-    batch = intake.open_batch(
+    batch = batches.open_batch(
         source=IntakeBatch.Source.BANK_STATEMENT,
         kind=IntakeBatch.Kind.PAYMENTS,
         by=by,
@@ -102,25 +104,25 @@ def import_statement(
     try:
         parsed = parse_statement(content, format, account=account)
     except StatementUnreadable as exc:
-        intake.fail_batch(batch, str(exc))
-        intake.record_failure(SOURCE, str(exc))
+        batches.fail_batch(batch, str(exc))
+        batches.record_failure(SOURCE, str(exc))
         raise
-    tally = intake.Tally()
+    tally = batches.Tally()
     keyed = _with_fingerprints(parsed)
     result.lines = len(parsed.lines)
     try:
         for start in range(0, len(keyed), chunk_size):
             _load_chunk(parsed, keyed[start : start + chunk_size], batch, tally, result, by)
     except Exception as exc:  # the chunks loaded so far stay; the batch says where it broke
-        intake.fail_batch(batch, f"{exc.__class__.__name__}: {exc}")
-        intake.record_failure(SOURCE, str(exc))
+        batches.fail_batch(batch, f"{exc.__class__.__name__}: {exc}")
+        batches.record_failure(SOURCE, str(exc))
         raise
-    intake.close_batch(batch, tally)
-    intake.record_success(SOURCE)
+    batches.close_batch(batch, tally)
+    batches.record_success(SOURCE)
     result.duplicates = tally.unchanged
     result.rejected = tally.rejected
     if reconcile and result.payment_ids:
-        result.outcome = reconciliation.reconcile(result.payment_ids, by=by)
+        result.outcome = matching.reconcile(result.payment_ids, by=by)
     return result
 
 
@@ -168,7 +170,7 @@ def _load_chunk(parsed, keyed, batch, tally, result, by) -> None:
         fresh: list[tuple[StatementLine, str]] = []
         for line, fp in keyed:
             if isinstance(line, BadLine):
-                intake.reject(
+                batches.reject(
                     tally, batch, row_number=line.line_number, raw=line.raw, errors=line.errors
                 )
             elif fp in known:
@@ -177,7 +179,7 @@ def _load_chunk(parsed, keyed, batch, tally, result, by) -> None:
                 known.add(fp)
                 fresh.append((line, fp))
         if not fresh:
-            intake.flush_rejections(tally)
+            batches.flush_rejections(tally)
             return
         if result.statement is None:
             result.statement = BankStatement.objects.create(
@@ -192,7 +194,7 @@ def _load_chunk(parsed, keyed, batch, tally, result, by) -> None:
                 to_on=parsed.to_on,
             )
         credits = [line for line, _fp in fresh if line.is_credit]
-        payers = dict(zip(map(id, credits), reconciliation.identify_payers(credits), strict=True))
+        payers = dict(zip(map(id, credits), matching.identify_payers(credits), strict=True))
         credit_rows = [
             {
                 "amount": line.amount,
@@ -214,10 +216,10 @@ def _load_chunk(parsed, keyed, batch, tally, result, by) -> None:
             if line.is_credit:
                 payment = next(recorded)
                 if isinstance(payment, ValidationError):
-                    error = intake.RowRejected.from_validation_error(
+                    error = batches.RowRejected.from_validation_error(
                         payment, default_field="payment"
                     )
-                    intake.reject(
+                    batches.reject(
                         tally, batch, row_number=line.line_number, raw=line.raw, errors=error.errors
                     )
                     continue
@@ -243,7 +245,7 @@ def _load_chunk(parsed, keyed, batch, tally, result, by) -> None:
                 )
             )
         bulk.insert_rows(BankLine, BANK_LINE_COLUMNS, rows, returning=False)
-        intake.flush_rejections(tally)
+        batches.flush_rejections(tally)
 
 
 def _remittance(line: StatementLine) -> str:

@@ -15,7 +15,7 @@ from mt940.models import Transactions
 
 from accounts.money import ISO_4217
 
-from . import BadLine, ParsedStatement, StatementLine, StatementUnreadable, decode_text
+from .statement import BadLine, ParsedStatement, StatementLine, StatementUnreadable, decode_text
 
 TAG = re.compile(r"^:(\d\d[A-Z]?):", re.MULTILINE)
 HEADER_TAGS = {"20", "21", "25", "28", "28C", "60F", "60M", "13D"}

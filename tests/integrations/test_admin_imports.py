@@ -1,3 +1,5 @@
+"""The console's imports of customers, contacts and payments: preview, confirm, retry."""
+
 import io
 from decimal import Decimal
 
@@ -7,14 +9,21 @@ from django.contrib.auth.models import Permission
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
+from accounts import services
 from accounts.models import Activity, Contact, Customer, Payment
-from integrations import resources
+from integrations.bank.importer import import_statement
 from integrations.models import IntakeBatch, Rejection
+from tests.clock import ON
 from tests.factories import ContactFactory, CustomerFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
-CSV, XLSX = "0", "1"  # positions in the admin's import_formats
+KINDS = {"customer": "customers", "contact": "contacts", "payment": "payments"}
+
+
+@pytest.fixture(autouse=True)
+def _uploads_in_tmp(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
 
 
 def xlsx(rows: list[list]) -> bytes:
@@ -27,18 +36,21 @@ def xlsx(rows: list[list]) -> bytes:
     return out.getvalue()
 
 
-def preview(client, model: str, content: bytes | str, *, name="load.csv", file_format=CSV):
+def import_url(model: str) -> str:
+    return reverse("admin:integrations_intakebatch_import_kind", args=[KINDS[model]])
+
+
+def preview(client, model: str, content: bytes | str, *, name="load.csv"):
     if isinstance(content, str):
         content = content.encode()
     return client.post(
-        reverse(f"admin:accounts_{model}_import"),
-        {"format": file_format, "import_file": SimpleUploadedFile(name, content)},
+        import_url(model), {"file": SimpleUploadedFile(name, content), "encoding": ""}
     )
 
 
 def confirm(client, model: str, page) -> IntakeBatch:
-    form = page.context["confirm_form"]
-    response = client.post(reverse(f"admin:accounts_{model}_process_import"), form.initial)
+    token = page.context["confirm"].initial["token"]
+    response = client.post(import_url(model), {"token": token})
     assert response.status_code == 302
     batch = IntakeBatch.objects.get()
     assert response["Location"] == reverse("admin:integrations_intakebatch_change", args=[batch.pk])
@@ -46,7 +58,7 @@ def confirm(client, model: str, page) -> IntakeBatch:
 
 
 def outcomes(page) -> dict[int, str]:
-    return {row["number"]: row["outcome"] for row in page.context["preview_rows"]}
+    return {row.row_number: row.outcome for row, _label in page.context["rows"]}
 
 
 def load(client, model, content, **kwargs) -> IntakeBatch:
@@ -81,16 +93,20 @@ def test_customer_csv_preview_shows_each_row_and_writes_nothing(client, finance,
     page = preview(client, "customer", CUSTOMERS_CSV)
 
     assert page.status_code == 200
-    assert outcomes(page) == {2: "update", 3: "skip", 4: "new", 5: "invalid"}
-    assert page.context["preview_counts"] == {
-        "created": 1,
-        "updated": 1,
-        "unchanged": 1,
-        "rejected": 1,
-    }
-    [bad] = [row for row in page.context["preview_rows"] if row["number"] == 5]
-    assert list(bad["errors"]) == ["currency"]
-    assert b"Confirm import" in page.content and b"XXX is not an ISO 4217" in page.content
+    assert outcomes(page) == {2: "updated", 3: "unchanged", 4: "created", 5: "rejected"}
+    counts = page.context["preview"].counts()
+    assert [counts[k] for k in ("read", "created", "updated", "unchanged", "rejected")] == [
+        4,
+        1,
+        1,
+        1,
+        1,
+    ]
+    [bad] = [row for row, _label in page.context["rows"] if row.row_number == 5]
+    assert list(bad.changes) == ["currency"]
+    content = page.content.decode()
+    assert "Confirm and load" in content and "XXX is not an ISO 4217" in content
+    assert "name: Acme &rarr; Acme Rockets" in content
     assert Customer.objects.count() == 2
     assert Customer.objects.get(external_ref="C-1").name == "Acme"
     assert not IntakeBatch.objects.exists()
@@ -138,9 +154,9 @@ def test_customer_xlsx_preview_and_confirm(client, finance, customers):
         ]
     )
 
-    page = preview(client, "customer", content, name="customers.xlsx", file_format=XLSX)
+    page = preview(client, "customer", content, name="customers.xlsx")
 
-    assert outcomes(page) == {2: "skip", 3: "new", 4: "invalid", 5: "update"}
+    assert outcomes(page) == {2: "unchanged", 3: "created", 4: "rejected", 5: "updated"}
     batch = confirm(client, "customer", page)
     assert (batch.created, batch.updated, batch.unchanged, batch.rejected) == (1, 1, 1, 1)
     hooli = Customer.objects.get(external_ref="C-9")
@@ -186,7 +202,7 @@ def test_contact_with_bad_phone_is_rejected_naming_the_field(client, finance):
 
     page = preview(client, "contact", content)
 
-    assert outcomes(page) == {2: "skip", 3: "invalid", 4: "invalid"}
+    assert outcomes(page) == {2: "unchanged", 3: "rejected", 4: "rejected"}
     assert b"phone" in page.content and b"not a valid phone number" in page.content
     batch = confirm(client, "contact", page)
     assert (batch.rows_read, batch.unchanged, batch.rejected) == (3, 1, 2)
@@ -270,7 +286,7 @@ def test_payment_xlsx_amounts_are_exact(client, finance):
         [["external_id", "amount", "currency", "received_on"], ["P-7", 0.1, "EUR", "2026-11-20"]]
     )
 
-    load(client, "payment", content, name="p.xlsx", file_format=XLSX)
+    load(client, "payment", content, name="p.xlsx")
 
     assert Payment.objects.get().amount == Decimal("0.10")
 
@@ -295,18 +311,21 @@ def test_batch_counts_add_up(client, finance, model):
 
 @pytest.mark.parametrize("role", ["agent", "manager"])
 @pytest.mark.parametrize("model", ["customer", "contact", "payment"])
-def test_agents_and_managers_cannot_import(client, request, role, model):
+def test_agents_and_managers_cannot_import(client, finance, request, role, model):
+    content = {
+        "customer": "external_ref,name\nC-1,X\n",
+        "contact": "customer_ref,email,name\nC-1,x@example.com,X\n",
+        "payment": f"external_id,amount,currency,received_on\nP-1,1.00,USD,{ON}\n",
+    }[model]
+    client.force_login(finance)
+    token = preview(client, model, content).context["confirm"].initial
     client.force_login(request.getfixturevalue(role))
 
-    assert client.get(reverse(f"admin:accounts_{model}_import")).status_code == 403
-    page = preview(client, model, "external_ref,name\nC-1,X\n")
-    assert page.status_code == 403
-    confirmed = client.post(
-        reverse(f"admin:accounts_{model}_process_import"),
-        {"import_file_name": "x", "original_file_name": "x.csv", "format": CSV},
-    )
-    assert confirmed.status_code == 403
+    assert client.get(import_url(model)).status_code == 403
+    assert preview(client, model, content).status_code == 403
+    assert client.post(import_url(model), token).status_code == 403
     assert not IntakeBatch.objects.exists()
+    assert not Customer.objects.exists() and not Payment.objects.exists()
 
 
 def test_import_needs_the_intake_permission_too(client):
@@ -317,21 +336,41 @@ def test_import_needs_the_intake_permission_too(client):
     )
     client.force_login(user)
 
-    assert client.get(reverse("admin:accounts_customer_import")).status_code == 403
+    assert client.get(import_url("customer")).status_code == 403
+
+
+def test_importing_a_kind_needs_the_right_to_add_it(client):
+    user = UserFactory(username="intake-only")
+    user.user_permissions.add(Permission.objects.get(codename="add_intakebatch"))
+    client.force_login(user)
+
+    assert client.get(import_url("payment")).status_code == 403
+    assert client.get(reverse("admin:integrations_intakebatch_import")).status_code == 200
 
 
 def test_finance_sees_the_import_button_and_form(client, finance, manager):
     client.force_login(finance)
-    changelist = client.get(reverse("admin:accounts_customer_changelist"))
-    assert changelist.status_code == 200
-    assert reverse("admin:accounts_customer_import").encode() in changelist.content
-    page = client.get(reverse("admin:accounts_payment_import"))
+    for model in KINDS:
+        changelist = client.get(reverse(f"admin:accounts_{model}_changelist"))
+        assert changelist.status_code == 200
+        assert import_url(model).encode() in changelist.content
+    page = client.get(import_url("payment"))
     assert page.status_code == 200 and b"xlsx" in page.content.lower()
+    assert b"external_id" in page.content and b'name="profile"' not in page.content
 
     client.force_login(manager)
     changelist = client.get(reverse("admin:accounts_customer_changelist"))
     assert changelist.status_code == 200
-    assert reverse("admin:accounts_customer_import").encode() not in changelist.content
+    assert import_url("customer").encode() not in changelist.content
+
+
+@pytest.mark.parametrize("model", ["customer", "contact", "payment"])
+def test_the_old_import_addresses_lead_to_the_intake_pages(client, finance, model):
+    client.force_login(finance)
+
+    response = client.get(f"/admin/accounts/{model}/import/")
+
+    assert response.status_code == 302 and response["Location"] == import_url(model)
 
 
 def test_contact_list_finds_contacts_by_email_and_phone(client, manager):
@@ -350,22 +389,25 @@ def test_contact_list_finds_contacts_by_email_and_phone(client, manager):
 def test_an_unexpected_failure_loads_nothing_and_records_a_failed_batch(
     client, finance, monkeypatch
 ):
-    def explode(self, instance, *, is_create):
+    def explode(*, customer, by):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(resources.CustomerResource, "save_record", explode)
     client.force_login(finance)
-    page = preview(client, "customer", "external_ref,name\nC-1,Acme\n")
-    assert b"disk on fire" in page.content and "confirm_form" not in page.context
-    stored = page.context["form"].cleaned_data["import_file"].tmp_storage_name
-    form = {"import_file_name": stored, "original_file_name": "c.csv", "format": CSV}
+    page = preview(client, "customer", "external_ref,name\nC-1,Acme\nC-2,Bolt\n")
+    token = page.context["confirm"].initial
+    monkeypatch.setattr(services, "save_customer", explode)
 
-    response = client.post(reverse("admin:accounts_customer_process_import"), form)
+    failed_preview = preview(client, "customer", "external_ref,name\nC-1,Acme\n")
+    assert b"disk on fire" in failed_preview.content and "confirm" not in failed_preview.context
+    assert not IntakeBatch.objects.exists()  # a preview leaves nothing, even when it fails
+
+    response = client.post(import_url("customer"), token)
 
     batch = IntakeBatch.objects.get()
     assert response.status_code == 302
+    assert response["Location"] == reverse("admin:integrations_intakebatch_change", args=[batch.pk])
     assert batch.status == IntakeBatch.Status.FAILED and "disk on fire" in batch.error
-    assert not Customer.objects.exists()
+    assert not Customer.objects.exists() and not Activity.objects.exists()
 
 
 # --- correct and retry a rejected row -------------------------------------------------------
@@ -470,8 +512,6 @@ def test_finance_corrects_a_payment_amount_and_retries_it(client, finance):
 
 
 def test_rows_of_a_bank_statement_cannot_be_retried_only_dismissed(client, finance):
-    from integrations.bank.importer import import_statement
-
     statement = b"date,amount,currency,name,reference\n2026-11-20,abc,EUR,Acme,INV-1\n"
     import_statement(content=statement, filename="bank.csv", reconcile=False)
     rejection = Rejection.objects.get()

@@ -6,7 +6,7 @@ from django.db import connection
 from rest_framework.test import APIClient
 
 from accounts.models import Payment
-from integrations import intake
+from integrations.intake import batches
 from integrations.models import IdempotencyRecord
 from tests.factories import CustomerFactory, InvoiceFactory, UserFactory
 
@@ -118,10 +118,10 @@ def test_two_concurrent_retries_book_once():
 
 
 def test_batches_and_rejections_are_readable_by_finance_only(api, agent):
-    batch = intake.open_batch(source="api", kind="invoices")
-    tally = intake.Tally(created=1)
-    intake.reject(tally, batch, row_number=2, raw={"number": "X"}, errors={"amount": ["bad"]})
-    intake.close_batch(batch, tally)
+    batch = batches.open_batch(source="api", kind="invoices")
+    tally = batches.Tally(created=1)
+    batches.reject(tally, batch, row_number=2, raw={"number": "X"}, errors={"amount": ["bad"]})
+    batches.close_batch(batch, tally)
     listed = api.get("/api/v1/intake-batches/", {"source": "api"}).json()["results"]
     assert [b["id"] for b in listed] == [batch.pk]
     assert listed[0]["rows_read"] == 2

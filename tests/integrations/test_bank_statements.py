@@ -10,8 +10,8 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from accounts.models import Allocation, Payment
-from integrations.bank import StatementUnreadable
 from integrations.bank.importer import import_statement
+from integrations.bank.statement import StatementUnreadable
 from integrations.models import BankLine, BankStatement, IntakeBatch, Rejection
 from tests.factories import ContactFactory, CustomerFactory, InvoiceFactory
 

@@ -1,17 +1,17 @@
 import pytest
 from django.db import IntegrityError, OperationalError, transaction
 
-from integrations import intake
+from integrations.intake import batches
 from integrations.models import ImportProfile, IntakeBatch, Rejection, SourceHealth
 
 pytestmark = pytest.mark.django_db
 
 
 def test_a_closed_batch_accounts_for_every_row():
-    batch = intake.open_batch(source="spreadsheet", kind="invoices")
-    tally = intake.Tally(created=5, updated=2, unchanged=1)
-    intake.reject(tally, batch, row_number=9, raw={"Total": "ten"}, errors={"amount": ["bad"]})
-    intake.close_batch(batch, tally)
+    batch = batches.open_batch(source="spreadsheet", kind="invoices")
+    tally = batches.Tally(created=5, updated=2, unchanged=1)
+    batches.reject(tally, batch, row_number=9, raw={"Total": "ten"}, errors={"amount": ["bad"]})
+    batches.close_batch(batch, tally)
     batch.refresh_from_db()
     assert batch.counts() == {
         "read": 9,
@@ -30,7 +30,7 @@ def test_a_closed_batch_accounts_for_every_row():
 
 
 def test_database_refuses_a_completed_batch_whose_counts_do_not_add_up():
-    batch = intake.open_batch(source="api", kind="invoices")
+    batch = batches.open_batch(source="api", kind="invoices")
     with pytest.raises(IntegrityError), transaction.atomic():
         IntakeBatch.objects.filter(pk=batch.pk).update(status="completed", rows_read=3, created=1)
 
@@ -44,7 +44,7 @@ def test_transient_failures_are_retried_with_backoff_and_health_recorded():
             raise OperationalError("database is busy")
         return "done"
 
-    assert intake.with_retries(flaky, source="xero", sleep=sleeps.append) == "done"
+    assert batches.with_retries(flaky, source="xero", sleep=sleeps.append) == "done"
     assert sleeps == [0.5, 1.0]
     health = SourceHealth.objects.get(source="xero")
     assert health.consecutive_failures == 0 and health.last_success_at is not None
@@ -58,7 +58,7 @@ def test_a_source_that_keeps_failing_is_flagged(settings):
 
     for _ in range(2):
         with pytest.raises(ConnectionError):
-            intake.with_retries(down, source="stripe", attempts=2, sleep=lambda s: None)
+            batches.with_retries(down, source="stripe", attempts=2, sleep=lambda s: None)
     health = SourceHealth.objects.get(source="stripe")
     assert health.consecutive_failures == 2 and health.is_failing
     assert "provider down" in health.last_error
@@ -75,10 +75,10 @@ def test_shipped_profiles_exist_with_real_headers():
 
 
 def test_finance_dismisses_rejected_rows_with_a_reason(client, finance):
-    batch = intake.open_batch(source="spreadsheet", kind="invoices")
-    tally = intake.Tally()
-    intake.reject(tally, batch, row_number=2, raw={"a": "1"}, errors={"amount": ["bad"]})
-    intake.close_batch(batch, tally)
+    batch = batches.open_batch(source="spreadsheet", kind="invoices")
+    tally = batches.Tally()
+    batches.reject(tally, batch, row_number=2, raw={"a": "1"}, errors={"amount": ["bad"]})
+    batches.close_batch(batch, tally)
     rejection = Rejection.objects.get()
     client.force_login(finance)
     response = client.post(

@@ -6,7 +6,7 @@ from django.core.exceptions import ValidationError
 from django.core.management import CommandError, call_command
 
 from accounts.models import Activity, Invoice
-from integrations.gateways import ensure_pay_link
+from integrations.gateways.paylinks import ensure_pay_link
 from tests.factories import InvoiceFactory
 
 pytestmark = pytest.mark.django_db

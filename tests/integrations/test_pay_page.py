@@ -7,7 +7,7 @@ from django.urls import reverse
 
 from accounts import services
 from accounts.models import Invoice, Payment
-from integrations.gateways import ensure_pay_link
+from integrations.gateways.paylinks import ensure_pay_link
 from tests.factories import TODAY, InvoiceFactory, PaymentFactory
 
 pytestmark = pytest.mark.django_db

@@ -8,9 +8,9 @@ import pytest
 
 from accounts import bulk, services
 from accounts.models import Activity, Allocation, Contact, Customer, Invoice, Payment
-from integrations import intake, spreadsheets
+from integrations.intake import batches, spreadsheets
+from integrations.intake.invoices import InvoiceRecord, upsert_invoices
 from integrations.models import ImportProfile, IntakeBatch, Rejection
-from integrations.pipeline import InvoiceRecord, upsert_invoices
 from tests.factories import CustomerFactory, InvoiceFactory, PaymentFactory
 
 pytestmark = pytest.mark.django_db
@@ -210,7 +210,7 @@ def test_a_bad_phone_rejects_the_row_naming_the_field():
 
 
 def test_records_from_another_adapter_go_through_the_same_upsert(finance):
-    batch = intake.open_batch(source="api", kind="invoices", by=finance)
+    batch = batches.open_batch(source="api", kind="invoices", by=finance)
     record = InvoiceRecord(
         number="API-1",
         customer_key="C-1",
@@ -222,7 +222,7 @@ def test_records_from_another_adapter_go_through_the_same_upsert(finance):
         row_number=1,
     )
     tally = upsert_invoices([record, record], batch=batch, by=finance, source="api")
-    intake.close_batch(batch, tally)
+    batches.close_batch(batch, tally)
     assert counts(batch) == (2, 1, 0, 1, 0)
     assert Invoice.objects.get(source="api").customer.external_ref == "C-1"
 

@@ -11,9 +11,10 @@ from django.core.management import call_command
 
 from accounts import services
 from accounts.models import Activity, Allocation, Invoice, Payment
-from integrations import reconciliation
 from integrations.bank.importer import import_statement
+from integrations.bank.statement import StatementLine
 from integrations.models import MatchProposal
+from integrations.reconciliation import matching
 from tests.factories import TODAY, CustomerFactory, InvoiceFactory
 
 pytestmark = pytest.mark.django_db
@@ -30,8 +31,8 @@ def pay(amount, *, customer=None, currency="USD", remittance="") -> Payment:
     )
 
 
-def run(*payments) -> reconciliation.Outcome:
-    return reconciliation.reconcile([p.pk for p in payments])
+def run(*payments) -> matching.Outcome:
+    return matching.reconcile([p.pk for p in payments])
 
 
 def invoice(customer, number, amount, *, days_ago=0, currency="USD") -> Invoice:
@@ -83,7 +84,7 @@ def test_invoice_number_with_a_different_amount_books_at_095_and_leaves_credit()
         1,
         {"invoice_number_amount_differs": 1},
     )
-    assert reconciliation.RULES["invoice_number_amount_differs"] == Decimal("0.95")
+    assert matching.RULES["invoice_number_amount_differs"] == Decimal("0.95")
     payment.refresh_from_db()
     inv.refresh_from_db()
     assert inv.status == "paid" and payment.unallocated_amount == Decimal("20.00")  # credit
@@ -399,17 +400,17 @@ def test_payer_whose_quoted_invoice_was_just_filled_is_matched_on_its_other_invo
     assert allocations(second) == [("M-2", Decimal("100.00"), "exact_amount")]
 
 
-def _open(cents: list[int]) -> list[reconciliation.OpenInvoice]:
+def _open(cents: list[int]) -> list[matching.OpenInvoice]:
     return [
-        reconciliation.OpenInvoice(
+        matching.OpenInvoice(
             pk, 1, f"N-{pk}", "USD", Decimal(c) / 100, TODAY + dt.timedelta(days=pk)
         )
         for pk, c in enumerate(cents, start=1)
     ]
 
 
-def decide_for(amount: str, cents: list[int]) -> reconciliation.Match:
-    return reconciliation.decide(
+def decide_for(amount: str, cents: list[int]) -> matching.Match:
+    return matching.decide(
         amount=Decimal(amount),
         currency="USD",
         payer_id=1,
@@ -481,8 +482,6 @@ def test_payer_lookup_by_bank_account_uses_the_counterparty_index():
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    from integrations.bank import StatementLine
-
     customer = CustomerFactory(name="Acme Rockets")
     import_statement(
         content=b"date,amount,currency,name,iban,reference\n"
@@ -500,7 +499,7 @@ def test_payer_lookup_by_bank_account_uses_the_counterparty_index():
     )
 
     with CaptureQueriesContext(connection) as queries:
-        assert reconciliation.identify_payers([line]) == [customer.pk]
+        assert matching.identify_payers([line]) == [customer.pk]
 
     [lookup] = [q["sql"] for q in queries if "integrations_bankline" in q["sql"]]
     with connection.cursor() as cursor:

@@ -7,9 +7,11 @@ from decimal import Decimal
 import openpyxl
 import pytest
 
-from accounts.models import Contact, Customer, Invoice
-from integrations import spreadsheets
+from accounts.models import Activity, Contact, Customer, Invoice, Payment
+from integrations.intake import spreadsheets
 from integrations.models import ImportProfile, IntakeBatch, Rejection
+from tests.clock import ON
+from tests.factories import CustomerFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -368,3 +370,34 @@ def test_amounts_in_every_written_form_load_to_the_cent(tmp_path):
     errors = {r.row_number: r.errors for r in Rejection.objects.filter(batch=batch)}
     assert errors[7] == {"amount": ["'1,23' is not an amount."]}
     assert errors[8] == {"amount": ["1000000000000.00 is too large for an amount."]}
+
+
+PREVIEWS = {
+    "invoices": GENERIC + "INV-1,Acme,2026-10-01,2026-10-31,USD,100.00\n",
+    "customers": "external_ref,name\nC-1,Acme Rockets\nC-2,Bolt\n",
+    "contacts": "customer_ref,email,name\nC-1,ap@acme.example,AP\n",
+    "payments": f"external_id,customer_ref,amount,currency,received_on\nP-1,C-1,5.00,USD,{ON}\n",
+}
+
+
+@pytest.mark.parametrize("kind", PREVIEWS)
+def test_a_dry_run_of_any_kind_writes_nothing_to_the_ledger(kind):
+    CustomerFactory(source="spreadsheet", external_ref="C-1", name="Acme")
+    tables = (Customer, Contact, Invoice, Payment, Activity)
+    before = [list(model.objects.values()) for model in tables]
+
+    batch = spreadsheets.import_spreadsheet(
+        io.BytesIO(PREVIEWS[kind].encode()),
+        kind=kind,
+        filename=f"{kind}.csv",
+        profile=ImportProfile.objects.get(name="generic-csv") if kind == "invoices" else None,
+        is_dry_run=True,
+    )
+
+    assert batch.rows_read >= 1 and batch.rejected == 0
+    assert batch.created + batch.updated >= 1  # there was something to write
+    assert [list(model.objects.values()) for model in tables] == before
+    # Only the invoice dry run leaves its batch behind (marked as such), as it always has.
+    assert list(IntakeBatch.objects.values_list("kind", "is_dry_run")) == (
+        [("invoices", True)] if kind == "invoices" else []
+    )

@@ -10,7 +10,7 @@ from django.urls import reverse
 
 from accounts.models import Activity, Allocation, Invoice, Payment
 from cases.models import Dispute
-from integrations import gateways
+from integrations.gateways import events, minor_units, stripe_events
 from integrations.models import IntakeBatch, Rejection, SourceHealth, WebhookEvent
 from tests.factories import InvoiceFactory
 
@@ -326,11 +326,11 @@ def test_zero_decimal_currency_jpy_is_not_divided_by_100(client):
 
 
 def test_minor_units_follow_the_currency_exponent():
-    assert gateways.from_minor_units(12345, "USD") == Decimal("123.45")
-    assert gateways.from_minor_units(12345, "KRW") == Decimal("12345.00")
-    assert gateways.from_minor_units(12340, "KWD") == Decimal("12.34")
-    assert gateways.to_minor_units(Decimal("5000.00"), "JPY") == 5000
-    assert gateways.to_minor_units(Decimal("12.34"), "EUR") == 1234
+    assert minor_units.from_minor_units(12345, "USD") == Decimal("123.45")
+    assert minor_units.from_minor_units(12345, "KRW") == Decimal("12345.00")
+    assert minor_units.from_minor_units(12340, "KWD") == Decimal("12.34")
+    assert minor_units.to_minor_units(Decimal("5000.00"), "JPY") == 5000
+    assert minor_units.to_minor_units(Decimal("12.34"), "EUR") == 1234
 
 
 def test_event_without_an_amount_is_stored_failed_with_a_rejection(client, invoice):
@@ -359,7 +359,7 @@ def test_other_event_types_are_stored_and_ignored(client, invoice):
 
 
 def test_transient_database_failure_is_retried_and_books_once(client, invoice, monkeypatch):
-    real_book = gateways.book_payment
+    real_book = events.book_payment
     calls = []
 
     def flaky_book(**kwargs):
@@ -368,7 +368,7 @@ def test_transient_database_failure_is_retried_and_books_once(client, invoice, m
             raise OperationalError("server closed the connection unexpectedly")
         return real_book(**kwargs)
 
-    monkeypatch.setattr(gateways, "book_payment", flaky_book)
+    monkeypatch.setattr(events, "book_payment", flaky_book)
 
     assert post(client, payment_intent()).status_code == 200
 
@@ -406,7 +406,7 @@ def test_concurrent_success_events_for_one_intent_book_once():
     def deliver(payload):
         try:
             barrier.wait()
-            gateways.receive_stripe_event(payload)
+            stripe_events.receive_stripe_event(payload)
         except Exception as exc:
             errors.append(exc)
         finally:

@@ -5,7 +5,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts.models import Invoice
-from integrations.gateways import ensure_pay_link
+from integrations.gateways.paylinks import ensure_pay_link
 
 
 class Command(BaseCommand):

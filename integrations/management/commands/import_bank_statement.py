@@ -6,8 +6,9 @@ from pathlib import Path
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from integrations.bank import FORMATS, StatementUnreadable
+from integrations.bank.formats import FORMATS
 from integrations.bank.importer import import_statement
+from integrations.bank.statement import StatementUnreadable
 
 
 class Command(BaseCommand):

@@ -1,4 +1,4 @@
-"""Load an invoice spreadsheet (CSV or XLSX) through the intake pipeline."""
+"""Load an invoice spreadsheet (CSV or XLSX) through the intake invoices."""
 
 import json
 from pathlib import Path
@@ -6,7 +6,7 @@ from pathlib import Path
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from integrations import spreadsheets
+from integrations.intake import spreadsheets
 from integrations.models import ImportProfile
 
 UNREADABLE = 2

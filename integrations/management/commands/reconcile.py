@@ -6,7 +6,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts.models import Payment
-from integrations import reconciliation
+from integrations.reconciliation import matching
 
 
 class Command(BaseCommand):
@@ -30,7 +30,7 @@ class Command(BaseCommand):
         if source:
             payments = payments.filter(source=source)
         ids = list(payments.order_by("received_on", "pk").values_list("pk", flat=True))
-        outcome = reconciliation.reconcile(ids, by=by)
+        outcome = matching.reconcile(ids, by=by)
         self.stdout.write(
             json.dumps(
                 {

@@ -1,4 +1,4 @@
-"""Spreadsheet intake: CSV and XLSX files streamed row by row into the invoice pipeline.
+"""Spreadsheet intake: CSV and XLSX files streamed row by row into the intake pipeline.
 
 Files are read in constant memory: CSV through the csv module over a text stream, XLSX
 through openpyxl in read-only mode, one row at a time. A file that cannot be read at all
@@ -20,8 +20,8 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from . import intake, pipeline
-from .models import ImportProfile, IntakeBatch, Rejection
+from ..models import ImportProfile, IntakeBatch, Rejection
+from . import batches, invoices, kinds, parsing
 
 BLOCK = 1 << 20
 DELIMITERS = (",", ";", "\t", "|")
@@ -35,6 +35,14 @@ class UnreadableFile(Exception):
     """The whole file cannot be read; `batch` is the failed batch when one was opened."""
 
     def __init__(self, message: str, batch: IntakeBatch | None = None):
+        super().__init__(message)
+        self.batch = batch
+
+
+class LoadFailed(Exception):
+    """Loading stopped at an unexpected error; `batch` is the batch, marked failed."""
+
+    def __init__(self, message: str, batch: IntakeBatch):
         super().__init__(message)
         self.batch = batch
 
@@ -196,10 +204,57 @@ def _cell(value):
     return value
 
 
-def open_rows(stream: BinaryIO, kind: str, *, encoding: str | None = None) -> tuple[list, Rows]:
-    if kind == "xlsx":
+def open_rows(
+    stream: BinaryIO, file_type: str, *, encoding: str | None = None
+) -> tuple[list, Rows]:
+    if file_type == "xlsx":
         return xlsx_rows(stream)
     return csv_rows(stream, encoding=encoding)
+
+
+def import_spreadsheet(
+    stream: BinaryIO,
+    *,
+    kind: str,
+    filename: str,
+    profile: ImportProfile | None = None,
+    by=None,
+    is_dry_run: bool = False,
+    encoding: str | None = None,
+    chunk_size: int | None = None,
+    on_row: Callable[[batches.RowOutcome], None] | None = None,
+) -> IntakeBatch:
+    """Load a spreadsheet of customers, contacts, invoices or payments as one batch.
+
+    Invoices need the import `profile`. Raises UnreadableFile (after failing the batch)
+    when the file cannot be read at all, and LoadFailed (after failing it too) when loading
+    stops at an unexpected error: a load of customers, contacts or payments then leaves
+    nothing behind but the failed batch; an invoice load keeps the chunks it committed.
+
+    A dry run validates and counts everything inside a transaction that is rolled back:
+    for invoices the batch itself, with its counts and rejected rows, is written after the
+    rollback; for the other kinds nothing is written at all (the batch is returned unsaved,
+    with its counts).
+    """
+    intake_kind = kinds.KINDS[kind]
+    load = {
+        "kind": intake_kind,
+        "filename": filename,
+        "profile": profile,
+        "by": by,
+        "is_dry_run": is_dry_run,
+        "encoding": encoding,
+        "chunk_size": chunk_size,
+        "on_row": on_row,
+    }
+    if not (is_dry_run and not intake_kind.records_dry_runs):
+        return _import(stream, **load)
+    try:
+        with transaction.atomic():
+            batch = _import(stream, **load)
+            raise _Rollback
+    except _Rollback:
+        return batch
 
 
 def import_invoices(
@@ -210,25 +265,46 @@ def import_invoices(
     by=None,
     is_dry_run: bool = False,
     encoding: str | None = None,
-    chunk_size: int = pipeline.CHUNK_SIZE,
-    on_row: Callable[[pipeline.RowOutcome], None] | None = None,
+    chunk_size: int = invoices.CHUNK_SIZE,
+    on_row: Callable[[batches.RowOutcome], None] | None = None,
 ) -> IntakeBatch:
-    """Load an invoice spreadsheet through the pipeline as one batch; returns the batch.
+    """Load an invoice spreadsheet through the pipeline as one batch; returns the batch."""
+    return import_spreadsheet(
+        stream,
+        kind=IntakeBatch.Kind.INVOICES,
+        filename=filename,
+        profile=profile,
+        by=by,
+        is_dry_run=is_dry_run,
+        encoding=encoding,
+        chunk_size=chunk_size,
+        on_row=on_row,
+    )
 
-    Raises UnreadableFile (after failing the batch) when the file cannot be read at all.
-    A dry run validates and counts everything inside a transaction that is rolled back;
-    the batch itself, with its counts and rejected rows, is written after the rollback.
-    """
+
+def _import(
+    stream: BinaryIO,
+    *,
+    kind: kinds.Kind,
+    filename: str,
+    profile: ImportProfile | None,
+    by,
+    is_dry_run: bool,
+    encoding: str | None,
+    chunk_size: int | None,
+    on_row,
+) -> IntakeBatch:
     try:
-        sha256, kind = scan(stream, encoding=encoding)
+        sha256, file_type = scan(stream, encoding=encoding)
     except (UnreadableFile, LookupError) as exc:
-        batch = _open(profile, by, filename, "", is_dry_run)
-        raise UnreadableFile(str(exc), intake.fail_batch(batch, str(exc))) from exc
-    batch = _open(profile, by, filename, sha256, is_dry_run)
+        batch = _open(kind, profile, by, filename, "", is_dry_run)
+        raise UnreadableFile(str(exc), batches.fail_batch(batch, str(exc))) from exc
+    batch = _open(kind, profile, by, filename, sha256, is_dry_run)
     try:
-        headers, rows = open_rows(stream, kind, encoding=encoding)
-        tally = intake.Tally()
+        headers, rows = open_rows(stream, file_type, encoding=encoding)
+        tally = batches.Tally()
         load = {
+            "kind": kind,
             "profile": profile,
             "batch": batch,
             "by": by,
@@ -239,24 +315,27 @@ def import_invoices(
         if is_dry_run:
             try:
                 with transaction.atomic():
-                    pipeline.load_rows(rows, headers, flush_rejections=False, **load)
+                    kinds.load_rows(rows, headers, flush_rejections=False, **load)
                     raise _Rollback
             except _Rollback:
                 pass
+        elif kind.is_atomic:
+            with transaction.atomic():
+                kinds.load_rows(rows, headers, **load)
         else:
-            pipeline.load_rows(rows, headers, **load)
-    except (UnreadableFile, pipeline.MissingColumns) as exc:
-        raise UnreadableFile(str(exc), intake.fail_batch(batch, str(exc))) from exc
+            kinds.load_rows(rows, headers, **load)
+    except (UnreadableFile, parsing.MissingColumns) as exc:
+        raise UnreadableFile(str(exc), batches.fail_batch(batch, str(exc))) from exc
     except Exception as exc:
-        intake.fail_batch(batch, f"{exc.__class__.__name__}: {exc}")
-        raise
-    return intake.close_batch(batch, tally)
+        error = f"{exc.__class__.__name__}: {exc}"
+        raise LoadFailed(error, batches.fail_batch(batch, error)) from exc
+    return batches.close_batch(batch, tally)
 
 
-def _open(profile, by, filename, sha256, is_dry_run) -> IntakeBatch:
-    return intake.open_batch(
+def _open(kind: kinds.Kind, profile, by, filename, sha256, is_dry_run) -> IntakeBatch:
+    return batches.open_batch(
         source=IntakeBatch.Source.SPREADSHEET,
-        kind=IntakeBatch.Kind.INVOICES,
+        kind=kind.name,
         by=by,
         profile=profile,
         filename=filename[:255],
@@ -265,17 +344,42 @@ def _open(profile, by, filename, sha256, is_dry_run) -> IntakeBatch:
     )
 
 
-def retry_rejection(rejection: Rejection, *, raw: dict, by=None) -> tuple[IntakeBatch | None, dict]:
-    """Run one corrected row through its batch's profile again, as a batch of its own.
+def is_retryable(rejection: Rejection) -> bool:
+    """Can finance correct this row and load it again here?
 
-    On success the rejection becomes "retried", naming the new batch; on failure nothing
-    is written (not even the retry's batch) and the new errors are returned.
+    Rows of spreadsheet loads can: each goes through its kind's parser and upserter again
+    (invoices through their batch's import profile). Rows from the API, a webhook or a bank
+    statement cannot (the sender or the bank must send them again): finance dismisses them
+    with a reason.
     """
+    batch = rejection.batch
+    kind = kinds.KINDS.get(batch.kind)
+    return (
+        batch.source == IntakeBatch.Source.SPREADSHEET
+        and kind is not None
+        and (batch.profile_id is not None or not kind.needs_profile)
+    )
+
+
+def retry_rejection(rejection: Rejection, *, raw: dict, by=None) -> tuple[IntakeBatch | None, dict]:
+    """Run one corrected row through its kind (and profile) again, as a batch of its own.
+
+    1. The row (its columns as in the file, the values as corrected) goes through the same
+       parser and upserter as the load it came from: the same keys, checks and services,
+       so the timeline is written as for any import. Its batch counts it as created,
+       updated or unchanged; the original batch keeps its counts (a record of that load).
+    2. On success the rejection becomes "retried", naming the new batch, by a conditional
+       UPDATE: if someone else resolved it meanwhile, everything is rolled back.
+    3. On failure nothing is written (not even the retry's batch) and the new errors are
+       returned per column.
+    """
+    kind = kinds.KINDS[rejection.batch.kind]
     profile = rejection.batch.profile
     errors: dict = {}
     try:
         with transaction.atomic():
             batch = _open(
+                kind,
                 profile,
                 by,
                 _("correction of row %(row)d of batch %(batch)d")
@@ -283,9 +387,10 @@ def retry_rejection(rejection: Rejection, *, raw: dict, by=None) -> tuple[Intake
                 "",
                 False,
             )
-            tally = pipeline.load_rows(
+            tally = kinds.load_rows(
                 iter([(rejection.row_number, list(raw.values()))]),
                 list(raw),
+                kind=kind,
                 profile=profile,
                 batch=batch,
                 by=by,
@@ -294,7 +399,7 @@ def retry_rejection(rejection: Rejection, *, raw: dict, by=None) -> tuple[Intake
             if tally.rejected:
                 errors = tally.rejections[0].errors
                 raise _Rollback
-            intake.close_batch(batch, tally)
+            batches.close_batch(batch, tally)
             outcome = "created" if tally.created else "updated" if tally.updated else "unchanged"
             done = Rejection.objects.filter(pk=rejection.pk, status=Rejection.Status.OPEN).update(
                 status=Rejection.Status.RETRIED,
@@ -308,6 +413,6 @@ def retry_rejection(rejection: Rejection, *, raw: dict, by=None) -> tuple[Intake
                 raise _Rollback
     except _Rollback:
         return None, errors
-    except pipeline.MissingColumns as exc:
+    except parsing.MissingColumns as exc:
         return None, {"row": [str(exc)]}
     return batch, {}

@@ -14,7 +14,8 @@ from django.views.decorators.http import require_GET
 
 from accounts.models import Invoice
 
-from .gateways import PAY_LINK_SALT, create_checkout_session, template_url, to_minor_units
+from .minor_units import to_minor_units
+from .paylinks import PAY_LINK_SALT, create_checkout_session, template_url
 
 logger = logging.getLogger(__name__)
 

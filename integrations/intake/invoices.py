@@ -2,10 +2,11 @@
 
 Every source adapter (spreadsheet, REST API, billing sync) ends here:
 
-1. `ColumnMap.bind(headers)` matches the file's headers to ledger fields through the
-   import profile's aliases (case-, space- and leading-`*`-insensitive).
-2. `RowParser.parse(row_number, raw)` turns one row into an `InvoiceRecord` (a plain,
-   validated dataclass) or raises `RowRejected` with a reason per field.
+1. `parsing.ColumnMap.bind(headers, ...)` matches the file's headers to ledger fields
+   through the import profile's aliases (case-, space- and leading-`*`-insensitive).
+2. `InvoiceParser.parse(values, row_number=...)` turns one row into an `InvoiceRecord` (a
+   plain, validated dataclass; cells read by `parsing.Cells` in the profile's formats) or
+   raises `RowRejected` with a reason per field.
 3. `InvoiceUpserter.add(record)` queues records; every `chunk_size` records it applies them
    set-based in one transaction (a handful of queries per chunk, not per row) and counts
    each row as created, updated, unchanged or rejected in the batch's `Tally`.
@@ -19,31 +20,24 @@ Keys:
 """
 
 import datetime as dt
-import functools
-import operator
-import re
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from django.core.exceptions import ValidationError
-from django.core.validators import validate_email
 from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts import bulk, services, timeline
-from accounts.models import Activity, Contact, Customer, Invoice, Payment, normalize_phone
-from accounts.money import ISO_4217, to_amount
+from accounts.models import Activity, Contact, Customer, Invoice, Payment
 
-from . import intake
-from .intake import RowRejected, Tally
-from .models import ImportProfile, IntakeBatch
+from ..models import ImportProfile, IntakeBatch
+from . import batches, parsing
+from .batches import RowOutcome, RowRejected, Tally
+from .parsing import Cells
 
 CHUNK_SIZE = 20_000
-CACHE_SIZE = 100_000  # distinct dates and e-mails remembered per parser
-MAX_AMOUNT = Decimal("999999999999.99")  # DecimalField(max_digits=14, decimal_places=2)
 TRACKED_FIELDS = ("issued_on", "due_on", "amount", "reference")
 FIELD_LABELS = {
     "issued_on": "issue date",
@@ -51,132 +45,6 @@ FIELD_LABELS = {
     "amount": "amount",
     "reference": "reference",
 }
-COUNTRY_NAMES = {
-    "united states": "US",
-    "united states of america": "US",
-    "usa": "US",
-    "united kingdom": "GB",
-    "uk": "GB",
-    "great britain": "GB",
-    "england": "GB",
-    "australia": "AU",
-    "new zealand": "NZ",
-    "canada": "CA",
-    "ireland": "IE",
-    "germany": "DE",
-    "deutschland": "DE",
-    "france": "FR",
-    "spain": "ES",
-    "italy": "IT",
-    "netherlands": "NL",
-    "belgium": "BE",
-    "switzerland": "CH",
-    "austria": "AT",
-    "sweden": "SE",
-    "norway": "NO",
-    "denmark": "DK",
-    "south africa": "ZA",
-    "singapore": "SG",
-    "india": "IN",
-    "japan": "JP",
-    "mexico": "MX",
-    "brazil": "BR",
-}
-_COUNTRY_CODES: frozenset[str] | None = None
-
-
-class MissingColumns(Exception):
-    """The file lacks a required column: no row of it can be read."""
-
-    def __init__(self, missing: list[str], found: list[str]):
-        self.missing, self.found = missing, found
-        super().__init__(
-            _("Missing required columns: %(missing)s. Headers found: %(found)s.")
-            % {
-                "missing": ", ".join(missing),
-                "found": ", ".join(repr(h) for h in found) or _("none"),
-            }
-        )
-
-
-def normalize_header(header) -> str:
-    """'  Invoice  Number ', '*InvoiceNumber' and 'invoicenumber' all compare equal."""
-    return re.sub(r"\s+", "", str(header or "")).lstrip("*").lower()
-
-
-@dataclass(frozen=True)
-class ColumnMap:
-    """Which column of the file holds which ledger field."""
-
-    headers: tuple[str, ...]
-    positions: dict[str, int]  # ledger field -> column index
-
-    @classmethod
-    def bind(cls, profile: ImportProfile, headers: Iterable) -> "ColumnMap":
-        headers = tuple("" if h is None else str(h).strip() for h in headers)
-        by_name: dict[str, int] = {}
-        for index, header in enumerate(headers):
-            by_name.setdefault(normalize_header(header), index)
-        positions = {}
-        for ledger_field, aliases in profile.columns.items():
-            for alias in aliases:
-                index = by_name.get(normalize_header(alias))
-                if index is not None:
-                    positions[ledger_field] = index
-                    break
-        missing = [name for name in profile.required if name not in positions]
-        if missing:
-            named = [
-                f"{name} ({' / '.join(profile.columns.get(name, [name]))})" for name in missing
-            ]
-            raise MissingColumns(named, [h for h in headers if h])
-        return cls(headers=headers, positions=positions)
-
-    @functools.cached_property
-    def _cells(self) -> Callable[[list], tuple]:
-        """The mapped cells of a full row, in `positions` order, in one C call."""
-        indexes = tuple(self.positions.values())
-        if len(indexes) < 2:  # itemgetter of one index returns the cell, not a tuple
-            return lambda values: tuple(values[index] for index in indexes)
-        return operator.itemgetter(*indexes)
-
-    def raw(self, values) -> dict:
-        """The row as {header: value}, for the dead-letter list and the retry form."""
-        return {
-            header or f"column {index + 1}": "" if value is None else value
-            for index, (header, value) in enumerate(zip(self.headers, values, strict=False))
-        }
-
-    def fields(self, values) -> dict:
-        if len(values) >= len(self.headers):  # the usual, full row: no bounds checks
-            return dict(zip(self.positions, self._cells(values), strict=True))
-        return {
-            name: values[index] if index < len(values) else None
-            for name, index in self.positions.items()
-        }
-
-
-class RawRow(Mapping):
-    """`ColumnMap.raw(values)`, built only when read: most rows are never rejected."""
-
-    __slots__ = ("_raw", "columns", "values")
-
-    def __init__(self, columns: ColumnMap, values):
-        self.columns, self.values, self._raw = columns, values, None
-
-    def _dict(self) -> dict:
-        if self._raw is None:
-            self._raw = self.columns.raw(self.values)
-        return self._raw
-
-    def __getitem__(self, key):
-        return self._dict()[key]
-
-    def __iter__(self):
-        return iter(self._dict())
-
-    def __len__(self) -> int:
-        return len(self._dict())
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,51 +80,7 @@ class InvoiceRecord:
         )
 
 
-def _text(value) -> str:
-    if value.__class__ is str:
-        return value.strip()
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return repr(value)
-    return str(value).strip()
-
-
-def _format_label(pattern: str) -> str:
-    return (
-        pattern.replace("%d", "DD")
-        .replace("%m", "MM")
-        .replace("%Y", "YYYY")
-        .replace("%y", "YY")
-        .replace("%b", "Mon")
-    )
-
-
-def _date_regex(pattern: str) -> re.Pattern | None:
-    """A regex for day/month/4-digit-year patterns (much faster than strptime), else None."""
-    if sorted(re.findall(r"%.", pattern)) != ["%Y", "%d", "%m"] or "%%" in pattern:
-        return None
-    parts = re.split(r"(%[dmY])", pattern)
-    groups = {"%d": r"(?P<d>\d{1,2})", "%m": r"(?P<m>\d{1,2})", "%Y": r"(?P<Y>\d{4})"}
-    return re.compile("".join(groups.get(part, re.escape(part)) for part in parts))
-
-
-def _remember(cache: set, value) -> None:
-    if len(cache) >= CACHE_SIZE:
-        cache.clear()
-    cache.add(value)
-
-
-def _country_codes() -> frozenset[str]:
-    global _COUNTRY_CODES
-    if _COUNTRY_CODES is None:
-        import phonenumbers
-
-        _COUNTRY_CODES = frozenset(phonenumbers.SUPPORTED_REGIONS)
-    return _COUNTRY_CODES
-
-
-class RowParser:
+class InvoiceParser:
     """Profile-driven validation of one row: dates, amounts, currency, required fields."""
 
     LIMITS = (
@@ -269,23 +93,21 @@ class RowParser:
 
     def __init__(self, profile: ImportProfile):
         self.profile = profile
-        self.date_formats = list(profile.date_formats) or ["%Y-%m-%d"]
-        self.date_patterns = [(_date_regex(p), p) for p in self.date_formats]
-        self.formats_label = _(" or ").join(_format_label(p) for p in self.date_formats)
-        self.decimal = profile.decimal_separator or "."
-        self.thousands = profile.thousands_separator or ""
-        grouped = re.escape(self.thousands) if self.thousands else None
-        self.grouping = re.compile(rf"^\d{{1,3}}({grouped}\d{{3}})+$") if grouped else None
         self.required = set(profile.required)
         self.default_currency = profile.default_currency
-        # The common amount, "1,234.56" or "99": read without the general path below.
-        integer = rf"\d{{1,3}}(?:{grouped}\d{{3}})+|\d+" if grouped else r"\d+"
-        self.plain_amount = re.compile(rf"({integer})(?:{re.escape(self.decimal)}(\d\d))?")
-        self.thousands_table = str.maketrans("", "", self.thousands)
-        # Per distinct value: a file repeats its dates and its customers' e-mails.
-        self.dates: dict[str, dt.date] = {}
-        self.valid_emails: set[str] = set()
-        self.countries: dict[str, str] = {}  # a column of a few distinct values
+        self.cells = cells = Cells(
+            date_formats=profile.date_formats,
+            decimal_separator=profile.decimal_separator,
+            thousands_separator=profile.thousands_separator,
+        )
+        # Bound once: these run for every row, and most cells are found in their caches.
+        self.dates, self.currencies, self.valid_emails = (
+            cells.dates,
+            cells.currencies,
+            cells.valid_emails,
+        )
+        self.parse_date, self.parse_amount = cells.date, cells.amount
+        self.currency, self.email, self.country = cells.currency, cells.email, cells.country
 
     def parse(self, values: dict, *, row_number: int = 0, raw: Mapping | None = None):
         """Validate `values` ({ledger field: cell}) into an InvoiceRecord or raise RowRejected."""
@@ -298,7 +120,7 @@ class RowParser:
         try:  # a CSV row: every cell is text, stripped in one C loop
             text = dict(zip(values, map(str.strip, values.values()), strict=True))
         except TypeError:  # a workbook row: numbers and dates among the text
-            text = {name: _text(value) for name, value in values.items()}
+            text = {name: parsing.text(value) for name, value in values.items()}
         get = text.get
         for name in self.required:
             if not get(name) and not (name == "currency" and self.default_currency):
@@ -335,12 +157,15 @@ class RowParser:
                 except ValueError as exc:
                     fail(name, str(exc))
 
-        currency = (text.get("currency") or self.profile.default_currency or "").upper()
-        if currency and currency not in ISO_4217:
-            fail("currency", _("%(value)s is not an ISO 4217 currency code.") % {"value": currency})
-        elif not currency and "currency" not in errors:
+        typed = text.get("currency") or self.default_currency
+        currency = self.currencies.get(typed)
+        if currency is None:
+            try:
+                currency = self.currency(typed)
+            except ValueError as exc:
+                fail("currency", str(exc))
+        if not currency and "currency" not in errors:
             fail("currency", _("A currency is required; this profile has no default."))
-        cleaned["currency"] = currency
 
         for name in ("amount", "amount_due"):
             if text.get(name):
@@ -376,11 +201,9 @@ class RowParser:
         email = text.get("email", "")
         if email and email not in self.valid_emails:
             try:
-                validate_email(email)
-            except ValidationError:
-                fail("email", _("%(value)s is not an e-mail address.") % {"value": email})
-            else:
-                _remember(self.valid_emails, email)
+                self.email(email)
+            except ValueError as exc:
+                fail("email", str(exc))
         if len(text.get("phone", "")) > 40:
             fail("phone", _("Longer than %(n)d characters.") % {"n": 40})
 
@@ -409,107 +232,6 @@ class RowParser:
             row_number=row_number,
             raw=raw if raw is not None else values,
         )
-
-    def parse_date(self, value) -> dt.date:
-        if value.__class__ is str:
-            date = self.dates.get(value)
-            if date is None:
-                date = self._parse_date(value)
-                if len(self.dates) >= CACHE_SIZE:
-                    self.dates.clear()
-                self.dates[value] = date
-            return date
-        return self._parse_date(value)
-
-    def _parse_date(self, value) -> dt.date:
-        if isinstance(value, dt.datetime):
-            return value.date()
-        if isinstance(value, dt.date):
-            return value
-        text = _text(value)
-        for regex, pattern in self.date_patterns:
-            try:
-                if regex is None:
-                    return dt.datetime.strptime(text, pattern).date()
-                match = regex.fullmatch(text)
-                if match:
-                    return dt.date(int(match["Y"]), int(match["m"]), int(match["d"]))
-            except ValueError:
-                continue
-        raise ValueError(
-            _("'%(value)s' is not a date in the format %(formats)s.")
-            % {"value": text, "formats": self.formats_label}
-        )
-
-    def parse_amount(self, value) -> Decimal:
-        if value.__class__ is str:
-            match = self.plain_amount.fullmatch(value)
-            if match is not None:  # digits, separators in place, no or two decimals
-                integer, cents = match.groups()
-                if self.thousands:
-                    integer = integer.translate(self.thousands_table)
-                amount = Decimal(f"{integer}.{cents or '00'}")  # exact: no quantize needed
-                if amount > MAX_AMOUNT:
-                    raise ValueError(_("%(value)s is too large for an amount.") % {"value": amount})
-                return amount
-        if isinstance(value, Decimal | int):
-            amount = to_amount(value)
-        else:
-            original = _text(value)
-            text = original.replace("\u00a0", "").replace(" ", "")
-            text = text.lstrip("$€£¥").rstrip("$€£¥")
-            negative = text.startswith("(") and text.endswith(")")
-            if negative:
-                text = text[1:-1]
-            is_cell_number = not isinstance(value, str)  # a workbook number: already plain
-            if is_cell_number:
-                integer, fraction = text, ""
-            else:
-                integer, _sep, fraction = text.partition(self.decimal)
-            if not is_cell_number and self.thousands and self.thousands in integer:
-                digits = integer.lstrip("-+")
-                if not self.grouping.match(digits):
-                    raise ValueError(_("'%(value)s' is not an amount.") % {"value": original})
-                integer = integer.replace(self.thousands, "")
-            plain = f"{integer}.{fraction}" if fraction else integer
-            if not re.fullmatch(r"[-+]?\d+(\.\d+)?([eE][-+]?\d+)?", plain):
-                raise ValueError(_("'%(value)s' is not an amount.") % {"value": original})
-            try:
-                amount = to_amount(plain)
-            except ValidationError as exc:
-                raise ValueError(_("'%(value)s' is not an amount.") % {"value": original}) from exc
-            if negative:
-                amount = -amount
-        if abs(amount) > MAX_AMOUNT:
-            raise ValueError(_("%(value)s is too large for an amount.") % {"value": amount})
-        return amount
-
-    def country(self, text: str) -> str:
-        country = self.countries.get(text)
-        if country is None:
-            country = self.parse_country(text)
-            if len(self.countries) < CACHE_SIZE:
-                self.countries[text] = country
-        return country
-
-    @staticmethod
-    def parse_country(text: str) -> str:
-        """An ISO 3166 code, or a common country name; anything else leaves it unset."""
-        if not text:
-            return ""
-        if len(text) == 2 and text.upper() in _country_codes():
-            return text.upper()
-        return COUNTRY_NAMES.get(text.lower(), "")
-
-
-@dataclass
-class RowOutcome:
-    """What happened to one row, for previews: created, updated, unchanged or rejected."""
-
-    row_number: int
-    number: str
-    outcome: str
-    changes: dict = field(default_factory=dict)  # {field: [from, to]} or {field: [errors]}
 
 
 class _Customer:
@@ -578,7 +300,7 @@ class _Plan:
 class InvoiceUpserter:
     """Applies validated InvoiceRecords to the ledger in chunks, set-based.
 
-    Per chunk, in one transaction wrapped in `intake.with_retries` (so the source's health
+    Per chunk, in one transaction wrapped in `batches.with_retries` (so the source's health
     is recorded and a transient failure re-runs the whole chunk from a fresh read):
 
     1. fetch the chunk's customers by (source, external_ref) in one query (customers seen
@@ -627,15 +349,15 @@ class InvoiceUpserter:
 
     def reject(self, row_number: int, raw: Mapping, errors: dict, number: str = "") -> None:
         """A row refused before it became a record (by the parser)."""
-        intake.reject(self.tally, self.batch, row_number=row_number, raw=raw, errors=errors)
+        batches.reject(self.tally, self.batch, row_number=row_number, raw=raw, errors=errors)
         self._report(RowOutcome(row_number, number, "rejected", errors))
 
     def finish(self) -> Tally:
         self.apply_pending()
         if self.created_per_customer:
-            intake.with_retries(self._write_import_summaries, source=self.source)
+            batches.with_retries(self._write_import_summaries, source=self.source)
         if self.flush_rejections:
-            intake.flush_rejections(self.tally)
+            batches.flush_rejections(self.tally)
         return self.tally
 
     # -- one chunk ---------------------------------------------------------------------
@@ -654,10 +376,10 @@ class InvoiceUpserter:
                 attempts.append(1)
                 return self._apply(records)
 
-            plan = intake.with_retries(attempt, source=self.source)
+            plan = batches.with_retries(attempt, source=self.source)
             self.customers.update(plan.new_customers)
             for record, errors in plan.rejections:
-                intake.reject(
+                batches.reject(
                     self.tally,
                     self.batch,
                     row_number=record.row_number,
@@ -675,7 +397,7 @@ class InvoiceUpserter:
                 for record, errors in plan.rejections:
                     self._report(RowOutcome(record.row_number, record.number, "rejected", errors))
         if self.flush_rejections:
-            intake.flush_rejections(self.tally)
+            batches.flush_rejections(self.tally)
 
     def _drop_repeats(self, records: list[InvoiceRecord]) -> list[InvoiceRecord]:
         """Identical repeats of an invoice count as unchanged; conflicting ones are rejected."""
@@ -784,7 +506,7 @@ class InvoiceUpserter:
         customer_changes = self._customer_changes(customer, record)
         phone = ""
         if record.phone:
-            phone, phone_errors = _phone(record.phone, record.country or customer.country)
+            phone, phone_errors = parsing.phone(record.phone, record.country or customer.country)
             if phone_errors:
                 errors["phone"] = list(phone_errors)
         state = existing.get(record.number)
@@ -1179,15 +901,6 @@ def select_rows(
         return cursor.fetchall()
 
 
-@functools.lru_cache(maxsize=50_000)
-def _phone(raw: str, region: str) -> tuple[str, tuple[str, ...]]:
-    """E.164 or the reasons it is not; cached, as every invoice row repeats its contact."""
-    try:
-        return normalize_phone(raw, region), ()
-    except ValidationError as exc:
-        return "", tuple(exc.messages)
-
-
 def _plain(value):
     if isinstance(value, dt.date | Decimal):
         return str(value)
@@ -1205,7 +918,7 @@ def upsert_invoices(
 ) -> Tally:
     """Apply already-validated records (e.g. from the REST API) to the ledger; returns counts.
 
-    The caller opens and closes the batch; rows it rejected itself go through `intake.reject`.
+    The caller opens and closes the batch; rows it rejected itself go through `batches.reject`.
     """
     tally = tally if tally is not None else Tally()
     source = source or (batch.profile.source if batch.profile_id else batch.source)
@@ -1214,42 +927,4 @@ def upsert_invoices(
     )
     for record in records:
         upserter.add(record)
-    return upserter.finish()
-
-
-def load_rows(
-    rows: Iterator[tuple[int, list]],
-    headers: list,
-    *,
-    profile: ImportProfile,
-    batch: IntakeBatch,
-    by=None,
-    tally: Tally | None = None,
-    chunk_size: int = CHUNK_SIZE,
-    on_row: Callable[[RowOutcome], None] | None = None,
-    flush_rejections: bool = True,
-) -> Tally:
-    """Parse and upsert rows of cells under `headers`; raises MissingColumns before any row."""
-    columns = ColumnMap.bind(profile, headers)
-    parser = RowParser(profile)
-    tally = tally if tally is not None else Tally()
-    upserter = InvoiceUpserter(
-        batch=batch,
-        tally=tally,
-        source=profile.source,
-        by=by,
-        chunk_size=chunk_size,
-        on_row=on_row,
-        flush_rejections=flush_rejections,
-    )
-    parse, fields, add = parser.parse, columns.fields, upserter.add
-    for row_number, values in rows:
-        raw = RawRow(columns, values)
-        try:
-            record = parse(fields(values), row_number=row_number, raw=raw)
-        except RowRejected as exc:
-            number = _text(fields(values).get("number"))
-            upserter.reject(row_number, raw, exc.errors, number)
-            continue
-        add(record)
     return upserter.finish()

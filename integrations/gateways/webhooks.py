@@ -1,4 +1,4 @@
-"""Payment-gateway webhook endpoints: verify the sender, then hand the event to gateways.
+"""Payment-gateway webhook endpoints: verify the sender, then hand the event to the pipeline.
 
 Both endpoints are csrf_exempt (the provider has no CSRF token; the signature is the
 authentication) and POST-only. Without their secret configured they answer 503 and touch
@@ -14,8 +14,8 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from . import gateways
-from .intake import RowRejected
+from ..intake.batches import RowRejected
+from . import events, generic, stripe_events
 
 
 def _not_configured(setting: str) -> JsonResponse:
@@ -37,7 +37,7 @@ def stripe_webhook(request: HttpRequest) -> JsonResponse:
             body,
             request.headers.get("Stripe-Signature", ""),
             secret,
-            tolerance=gateways.SIGNATURE_TOLERANCE_SECONDS,
+            tolerance=events.SIGNATURE_TOLERANCE_SECONDS,
         )
     except stripe.SignatureVerificationError:
         return JsonResponse({"error": "invalid signature"}, status=400)
@@ -52,9 +52,9 @@ def stripe_webhook(request: HttpRequest) -> JsonResponse:
         and isinstance(event.get("type"), str)
     ):
         errors = {"event": ["Signed, but not a Stripe event with an id and a type."]}
-        gateways.reject_payload(provider=gateways.STRIPE, raw={"body": body[:20000]}, errors=errors)
+        events.reject_payload(provider=events.STRIPE, raw={"body": body[:20000]}, errors=errors)
         return JsonResponse({"errors": errors}, status=400)
-    outcome = gateways.receive_stripe_event(event)
+    outcome = stripe_events.receive_stripe_event(event)
     return JsonResponse(outcome.as_json())
 
 
@@ -64,7 +64,7 @@ def payments_webhook(request: HttpRequest) -> JsonResponse:
     secret = settings.PAYMENTS_WEBHOOK_SECRET
     if not secret:
         return _not_configured("PAYMENTS_WEBHOOK_SECRET")
-    if not gateways.verify_generic_signature(
+    if not generic.verify_generic_signature(
         body=request.body,
         signature=request.headers.get("X-Signature", ""),
         timestamp=request.headers.get("X-Timestamp", ""),
@@ -74,15 +74,15 @@ def payments_webhook(request: HttpRequest) -> JsonResponse:
             {"error": "invalid signature or timestamp outside five minutes"}, status=401
         )
     try:
-        payload = gateways.parse_generic_body(request.body)
+        payload = generic.parse_generic_body(request.body)
     except RowRejected as exc:
         # Signed but unusable: kept in the dead-letter list, and no event is stored, so
         # the sender can fix the payload and send it again under the same id.
-        gateways.reject_payload(
-            provider=gateways.GENERIC,
+        events.reject_payload(
+            provider=events.GENERIC,
             raw={"body": request.body.decode("utf-8", "replace")[:20000]},
             errors=exc.errors,
         )
         return JsonResponse({"errors": exc.errors}, status=400)
-    outcome = gateways.receive_generic_event(payload)
+    outcome = generic.receive_generic_event(payload)
     return JsonResponse(outcome.as_json())

@@ -1,9 +1,8 @@
-"""The reconciliation console: bank statements, the review queue and the unapplied cash queue.
+"""The reconciliation console: the review queue and the unapplied cash queue.
 
-Statements and their lines are records (read-only, with links to the payments they made).
-Finance uploads a statement from the statement list, decides the proposals the engine was
-not sure enough to book, and applies unapplied cash by hand. Every booking goes through
-`accounts.services.allocate` (via integrations.reconciliation), never around it.
+Finance decides the proposals the engine was not sure enough to book, and applies
+unapplied cash by hand. Every booking goes through `accounts.services.allocate` (via
+`integrations.reconciliation.matching`), never around it.
 """
 
 from decimal import Decimal
@@ -24,177 +23,19 @@ from django.utils.translation import gettext_lazy as _
 from accounts.models import Invoice, Payment
 from accounts.selectors import search_invoices
 
-from . import reconciliation
-from .admin import ReadOnlyAdmin
-from .bank import FORMATS, StatementUnreadable
-from .bank.importer import import_statement
-from .models import BankLine, BankStatement, MatchProposal
+from ..intake.admin import ReadOnlyAdmin
+from ..models import MatchProposal
+from . import matching
 
 TEMPLATES = "admin/integrations/reconciliation"
 
 
-def _payment_link(payment_id):
+def payment_link(payment_id):
+    """A link to the payment's page, or a dash when there is none."""
     if not payment_id:
         return "—"
     url = reverse("admin:accounts_payment_change", args=[payment_id])
     return format_html('<a href="{}">{}</a>', url, _("payment %(id)s") % {"id": payment_id})
-
-
-class UploadForm(forms.Form):
-    file = forms.FileField(label=_("Statement file"))
-    format = forms.ChoiceField(
-        label=_("Format"),
-        required=False,
-        choices=[("", _("Detect"))] + [(f, f) for f in FORMATS],
-    )
-    account = forms.CharField(label=_("Own account (CSV only)"), required=False, max_length=64)
-
-
-@admin.register(BankStatement)
-class BankStatementAdmin(ReadOnlyAdmin):
-    list_display = [
-        "id",
-        "account",
-        "statement_ref",
-        "format",
-        "currency",
-        "from_on",
-        "to_on",
-        "opening_balance",
-        "closing_balance",
-        "lines_link",
-        "batch",
-    ]
-    list_filter = ["format", "currency"]
-    list_select_related = ["batch"]
-    search_fields = ["=account", "statement_ref"]
-    readonly_fields = [
-        "batch",
-        "format",
-        "account",
-        "statement_ref",
-        "currency",
-        "opening_balance",
-        "closing_balance",
-        "from_on",
-        "to_on",
-        "lines_link",
-    ]
-    change_list_template = f"{TEMPLATES}/statement_change_list.html"
-
-    @admin.display(description=_("lines"))
-    def lines_link(self, statement):
-        url = reverse("admin:integrations_bankline_changelist")
-        return format_html(
-            '<a href="{}?statement__id__exact={}">{}</a>', url, statement.pk, _("lines")
-        )
-
-    def get_urls(self):
-        return [
-            path(
-                "upload/",
-                self.admin_site.admin_view(self.upload_view),
-                name="integrations_bankstatement_upload",
-            ),
-            *super().get_urls(),
-        ]
-
-    def changelist_view(self, request, extra_context=None):
-        extra_context = {
-            **(extra_context or {}),
-            "can_upload": request.user.has_perm("integrations.add_intakebatch"),
-            "can_allocate": request.user.has_perm("accounts.add_allocation"),
-        }
-        return super().changelist_view(request, extra_context)
-
-    def upload_view(self, request):
-        """Finance uploads a statement; it is imported and matched at once."""
-        if not request.user.has_perm("integrations.add_intakebatch"):
-            raise PermissionDenied
-        form = UploadForm(request.POST or None, request.FILES or None)
-        if request.method == "POST" and form.is_valid():
-            upload = form.cleaned_data["file"]
-            try:
-                result = import_statement(
-                    content=upload.read(),
-                    filename=upload.name,
-                    format=form.cleaned_data["format"] or None,
-                    account=form.cleaned_data["account"],
-                    by=request.user,
-                )
-            except StatementUnreadable as exc:
-                form.add_error("file", _("The file cannot be read: %(e)s") % {"e": exc})
-            else:
-                summary = result.summary()
-                self.message_user(
-                    request,
-                    _(
-                        "%(lines)d lines read: %(payments)d payments, %(matched)d matched, "
-                        "%(partial)d partially matched, %(review)d sent to review, "
-                        "%(duplicates)d already imported, %(rejected)d rejected."
-                    )
-                    % {
-                        "lines": summary["lines"],
-                        "payments": summary["payments"],
-                        "matched": summary["matched"],
-                        "partial": summary["partially_matched"],
-                        "review": result.outcome.review,
-                        "duplicates": summary["duplicates"],
-                        "rejected": result.rejected,
-                    },
-                    messages.SUCCESS if not result.rejected else messages.WARNING,
-                )
-                return HttpResponseRedirect(
-                    reverse("admin:integrations_intakebatch_change", args=[result.batch.pk])
-                )
-        context = {
-            **self.admin_site.each_context(request),
-            "title": _("Import a bank statement"),
-            "form": form,
-            "opts": self.model._meta,
-        }
-        return TemplateResponse(request, f"{TEMPLATES}/upload.html", context)
-
-
-@admin.register(BankLine)
-class BankLineAdmin(ReadOnlyAdmin):
-    list_display = [
-        "booked_on",
-        "amount",
-        "currency",
-        "counterparty_name",
-        "remittance_short",
-        "bank_reference",
-        "payment_link",
-        "statement",
-    ]
-    list_filter = ["currency", "statement__format"]
-    list_select_related = ["statement"]
-    search_fields = ["=bank_reference", "=fingerprint", "counterparty_name"]
-    readonly_fields = [
-        "statement",
-        "line_number",
-        "fingerprint",
-        "account",
-        "booked_on",
-        "value_on",
-        "amount",
-        "currency",
-        "counterparty_name",
-        "counterparty_account",
-        "remittance",
-        "bank_reference",
-        "payment_link",
-    ]
-    fields = readonly_fields
-
-    @admin.display(description=_("remittance"))
-    def remittance_short(self, line):
-        return line.remittance[:60] + ("…" if len(line.remittance) > 60 else "")
-
-    @admin.display(description=_("payment"))
-    def payment_link(self, line):
-        return _payment_link(line.payment_id)
 
 
 @admin.register(MatchProposal)
@@ -233,7 +74,7 @@ class MatchProposalAdmin(ReadOnlyAdmin):
 
     @admin.display(description=_("payment"))
     def payment_link(self, proposal):
-        return _payment_link(proposal.payment_id)
+        return payment_link(proposal.payment_id)
 
     @admin.display(description=_("payer"))
     def payer(self, proposal):
@@ -269,13 +110,13 @@ class MatchProposalAdmin(ReadOnlyAdmin):
         description=_("Accept: book the proposed allocations"), permissions=["review_match"]
     )
     def accept(self, request, queryset):
-        self._decide(request, queryset, reconciliation.accept_proposal, _("accepted"))
+        self._decide(request, queryset, matching.accept_proposal, _("accepted"))
 
     @admin.action(
         description=_("Reject: leave the payment unapplied"), permissions=["review_match"]
     )
     def reject(self, request, queryset):
-        self._decide(request, queryset, reconciliation.reject_proposal, _("rejected"))
+        self._decide(request, queryset, matching.reject_proposal, _("rejected"))
 
     def _decide(self, request, queryset, decide, verb):
         done = 0
@@ -355,7 +196,7 @@ class MatchProposalAdmin(ReadOnlyAdmin):
             ]
             try:
                 with transaction.atomic():
-                    reconciliation.allocate_by_hand(payment=payment, splits=splits, by=request.user)
+                    matching.allocate_by_hand(payment=payment, splits=splits, by=request.user)
             except ValidationError as exc:
                 formset._non_form_errors = formset.error_class(exc.messages)
             else:

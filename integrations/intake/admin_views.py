@@ -1,24 +1,22 @@
-"""Admin pages for spreadsheet intake: upload, preview, confirm; correct and retry a row."""
+"""Intake pages of the console: upload, preview, confirm a spreadsheet; correct and retry a row."""
 
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 
 from django import forms
-from django.contrib import admin, messages
+from django.contrib import messages
 from django.core import signing
 from django.core.exceptions import PermissionDenied
 from django.core.files.storage import default_storage
 from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
-from django.urls import path, reverse
+from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from . import resources, spreadsheets
-from .admin import IntakeBatchAdmin, RejectionAdmin
-from .models import ImportProfile, IntakeBatch, Rejection
+from ..models import ImportProfile, IntakeBatch, Rejection
+from . import kinds, spreadsheets
 
 PREVIEW_ROWS = 500
 UPLOAD_SALT = "integrations.spreadsheet-upload"
@@ -36,6 +34,46 @@ ENCODINGS = [
 ]
 
 
+# Per kind: the page's title and what it tells finance before the upload.
+PAGES = {
+    IntakeBatch.Kind.INVOICES: (
+        gettext_lazy("Import invoices from a spreadsheet"),
+        gettext_lazy(
+            "Upload invoices exported from your accounting system. Customers and their "
+            "primary contacts are created or updated from the invoice rows. You will see "
+            "what would change before anything is written."
+        ),
+    ),
+    IntakeBatch.Kind.CUSTOMERS: (
+        gettext_lazy("Import customers from a spreadsheet"),
+        gettext_lazy(
+            "Columns: external_ref (required), source, name, kind, segment, industry, "
+            "country, timezone, language, currency, credit_limit. A customer is found by "
+            "source and external_ref. You will see what would change before anything is "
+            "written."
+        ),
+    ),
+    IntakeBatch.Kind.CONTACTS: (
+        gettext_lazy("Import contacts from a spreadsheet"),
+        gettext_lazy(
+            "Columns: customer_ref and email (required), name, role, phone, is_primary, "
+            "customer_source. A contact is found by its customer's reference and its e-mail; "
+            "phones are stored in E.164 for the customer's country. You will see what would "
+            "change before anything is written."
+        ),
+    ),
+    IntakeBatch.Kind.PAYMENTS: (
+        gettext_lazy("Import payments from a spreadsheet"),
+        gettext_lazy(
+            "Columns: external_id (required), source, customer_ref, kind, amount, currency, "
+            "received_on, method, remittance_reference. A payment is found by source and "
+            "external_id; its amount, currency and payer never change once recorded. You "
+            "will see what would change before anything is written."
+        ),
+    ),
+}
+
+
 class UploadForm(forms.Form):
     file = forms.FileField(label=gettext_lazy("CSV or XLSX file"))
     profile = forms.ModelChoiceField(
@@ -45,13 +83,27 @@ class UploadForm(forms.Form):
         choices=ENCODINGS, required=False, label=gettext_lazy("CSV encoding")
     )
 
+    def __init__(self, *args, kind: kinds.Kind, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not kind.needs_profile:
+            del self.fields["profile"]
+
 
 class ConfirmForm(forms.Form):
     token = forms.CharField(widget=forms.HiddenInput)
 
 
-def can_import(user) -> bool:
-    return user.has_perm("integrations.add_intakebatch")
+def can_import(user, kind: kinds.Kind = kinds.INVOICES) -> bool:
+    """Finance's intake permission, and for master data and payments the right to add them."""
+    return user.has_perm("integrations.add_intakebatch") and (
+        not kind.permission or user.has_perm(kind.permission)
+    )
+
+
+def import_url(kind: kinds.Kind) -> str:
+    if kind is kinds.INVOICES:
+        return reverse("admin:integrations_intakebatch_import")
+    return reverse("admin:integrations_intakebatch_import_kind", args=[kind.name])
 
 
 def _store_upload(upload) -> str:
@@ -61,29 +113,45 @@ def _store_upload(upload) -> str:
 
 def _import(stored: str, **kwargs) -> IntakeBatch:
     with default_storage.open(stored, "rb") as stream:
-        return spreadsheets.import_invoices(getattr(stream, "file", stream), **kwargs)
+        return spreadsheets.import_spreadsheet(getattr(stream, "file", stream), **kwargs)
 
 
-def import_view(request, model_admin):
-    """Upload a file, preview its dry run row by row, confirm to load it for real."""
-    if not can_import(request.user):
+def import_view(request, model_admin, kind_name: str = IntakeBatch.Kind.INVOICES):
+    """Upload a file, preview its dry run row by row, confirm to load it for real.
+
+    One page for every kind; a load of customers, contacts or payments that stops at an
+    unexpected error loads nothing (it is all or nothing) and says so. An invoice load
+    commits chunk by chunk, so such an error stays an error page.
+    """
+    kind = kinds.KINDS.get(kind_name)
+    if kind is None:
+        raise Http404
+    if not can_import(request.user, kind):
         raise PermissionDenied
+    title, intro = PAGES[kind.name]
     context = {
         **model_admin.admin_site.each_context(request),
         "opts": IntakeBatch._meta,
-        "title": _("Import invoices from a spreadsheet"),
+        "title": title,
+        "intro": intro,
+        "key_label": kind.key_label,
+        "import_url": import_url(kind),
     }
-    form = UploadForm(initial={"profile": ImportProfile.objects.filter(name="generic-csv").first()})
+    form = UploadForm(
+        initial={"profile": ImportProfile.objects.filter(name="generic-csv").first()}, kind=kind
+    )
     if request.method == "POST" and "token" in request.POST:
-        return _confirm(request, context)
+        return _confirm(request, kind)
     if request.method == "POST":
-        form = UploadForm(request.POST, request.FILES)
+        form = UploadForm(request.POST, request.FILES, kind=kind)
         if form.is_valid():
+            profile = form.cleaned_data.get("profile")
             stored = _store_upload(form.cleaned_data["file"])
             upload = {
+                "kind": kind.name,
                 "stored": stored,
                 "filename": form.cleaned_data["file"].name,
-                "profile": form.cleaned_data["profile"].pk,
+                "profile": profile.pk if profile else None,
                 "encoding": form.cleaned_data["encoding"] or None,
             }
             rows = []
@@ -95,8 +163,9 @@ def import_view(request, model_admin):
             try:
                 batch = _import(
                     stored,
+                    kind=kind.name,
                     filename=upload["filename"],
-                    profile=form.cleaned_data["profile"],
+                    profile=profile,
                     by=request.user,
                     is_dry_run=True,
                     encoding=upload["encoding"],
@@ -105,6 +174,11 @@ def import_view(request, model_admin):
             except spreadsheets.UnreadableFile as exc:
                 default_storage.delete(stored)
                 form.add_error("file", str(exc))
+            except spreadsheets.LoadFailed as exc:
+                default_storage.delete(stored)
+                if not kind.is_atomic:
+                    raise
+                form.add_error(None, _("Nothing can be loaded: %(error)s") % {"error": exc})
             else:
                 rows.sort(key=lambda outcome: outcome.row_number)
                 context.update(
@@ -118,29 +192,39 @@ def import_view(request, model_admin):
     return TemplateResponse(request, "admin/integrations/spreadsheet/import.html", context)
 
 
-def _confirm(request, context):
+def _confirm(request, kind: kinds.Kind):
     form = ConfirmForm(request.POST)
     try:
         if not form.is_valid():
             raise signing.BadSignature
         upload = signing.loads(form.cleaned_data["token"], salt=UPLOAD_SALT, max_age=UPLOAD_MAX_AGE)
+        if upload.get("kind", IntakeBatch.Kind.INVOICES) != kind.name:
+            raise signing.BadSignature  # a token of another kind's page
     except signing.BadSignature:
         messages.error(request, _("The upload expired or was tampered with; upload it again."))
-        return HttpResponseRedirect(reverse("admin:integrations_intakebatch_import"))
+        return HttpResponseRedirect(import_url(kind))
     if not default_storage.exists(upload["stored"]):
         messages.error(request, _("This file was already loaded or has expired."))
-        return HttpResponseRedirect(reverse("admin:integrations_intakebatch_import"))
+        return HttpResponseRedirect(import_url(kind))
     try:
         batch = _import(
             upload["stored"],
+            kind=kind.name,
             filename=upload["filename"],
-            profile=ImportProfile.objects.get(pk=upload["profile"]),
+            profile=ImportProfile.objects.get(pk=upload["profile"]) if upload["profile"] else None,
             by=request.user,
             encoding=upload["encoding"],
         )
     except spreadsheets.UnreadableFile as exc:
         messages.error(request, str(exc))
-        return HttpResponseRedirect(reverse("admin:integrations_intakebatch_import"))
+        return HttpResponseRedirect(import_url(kind))
+    except spreadsheets.LoadFailed as exc:
+        if not kind.is_atomic:
+            raise
+        messages.error(request, _("Nothing was imported: %(error)s") % {"error": exc.batch.error})
+        return HttpResponseRedirect(
+            reverse("admin:integrations_intakebatch_change", args=[exc.batch.pk])
+        )
     finally:
         default_storage.delete(upload["stored"])
     messages.success(
@@ -169,38 +253,19 @@ class RetryForm(forms.Form):
         return {column: self.cleaned_data[f"col{i}"] for i, column in enumerate(self.columns)}
 
 
-def retrier(rejection: Rejection) -> Callable | None:
-    """What loads a corrected row of this rejection's load again, or None.
-
-    Rows of spreadsheet loads can be corrected: invoices through their import profile,
-    customers, contacts and payments through their import resource. Rows from the API, a
-    webhook or a bank statement cannot (the sender or the bank must send them again):
-    finance dismisses them with a reason.
-    """
-    batch = rejection.batch
-    if batch.source != IntakeBatch.Source.SPREADSHEET:
-        return None
-    if batch.kind == IntakeBatch.Kind.INVOICES:
-        return spreadsheets.retry_rejection if batch.profile_id is not None else None
-    if batch.kind in resources.RESOURCES:
-        return resources.retry_rejection
-    return None
-
-
 def retry_view(request, model_admin, object_id):
     """Correct a rejected row's raw values and run it through the same load again."""
     if not request.user.has_perm("integrations.resolve_rejection"):
         raise PermissionDenied
     rejection = get_object_or_404(Rejection.objects.select_related("batch__profile"), pk=object_id)
-    retry = retrier(rejection)
-    if retry is None:
+    if not spreadsheets.is_retryable(rejection):
         raise Http404(_("Only rows of spreadsheet loads can be corrected here."))
     errors = rejection.errors
     form = RetryForm(raw=rejection.raw)
     if request.method == "POST" and rejection.status == Rejection.Status.OPEN:
         form = RetryForm(request.POST, raw=rejection.raw)
         if form.is_valid():
-            batch, errors = retry(rejection, raw=form.raw(), by=request.user)
+            batch, errors = spreadsheets.retry_rejection(rejection, raw=form.raw(), by=request.user)
             if batch is not None:
                 messages.success(
                     request, _("Row corrected and loaded in batch %(id)s.") % {"id": batch.pk}
@@ -218,49 +283,3 @@ def retry_view(request, model_admin, object_id):
         "is_open": rejection.status == Rejection.Status.OPEN,
     }
     return TemplateResponse(request, "admin/integrations/spreadsheet/retry.html", context)
-
-
-class SpreadsheetIntakeBatchAdmin(IntakeBatchAdmin):
-    change_list_template = "admin/integrations/spreadsheet/intakebatch_change_list.html"
-
-    def get_urls(self):
-        view = self.admin_site.admin_view(lambda request: import_view(request, self))
-        return [
-            path("import/", view, name="integrations_intakebatch_import"),
-            *super().get_urls(),
-        ]
-
-    def changelist_view(self, request, extra_context=None):
-        extra_context = {**(extra_context or {}), "can_import": can_import(request.user)}
-        return super().changelist_view(request, extra_context)
-
-
-class SpreadsheetRejectionAdmin(RejectionAdmin):
-    change_form_template = "admin/integrations/spreadsheet/rejection_change_form.html"
-
-    def get_urls(self):
-        view = self.admin_site.admin_view(
-            lambda request, object_id: retry_view(request, self, object_id)
-        )
-        return [
-            path("<path:object_id>/retry/", view, name="integrations_rejection_retry"),
-            *super().get_urls(),
-        ]
-
-    def change_view(self, request, object_id, form_url="", extra_context=None):
-        rejection = self.get_object(request, object_id)  # None for an unknown or bad id
-        extra_context = {
-            **(extra_context or {}),
-            "can_retry": request.user.has_perm("integrations.resolve_rejection")
-            and rejection is not None
-            and retrier(rejection) is not None,
-        }
-        return super().change_view(request, object_id, form_url, extra_context)
-
-
-for model, model_admin in (
-    (IntakeBatch, SpreadsheetIntakeBatchAdmin),
-    (Rejection, SpreadsheetRejectionAdmin),
-):
-    admin.site.unregister(model)
-    admin.site.register(model, model_admin)

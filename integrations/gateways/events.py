@@ -1,6 +1,6 @@
-"""Payment gateways: webhook events turned into ledger bookings, and invoice pay links.
+"""Payment events: a provider's event stored once, its money booked or refunded in the ledger.
 
-Two adapters (Stripe and a generic signed webhook) translate a provider's event into a
+Each provider adapter (`stripe_events`, `generic`) translates its event into a
 `MoneyMovement` (or, for a Stripe card dispute, a `DisputeNotice`); one pipeline
 (`receive_event`) stores the event once, books or refunds the money through
 `accounts.services` (disputes through `cases.disputes`), and accounts for the event in
@@ -9,40 +9,26 @@ an intake batch.
 
 import datetime as dt
 import hashlib
-import hmac
 import json
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
-from urllib.parse import quote
 
-import stripe
-from django.conf import settings
-from django.core import signing
-from django.core.exceptions import ImproperlyConfigured, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
-from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts import services, timeline
 from accounts.models import Activity, Customer, Invoice, Payment
-from accounts.money import ISO_4217, to_amount
 from cases import disputes
 from cases.models import Dispute
 
-from . import intake
-from .intake import RowRejected
-from .models import IntakeBatch, Rejection, WebhookEvent
+from ..intake import batches
+from ..intake.batches import RowRejected
+from ..models import IntakeBatch, Rejection, WebhookEvent
 
-# Currencies whose smallest unit is the whole unit (Stripe's list of zero-decimal currencies).
-ZERO_DECIMAL_CURRENCIES = frozenset(
-    "BIF CLP DJF GNF JPY KMF KRW MGA PYG RWF UGX VND VUV XAF XOF XPF".split()
-)
-# Currencies Stripe counts in thousandths; the ledger keeps cents, so the last digit must be 0.
-THREE_DECIMAL_CURRENCIES = frozenset("BHD JOD KWD OMR TND".split())
-
+# How far a signed webhook's timestamp may be from now, either way (Stripe's default too).
 SIGNATURE_TOLERANCE_SECONDS = 300
 
 STRIPE = "stripe"
@@ -54,43 +40,6 @@ PAYMENT_METHOD = {STRIPE: Payment.Method.CARD, GENERIC: Payment.Method.OTHER}
 # A refund that arrives before its payment (generic webhook only) is stored with this note
 # prefix and applied when the payment arrives.
 DEFERRED = "Deferred:"
-
-# Salt of the signed invoice id in pay page URLs (/pay/<token>/).
-PAY_LINK_SALT = "pay-link"
-
-
-# --- money in minor units ------------------------------------------------------------
-
-
-def minor_unit_exponent(currency: str) -> int:
-    currency = currency.upper()
-    if currency in ZERO_DECIMAL_CURRENCIES:
-        return 0
-    if currency in THREE_DECIMAL_CURRENCIES:
-        return 3
-    return 2
-
-
-def from_minor_units(value: int, currency: str) -> Decimal:
-    """Stripe's integer amount (cents, yen, fils) as a ledger amount with two places."""
-    amount = Decimal(value).scaleb(-minor_unit_exponent(currency))
-    if amount != amount.quantize(Decimal("0.01")):
-        raise ValidationError(
-            _("%(amount)s %(currency)s has more decimals than the ledger keeps.")
-            % {"amount": amount, "currency": currency}
-        )
-    return to_amount(amount)
-
-
-def to_minor_units(amount: Decimal, currency: str) -> int:
-    """A ledger amount as the provider's integer amount; refuses amounts it cannot express."""
-    minor = Decimal(amount).scaleb(minor_unit_exponent(currency))
-    if minor != minor.to_integral_value():
-        raise ValidationError(
-            _("%(amount)s cannot be charged in %(currency)s, which has no such fractions.")
-            % {"amount": amount, "currency": currency}
-        )
-    return int(minor)
 
 
 # --- what an event asks the ledger to do ---------------------------------------------
@@ -200,8 +149,10 @@ def receive_event(
 
     def operation() -> EventOutcome:
         with transaction.atomic():
-            batch = intake.open_batch(source=BATCH_SOURCE[provider], kind=IntakeBatch.Kind.PAYMENTS)
-            tally = intake.Tally()
+            batch = batches.open_batch(
+                source=BATCH_SOURCE[provider], kind=IntakeBatch.Kind.PAYMENTS
+            )
+            tally = batches.Tally()
             try:
                 with transaction.atomic():
                     event = WebhookEvent.objects.create(
@@ -214,7 +165,7 @@ def receive_event(
                     )
             except IntegrityError:
                 tally.unchanged += 1
-                intake.close_batch(batch, tally)
+                batches.close_batch(batch, tally)
                 return EventOutcome(
                     event_id=event_id,
                     status=WebhookEvent.Status.PROCESSED,
@@ -224,7 +175,7 @@ def receive_event(
                 )
             result = _apply(provider, event_id, event_type, payload, translate)
             if result.counted_as == "rejected":
-                intake.reject(
+                batches.reject(
                     tally,
                     batch,
                     row_number=1,
@@ -235,7 +186,7 @@ def receive_event(
                 setattr(tally, result.counted_as, getattr(tally, result.counted_as) + 1)
             event.status, event.note = result.status, result.note
             event.save(update_fields=["status", "note"])
-            intake.close_batch(batch, tally)
+            batches.close_batch(batch, tally)
             return EventOutcome(
                 event_id=event_id,
                 status=result.status,
@@ -244,7 +195,7 @@ def receive_event(
                 payment_id=result.payment.pk if result.payment else None,
             )
 
-    return intake.with_retries(operation, source=HEALTH_SOURCE[provider])
+    return batches.with_retries(operation, source=HEALTH_SOURCE[provider])
 
 
 def reject_payload(*, provider: str, raw: dict, errors: dict) -> IntakeBatch:
@@ -252,12 +203,14 @@ def reject_payload(*, provider: str, raw: dict, errors: dict) -> IntakeBatch:
 
     def operation() -> IntakeBatch:
         with transaction.atomic():
-            batch = intake.open_batch(source=BATCH_SOURCE[provider], kind=IntakeBatch.Kind.PAYMENTS)
-            tally = intake.Tally()
-            intake.reject(tally, batch, row_number=1, raw=raw, errors=errors)
-            return intake.close_batch(batch, tally)
+            batch = batches.open_batch(
+                source=BATCH_SOURCE[provider], kind=IntakeBatch.Kind.PAYMENTS
+            )
+            tally = batches.Tally()
+            batches.reject(tally, batch, row_number=1, raw=raw, errors=errors)
+            return batches.close_batch(batch, tally)
 
-    return intake.with_retries(operation, source=HEALTH_SOURCE[provider])
+    return batches.with_retries(operation, source=HEALTH_SOURCE[provider])
 
 
 def _apply(provider, event_id, event_type, payload, translate) -> _Result:
@@ -271,7 +224,9 @@ def _apply(provider, event_id, event_type, payload, translate) -> _Result:
         with transaction.atomic():
             if isinstance(movement, DisputeNotice):
                 return apply_dispute(provider=provider, notice=movement, event_id=event_id)
-            return apply_movement(provider=provider, movement=movement, event_id=event_id)
+            return apply_movement(
+                provider=provider, movement=movement, event_id=event_id, translate=translate
+            )
     except ValidationError as exc:
         rejected = RowRejected.from_validation_error(exc, default_field="event")
         return _Result(
@@ -279,8 +234,18 @@ def _apply(provider, event_id, event_type, payload, translate) -> _Result:
         )
 
 
-def apply_movement(*, provider: str, movement: MoneyMovement, event_id: str) -> _Result:
-    """Book a payment (and allocate it) or refund one; idempotent per payment key."""
+def apply_movement(
+    *,
+    provider: str,
+    movement: MoneyMovement,
+    event_id: str,
+    translate: Callable[[dict], MoneyMovement],
+) -> _Result:
+    """Book a payment (and allocate it) or refund one; idempotent per payment key.
+
+    `translate` reads a stored payload of this provider again: a refund that arrived
+    before its payment is applied from its stored event when the payment arrives.
+    """
     _lock_payment_key(provider, movement.payment_key)
     existing = (
         Payment.objects.select_for_update()
@@ -297,7 +262,7 @@ def apply_movement(*, provider: str, movement: MoneyMovement, event_id: str) -> 
                 existing,
             )
         payment, note = book_payment(provider=provider, movement=movement)
-        note += _apply_deferred_refunds(provider, payment)
+        note += _apply_deferred_refunds(provider, payment, translate)
         return _Result(WebhookEvent.Status.PROCESSED, note, "created", payment)
 
     notes = []
@@ -514,7 +479,9 @@ def _defer_refund(movement: MoneyMovement) -> _Result:
     return _Result(WebhookEvent.Status.FAILED, note, "rejected", errors={"reference": [note]})
 
 
-def _apply_deferred_refunds(provider: str, payment: Payment) -> str:
+def _apply_deferred_refunds(
+    provider: str, payment: Payment, translate: Callable[[dict], MoneyMovement]
+) -> str:
     """Apply refunds that arrived before this payment (generic webhook), oldest first."""
     if provider != GENERIC:
         return ""
@@ -530,7 +497,7 @@ def _apply_deferred_refunds(provider: str, payment: Payment) -> str:
             with transaction.atomic():
                 note = refund(
                     payment=payment,
-                    movement=parse_generic_event(event.payload),
+                    movement=translate(event.payload),
                     event_id=event.event_id,
                 )
         except (ValidationError, RowRejected) as exc:
@@ -603,365 +570,3 @@ def _rejection_raw(event_id: str, event_type: str, payload: dict) -> dict:
         "type": event_type,
         "payload": json.dumps(payload, sort_keys=True, default=str)[:20000],
     }
-
-
-# --- Stripe ---------------------------------------------------------------------------
-
-STRIPE_SUCCESS_EVENTS = (
-    "checkout.session.completed",
-    "checkout.session.async_payment_succeeded",
-    "payment_intent.succeeded",
-)
-STRIPE_DISPUTE_EVENTS = {"charge.dispute.created": "created", "charge.dispute.closed": "closed"}
-
-
-def receive_stripe_event(event: dict) -> EventOutcome:
-    """Apply a Stripe event whose signature the view has verified."""
-    created = event.get("created")
-    return receive_event(
-        provider=STRIPE,
-        event_id=event["id"],
-        event_type=event["type"],
-        payload=event,
-        translate=translate_stripe_event,
-        occurred_at=_from_unix(created) if isinstance(created, int) else None,
-    )
-
-
-def translate_stripe_event(event: dict) -> MoneyMovement | DisputeNotice | Ignored:
-    event_type = event.get("type", "")
-    if event_type not in (*STRIPE_SUCCESS_EVENTS, "charge.refunded", *STRIPE_DISPUTE_EVENTS):
-        return Ignored(_("Event type %(type)s moves no money here.") % {"type": event_type})
-    obj = (event.get("data") or {}).get("object")
-    if not isinstance(obj, dict):
-        raise RowRejected({"data.object": [_("The event carries no object.")]})
-    if event_type in STRIPE_DISPUTE_EVENTS:
-        return _translate_stripe_dispute(event_type, obj)
-    errors: dict[str, list[str]] = {}
-    metadata = obj.get("metadata") or {}
-    currency = _stripe_currency(obj.get("currency"), errors)
-    on_date = timezone.localdate(_from_unix(obj.get("created") or event.get("created")))
-    common = {
-        "currency": currency,
-        "received_on": on_date,
-        "invoice_number": str(metadata.get("invoice_number") or ""),
-        "customer_ref": str(metadata.get("customer_ref") or ""),
-    }
-    if event_type.startswith("checkout.session."):
-        if obj.get("mode", "payment") != "payment":
-            return Ignored(_("Checkout session in %(m)s mode.") % {"m": obj.get("mode")})
-        if obj.get("payment_status") != "paid":
-            return Ignored(
-                _("Checkout session not paid yet (%(s)s); booked when the payment succeeds.")
-                % {"s": obj.get("payment_status")}
-            )
-        key = _stripe_id(obj.get("payment_intent"))
-        if not key:
-            errors["payment_intent"] = [_("The session names no payment intent.")]
-        amount = _stripe_amount(obj, "amount_total", currency, errors)
-        kind, refunded_total = "payment", None
-    elif event_type == "payment_intent.succeeded":
-        key = _stripe_id(obj.get("id"))
-        field = "amount_received" if obj.get("amount_received") is not None else "amount"
-        amount = _stripe_amount(obj, field, currency, errors)
-        kind, refunded_total = "payment", None
-    else:  # charge.refunded
-        key = _stripe_id(obj.get("payment_intent")) or _stripe_id(obj.get("id"))
-        amount = _stripe_amount(obj, "amount", currency, errors)
-        refunded_total = _stripe_amount(obj, "amount_refunded", currency, errors)
-        kind = "refund"
-        common["received_on"] = timezone.localdate(_from_unix(event.get("created")))
-    if errors:
-        raise RowRejected(errors)
-    if kind == "payment" and amount == 0:
-        return Ignored(_("A payment of zero; nothing to book."))
-    return MoneyMovement(
-        kind=kind,
-        payment_key=key,
-        amount=amount,
-        refunded_total=refunded_total,
-        reference=key,
-        **common,
-    )
-
-
-def _translate_stripe_dispute(event_type: str, obj: dict) -> DisputeNotice:
-    """A Stripe Dispute object: its id, the charge and PaymentIntent it disputes, the
-    amount, Stripe's reason and status; the invoice from metadata when the charge is
-    expanded (our pay links put it on the PaymentIntent and so on its charge)."""
-    errors: dict[str, list[str]] = {}
-    dispute_id = _stripe_id(obj.get("id"))
-    if not dispute_id:
-        errors["id"] = [_("The dispute has no id.")]
-    charge = obj.get("charge")
-    keys = tuple(k for k in (_stripe_id(obj.get("payment_intent")), _stripe_id(charge)) if k)
-    if not keys:
-        errors["charge"] = [_("The dispute names neither a charge nor a payment intent.")]
-    currency = _stripe_currency(obj.get("currency"), errors)
-    amount = _stripe_amount(obj, "amount", currency, errors) if "amount" in obj else None
-    if errors:
-        raise RowRejected(errors)
-    metadata = {
-        **_as_dict(charge.get("metadata") if isinstance(charge, dict) else None),
-        **_as_dict(obj.get("metadata")),
-    }
-    return DisputeNotice(
-        kind=STRIPE_DISPUTE_EVENTS[event_type],
-        dispute_id=dispute_id,
-        payment_keys=keys,
-        currency=currency,
-        amount=amount,
-        reason=str(obj.get("reason") or "")[:100],
-        status=str(obj.get("status") or "")[:40],
-        invoice_number=str(metadata.get("invoice_number") or ""),
-        customer_ref=str(metadata.get("customer_ref") or ""),
-    )
-
-
-def _as_dict(value) -> dict:
-    return value if isinstance(value, dict) else {}
-
-
-def _stripe_currency(value, errors) -> str:
-    currency = value.upper() if isinstance(value, str) else ""
-    if currency not in ISO_4217:
-        errors["currency"] = [_("%(value)r is not a currency.") % {"value": value}]
-    return currency
-
-
-def _stripe_amount(obj: dict, field: str, currency: str, errors) -> Decimal | None:
-    value = obj.get(field)
-    if value is None:
-        errors[field] = [_("Missing.")]
-        return None
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        errors[field] = [_("%(value)r is not an amount in minor units.") % {"value": value}]
-        return None
-    if not currency:
-        return None
-    try:
-        return from_minor_units(value, currency)
-    except ValidationError as exc:
-        errors[field] = exc.messages
-        return None
-
-
-def _stripe_id(value) -> str:
-    if isinstance(value, dict):  # an expanded object
-        value = value.get("id")
-    return value if isinstance(value, str) else ""
-
-
-def _from_unix(value) -> dt.datetime:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return dt.datetime.fromtimestamp(value, tz=dt.UTC)
-    return timezone.now()
-
-
-# --- generic signed webhook -----------------------------------------------------------
-
-GENERIC_EVENT_TYPES = {"payment.succeeded": "payment", "payment.refunded": "refund"}
-AMOUNT_PATTERN = re.compile(r"[0-9]{1,12}(\.[0-9]{1,2})?")
-DATE_PATTERN = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-
-
-def verify_generic_signature(
-    *, body: bytes, signature: str, timestamp: str, secret: str, now: float | None = None
-) -> bool:
-    """True if `X-Signature` is sha256=HMAC(secret, f"{timestamp}.{body}") and the timestamp
-    is within five minutes of now (either way), so an old capture cannot be replayed."""
-    if not timestamp.isdigit() or not signature.startswith("sha256="):
-        return False
-    now = timezone.now().timestamp() if now is None else now
-    if abs(now - int(timestamp)) > SIGNATURE_TOLERANCE_SECONDS:
-        return False
-    expected = hmac.new(
-        secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256
-    ).hexdigest()
-    given = signature.removeprefix("sha256=").strip().lower()
-    return hmac.compare_digest(expected.encode(), given.encode("utf-8", "replace"))
-
-
-def parse_generic_body(body: bytes) -> dict:
-    """The JSON body, validated; raises RowRejected naming each bad field."""
-    try:
-        payload = json.loads(body)
-    except ValueError as exc:
-        raise RowRejected({"body": [_("Not JSON: %(error)s") % {"error": exc}]}) from exc
-    if not isinstance(payload, dict):
-        raise RowRejected({"body": [_("Expected a JSON object.")]})
-    event_id = payload.get("id")
-    errors = {}
-    if not isinstance(event_id, str) or not event_id.strip() or len(event_id) > 255:
-        errors["id"] = [_("Required: the event's unique id (a string).")]
-    if payload.get("type") not in GENERIC_EVENT_TYPES:
-        errors["type"] = [
-            _("Must be one of %(types)s.") % {"types": ", ".join(GENERIC_EVENT_TYPES)}
-        ]
-    if errors:
-        raise RowRejected(errors)
-    parse_generic_event(payload)  # raises for bad fields before anything is stored
-    return payload
-
-
-def parse_generic_event(payload: dict) -> MoneyMovement:
-    errors: dict[str, list[str]] = {}
-    kind = GENERIC_EVENT_TYPES.get(payload.get("type"), "")
-    raw_amount = payload.get("amount")
-    amount = None
-    if not isinstance(raw_amount, str):
-        errors["amount"] = [_('Send the amount as a decimal string, e.g. "123.45".')]
-    elif not AMOUNT_PATTERN.fullmatch(raw_amount) or to_amount(raw_amount) <= 0:
-        errors["amount"] = [
-            _("%(value)r is not a positive amount with at most two decimals.")
-            % {"value": raw_amount}
-        ]
-    else:
-        amount = to_amount(raw_amount)
-    currency = payload.get("currency")
-    if not isinstance(currency, str) or currency.upper() not in ISO_4217:
-        errors["currency"] = [_("%(value)r is not an ISO 4217 currency.") % {"value": currency}]
-        currency = ""
-    received_on = timezone.localdate()
-    raw_on = payload.get("received_on")
-    if raw_on not in (None, ""):
-        try:
-            if not isinstance(raw_on, str) or not DATE_PATTERN.fullmatch(raw_on):
-                raise ValueError(raw_on)
-            received_on = dt.date.fromisoformat(raw_on)
-        except ValueError:
-            errors["received_on"] = [
-                _("%(value)r is not a date; use YYYY-MM-DD.") % {"value": raw_on}
-            ]
-    text = {}
-    for field in ("invoice_number", "customer_ref", "reference"):
-        value = payload.get(field) or ""
-        if not isinstance(value, str) or len(value) > 100:
-            errors[field] = [_("A string of at most 100 characters.")]
-            value = ""
-        text[field] = value.strip()
-    if kind == "refund" and not text["reference"]:
-        errors["reference"] = [_("A refund must name the payment's reference.")]
-    if errors:
-        raise RowRejected(errors)
-    return MoneyMovement(
-        kind=kind,
-        payment_key=text["reference"] or str(payload["id"]),
-        currency=currency.upper(),
-        received_on=received_on,
-        amount=amount if kind == "payment" else None,
-        refund_amount=amount if kind == "refund" else None,
-        **text,
-    )
-
-
-def receive_generic_event(payload: dict) -> EventOutcome:
-    """Apply a generic webhook event already verified and parsed by `parse_generic_body`."""
-    return receive_event(
-        provider=GENERIC,
-        event_id=payload["id"],
-        event_type=payload["type"],
-        payload=payload,
-        translate=parse_generic_event,
-    )
-
-
-# --- pay links ------------------------------------------------------------------------
-
-
-def ensure_pay_link(invoice: Invoice, *, force: bool = False, by=None) -> str:
-    """The invoice's payment URL, created and stored on first use.
-
-    1. An invoice that already has a link keeps it unless `force`.
-    2. With STRIPE_API_KEY, our own pay page (`pay_page_url`): a Checkout Session expires
-       after 24 hours but notices go out for weeks, so the page makes a fresh session for
-       the balance open when the customer clicks. Otherwise PAY_LINK_TEMPLATE filled in.
-    3. Lock the invoice and store the link, unless another process stored one meanwhile
-       (then that one wins and is returned), with a timeline entry.
-    """
-    current = Invoice.objects.select_related("customer").get(pk=invoice.pk)
-    if current.pay_link and not force:
-        invoice.pay_link = current.pay_link
-        return current.pay_link
-    if not current.is_outstanding:
-        raise ValidationError(
-            _("Invoice %(n)s is %(status)s; it needs no pay link.")
-            % {"n": current.number, "status": current.get_status_display().lower()}
-        )
-    url = pay_page_url(current) if settings.STRIPE_API_KEY else template_url(current)
-    with transaction.atomic():
-        before = Invoice.objects.select_for_update().select_related("customer").get(pk=invoice.pk)
-        if before.pay_link and not force:
-            invoice.pay_link = before.pay_link
-            return before.pay_link
-        Invoice.objects.filter(pk=invoice.pk).update(pay_link=url, updated_at=timezone.now())
-        after = Invoice(pk=before.pk, pay_link=url)
-        timeline.field_changes(
-            before=before,
-            after=after,
-            kinds={"pay_link": Activity.Kind.STATUS_CHANGE},
-            by=by,
-            customer=before.customer,
-            invoice=before,
-        )
-    invoice.pay_link = url
-    return url
-
-
-def pay_page_url(invoice: Invoice) -> str:
-    """The absolute URL of /pay/<token>/, the token a signature naming only this invoice."""
-    token = signing.dumps(invoice.pk, salt=PAY_LINK_SALT)
-    return settings.SITE_URL.rstrip("/") + reverse("pay-link", args=[token])
-
-
-def template_url(invoice: Invoice) -> str:
-    values = {
-        "number": invoice.number,
-        "customer_ref": invoice.customer.external_ref,
-        "amount": str(invoice.open_balance),
-        "currency": invoice.currency,
-        "id": str(invoice.pk),
-    }
-    try:
-        url = settings.PAY_LINK_TEMPLATE.format_map(
-            {k: quote(v, safe="") for k, v in values.items()}
-        )
-    except (KeyError, IndexError, ValueError) as exc:
-        raise ImproperlyConfigured(
-            f"PAY_LINK_TEMPLATE may use only {{{'}, {'.join(values)}}}: {exc}"
-        ) from exc
-    return url
-
-
-def create_checkout_session(invoice: Invoice, *, idempotency_key: str) -> str:
-    """A Stripe Checkout Session for the invoice's open balance; returns its URL.
-
-    Its metadata names the invoice and the customer, so the webhook can apply the payment.
-    The same `idempotency_key` within Stripe's 24 h window returns the same session.
-    """
-    metadata = {"invoice_number": invoice.number, "customer_ref": invoice.customer.external_ref}
-    params = {
-        "mode": "payment",
-        "line_items": [
-            {
-                "quantity": 1,
-                "price_data": {
-                    "currency": invoice.currency.lower(),
-                    "unit_amount": to_minor_units(invoice.open_balance, invoice.currency),
-                    "product_data": {"name": _("Invoice %(n)s") % {"n": invoice.number}},
-                },
-            }
-        ],
-        "client_reference_id": invoice.number,
-        "metadata": metadata,
-        # The PaymentIntent (and so its charge) carries the same metadata, so
-        # payment_intent.succeeded and charge.refunded find the invoice too.
-        "payment_intent_data": {"metadata": metadata},
-    }
-    success_url = getattr(settings, "PAY_LINK_SUCCESS_URL", "")
-    if success_url:
-        params["success_url"] = success_url
-    session = stripe.checkout.Session.create(
-        api_key=settings.STRIPE_API_KEY, idempotency_key=idempotency_key, **params
-    )
-    return session.url

@@ -18,7 +18,7 @@ from django.db import DatabaseError, IntegrityError, InterfaceError, Operational
 from django.db.models import F
 from django.utils import timezone
 
-from .models import IntakeBatch, Rejection, SourceHealth
+from ..models import IntakeBatch, Rejection, SourceHealth
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -59,6 +59,19 @@ class Tally:
     @property
     def read(self) -> int:
         return self.created + self.updated + self.unchanged + self.rejected
+
+
+@dataclass
+class RowOutcome:
+    """What happened to one row, for previews: created, updated, unchanged or rejected.
+
+    `number` is what names the row's record (an invoice number, a customer reference...).
+    """
+
+    row_number: int
+    number: str
+    outcome: str
+    changes: dict = field(default_factory=dict)  # {field: [from, to]} or {field: [errors]}
 
 
 def open_batch(

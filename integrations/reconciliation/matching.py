@@ -43,7 +43,7 @@ from django.utils.translation import gettext_noop
 from accounts import bulk, services
 from accounts.models import Contact, Customer, Invoice, InvoiceQuerySet, Payment
 
-from .models import BankLine, MatchProposal
+from ..models import BankLine, MatchProposal
 
 logger = logging.getLogger(__name__)
 

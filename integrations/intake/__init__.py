@@ -1,0 +1,1 @@
+"""Intake: every source's rows into the ledger through one pipeline, with a dead-letter list."""

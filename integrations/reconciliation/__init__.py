@@ -1,0 +1,1 @@
+"""Reconciliation: matching money received to open invoices, and the review queues."""

@@ -1,0 +1,1 @@
+"""Twilio: SMS delivery status and inbound replies, with STOP and START handled."""
