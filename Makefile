@@ -27,6 +27,7 @@ run: install
 test: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 	@url="$$($(BIN)/python scripts/test_database_url.py)" || exit 1; \
 	echo "Testing against $$url"; \
 	DATABASE_URL="$$url" ALLOW_INSECURE_SECRET_KEY=true \
@@ -39,6 +40,7 @@ test: install
 lint:
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 format:
 	$(BIN)/ruff check --fix .

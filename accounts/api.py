@@ -6,10 +6,9 @@ from django.utils.dateparse import parse_date, parse_datetime
 from rest_framework import mixins, serializers, viewsets
 from rest_framework.exceptions import PermissionDenied, ValidationError
 
-from integrations.idempotency import run_once
-
 from . import services
 from .api_policy import MethodCheckedFirst
+from .idempotency import run_once
 from .models import Activity, Contact, Customer, Invoice, Payment, normalize_phone
 
 

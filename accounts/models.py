@@ -620,3 +620,25 @@ class Activity(models.Model):
     @property
     def actor_name(self) -> str:
         return self.actor.get_username() if self.actor_id else "system"
+
+
+class IdempotencyRecord(models.Model):
+    """The first answer to a request with an Idempotency-Key, replayed for its retries."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    endpoint = models.CharField(max_length=200)
+    request_sha256 = models.CharField(max_length=64)
+    response_status = models.PositiveSmallIntegerField()
+    response_body = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "integrations_idempotencyrecord"  # moved from integrations: same table
+        verbose_name = _("idempotency record")
+        constraints = [
+            models.UniqueConstraint(fields=["user", "endpoint", "key"], name="idempotency_key_once")
+        ]
+
+    def __str__(self):
+        return f"{self.endpoint} {self.key}"

@@ -7,9 +7,9 @@ from rest_framework.views import APIView
 
 from accounts.api import filter_by_params
 from accounts.api_policy import StrictModelPermissions
+from accounts.idempotency import run_once
 from accounts.models import Invoice
 
-from .idempotency import run_once
 from .intake import batches, invoices
 from .intake.batches import RowRejected
 from .models import ImportProfile, IntakeBatch, Rejection

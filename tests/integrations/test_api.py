@@ -5,9 +5,8 @@ import pytest
 from django.db import connection
 from rest_framework.test import APIClient
 
-from accounts.models import Payment
+from accounts.models import IdempotencyRecord, Payment
 from integrations.intake import batches
-from integrations.models import IdempotencyRecord
 from tests.factories import CustomerFactory, InvoiceFactory, UserFactory
 
 pytestmark = pytest.mark.django_db

@@ -117,13 +117,13 @@ def test_each_provider_and_concern_has_its_folder():
     flat = sorted(
         path.stem
         for path in (ROOT / "integrations").glob("*.py")
-        if path.stem not in {"__init__", "admin", "api", "apps", "idempotency", "models", "urls"}
+        if path.stem not in {"__init__", "admin", "api", "apps", "models", "urls"}
     )
     assert flat == []
     assert all((ROOT / "integrations" / name / "__init__.py").exists() for name in CONCERNS)
 
 
-def test_accounts_imports_nothing_of_integrations_but_the_api_idempotency_key():
+def test_accounts_imports_nothing_of_integrations():
     integrations = modules("integrations")
     upward = sorted(
         f"{name} -> {target}"
@@ -131,5 +131,4 @@ def test_accounts_imports_nothing_of_integrations_but_the_api_idempotency_key():
         for target, _top in imports(name, path)
         if target in integrations
     )
-    # accounts/api.py's Idempotency-Key helper predates this layout; it moves with the API.
-    assert upward == ["accounts.api -> integrations.idempotency"]
+    assert upward == []

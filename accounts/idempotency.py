@@ -1,4 +1,5 @@
-"""Idempotency-Key handling: a retried request gets the first answer and changes nothing."""
+"""Idempotency-Key handling for every app's API: a retried request gets the first answer
+and changes nothing."""
 
 import hashlib
 import json
