@@ -1,9 +1,15 @@
-"""Invoice-level holds on dunning: a pause, an open promise to pay, a payment plan, a dispute.
+"""Every hold on dunning, decided here and only here, for the planner and the sender alike.
 
-Customer-level holds (status, do-not-contact, a customer pause) live in
-dunning.planner.customers_on_hold. These are per invoice: the customer's other invoices
-are still chased. The planner uses `held_invoices` as one SQL condition; the sender asks
-`invoice_holds` at send time for the reason and the day the hold ends.
+- Customer holds (`customers_on_hold`): not active, excluded from automation, paused, in
+  dispute, bankrupt, in a payment plan (but not for the reminders of its installments),
+  and, for messages and calls, do-not-contact and cease-communication.
+- Invoice holds (`held_invoices`, `invoice_holds`): an invoice pause, an open promise to
+  pay until its grace ends, a proposed or active payment plan, an active dispute. The
+  customer's other invoices are still chased.
+
+The planner uses both as SQL conditions over all customers at once; the sender asks at
+send time, per notice, for the reasons (`hold_reason`, `invoice_holds`) and the day a
+hold ends.
 """
 
 import datetime as dt
@@ -11,8 +17,10 @@ import datetime as dt
 from django.db.models import Exists, OuterRef, Q
 from django.utils.translation import gettext as _
 
-from accounts.models import Invoice
+from accounts.models import Customer, Invoice
 from cases.models import Dispute, PaymentPlan, PromiseToPay
+
+from .models import MESSAGE_CHANNELS, Channel
 
 
 def _promises(on: dt.date):
@@ -80,3 +88,37 @@ def invoice_holds(invoices: list[Invoice], on: dt.date) -> dict[int, tuple[dt.da
     ):
         hold(invoice_id, None, _("disputed (#%(id)s)") % {"id": dispute_id})
     return holds
+
+
+def customers_on_hold(
+    on: dt.date, channel: str, prefix: str = "", *, is_installment_reminder: bool = False
+) -> Q:
+    """Customers the automation must leave alone on this day, for this channel.
+
+    A payment plan holds dunning, not the reminders of its own installments.
+    """
+
+    def q(**lookups) -> Q:
+        return Q(**{f"{prefix}{name}": value for name, value in lookups.items()})
+
+    held = (
+        ~q(status=Customer.Status.ACTIVE)
+        | q(is_excluded_from_automation=True)
+        | q(dunning_paused_until__gte=on)
+        | q(is_in_dispute=True)
+        | q(is_bankrupt=True)
+    )
+    if not is_installment_reminder:
+        held |= q(is_in_payment_plan=True)
+    if channel in (*MESSAGE_CHANNELS, Channel.CALL):
+        held |= q(do_not_contact=True) | q(cease_communication=True)
+    return held
+
+
+def hold_reason(customer, on: dt.date) -> str:
+    """Why this customer is held on this day, in words for the notice's reason."""
+    if customer.dunning_paused_until and customer.dunning_paused_until >= on:
+        return (
+            f"dunning paused until {customer.dunning_paused_until}: {customer.dunning_pause_reason}"
+        )
+    return "on hold: " + ", ".join(customer.holds)

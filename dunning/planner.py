@@ -18,12 +18,11 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import BooleanField, Exists, ExpressionWrapper, F, OuterRef, Q, Sum
 
-from accounts.models import Customer, Invoice
+from accounts.models import Invoice
 from cases.models import Installment, PaymentPlan
 
-from .holds import held_invoices
+from .holds import customers_on_hold, held_invoices
 from .models import (
-    MESSAGE_CHANNELS,
     Channel,
     HighValueThreshold,
     Notice,
@@ -51,31 +50,6 @@ class PlanResult:
             "awaiting_approval": self.awaiting_approval,
             "suppressed": self.suppressed,
         }
-
-
-def customers_on_hold(
-    on: dt.date, channel: str, prefix: str = "", *, is_installment_reminder: bool = False
-) -> Q:
-    """Customers the automation must leave alone on this day, for this channel.
-
-    A payment plan holds dunning, not the reminders of its own installments.
-    """
-
-    def q(**lookups) -> Q:
-        return Q(**{f"{prefix}{name}": value for name, value in lookups.items()})
-
-    held = (
-        ~q(status=Customer.Status.ACTIVE)
-        | q(is_excluded_from_automation=True)
-        | q(dunning_paused_until__gte=on)
-        | q(is_in_dispute=True)
-        | q(is_bankrupt=True)
-    )
-    if not is_installment_reminder:
-        held |= q(is_in_payment_plan=True)
-    if channel in (*MESSAGE_CHANNELS, Channel.CALL):
-        held |= q(do_not_contact=True) | q(cease_communication=True)
-    return held
 
 
 def policy_condition(policy: Policy) -> Q:

@@ -39,9 +39,8 @@ from cases import case_tasks, recoveries
 from cases.models import Installment, PaymentPlan, Task
 
 from . import channels, contact_rules, letters, rendering
-from .holds import invoice_holds
+from .holds import customers_on_hold, hold_reason, invoice_holds
 from .models import MESSAGE_CHANNELS, Channel, Notice
-from .planner import customers_on_hold
 
 logger = logging.getLogger(__name__)
 
@@ -215,9 +214,9 @@ def _process(notice: Notice, now: dt.datetime) -> str:
     )
     if held:
         if customer.do_not_contact or customer.cease_communication or customer.is_bankrupt:
-            return _finish(notice, Notice.Status.SKIPPED, "suppressed", _hold_reason(customer, on))
+            return _finish(notice, Notice.Status.SKIPPED, "suppressed", hold_reason(customer, on))
         until = _morning_after(customer, max(on, customer.dunning_paused_until or on))
-        return _defer(notice, until, _hold_reason(customer, on))
+        return _defer(notice, until, hold_reason(customer, on))
     if notice.channel in TASK_CHANNELS:
         return _raise_task(notice, invoices, now)
     contact = contact_for(notice)
@@ -427,14 +426,6 @@ def contact_for(notice: Notice) -> Contact | None:
     else:
         contacts = contacts.exclude(email="").filter(email_opted_out_at__isnull=True)
     return contacts.order_by("-is_primary", "id").first()
-
-
-def _hold_reason(customer, on: dt.date) -> str:
-    if customer.dunning_paused_until and customer.dunning_paused_until >= on:
-        return (
-            f"dunning paused until {customer.dunning_paused_until}: {customer.dunning_pause_reason}"
-        )
-    return "on hold: " + ", ".join(customer.holds)
 
 
 def _morning_after(customer, day: dt.date) -> dt.datetime:
