@@ -1,16 +1,16 @@
 """The intake console: batches, the dead-letter list, import profiles and source health."""
 
 from django import forms
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.db.models import Count, Q
-from django.template.response import TemplateResponse
 from django.urls import path
-from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
+from accounts.admin_decisions import Decision, DecisionAdmin, ReasonForm
+
 from ..models import ImportProfile, IntakeBatch, Rejection, SourceHealth
-from . import admin_views, spreadsheets
+from . import admin_views, batches, spreadsheets
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -88,12 +88,12 @@ class IntakeBatchAdmin(ReadOnlyAdmin):
         return super().changelist_view(request, extra_context)
 
 
-class DismissForm(forms.Form):
+class DismissForm(ReasonForm):
     reason = forms.CharField(label=_("Why dismiss these rows?"), max_length=200)
 
 
 @admin.register(Rejection)
-class RejectionAdmin(admin.ModelAdmin):
+class RejectionAdmin(DecisionAdmin):
     list_display = ["batch", "row_number", "reason_text", "status", "resolution", "resolved_by"]
     list_filter = ["status", "batch__source", "batch__kind"]
     list_select_related = ["batch", "resolved_by"]
@@ -108,7 +108,19 @@ class RejectionAdmin(admin.ModelAdmin):
         "resolved_at",
         "created_at",
     ]
-    actions = ["dismiss"]
+    decisions = (
+        Decision(
+            "dismiss",
+            _("Dismiss with a reason"),
+            "integrations.resolve_rejection",
+            lambda rejection, by, reason: batches.dismiss_rejection(
+                rejection, by=by, reason=reason
+            ),
+            form=DismissForm,
+            applies=lambda rejection: rejection.status == Rejection.Status.OPEN,
+            done=_("%(n)d row(s) dismissed."),
+        ),
+    )
     show_facets = admin.ShowFacets.NEVER
     change_form_template = "admin/integrations/spreadsheet/rejection_change_form.html"
 
@@ -121,9 +133,6 @@ class RejectionAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
-
-    def has_resolve_rejection_permission(self, request):
-        return request.user.has_perm("integrations.resolve_rejection")
 
     def get_urls(self):
         view = self.admin_site.admin_view(
@@ -143,29 +152,6 @@ class RejectionAdmin(admin.ModelAdmin):
             and spreadsheets.is_retryable(rejection),
         }
         return super().change_view(request, object_id, form_url, extra_context)
-
-    @admin.action(description=_("Dismiss with a reason"), permissions=["resolve_rejection"])
-    def dismiss(self, request, queryset):
-        form = DismissForm(request.POST if "apply" in request.POST else None)
-        if form.is_valid():
-            done = queryset.filter(status=Rejection.Status.OPEN).update(
-                status=Rejection.Status.DISMISSED,
-                resolution=form.cleaned_data["reason"],
-                resolved_by=request.user,
-                resolved_at=timezone.now(),
-            )
-            self.message_user(request, _("%(n)d row(s) dismissed.") % {"n": done}, messages.SUCCESS)
-            return None
-        context = {
-            **self.admin_site.each_context(request),
-            "title": _("Dismiss rejected rows"),
-            "form": form,
-            "opts": self.model._meta,
-            "action": "dismiss",
-            "selected": list(queryset.values_list("pk", flat=True)),
-            "count": queryset.count(),
-        }
-        return TemplateResponse(request, "admin/integrations/action_form.html", context)
 
 
 @admin.register(ImportProfile)

@@ -13,10 +13,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import DatabaseError, IntegrityError, InterfaceError, OperationalError
 from django.db.models import F
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from ..models import IntakeBatch, Rejection, SourceHealth
 
@@ -129,6 +130,27 @@ def close_batch(batch: IntakeBatch, tally: Tally) -> IntakeBatch:
         ]
     )
     return batch
+
+
+def dismiss_rejection(rejection: Rejection, *, by, reason: str) -> Rejection:
+    """Close a rejected row nobody will load, saying why (finance's decision).
+
+    Claimed by a conditional update, so a row dismissed or retried by someone else in the
+    meantime is refused rather than overwritten.
+    """
+    if not by.has_perm("integrations.resolve_rejection"):
+        raise PermissionDenied(gettext("You do not have permission to do this."))
+    reason = reason.strip()
+    if not reason:
+        raise ValidationError({"reason": gettext("Say why.")})
+    now = timezone.now()
+    claimed = Rejection.objects.filter(pk=rejection.pk, status=Rejection.Status.OPEN).update(
+        status=Rejection.Status.DISMISSED, resolution=reason, resolved_by=by, resolved_at=now
+    )
+    if claimed != 1:
+        raise ValidationError(gettext("This row was resolved in the meantime."))
+    rejection.refresh_from_db()
+    return rejection
 
 
 def fail_batch(batch: IntakeBatch, error: str) -> IntakeBatch:

@@ -1,4 +1,5 @@
 import pytest
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, OperationalError, transaction
 
 from integrations.intake import batches
@@ -93,6 +94,23 @@ def test_finance_dismisses_rejected_rows_with_a_reason(client, finance):
     assert response.status_code == 302
     rejection.refresh_from_db()
     assert rejection.status == "dismissed" and rejection.resolved_by == finance
+
+
+def test_a_row_resolved_meanwhile_is_not_dismissed_over_it(finance, agent):
+    batch = batches.open_batch(source="spreadsheet", kind="invoices")
+    tally = batches.Tally()
+    batches.reject(tally, batch, row_number=2, raw={"a": "1"}, errors={"amount": ["bad"]})
+    batches.close_batch(batch, tally)
+    rejection = Rejection.objects.get()
+    stale = Rejection.objects.get()
+    batches.dismiss_rejection(rejection, by=finance, reason="loaded by hand")
+
+    with pytest.raises(ValidationError, match="resolved in the meantime"):
+        batches.dismiss_rejection(stale, by=finance, reason="again")
+    with pytest.raises(PermissionDenied):
+        batches.dismiss_rejection(stale, by=agent, reason="not mine")
+    rejection.refresh_from_db()
+    assert rejection.resolution == "loaded by hand"
 
 
 def test_health_view_shows_failing_sources_to_managers(client, manager, settings):
