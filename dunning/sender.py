@@ -103,13 +103,12 @@ def send_next(*, now: dt.datetime, notice_id: int | None = None) -> str | None:
             return None
         # The agent too: every notice's text names them (one query per notice otherwise).
         notice = Notice.objects.select_related(
-            "customer",
-            "customer__assigned_agent",
-            "step",
-            "step__template",
-            "installment",
-            "installment__plan",
+            "customer", "customer__assigned_agent", "step", "step__template"
         ).get(pk=claimed)
+        if notice.installment_id is not None:  # an installment reminder: one query more
+            notice.installment = Installment.objects.select_related("plan").get(
+                pk=notice.installment_id
+            )
         return _process(notice, now)
 
 
