@@ -266,7 +266,9 @@ def _process(notice: Notice, now: dt.datetime) -> str:
     notice.reason = ""
     notice.save()
     if is_reminder:
-        return _reminded(notice, content, kind=kind, channel=channel, now=now)
+        return _reminded(
+            notice, content, count=context["installment_count"], kind=kind, channel=channel, now=now
+        )
     # One timeline entry per invoice on the notice, in one INSERT.
     timeline.add_all(
         timeline.entry(
@@ -283,11 +285,11 @@ def _process(notice: Notice, now: dt.datetime) -> str:
     return "sent"
 
 
-def _reminded(notice: Notice, content: dict, *, kind: str, channel: str, now) -> str:
-    """An installment reminder went out: the installment says when, the timeline says what."""
+def _reminded(notice: Notice, content: dict, *, count: int, kind: str, channel: str, now) -> str:
+    """An installment reminder went out: the installment says when, the timeline says what.
+    `count` is the plan's number of installments, as the message's context counted it."""
     installment = notice.installment
     Installment.objects.filter(pk=installment.pk).update(reminded_at=now)
-    count = installment.plan.installments.count()
     timeline.add(
         kind,
         customer=notice.customer,
