@@ -230,6 +230,17 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
 }
 
+# Uploads (spreadsheets, bank files): a file over any of these is refused with a message
+# naming the limit, before anything is read (integrations/uploads.py).
+UPLOAD_MAX_BYTES = int(os.environ.get("UPLOAD_MAX_BYTES", str(100 * 1024 * 1024)))
+UPLOAD_MAX_ROWS = int(os.environ.get("UPLOAD_MAX_ROWS", "500000"))
+UPLOAD_MAX_CELLS = int(os.environ.get("UPLOAD_MAX_CELLS", "20000000"))
+UPLOAD_MAX_DECOMPRESSED_BYTES = int(
+    os.environ.get("UPLOAD_MAX_DECOMPRESSED_BYTES", str(500 * 1024 * 1024))
+)
+# Django keeps uploads up to this size in memory and spools larger ones to a temporary file.
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+
 # Intake: a source is flagged in the health view after this many failures in a row.
 INTAKE_FAILING_AFTER = int(os.environ.get("INTAKE_FAILING_AFTER", "3"))
 # Reconciliation: matches below this confidence wait for review instead of being booked.
