@@ -78,3 +78,38 @@ def test_a_nul_in_the_query_string_is_refused_naming_the_parameter(console, clie
     api = client.get("/api/v1/invoices/", {"currency": "\x00"})
     assert api.status_code == 400
     assert "currency" in api.json()
+
+
+def _add_pages():
+    names = []
+    for model in admin.site._registry:
+        try:
+            names.append(reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_add"))
+        except NoReverseMatch:
+            continue
+    return sorted(names)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("url", _add_pages())
+def test_no_add_form_answers_500_to_impossible_values(console, url):
+    """Every field (and every inline's first form) posted with a value it cannot hold: the
+    form is shown again with its errors, whatever its widgets and read-only fields do."""
+    page = console.get(url)
+    if page.status_code != 200 or "adminform" not in (page.context or {}):
+        pytest.skip(f"{url} has no add form ({page.status_code})")
+    failures = []
+    for value in ("NaN", "\x00", "-1", "2026-13-45"):
+        data = dict.fromkeys(page.context["adminform"].form.fields, value)
+        for inline in page.context.get("inline_admin_formsets", []):
+            prefix = inline.formset.prefix
+            data |= {
+                f"{prefix}-TOTAL_FORMS": "1",
+                f"{prefix}-INITIAL_FORMS": "0",
+                f"{prefix}-MIN_NUM_FORMS": "0",
+                f"{prefix}-MAX_NUM_FORMS": "1000",
+            }
+            data |= {f"{prefix}-0-{name}": value for name in inline.formset.form.base_fields}
+        if (status := console.post(url, data).status_code) >= 500:
+            failures.append((repr(value), status))
+    assert not failures
