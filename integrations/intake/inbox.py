@@ -125,11 +125,11 @@ def accept(
 
 
 def enqueue(item_id: int, *, task: str = PROCESS_TASK) -> None:
-    """Send the item to a worker (the task found by name: the tasks module imports every
-    provider, which import this module). A broker that cannot be reached is logged, not
-    raised: the item is stored, so the sweep will process it."""
+    """Send the item to a worker, naming the task (the tasks module imports every provider,
+    which import this module; and a web process need not load the tasks). A broker that
+    cannot be reached is logged, not raised: the item is stored, so the sweep applies it."""
     try:
-        current_app.tasks[task].delay(item_id)
+        current_app.send_task(task, args=[item_id])
     except Exception:
         logger.exception("inbox item %s stored but not queued; the sweep will process it", item_id)
 

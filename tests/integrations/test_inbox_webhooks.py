@@ -59,23 +59,27 @@ def test_a_stored_event_is_queued_to_a_worker_when_the_insert_commits(
     client, invoice, monkeypatch, django_capture_on_commit_callbacks
 ):
     queued = []
-    monkeypatch.setattr(tasks.process_inbox_item, "delay", queued.append)
+    monkeypatch.setattr(
+        inbox.current_app, "send_task", lambda name, args: queued.append((name, args))
+    )
 
     with django_capture_on_commit_callbacks(execute=True):
         response = deliver(client)
 
     item = InboxItem.objects.get()
-    assert response.status_code == 202 and queued == [item.pk]
+    assert response.status_code == 202
+    assert queued == [("integrations.tasks.process_inbox_item", [item.pk])]
+    assert tasks.process_inbox_item.name == queued[0][0]
     assert item.status == "received" and not Payment.objects.exists()
 
 
 def test_a_broker_that_is_down_loses_nothing_the_sweep_applies_it(
     client, invoice, monkeypatch, django_capture_on_commit_callbacks, clock
 ):
-    def broker_down(item_id):
+    def broker_down(name, args):
         raise ConnectionError("redis unreachable")
 
-    monkeypatch.setattr(tasks.process_inbox_item, "delay", broker_down)
+    monkeypatch.setattr(inbox.current_app, "send_task", broker_down)
     with django_capture_on_commit_callbacks(execute=True):
         assert deliver(client).status_code == 202
 
