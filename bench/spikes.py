@@ -56,6 +56,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--web-workers", type=int, default=4, help="gunicorn worker processes")
     parser.add_argument("--web-threads", type=int, default=4, help="threads per gunicorn worker")
     parser.add_argument("--celery-concurrency", type=int, default=2)
+    parser.add_argument(
+        "--rate-limit", default="100/s", help="INBOX_TASK_RATE_LIMIT for the workers"
+    )
+    parser.add_argument(
+        "--bulk-rate-limit", default="30/m", help="INBOX_BULK_RATE_LIMIT for the workers"
+    )
     parser.add_argument("--drain-timeout", type=float, default=1800.0, help="seconds")
     parser.add_argument(
         "--database-url",
@@ -84,6 +90,8 @@ def environment(args) -> dict:
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "SECURE_SSL_REDIRECT": "false",
         "PAYMENTS_WEBHOOK_SECRET": SECRET,
+        "INBOX_TASK_RATE_LIMIT": args.rate_limit,
+        "INBOX_BULK_RATE_LIMIT": args.bulk_rate_limit,
         "LOG_LEVEL": "WARNING",
         "PYTHONPATH": str(BASE_DIR),
     }
@@ -425,7 +433,11 @@ def main() -> None:
     finally:
         stop(processes)
     ok = report(args, fired, drained, final)
-    print(f"load average now: {os.getloadavg()}")
+    print(
+        f"load average now: {os.getloadavg()}; rate limits {args.rate_limit}, "
+        f"bulk {args.bulk_rate_limit}; web {args.web_workers}x{args.web_threads}, "
+        f"celery concurrency {args.celery_concurrency}"
+    )
     sys.exit(0 if ok else 1)
 
 
