@@ -1,5 +1,5 @@
-"""Idempotency-Key handling for every app's API: a retried request gets the first answer
-and changes nothing."""
+"""Idempotency for every app's API and webhooks: a retried request gets the first answer
+and changes nothing; a delivery without an id is known again by its payload's digest."""
 
 import hashlib
 import json
@@ -19,6 +19,13 @@ def request_fingerprint(data) -> str:
     return hashlib.sha256(
         json.dumps(data, sort_keys=True, separators=(",", ":"), default=str).encode()
     ).hexdigest()
+
+
+def payload_key(payload) -> str:
+    """A key for a delivery whose sender gives it no id: the SHA-256 of its canonical JSON
+    (keys sorted, no spaces), so the same payload re-sent, even re-serialised with other
+    spacing or key order, has the same key. Prefixed so it never equals a sender's id."""
+    return "sha256:" + request_fingerprint(payload)
 
 
 def run_once(request, *, endpoint: str, handler: Callable[[], Response]) -> Response:

@@ -34,6 +34,8 @@ JOBS = (
     Job(NIGHT, "collections_mgmt.tasks.run_night", crontab="30 1 * * *"),
     Job("Send due dunning notices", "dunning.tasks.send_due", every_minutes=15),
     Job("Send scheduled reports", "reporting.tasks.send_scheduled_reports", crontab="0 6 * * *"),
+    # Webhooks and bulk requests whose task message was lost: stored, so applied here.
+    Job("Apply stored webhooks left waiting", "integrations.tasks.sweep_inbox", every_minutes=1),
 )
 # Rows earlier releases seeded, replaced by the jobs above: the two halves of the night
 # (each on its own clock) and the hourly installment e-mails (now dunning notices).

@@ -178,6 +178,15 @@ CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
+# The inbox (integrations/intake/inbox.py): signed webhooks and bulk API requests are
+# stored in the request and applied by workers at these rates (per worker process, Celery's
+# rate_limit syntax). Items still waiting after INBOX_SWEEP_AFTER_SECONDS (a lost task
+# message, a broker that was down) are applied by the sweep, which runs every minute.
+INBOX_TASK_RATE_LIMIT = os.environ.get("INBOX_TASK_RATE_LIMIT", "100/s")
+INBOX_BULK_RATE_LIMIT = os.environ.get("INBOX_BULK_RATE_LIMIT", "30/m")
+INBOX_SWEEP_AFTER_SECONDS = int(os.environ.get("INBOX_SWEEP_AFTER_SECONDS", "300"))
+INBOX_SWEEP_LIMIT = int(os.environ.get("INBOX_SWEEP_LIMIT", "2000"))
+
 # E-mail: SMTP when EMAIL_HOST is set, otherwise messages are written under var/mail.
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "collections@example.com")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL

@@ -10,6 +10,7 @@ from accounts import api as accounts_api
 from collections_mgmt import views
 from dunning import api as dunning_api
 from integrations import api as integrations_api
+from integrations.email_events import webhooks as email_event_webhooks
 from integrations.gateways import pay_page
 
 admin.site.site_header = "Collections Management"
@@ -30,6 +31,12 @@ urlpatterns = [
     ),
     path("api/v1/", include(router.urls)),
     path("integrations/", include("integrations.urls")),
+    # Same address as ever; served by integrations, which stores what it receives.
+    path(
+        "dunning/email-events/",
+        email_event_webhooks.email_events_webhook,
+        name="email-events",
+    ),
     path("dunning/", include("dunning.urls")),
     path("pay/<str:token>/", pay_page.pay_page, name="pay-link"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -1,9 +1,10 @@
 """E-mail events from the provider: bounces, complaints and deliveries, each applied once.
 
-The webhook (dunning/webhooks.py) checks the signature; this module validates the event and
-applies it. A hard bounce fails the notice it answers and opts the address out of e-mail, a
-complaint ("this is spam") opts it out too, a delivery marks the notice delivered. Every
-change goes on the customer's timeline.
+The webhook (integrations/email_events/webhooks.py) checks the signature, validates the
+event here (`parse`), stores it, and a worker applies it here (`record`), once per event
+key (the provider's id, or a digest of the payload). A hard bounce fails the notice it
+answers and opts the address out of e-mail, a complaint ("this is spam") opts it out too,
+a delivery marks the notice delivered. Every change goes on the customer's timeline.
 """
 
 import datetime as dt
@@ -14,6 +15,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from accounts import timeline
+from accounts.idempotency import payload_key
 from accounts.models import Activity
 
 from .models import EmailEvent, Notice
@@ -38,12 +40,28 @@ def _optional_string(payload: dict, field: str, limit: int, errors: dict) -> str
     return value.strip()
 
 
+# How far in the future an event's occurred_at may be (the sender's clock may run ahead).
+FUTURE_TOLERANCE = dt.timedelta(minutes=5)
+EARLIEST = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+
+
 def parse(body: bytes) -> dict:
     """The event as plain values; raises EventRejected naming every bad field."""
     try:
         payload = json.loads(body)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise EventRejected({"body": [f"Not JSON: {exc}"]}) from exc
+    return parse_payload(payload)
+
+
+def event_key(event: dict) -> str:
+    """The event's id, or, when the provider sends none, a digest of the whole payload:
+    the same event delivered twice (a retry, a replayed capture) has the same key."""
+    return event["id"] or payload_key(event["payload"])
+
+
+def parse_payload(payload) -> dict:
+    """`parse` for a payload already read from JSON (a stored event, for the worker)."""
     if not isinstance(payload, dict):
         raise EventRejected({"body": ["Expected a JSON object."]})
     errors: dict[str, list[str]] = {}
@@ -60,21 +78,32 @@ def parse(body: bytes) -> dict:
     if bounce_type not in ("hard", "soft"):
         errors["bounce_type"] = ["hard or soft (default hard)."]
     event["is_permanent"] = bounce_type != "soft"
-    occurred = payload.get("occurred_at")
-    event["occurred_at"] = None
-    if occurred is not None:
-        parsed = parse_datetime(occurred) if isinstance(occurred, str) else None
-        if parsed is None:
-            errors["occurred_at"] = ["An ISO 8601 date and time, e.g. 2026-11-23T10:00:00Z."]
-        elif timezone.is_naive(parsed):
-            parsed = timezone.make_aware(parsed, dt.UTC)
-        event["occurred_at"] = parsed
+    event["occurred_at"] = _occurred_at(payload.get("occurred_at"), errors)
     if not errors and not (event["message_id"] or event["email"]):
         errors["message_id"] = ["Give the message_id we sent, the email address, or both."]
     if errors:
         raise EventRejected(errors)
     event["payload"] = payload
     return event
+
+
+def _occurred_at(value, errors: dict) -> dt.datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = parse_datetime(value) if isinstance(value, str) else None
+        if parsed is not None and timezone.is_naive(parsed):
+            parsed = timezone.make_aware(parsed, dt.UTC)
+        # Beyond the clocks' drift an event cannot have happened yet; before 2000 it did
+        # not happen here (and year 1 or 9999 with an offset overflows in UTC).
+        if parsed is not None and not EARLIEST <= parsed <= timezone.now() + FUTURE_TOLERANCE:
+            errors["occurred_at"] = ["A moment between 2000 and now (not in the future)."]
+            return None
+    except (ValueError, OverflowError):
+        parsed = None  # well formed but not a real date, like 2026-13-45T10:00:00Z
+    if parsed is None:
+        errors["occurred_at"] = ["An ISO 8601 date and time, e.g. 2026-11-23T10:00:00Z."]
+    return parsed
 
 
 def _message_id_forms(message_id: str) -> list[str]:
@@ -85,9 +114,9 @@ def _message_id_forms(message_id: str) -> list[str]:
 
 @transaction.atomic
 def record(event: dict) -> dict:
-    """Apply one validated event, at most once per event id.
+    """Apply one validated event, at most once per event key (`event_key`).
 
-    1. Store the event. Its id is unique (when given), so a retried or replayed event fails
+    1. Store the event. Its key is unique, so a retried or replayed event fails
        the insert inside a savepoint and comes back "duplicate" having changed nothing; of
        two identical events at once, the second waits on the unique index and then fails.
     2. Find the notice by our Message-ID and lock it, so a delivery and a bounce for the
@@ -100,7 +129,7 @@ def record(event: dict) -> dict:
     try:
         with transaction.atomic():
             stored = EmailEvent.objects.create(
-                event_id=event["id"],
+                event_id=event_key(event),
                 kind=event["type"],
                 is_permanent=event["is_permanent"],
                 message_id=event["message_id"],
@@ -109,7 +138,7 @@ def record(event: dict) -> dict:
                 payload=event["payload"],
             )
     except IntegrityError:
-        return {"status": "duplicate", "id": event["id"]}
+        return {"status": "duplicate", "id": event_key(event)}
     notice = None
     if event["message_id"]:
         notice = (

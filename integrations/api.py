@@ -1,8 +1,10 @@
 """REST API for intake: the bulk invoice upsert, and batches and their rejected rows (read)."""
 
+from django.db import transaction
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, viewsets
 from rest_framework.response import Response
+from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
 from accounts.api import filter_by_params
@@ -10,9 +12,9 @@ from accounts.api_policy import StrictModelPermissions
 from accounts.idempotency import run_once
 from accounts.models import Invoice
 
-from .intake import batches, invoices
+from .intake import batches, inbox, invoices
 from .intake.batches import RowRejected
-from .models import ImportProfile, IntakeBatch, Rejection
+from .models import ImportProfile, InboxItem, IntakeBatch, Rejection
 
 
 class IntakeBatchSerializer(serializers.ModelSerializer):
@@ -163,6 +165,12 @@ class BulkInvoiceResponse(serializers.Serializer):
     errors = BulkRowError(many=True)
 
 
+class BulkInvoiceQueued(serializers.Serializer):
+    batch = serializers.IntegerField()
+    status = serializers.CharField()
+    url = serializers.URLField(help_text="poll it: the batch's status and counts")
+
+
 class InvoiceBulkUpsert(APIView):
     """POST /api/v1/invoices/bulk/: create or update up to 5,000 invoices in one batch.
 
@@ -171,6 +179,11 @@ class InvoiceBulkUpsert(APIView):
     reference}, ...]}. Amounts are decimal strings. Valid items load; invalid ones are
     rejected with their index and a reason per field, and kept in the dead-letter list.
     Send an Idempotency-Key header: a retried request returns the first answer.
+
+    With `Prefer: respond-async` the request is stored (one batch, one inbox row) and
+    answered 202 with the batch's id and URL; a worker loads it, and the batch turns
+    *completed* with its counts (or *failed* with the reason). Without it the answer
+    waits for the load, as it always has (clients written against the 200 rely on it).
     """
 
     permission_classes = [StrictModelPermissions]
@@ -178,52 +191,131 @@ class InvoiceBulkUpsert(APIView):
 
     @extend_schema(
         request=BulkInvoiceRequest,
-        responses=BulkInvoiceResponse,
+        responses={200: BulkInvoiceResponse, 202: BulkInvoiceQueued},
         parameters=[
             OpenApiParameter(
                 "Idempotency-Key", str, OpenApiParameter.HEADER, description="retry-safe key"
-            )
+            ),
+            OpenApiParameter(
+                "Prefer",
+                str,
+                OpenApiParameter.HEADER,
+                description="respond-async: store the request, answer 202, load on a worker",
+            ),
         ],
     )
     def post(self, request):
-        return run_once(request, endpoint="invoices-bulk", handler=lambda: self._upsert(request))
-
-    def _upsert(self, request):
-        body = request.data if isinstance(request.data, dict) else {}
-        items = body.get("invoices")
-        source = str(body.get("source") or "api").strip()[:40]
-        if not isinstance(items, list) or not items:
-            return Response({"invoices": ["a non-empty list is required"]}, status=400)
-        if len(items) > MAX_BULK_ITEMS:
-            return Response(
-                {"invoices": [f"at most {MAX_BULK_ITEMS} items per request"]}, status=400
-            )
-        batch = batches.open_batch(source=IntakeBatch.Source.API, kind="invoices", by=request.user)
-        tally = batches.Tally()
-        parser = invoices.InvoiceParser(api_profile(source))
-        errors, records = [], []
-        for index, item in enumerate(items):
-            try:
-                records.append(self._parse(parser, index, item))
-            except RowRejected as exc:
-                raw = item if isinstance(item, dict) else {"item": item}
-                batches.reject(tally, batch, row_number=index + 1, raw=raw, errors=exc.errors)
-                errors.append({"index": index, "errors": exc.errors})
-        invoices.upsert_invoices(records, batch=batch, by=request.user, source=source, tally=tally)
-        batches.close_batch(batch, tally)
-        return Response({**batch.counts(), "errors": errors}, status=200)
+        handler = self._queue if wants_async(request) else self._upsert
+        return run_once(request, endpoint="invoices-bulk", handler=lambda: handler(request))
 
     @staticmethod
-    def _parse(parser, index: int, item):
-        if not isinstance(item, dict):
-            raise RowRejected({"item": ["must be an object"]})
-        unknown = sorted(set(item) - set(BULK_FIELDS))
-        floats = [name for name in MONEY_FIELDS if isinstance(item.get(name), float | int)]
-        problems = {}
-        if unknown:
-            problems["item"] = [f"unknown field(s): {', '.join(unknown)}"]
-        for name in floats:
-            problems[name] = ['send amounts as decimal strings, e.g. "1250.00"']
-        if problems:
-            raise RowRejected(problems)
-        return parser.parse(item, row_number=index + 1, raw=item)
+    def _read(request):
+        """(items, source, None) or (None, None, a 400 response)."""
+        body = request.data if isinstance(request.data, dict) else {}
+        items = body.get("invoices")
+        source = inbox.storable(str(body.get("source") or "api").strip()[:40])
+        if not isinstance(items, list) or not items:
+            return None, None, Response({"invoices": ["a non-empty list is required"]}, status=400)
+        if len(items) > MAX_BULK_ITEMS:
+            return (
+                None,
+                None,
+                Response({"invoices": [f"at most {MAX_BULK_ITEMS} items per request"]}, status=400),
+            )
+        return items, source, None
+
+    def _upsert(self, request):
+        items, source, refused = self._read(request)
+        if refused is not None:
+            return refused
+        batch = batches.open_batch(source=IntakeBatch.Source.API, kind="invoices", by=request.user)
+        outcome = load_bulk_items(batch=batch, items=items, source=source, by=request.user)
+        return Response(outcome, status=200)
+
+    def _queue(self, request):
+        items, source, refused = self._read(request)
+        if refused is not None:
+            return refused
+        # What PostgreSQL cannot store (NUL...) is made storable here and the item marked
+        # refused, so the worker rejects it with the reason instead of failing the batch.
+        problems = {
+            str(index): errors
+            for index, item in enumerate(items)
+            if (errors := inbox.unstorable_fields(item))
+        }
+        with transaction.atomic():
+            batch = batches.open_batch(
+                source=IntakeBatch.Source.API, kind="invoices", by=request.user
+            )
+            inbox.accept(
+                source=InboxItem.Source.API_BULK,
+                key=f"batch:{batch.pk}",
+                payload={
+                    "source": source,
+                    "invoices": inbox.storable(items),
+                    "refused": inbox.storable(problems),
+                },
+                batch=batch,
+                by=request.user,
+            )
+        url = reverse("intakebatch-detail", args=[batch.pk], request=request)
+        return Response({"batch": batch.pk, "status": "queued", "url": url}, status=202)
+
+
+def wants_async(request) -> bool:
+    """RFC 7240: `Prefer: respond-async` asks for 202 now and the work later."""
+    prefer = request.headers.get("Prefer", "")
+    return any(part.strip().lower() == "respond-async" for part in prefer.split(","))
+
+
+def load_bulk_items(*, batch, items: list, source: str, by, refused: dict | None = None) -> dict:
+    """Parse and upsert one bulk request's items into `batch`, then close it; returns the
+    counts and the rejected items' errors. Used by the view and by the worker alike."""
+    tally = batches.Tally()
+    parser = invoices.InvoiceParser(api_profile(source))
+    refused = refused or {}
+    errors, records = [], []
+    for index, item in enumerate(items):
+        try:
+            problems = refused.get(str(index)) or inbox.unstorable_fields(item)
+            if problems:
+                raise RowRejected(problems)
+            records.append(_parse_bulk_item(parser, index, item))
+        except RowRejected as exc:
+            raw = item if isinstance(item, dict) else {"item": item}
+            batches.reject(
+                tally, batch, row_number=index + 1, raw=inbox.storable(raw), errors=exc.errors
+            )
+            errors.append({"index": index, "errors": exc.errors})
+    invoices.upsert_invoices(records, batch=batch, by=by, source=source, tally=tally)
+    batches.close_batch(batch, tally)
+    return {**batch.counts(), "errors": errors}
+
+
+def load_stored_bulk(item: InboxItem) -> str:
+    """The worker's side of a queued bulk request: load it into the batch opened for it."""
+    counts = load_bulk_items(
+        batch=item.batch,
+        items=item.payload["invoices"],
+        source=item.payload["source"],
+        by=item.created_by,
+        refused=item.payload.get("refused"),
+    )
+    return ", ".join(
+        f"{name} {counts[name]}" for name in ("read", "created", "updated", "unchanged", "rejected")
+    )
+
+
+def _parse_bulk_item(parser, index: int, item):
+    if not isinstance(item, dict):
+        raise RowRejected({"item": ["must be an object"]})
+    unknown = sorted(set(item) - set(BULK_FIELDS))
+    floats = [name for name in MONEY_FIELDS if isinstance(item.get(name), float | int)]
+    problems = {}
+    if unknown:
+        problems["item"] = [f"unknown field(s): {', '.join(unknown)}"]
+    for name in floats:
+        problems[name] = ['send amounts as decimal strings, e.g. "1250.00"']
+    if problems:
+        raise RowRejected(problems)
+    return parser.parse(item, row_number=index + 1, raw=item)

@@ -69,6 +69,8 @@ class IntakeBatch(models.Model):
         STRIPE = "stripe", _("Stripe")
         WEBHOOK = "webhook", _("Payment webhook")
         BANK_STATEMENT = "bank_statement", _("Bank statement")
+        EMAIL_EVENTS = "email_events", _("E-mail events")
+        TWILIO = "twilio", _("Twilio")
 
     class Kind(models.TextChoices):
         CUSTOMERS = "customers", _("Customers")
@@ -334,3 +336,57 @@ class MatchProposal(models.Model):
 
     def invoices(self):
         return Invoice.objects.filter(pk__in=[line["invoice"] for line in self.lines])
+
+
+class InboxItem(models.Model):
+    """A signed webhook or an accepted bulk request, stored as it came before any work.
+
+    The endpoint verifies and validates, stores the item in one INSERT and answers; a
+    Celery worker then applies it (`integrations.tasks`), and a sweep picks up any item a
+    lost task message left behind. `key` is the sender's event id, or a digest of the
+    payload when the sender gives none: the same delivery twice is stored once.
+    """
+
+    class Source(models.TextChoices):
+        STRIPE = "stripe", _("Stripe")
+        PAYMENTS_WEBHOOK = "generic", _("Payment webhook")
+        EMAIL_EVENTS = "email_events", _("E-mail events")
+        TWILIO_INBOUND = "twilio_inbound", _("Twilio inbound SMS")
+        TWILIO_STATUS = "twilio_status", _("Twilio delivery status")
+        API_BULK = "api_bulk", _("Bulk invoice API")
+
+    class Status(models.TextChoices):
+        RECEIVED = "received", _("Received, waiting for a worker")
+        PROCESSED = "processed", _("Processed")
+        FAILED = "failed", _("Failed (in the dead-letter list)")
+
+    source = models.CharField(_("source"), max_length=20, choices=Source)
+    key = models.CharField(_("key"), max_length=255)
+    payload = models.JSONField(_("payload"))
+    status = models.CharField(_("status"), max_length=10, choices=Status, default=Status.RECEIVED)
+    note = models.TextField(_("note"), blank=True)
+    batch = models.ForeignKey(
+        IntakeBatch, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    received_at = models.DateTimeField(_("received"), auto_now_add=True)
+    processed_at = models.DateTimeField(_("processed"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("received webhook or bulk request")
+        ordering = ["-received_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["source", "key"], name="inbox_item_once"),
+        ]
+        indexes = [
+            models.Index(
+                fields=["received_at"],
+                condition=Q(status="received"),
+                name="inbox_item_waiting",
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.source} {self.key}"

@@ -3,7 +3,7 @@
 from django.contrib import admin
 
 from ..intake.admin import ReadOnlyAdmin
-from ..models import WebhookEvent
+from ..models import InboxItem, WebhookEvent
 
 
 @admin.register(WebhookEvent)
@@ -11,3 +11,12 @@ class WebhookEventAdmin(ReadOnlyAdmin):
     list_display = ["received_at", "provider", "event_type", "event_id", "status", "note"]
     list_filter = ["provider", "status", "event_type"]
     search_fields = ["=event_id"]
+
+
+@admin.register(InboxItem)
+class InboxItemAdmin(ReadOnlyAdmin):
+    """Every webhook and queued bulk request as it came, and whether a worker applied it."""
+
+    list_display = ["received_at", "source", "key", "status", "processed_at", "note"]
+    list_filter = ["source", "status"]
+    search_fields = ["=key"]

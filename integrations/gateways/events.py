@@ -198,21 +198,6 @@ def receive_event(
     return batches.with_retries(operation, source=HEALTH_SOURCE[provider])
 
 
-def reject_payload(*, provider: str, raw: dict, errors: dict) -> IntakeBatch:
-    """A signed payload too broken to store as an event: a batch with one rejected row."""
-
-    def operation() -> IntakeBatch:
-        with transaction.atomic():
-            batch = batches.open_batch(
-                source=BATCH_SOURCE[provider], kind=IntakeBatch.Kind.PAYMENTS
-            )
-            tally = batches.Tally()
-            batches.reject(tally, batch, row_number=1, raw=raw, errors=errors)
-            return batches.close_batch(batch, tally)
-
-    return batches.with_retries(operation, source=HEALTH_SOURCE[provider])
-
-
 def _apply(provider, event_id, event_type, payload, translate) -> _Result:
     try:
         movement = translate(payload)

@@ -11,7 +11,9 @@ from django.utils.translation import gettext as _
 
 from accounts.money import ISO_4217, to_amount
 
+from ..intake import inbox
 from ..intake.batches import RowRejected
+from ..models import InboxItem
 from .events import (
     GENERIC,
     SIGNATURE_TOLERANCE_SECONDS,
@@ -46,10 +48,13 @@ def parse_generic_body(body: bytes) -> dict:
     """The JSON body, validated; raises RowRejected naming each bad field."""
     try:
         payload = json.loads(body)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise RowRejected({"body": [_("Not JSON: %(error)s") % {"error": exc}]}) from exc
     if not isinstance(payload, dict):
         raise RowRejected({"body": [_("Expected a JSON object.")]})
+    unstorable = inbox.unstorable_fields(payload)
+    if unstorable:
+        raise RowRejected(unstorable)
     event_id = payload.get("id")
     errors = {}
     if not isinstance(event_id, str) or not event_id.strip() or len(event_id) > 255:
@@ -113,6 +118,13 @@ def parse_generic_event(payload: dict) -> MoneyMovement:
         refund_amount=amount if kind == "refund" else None,
         **text,
     )
+
+
+def apply_stored(item: InboxItem) -> str:
+    """The worker's side: apply a stored (parsed) event; returns what happened."""
+    outcome = receive_generic_event(item.payload)
+    status = "duplicate" if outcome.is_replay else outcome.status
+    return f"{status}: {outcome.note}".strip()
 
 
 def receive_generic_event(payload: dict) -> EventOutcome:

@@ -9,8 +9,18 @@ from django.utils.translation import gettext as _
 
 from accounts.money import ISO_4217
 
+from ..intake import inbox
 from ..intake.batches import RowRejected
-from .events import STRIPE, DisputeNotice, EventOutcome, Ignored, MoneyMovement, receive_event
+from ..models import InboxItem
+from .events import (
+    SIGNATURE_TOLERANCE_SECONDS,
+    STRIPE,
+    DisputeNotice,
+    EventOutcome,
+    Ignored,
+    MoneyMovement,
+    receive_event,
+)
 from .minor_units import from_minor_units
 
 STRIPE_SUCCESS_EVENTS = (
@@ -19,6 +29,47 @@ STRIPE_SUCCESS_EVENTS = (
     "payment_intent.succeeded",
 )
 STRIPE_DISPUTE_EVENTS = {"charge.dispute.created": "created", "charge.dispute.closed": "closed"}
+
+
+def check_event(event) -> dict[str, list[str]]:
+    """What keeps a signed body from being stored as a Stripe event, by field (empty: none).
+
+    Checked in the request, before the event is stored: an event id and a type, nothing
+    PostgreSQL cannot store (NUL, lone surrogates), and `created` times (the event's and
+    its object's) that are Unix seconds no later than five minutes from now.
+    """
+    if not (
+        isinstance(event, dict)
+        and isinstance(event.get("id"), str)
+        and event["id"].strip()
+        and len(event["id"]) <= 255
+        and isinstance(event.get("type"), str)
+    ):
+        return {"event": [_("Signed, but not a Stripe event with an id and a type.")]}
+    errors = inbox.unstorable_fields(event)
+    data = event.get("data")
+    obj = data.get("object") if isinstance(data, dict) else None
+    times = {"created": event.get("created")}
+    if isinstance(obj, dict):
+        times["data.object.created"] = obj.get("created")
+    for name, value in times.items():
+        if value is not None and _unix_problem(value):
+            errors[name] = [_unix_problem(value)]
+    return errors
+
+
+def _unix_problem(value) -> str:
+    latest = timezone.now().timestamp() + SIGNATURE_TOLERANCE_SECONDS
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= latest:
+        return _("%(value)r is not a time in Unix seconds up to now.") % {"value": value}
+    return ""
+
+
+def apply_stored(item: InboxItem) -> str:
+    """The worker's side: apply a stored (checked) event; returns what happened."""
+    outcome = receive_stripe_event(item.payload)
+    status = "duplicate" if outcome.is_replay else outcome.status
+    return f"{status}: {outcome.note}".strip()
 
 
 def receive_stripe_event(event: dict) -> EventOutcome:
@@ -159,6 +210,6 @@ def _stripe_id(value) -> str:
 
 
 def _from_unix(value) -> dt.datetime:
-    if isinstance(value, int) and not isinstance(value, bool):
+    if isinstance(value, int) and not isinstance(value, bool) and not _unix_problem(value):
         return dt.datetime.fromtimestamp(value, tz=dt.UTC)
     return timezone.now()

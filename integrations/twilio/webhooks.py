@@ -1,4 +1,13 @@
-"""Twilio webhooks: SMS delivery status and inbound replies (with STOP / START handling)."""
+"""Twilio webhooks: SMS delivery status and inbound replies (with STOP / START handling).
+
+Both are signed (X-Twilio-Signature; Twilio's scheme carries no timestamp). The endpoint
+checks the signature and that every field can be stored (a NUL character answers 400
+naming the field, and the request waits in the dead-letter list), stores the request once
+under its key and answers at once; a worker applies it. The key of an inbound message is
+its MessageSid, of a status callback the MessageSid and the status, and of a request
+without a MessageSid a digest of all its fields: the same message delivered twice writes
+one timeline entry.
+"""
 
 import logging
 
@@ -11,8 +20,12 @@ from django.views.decorators.http import require_POST
 from twilio.request_validator import RequestValidator
 
 from accounts import timeline
+from accounts.idempotency import payload_key
 from accounts.models import Activity, Contact
 from dunning.models import Notice
+
+from ..intake import inbox
+from ..models import InboxItem, IntakeBatch
 
 logger = logging.getLogger(__name__)
 
@@ -49,20 +62,62 @@ def _guarded(view):
     return wrapped
 
 
+def _store(request: HttpRequest, source: str, key_fields: tuple[str, ...]) -> HttpResponse | None:
+    """Store the request's fields once; a 400 response if they cannot be stored."""
+    fields = {key: request.POST.get(key) for key in request.POST}
+    errors = inbox.unstorable_fields(fields)
+    if errors:
+        inbox.dead_letter(
+            source=IntakeBatch.Source.TWILIO,
+            kind=IntakeBatch.Kind.CONTACTS,
+            raw=fields,
+            errors=errors,
+        )
+        return JsonResponse({"errors": inbox.storable(errors)}, status=400)
+    sid = fields.get("MessageSid") or ""
+    key = ":".join(fields.get(name) or "" for name in key_fields) if sid else ""
+    inbox.accept(source=source, key=key or payload_key(fields), payload=fields)
+    return None
+
+
 @_guarded
 def status_callback(request: HttpRequest) -> HttpResponse:
-    record_status(
-        sid=request.POST.get("MessageSid", ""),
-        status=request.POST.get("MessageStatus", ""),
-        error_code=request.POST.get("ErrorCode", ""),
-    )
-    return HttpResponse(status=204)
+    refused = _store(request, InboxItem.Source.TWILIO_STATUS, ("MessageSid", "MessageStatus"))
+    return refused or HttpResponse(status=204)
 
 
 @_guarded
 def inbound(request: HttpRequest) -> HttpResponse:
-    record_reply(sender=request.POST.get("From", ""), body=request.POST.get("Body", ""))
-    return HttpResponse(EMPTY_TWIML, content_type="text/xml")
+    refused = _store(request, InboxItem.Source.TWILIO_INBOUND, ("MessageSid",))
+    return refused or HttpResponse(EMPTY_TWIML, content_type="text/xml")
+
+
+def apply_stored_status(item: InboxItem) -> str:
+    """The worker's side of a status callback."""
+    fields = item.payload
+    notice = record_status(
+        sid=fields.get("MessageSid") or "",
+        status=fields.get("MessageStatus") or "",
+        error_code=fields.get("ErrorCode") or "",
+    )
+    return f"notice {notice.pk}: {notice.status}" if notice else "no notice with that sid"
+
+
+def apply_stored_reply(item: InboxItem) -> str:
+    """The worker's side of an inbound message."""
+    fields = item.payload
+    contacts = record_reply(
+        sender=fields.get("From") or "",
+        body=fields.get("Body") or "",
+        message_sid=fields.get("MessageSid") or "",
+    )
+    return f"recorded for {len(contacts)} contact(s)"
+
+
+def contacts_at(phone: str):
+    """The contacts with this phone number (E.164): the one place a reply finds its sender,
+    so an encrypted phone column with a keyed hash only changes this lookup."""
+    return Contact.objects.filter(phone=phone).select_related("customer")
 
 
 @transaction.atomic
@@ -99,13 +154,13 @@ def record_status(*, sid: str, status: str, error_code: str = "") -> Notice | No
 
 
 @transaction.atomic
-def record_reply(*, sender: str, body: str) -> list[Contact]:
+def record_reply(*, sender: str, body: str, message_sid: str = "") -> list[Contact]:
     """Put a reply on the timeline of every customer with a contact at that number.
 
     STOP, STOPALL, UNSUBSCRIBE, CANCEL, END or QUIT opts those contacts out of SMS; START
     or UNSTOP opts them back in. Each change is written to the timeline.
     """
-    contacts = list(Contact.objects.filter(phone=sender).select_related("customer"))
+    contacts = list(contacts_at(sender)) if sender else []
     if not sender or not contacts:
         logger.info("SMS reply from an unknown number %s", sender)
         return []
@@ -117,7 +172,12 @@ def record_reply(*, sender: str, body: str) -> list[Contact]:
             kind=Activity.Kind.REPLY,
             channel=Activity.Channel.SMS,
             text=f"SMS reply from {contact.name} ({sender}): {body.strip()}",
-            details={"direction": "inbound", "from": sender, "contact": contact.pk},
+            details={
+                "direction": "inbound",
+                "from": sender,
+                "contact": contact.pk,
+                "message_sid": message_sid,
+            },
             at=now,
         )
         if word in OPT_OUT_WORDS and contact.sms_opted_out_at is None:

@@ -13,6 +13,8 @@ from django.test import Client
 from accounts.models import Activity, Contact
 from dunning import planner, sender
 from dunning.models import EmailEvent, Notice, Step
+from integrations import tasks
+from integrations.models import InboxItem, Rejection
 from tests.clock import ON
 from tests.factories import ContactFactory, CustomerFactory, InvoiceFactory
 
@@ -43,10 +45,13 @@ def sent():
 
 
 def post(client, event: dict, *, secret: str = SECRET, signature: str | None = None):
+    """Deliver the event, then let a worker apply what was stored."""
     body = json.dumps(event).encode()
     if signature is None:
         signature = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    return client.post(URL, body, content_type="application/json", HTTP_X_SIGNATURE=signature)
+    response = client.post(URL, body, content_type="application/json", HTTP_X_SIGNATURE=signature)
+    tasks.sweep_inbox(older_than_seconds=0)
+    return response
 
 
 def bounce(notice, **fields) -> dict:
@@ -76,8 +81,8 @@ def changes_since_setup(notice) -> tuple:
 
 def test_a_hard_bounce_fails_the_notice_and_opts_the_address_out(client, sent):
     response = post(client, bounce(sent))
-    assert response.status_code == 200 and response.json()["status"] == "recorded"
-    assert response.json()["opted_out"] == 1
+    assert response.status_code == 202 and response.json() == {"status": "queued", "id": "evt-1"}
+    assert EmailEvent.objects.get().opted_out == 1
     sent.refresh_from_db()
     assert sent.status == "failed" and sent.reason == "bounced: 550 5.1.1 mailbox does not exist"
     contact = Contact.objects.get(email="dana@acme.example")
@@ -104,8 +109,11 @@ def test_a_complaint_opts_the_address_out_and_counts_as_delivered(client, sent):
 
 def test_a_delivery_marks_the_notice_delivered_once(client, sent):
     bare_id = sent.provider_message_id.strip("<>")  # providers often drop the brackets
-    for _ in range(2):  # no event id: applied twice, but the second finds nothing to change
-        assert post(client, {"type": "delivered", "message_id": bare_id}).status_code == 200
+    answers = [  # no event id: the same payload twice is known by its digest
+        post(client, {"type": "delivered", "message_id": bare_id}).json()["status"]
+        for _ in range(2)
+    ]
+    assert answers == ["queued", "duplicate"]
     sent.refresh_from_db()
     assert sent.status == "delivered"
     assert Activity.objects.filter(kind="delivery").count() == 1
@@ -144,7 +152,7 @@ def test_a_forged_or_unsigned_bounce_is_refused_with_400_and_changes_nothing(
 
 
 def test_a_replayed_event_changes_nothing(client, sent):
-    assert post(client, bounce(sent)).json()["status"] == "recorded"
+    assert post(client, bounce(sent)).json()["status"] == "queued"
     # An agent confirms the address with the customer and turns e-mail back on ...
     Contact.objects.filter(email="dana@acme.example").update(
         email_opted_out_at=None, email_opt_out_source=""
@@ -204,7 +212,7 @@ def test_the_same_event_posted_twice_at_once_is_applied_once(settings):
         thread.start()
     for thread in threads:
         thread.join()
-    assert sorted(answers) == ["duplicate", "recorded"]
+    assert sorted(answers) == ["duplicate", "queued"]
     assert EmailEvent.objects.count() == 1
     assert Activity.objects.filter(customer=customer, kind="hold_change").count() == 1
     assert Activity.objects.filter(customer=customer, kind="delivery").count() == 1
@@ -216,3 +224,68 @@ def test_events_are_listed_read_only_in_the_admin(client, manager, sent):
     page = client.get("/admin/dunning/emailevent/").content.decode()
     assert "dana@acme.example" in page and "550 5.1.1" in page
     assert client.get("/admin/dunning/emailevent/add/").status_code == 403
+
+
+# --- replays, clocks and hostile input (issue 15, items 4 and 5) ---------------------------
+
+
+def test_a_complaint_without_an_id_replayed_after_opting_back_in_changes_nothing(client, sent):
+    complaint = {"type": "complaint", "email": "dana@acme.example", "reason": "spam button"}
+    assert post(client, complaint).status_code == 202
+    contact = Contact.objects.get(email="dana@acme.example")
+    assert contact.email_opt_out_source == "complaint"
+    # The debtor asks for e-mail again and an agent turns it back on ...
+    Contact.objects.filter(pk=contact.pk).update(email_opted_out_at=None, email_opt_out_source="")
+    before = changes_since_setup(sent)
+
+    # ... and the same signed complaint, captured and replayed (re-serialised), is known.
+    replay = post(client, dict(reversed(complaint.items())))
+
+    assert replay.status_code == 200 and replay.json()["status"] == "duplicate"
+    assert replay.json()["id"].startswith("sha256:")
+    assert changes_since_setup(sent) == before
+    assert InboxItem.objects.count() == 1
+
+
+def test_a_different_complaint_without_an_id_is_applied(client, sent):
+    post(client, {"type": "complaint", "email": "dana@acme.example", "reason": "first"})
+    Contact.objects.update(email_opted_out_at=None, email_opt_out_source="")
+
+    later = post(client, {"type": "complaint", "email": "dana@acme.example", "reason": "again"})
+
+    assert later.status_code == 202
+    assert Contact.objects.get(email="dana@acme.example").email_opt_out_source == "complaint"
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("email", "dana@acme.example\u0000"),
+        ("reason", "550\u0000"),
+        ("id", "evt\u0000"),
+        ("occurred_at", "2026-13-45"),
+        ("occurred_at", "2026-13-45T10:00:00Z"),
+        ("occurred_at", "0001-01-01T00:00:00+01:00"),
+        ("occurred_at", "9999-12-31T23:59:59-23:59"),
+        ("occurred_at", "2026-11-23T17:00:00Z"),  # an hour ahead of the frozen clock
+    ],
+)
+def test_a_signed_event_with_an_impossible_value_is_refused_and_dead_lettered(
+    client, sent, field, value
+):
+    before = changes_since_setup(sent)
+
+    response = post(client, bounce(sent, **{field: value}))
+
+    assert response.status_code == 400
+    assert list(response.json()["errors"]) == [field]
+    assert changes_since_setup(sent) == before and not InboxItem.objects.exists()
+    rejection = Rejection.objects.select_related("batch").get()
+    assert rejection.batch.source == "email_events" and field in rejection.errors
+    assert "dana@acme.example" in rejection.raw["body"]
+
+
+def test_occurred_at_a_few_minutes_ahead_is_accepted(client, sent):
+    response = post(client, bounce(sent, occurred_at="2026-11-23T16:04:00Z"))
+    assert response.status_code == 202
+    assert EmailEvent.objects.count() == 1

@@ -7,7 +7,8 @@ from decimal import Decimal
 import pytest
 
 from accounts.models import Allocation, Invoice, Payment
-from integrations.models import IntakeBatch, Rejection, WebhookEvent
+from integrations import tasks
+from integrations.models import InboxItem, IntakeBatch, Rejection, WebhookEvent
 from tests.factories import InvoiceFactory
 
 pytestmark = pytest.mark.django_db
@@ -47,13 +48,15 @@ def post(client, payload, *, secret=SECRET, timestamp=None, signature=None):
     if signature is None:
         digest = hmac.new(secret.encode(), f"{timestamp}.{raw}".encode(), hashlib.sha256)
         signature = f"sha256={digest.hexdigest()}"
-    return client.post(
+    response = client.post(
         URL,
         data=raw,
         content_type="application/json",
         HTTP_X_SIGNATURE=signature,
         HTTP_X_TIMESTAMP=timestamp,
     )
+    tasks.sweep_inbox(older_than_seconds=0)  # a worker applies what was stored
+    return response
 
 
 def stored():
@@ -68,7 +71,8 @@ def stored():
 def test_signed_payment_books_and_allocates(client, invoice):
     response = post(client, body())
 
-    assert response.status_code == 200 and response.json()["status"] == "processed"
+    assert response.status_code == 202 and response.json()["status"] == "queued"
+    assert WebhookEvent.objects.get().status == "processed"
     invoice.refresh_from_db()
     assert invoice.status == Invoice.Status.PAID
     payment = Payment.objects.get()
@@ -200,3 +204,42 @@ def test_same_pipeline_keeps_unknown_invoice_money_unapplied(client, invoice):
     payment = Payment.objects.get()
     assert payment.unallocated_amount == Decimal("123.45") and payment.customer == invoice.customer
     assert "INV-NONE" in WebhookEvent.objects.get().note
+
+
+# --- hostile input (issue 15, item 4) -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("invoice_number", "INV-8001\u0000"),
+        ("reference", "pay\u0000ABC"),
+        ("received_on", "2026-13-45"),
+        ("received_on", "2026-11-20\u0000"),
+    ],
+)
+def test_signed_but_unstorable_or_impossible_values_answer_400_and_are_dead_lettered(
+    client, invoice, field, value
+):
+    response = post(client, body(**{field: value}))
+
+    assert response.status_code == 400
+    assert list(response.json()["errors"]) == [field]
+    assert not InboxItem.objects.exists() and not WebhookEvent.objects.exists()
+    rejection = Rejection.objects.get()
+    assert field in rejection.errors and rejection.batch.source == "webhook"
+    assert "\x00" not in json.dumps(rejection.raw)
+
+
+def test_nan_and_infinity_are_refused_not_stored(client, invoice):
+    response = post(client, '{"id": "evt_nan", "type": "payment.succeeded", "amount": NaN}')
+
+    assert response.status_code == 400 and "amount" in response.json()["errors"]
+    assert Rejection.objects.get().raw["body"].endswith("NaN}")
+
+
+def test_an_event_without_an_id_is_refused_and_kept(client, invoice):
+    response = post(client, body(id=None))
+
+    assert response.status_code == 400 and "id" in response.json()["errors"]
+    assert Rejection.objects.count() == 1

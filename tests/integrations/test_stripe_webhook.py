@@ -10,8 +10,9 @@ from django.urls import reverse
 
 from accounts.models import Activity, Allocation, Invoice, Payment
 from cases.models import Dispute
+from integrations import tasks
 from integrations.gateways import events, minor_units, stripe_events
-from integrations.models import IntakeBatch, Rejection, SourceHealth, WebhookEvent
+from integrations.models import InboxItem, IntakeBatch, Rejection, SourceHealth, WebhookEvent
 from tests.factories import InvoiceFactory
 
 pytestmark = pytest.mark.django_db
@@ -105,12 +106,20 @@ def charge_refunded(amount_refunded, pi="pi_1", amount=10000, event_id=None):
     )
 
 
-def post(client, payload_event, *, secret=SECRET, timestamp=None, signature=None):
-    payload = json.dumps(payload_event)
+def post(client, payload_event, *, secret=SECRET, timestamp=None, signature=None, work=True):
+    """Deliver the event, then let a worker apply what was stored (unless work=False)."""
+    payload = json.dumps(payload_event) if not isinstance(payload_event, str) else payload_event
     header = sign(payload, secret, timestamp) if signature is None else signature
-    return client.post(
+    response = client.post(
         URL, data=payload, content_type="application/json", HTTP_STRIPE_SIGNATURE=header
     )
+    if work:
+        tasks.sweep_inbox(older_than_seconds=0)
+    return response
+
+
+def applied(event_id: str) -> WebhookEvent:
+    return WebhookEvent.objects.get(event_id=event_id)
 
 
 def ledger_counts():
@@ -125,7 +134,7 @@ def ledger_counts():
 def test_payment_intent_succeeded_books_and_allocates_the_invoice(client, invoice):
     response = post(client, payment_intent())
 
-    assert response.status_code == 200
+    assert response.status_code == 202 and response.json()["status"] == "queued"
     invoice.refresh_from_db()
     assert (invoice.status, invoice.open_balance) == (Invoice.Status.PAID, Decimal("0.00"))
     payment = Payment.objects.get()
@@ -159,8 +168,7 @@ def test_replayed_event_answers_200_and_changes_nothing(client, invoice):
 
     assert response.status_code == 200 and response.json()["status"] == "duplicate"
     assert ledger_counts() == before
-    replay_batch = IntakeBatch.objects.order_by("-id").first()
-    assert (replay_batch.rows_read, replay_batch.unchanged) == (1, 1)
+    assert IntakeBatch.objects.count() == 1 and InboxItem.objects.count() == 1
 
 
 @pytest.mark.parametrize(
@@ -193,7 +201,7 @@ def test_signature_older_than_five_minutes_is_refused(client, invoice):
 
 
 def test_signature_within_five_minutes_is_accepted(client, invoice):
-    assert post(client, payment_intent(), timestamp=int(time.time()) - 240).status_code == 200
+    assert post(client, payment_intent(), timestamp=int(time.time()) - 240).status_code == 202
 
 
 def test_not_configured_answers_503_and_changes_nothing(client, invoice, settings):
@@ -210,7 +218,7 @@ def test_webhook_is_post_only_and_needs_no_csrf_token(invoice):
 
     client = Client(enforce_csrf_checks=True)
     assert client.get(URL).status_code == 405
-    assert post(client, payment_intent()).status_code == 200
+    assert post(client, payment_intent()).status_code == 202
     assert reverse("integrations:stripe-webhook") == URL
 
 
@@ -221,7 +229,7 @@ def test_checkout_and_payment_intent_events_for_one_intent_book_once(client, inv
         events.reverse()
 
     for each in events:
-        assert post(client, each).status_code == 200
+        assert post(client, each).status_code == 202
 
     payment = Payment.objects.get()
     assert payment.external_id == "pi_1" and Allocation.objects.count() == 1
@@ -339,7 +347,7 @@ def test_event_without_an_amount_is_stored_failed_with_a_rejection(client, invoi
 
     response = post(client, broken)
 
-    assert response.status_code == 200
+    assert response.status_code == 202
     assert not Payment.objects.exists()
     webhook_event = WebhookEvent.objects.get()
     assert webhook_event.status == "failed" and "amount" in webhook_event.note
@@ -370,7 +378,7 @@ def test_transient_database_failure_is_retried_and_books_once(client, invoice, m
 
     monkeypatch.setattr(events, "book_payment", flaky_book)
 
-    assert post(client, payment_intent()).status_code == 200
+    assert post(client, payment_intent()).status_code == 202
 
     assert len(calls) == 2
     assert Payment.objects.count() == 1 and WebhookEvent.objects.count() == 1
@@ -455,7 +463,8 @@ def test_dispute_created_opens_a_dispute_and_marks_the_invoice_disputed(client, 
 
     response = post(client, dispute_event("created"))
 
-    assert response.status_code == 200 and response.json()["status"] == "processed"
+    assert response.status_code == 202
+    assert applied(dispute_event("created")["id"]).status == "processed"
     invoice.refresh_from_db()
     assert invoice.status == Invoice.Status.DISPUTED  # dunning holds for it
     dispute = Dispute.objects.get()
@@ -481,7 +490,9 @@ def test_replayed_dispute_event_opens_nothing_twice(client, invoice):
     again = post(client, dispute_event("created", event_id="evt_dp_1_created_again"))
 
     assert replay.json()["status"] == "duplicate"
-    assert again.json()["status"] == "processed" and "already open" in again.json()["note"]
+    assert again.status_code == 202
+    again_event = applied("evt_dp_1_created_again")
+    assert again_event.status == "processed" and "already open" in again_event.note
     assert (Dispute.objects.count(), Activity.objects.count()) == before[:2]
     assert WebhookEvent.objects.count() == before[2] + 1  # every event stored, once
     assert IntakeBatch.objects.order_by("-id").first().unchanged == 1
@@ -509,7 +520,8 @@ def test_dispute_closed_records_the_outcome_on_the_timeline(client, invoice, sta
 
     response = post(client, dispute_event("closed", status=status))
 
-    assert response.status_code == 200 and response.json()["status"] == "processed"
+    assert response.status_code == 202
+    assert applied(dispute_event("closed", status=status)["id"]).status == "processed"
     closed = Activity.objects.filter(kind=Activity.Kind.DISPUTE).latest("pk")
     assert words in closed.text and closed.invoice == invoice
     assert closed.details["stripe_dispute"] == "dp_1" and closed.details["status"] == status
@@ -522,7 +534,7 @@ def test_dispute_closed_records_the_outcome_on_the_timeline(client, invoice, sta
 def test_dispute_for_a_payment_we_never_booked_waits_in_the_dead_letter_list(client, invoice):
     response = post(client, dispute_event("created", pi="pi_unknown"))
 
-    assert response.status_code == 200 and response.json()["status"] == "failed"
+    assert response.status_code == 202
     assert not Dispute.objects.exists()
     assert WebhookEvent.objects.get().status == "failed"
     rejection = Rejection.objects.get()
@@ -536,3 +548,108 @@ def test_dispute_found_by_the_invoice_in_the_charge_metadata(client, invoice):
     post(client, dispute_event("created", pi="pi_elsewhere", charge=expanded_charge))
 
     assert list(Dispute.objects.get().invoices.all()) == [invoice]
+
+
+# --- hostile input and clocks (issue 15, items 4 and 5) -----------------------------------
+
+
+def dead_letter():
+    """The one rejected row a refused delivery left, and the nothing else it stored."""
+    assert not InboxItem.objects.exists() and not WebhookEvent.objects.exists()
+    return Rejection.objects.select_related("batch").get()
+
+
+def test_nul_character_is_refused_naming_the_field_and_kept_in_the_dead_letter(client, invoice):
+    hostile = payment_intent()
+    hostile["data"]["object"]["metadata"]["invoice_number"] = "INV-7001\u0000; DROP"
+
+    response = post(client, hostile)
+
+    assert response.status_code == 400
+    errors = response.json()["errors"]
+    assert list(errors) == ["data.object.metadata.invoice_number"]
+    assert "NUL" in errors["data.object.metadata.invoice_number"][0]
+    rejection = dead_letter()
+    assert rejection.batch.source == "stripe" and rejection.batch.rejected == 1
+    assert "\\u0000" in rejection.raw["body"] and "\x00" not in json.dumps(rejection.raw)
+    assert "data.object.metadata.invoice_number" in rejection.errors
+    assert ledger_counts() == (0, 0, 0, 0)
+
+
+def test_nul_in_a_field_name_is_refused_too(client, invoice):
+    hostile = payment_intent()
+    hostile["data"]["object"]["metadata"]["evil\u0000key"] = "x"
+
+    response = post(client, hostile)
+
+    assert response.status_code == 400
+    assert list(response.json()["errors"]) == ["data.object.metadata.evil\\u0000key"]
+    assert dead_letter().batch.source == "stripe"
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("created", 10**14), ("created", -1), ("created", "yesterday"), ("object", 10**14)],
+)
+def test_created_that_is_no_time_is_refused_naming_the_field(client, invoice, field, value):
+    hostile = payment_intent()
+    if field == "object":
+        hostile["data"]["object"]["created"] = value
+        field = "data.object.created"
+    else:
+        hostile["created"] = value
+
+    response = post(client, hostile)
+
+    assert response.status_code == 400
+    assert list(response.json()["errors"]) == [field]
+    assert field in dead_letter().errors
+
+
+def test_created_an_hour_ahead_is_refused(client, invoice):
+    ahead = payment_intent()
+    ahead["created"] = int(time.time()) + 3600
+
+    assert post(client, ahead).status_code == 400
+    assert "created" in dead_letter().errors
+
+
+def test_signature_an_hour_in_the_future_is_refused(client, invoice):
+    response = post(client, payment_intent(), timestamp=int(time.time()) + 3600)
+
+    assert response.status_code == 400 and "future" in response.json()["error"]
+    assert ledger_counts() == (0, 0, 0, 0)
+    assert not InboxItem.objects.exists() and not IntakeBatch.objects.exists()
+
+
+def test_signature_within_five_minutes_ahead_is_accepted(client, invoice):
+    assert post(client, payment_intent(), timestamp=int(time.time()) + 240).status_code == 202
+    assert Payment.objects.count() == 1
+
+
+def test_body_that_is_not_json_is_dead_lettered(client):
+    payload = '{"id": "evt_1", "type": "x", ' + "[" * 10  # truncated
+
+    response = post(client, payload)
+
+    assert response.status_code == 400 and "body" in response.json()["errors"]
+    assert dead_letter().raw["body"].startswith('{"id": "evt_1"')
+
+
+def test_the_event_is_stored_and_answered_before_the_ledger_is_touched(client, invoice):
+    response = post(client, payment_intent(), work=False)
+
+    assert response.status_code == 202
+    item = InboxItem.objects.get()
+    assert (item.source, item.key, item.status) == (
+        "stripe",
+        "evt_payment_intent_succeeded_pi_1",
+        "received",
+    )
+    assert ledger_counts() == (0, 0, 0, 0)
+
+    tasks.process_inbox_item(item.pk)
+
+    item.refresh_from_db()
+    assert item.status == "processed" and item.note.startswith("processed")
+    assert Payment.objects.count() == 1

@@ -1,0 +1,1 @@
+"""Inbound e-mail events (bounces, complaints, deliveries): the signed webhook."""

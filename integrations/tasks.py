@@ -1,0 +1,54 @@
+"""Celery tasks of integrations: apply stored webhooks and bulk requests, sweep up leftovers.
+
+Thin: each takes an inbox item's id and calls `intake.inbox.process` with the handler of
+the item's source. Safe to retry or to deliver twice (the item is claimed, and marked
+processed in the transaction that applies it).
+"""
+
+from celery import shared_task
+from django.conf import settings
+from django.db import OperationalError
+
+from . import api
+from .email_events import webhooks as email_event_webhooks
+from .gateways import generic, stripe_events
+from .intake import inbox
+from .models import InboxItem
+from .twilio import webhooks as twilio_webhooks
+
+HANDLERS: dict[str, inbox.Handler] = {
+    InboxItem.Source.STRIPE: stripe_events.apply_stored,
+    InboxItem.Source.PAYMENTS_WEBHOOK: generic.apply_stored,
+    InboxItem.Source.EMAIL_EVENTS: email_event_webhooks.apply_stored,
+    InboxItem.Source.TWILIO_INBOUND: twilio_webhooks.apply_stored_reply,
+    InboxItem.Source.TWILIO_STATUS: twilio_webhooks.apply_stored_status,
+    InboxItem.Source.API_BULK: api.load_stored_bulk,
+}
+RETRY = {"autoretry_for": (OperationalError,), "retry_backoff": True, "max_retries": 5}
+
+
+@shared_task(acks_late=True, rate_limit=settings.INBOX_TASK_RATE_LIMIT, **RETRY)
+def process_inbox_item(item_id: int) -> str | None:
+    """Apply one stored webhook event; returns its status (None: done or taken already)."""
+    item = inbox.process(item_id=item_id, handlers=HANDLERS)
+    return item.status if item else None
+
+
+@shared_task(acks_late=True, rate_limit=settings.INBOX_BULK_RATE_LIMIT, **RETRY)
+def load_bulk_request(item_id: int) -> str | None:
+    """Load one queued bulk invoice request into its batch."""
+    item = inbox.process(item_id=item_id, handlers=HANDLERS)
+    return item.status if item else None
+
+
+@shared_task(acks_late=True, **RETRY)
+def sweep_inbox(older_than_seconds: int | None = None, limit: int | None = None) -> int:
+    """Apply items still waiting after INBOX_SWEEP_AFTER_SECONDS (their task message was
+    lost, or the broker was down when they came); returns how many it applied."""
+    return inbox.sweep(
+        handlers=HANDLERS,
+        older_than_seconds=settings.INBOX_SWEEP_AFTER_SECONDS
+        if older_than_seconds is None
+        else older_than_seconds,
+        limit=settings.INBOX_SWEEP_LIMIT if limit is None else limit,
+    )
