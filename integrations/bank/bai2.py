@@ -34,8 +34,10 @@ NON_MONETARY = {890}
 OPENING_LEDGER, CLOSING_LEDGER = "010", "015"
 # Minor units of the currencies that do not have two (ISO 4217).
 MINOR_UNITS = {
-    **dict.fromkeys("BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX UYI VND VUV XAF XOF XPF", 0),
-    **dict.fromkeys("BHD IQD JOD KWD LYD OMR TND", 3),
+    **dict.fromkeys(
+        "BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX UYI VND VUV XAF XOF XPF".split(), 0
+    ),
+    **dict.fromkeys("BHD IQD JOD KWD LYD OMR TND".split(), 3),
 }
 
 

@@ -39,6 +39,14 @@ FOOTER_TAGS = {"62F", "62M", "64", "65"}
 ENVELOPE_END = re.compile(r"^\s*-(\}.*)?\s*$|^\{5:")
 BALANCE = re.compile(r"^([CD])(\d{6})([A-Z]{3})(\d[\d,]*)$")
 FLOOR_LIMIT = re.compile(r"^([A-Z]{3})")
+# A :61: line as some banks write it past the SWIFT limits the package holds to (ASN Bank:
+# the payer's IBAN, 18 characters, as the 16-character customer reference).
+LENIENT_61 = re.compile(
+    r"^(?P<date>\d{6})(?P<entry>\d{4})?(?P<mark>R?[CD])(?P<funds>[A-Z])?\n?"
+    r"(?P<amount>\d[\d,]*)(?P<type>[A-Z][A-Z0-9]{3})(?P<customer>[^\n]*?)"
+    r"(?://(?P<bank>[^\n]*))?(?:\n(?P<extra>.*))?$",
+    re.DOTALL,
+)
 # German "Verwendungszweck" subfields (?20-?29, ?60-?63 remittance; ?31 account; ?32/33 name).
 GERMAN_FIELD = re.compile(r"\?(\d\d)")
 SWIFT_KEYS = "EREF|REMI|NAME|IBAN|CNTP|ORDP|BENM|MARF|CSID|BUSP|PURP|SVCL|ULTC|ULTD|RTRN|ADDR"
@@ -195,10 +203,13 @@ def _line(header, statement, value: str, details: list[str], number: int):
         transactions = Transactions()
         transactions.parse(text)
     except (RuntimeError, ValueError) as exc:
-        return BadLine(number, raw, {"61": [_reason(exc)]})
-    if len(transactions) != 1:
-        return BadLine(number, raw, {"61": ["The :61: line could not be read."]})
-    data = transactions[0].data
+        data = _lenient(value, statement.currency)
+        if data is None:
+            return BadLine(number, raw, {"61": [_reason(exc)]})
+    else:
+        if len(transactions) != 1:
+            return BadLine(number, raw, {"61": ["The :61: line could not be read."]})
+        data = transactions[0].data
     amount = data["amount"].amount
     if not isinstance(amount, Decimal) or amount == 0:
         return BadLine(number, raw, {"amount": ["The amount is zero or unreadable."]})
@@ -222,6 +233,40 @@ def _line(header, statement, value: str, details: list[str], number: int):
         end_to_end_id=detail["end_to_end_id"][:100],
         raw=raw,
     )
+
+
+class _Amount:
+    def __init__(self, amount: Decimal, currency: str):
+        self.amount, self.currency = amount, currency
+
+
+def _lenient(value: str, currency: str) -> dict | None:
+    """The :61: fields read by LENIENT_61 when the package refuses the line, in the shape
+    of its data; None if even that cannot read it (the line is then rejected)."""
+    found = LENIENT_61.match(value.strip())
+    if not found:
+        return None
+    try:
+        date = dt.datetime.strptime(found["date"], "%y%m%d").date()
+        entry = None
+        if found["entry"]:
+            month, day = int(found["entry"][:2]), int(found["entry"][2:])
+            year = date.year + (
+                1 if month < date.month - 6 else -1 if month > date.month + 6 else 0
+            )
+            entry = dt.date(year, month, day)
+        amount = Decimal(found["amount"].replace(",", ".")).quantize(Decimal("0.01"))
+    except (ValueError, ArithmeticError):
+        return None
+    # D and RC (a credit reversed) take money out; C and RD put it in.
+    sign = -1 if found["mark"] in ("D", "RC") else 1
+    return {
+        "date": date,
+        "entry_date": entry,
+        "amount": _Amount(sign * amount, currency),
+        "customer_reference": (found["customer"] or "").strip(),
+        "bank_reference": (found["bank"] or "").strip(),
+    }
 
 
 def _reason(exc: Exception) -> str:

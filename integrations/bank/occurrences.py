@@ -20,8 +20,8 @@ class Occurrences:
     """`take(keys)`: for each key, how many times it was taken before (earlier in the same
     list included), then count them. Close it (or use `with`) to drop the spill file."""
 
-    def __init__(self, in_memory_keys: int = IN_MEMORY_KEYS):
-        self.limit = in_memory_keys
+    def __init__(self, in_memory_keys: int | None = None):
+        self.limit = IN_MEMORY_KEYS if in_memory_keys is None else in_memory_keys
         self.counts: dict[bytes, int] = {}
         self.db: sqlite3.Connection | None = None
         self.directory: tempfile.TemporaryDirectory | None = None
