@@ -150,12 +150,6 @@ def text_lines(stream: BinaryIO, sniffed: Sniffed, *, newline: str | None = None
             wrapper.detach()  # leave the caller's stream open
 
 
-def decode_text(content: bytes) -> str:
-    """Bytes in memory as text (UTF-8 with or without BOM, else Windows-1252)."""
-    stream = io.BytesIO(content)
-    return "".join(text_lines(stream, sniff(stream)))
-
-
 def fingerprint(
     line: StatementLine, *, account: str, occurrence: int, reference: str | None = None
 ) -> str:

@@ -158,3 +158,15 @@ def test_empty_camt053_statement_is_imported_as_an_empty_statement():
     assert result.lines == 0 and result.batch.status == "completed"
     assert (statement.account, statement.currency) == ("NL77ABNA0574908765", "CHF")
     assert statement.opening_balance == statement.closing_balance == Decimal("1520.76")
+
+
+def test_structured_german_details_name_the_payer_and_the_purpose():
+    with (SAMPLES / "mt940/betterplace__sepa_snippet.sta").open("rb") as stream:
+        import_statement(file=stream, reconcile=False)
+    line = BankLine.objects.get(amount=Decimal("50990.05"))
+    # ?31 the payer's IBAN, ?32/?33 its name, ?20-?29 the purpose: the payer is known by
+    # its account on the next import, and the text is what the matcher reads.
+    assert line.counterparty_account == "DE14508800500194785000"
+    assert " ".join(line.counterparty_name.split()) == "KARL KAUFMANN"
+    assert line.remittance.startswith("Verw CTSc-01 BC-PPP TFNr 22 004")
+    assert line.payment.remittance_reference.startswith("Verw CTSc-01")
