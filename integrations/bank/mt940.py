@@ -51,6 +51,7 @@ LENIENT_61 = re.compile(
 GERMAN_FIELD = re.compile(r"\?(\d\d)")
 SWIFT_KEYS = "EREF|REMI|NAME|IBAN|CNTP|ORDP|BENM|MARF|CSID|BUSP|PURP|SVCL|ULTC|ULTD|RTRN|ADDR"
 SWIFT_FIELD = re.compile(rf"/({SWIFT_KEYS})/")
+IBAN = re.compile(r"^[A-Z]{2}\d{2}[A-Z0-9]{10,30}$")
 
 
 def parse(stream: BinaryIO, sniffed: Sniffed, **options) -> Iterator[ParsedStatement]:
@@ -227,7 +228,10 @@ def _line(header, statement, value: str, details: list[str], number: int):
         amount=amount,
         currency=data["amount"].currency,
         counterparty_name=detail["name"][:200],
-        counterparty_account=detail["account"][:64],
+        # Dutch banks (ASN) give the payer's IBAN as the customer reference.
+        counterparty_account=(
+            detail["account"] or (customer_ref if IBAN.match(customer_ref) else "")
+        )[:64],
         remittance=remittance,
         bank_reference=(data.get("bank_reference") or "").strip()[:100],
         end_to_end_id=detail["end_to_end_id"][:100],

@@ -170,3 +170,14 @@ def test_structured_german_details_name_the_payer_and_the_purpose():
     assert " ".join(line.counterparty_name.split()) == "KARL KAUFMANN"
     assert line.remittance.startswith("Verw CTSc-01 BC-PPP TFNr 22 004")
     assert line.payment.remittance_reference.startswith("Verw CTSc-01")
+
+
+def test_asn_lines_past_the_swift_limits_are_read_with_the_payers_iban():
+    # ASN Bank writes the payer's IBAN (18 characters) where SWIFT allows 16, and the
+    # payer's name on the next line: the mt940 package refuses those lines.
+    with (SAMPLES / "mt940/ASNB__0708271685_09022020_164516.sta").open("rb") as stream:
+        result = import_statement(file=stream, reconcile=False)
+    assert result.rejected == 0
+    line = BankLine.objects.get(amount=Decimal("1000.00"), booked_on="2020-01-05")
+    assert line.counterparty_account == "NL56ASNB9999999999"
+    assert "paulissen g j l m" in line.remittance
