@@ -227,14 +227,19 @@ class WebhookEvent(models.Model):
 
 
 class BankStatement(models.Model):
-    """One imported statement; the same statement imported again creates nothing."""
+    """One account's imported statement (a file may hold several); the same statement
+    imported again creates nothing."""
 
     class Format(models.TextChoices):
         CAMT053 = "camt053", _("ISO 20022 camt.053")
+        CAMT052 = "camt052", _("ISO 20022 camt.052 (intraday report)")
+        CAMT054 = "camt054", _("ISO 20022 camt.054 (debit/credit notification)")
         MT940 = "mt940", _("SWIFT MT940")
+        MT942 = "mt942", _("SWIFT MT942 (interim report)")
+        BAI2 = "bai2", _("BAI2")
         CSV = "csv", _("CSV")
 
-    batch = models.OneToOneField(IntakeBatch, on_delete=models.PROTECT, related_name="statement")
+    batch = models.ForeignKey(IntakeBatch, on_delete=models.PROTECT, related_name="statements")
     format = models.CharField(_("format"), max_length=8, choices=Format)
     account = models.CharField(_("account"), max_length=64, help_text=_("IBAN or account no."))
     statement_ref = models.CharField(_("statement reference"), max_length=100)

@@ -1,8 +1,8 @@
 """The bank statement pages: statements and their lines (records), and the upload.
 
-Finance uploads a statement from the statement list; it is imported and matched at once
-(`integrations.bank.importer`). Statements and their lines are records, read-only, with
-links to the payments they made.
+Finance uploads a statement from the statement list; it is measured against the upload
+limits, then imported as a stream and matched at once (`integrations.bank.importer`).
+Statements and their lines are records, read-only, with links to the payments they made.
 """
 
 from django import forms
@@ -17,6 +17,7 @@ from django.utils.translation import gettext_lazy as _
 from ..intake.admin import ReadOnlyAdmin
 from ..models import BankLine, BankStatement
 from ..reconciliation.admin import TEMPLATES, payment_link
+from ..uploads import UploadRefused, check_size
 from .formats import FORMATS
 from .importer import import_statement
 from .statement import StatementUnreadable
@@ -97,13 +98,17 @@ class BankStatementAdmin(ReadOnlyAdmin):
         if request.method == "POST" and form.is_valid():
             upload = form.cleaned_data["file"]
             try:
+                check_size(upload.size)  # before a byte is read
+                upload.seek(0)
                 result = import_statement(
-                    content=upload.read(),
+                    file=upload.file,  # read as a stream (spooled to disk when large)
                     filename=upload.name,
                     format=form.cleaned_data["format"] or None,
                     account=form.cleaned_data["account"],
                     by=request.user,
                 )
+            except UploadRefused as exc:
+                form.add_error("file", str(exc))
             except StatementUnreadable as exc:
                 form.add_error("file", _("The file cannot be read: %(e)s") % {"e": exc})
             else:

@@ -4,21 +4,30 @@ Columns are found by their headers (case- and space-insensitive): date, amount, 
 name or counterparty, reference or description, and optionally the counterparty's IBAN,
 the bank's reference and the own account. Amounts may use a decimal comma (1.234,56) as
 German and French exports do; dates may be 2026-11-20, 20.11.2026, 20/11/2026 or 20261120.
+The file is read row by row; its period and currency are known once the rows are read.
 """
 
 import csv
 import datetime as dt
 import functools
-import hashlib
-import io
+import itertools
 import re
+from collections.abc import Iterator
 from decimal import Decimal
+from typing import BinaryIO
 
 from django.core.exceptions import ValidationError
 
 from accounts.money import ISO_4217, to_amount
 
-from .statement import BadLine, ParsedStatement, StatementLine, StatementUnreadable, decode_text
+from .statement import (
+    BadLine,
+    ParsedStatement,
+    Sniffed,
+    StatementLine,
+    StatementUnreadable,
+    text_lines,
+)
 
 COLUMNS = {
     "date": ["date", "booking date", "booked on", "booked", "entry date", "buchungstag", "datum"],
@@ -59,18 +68,20 @@ COLUMNS = {
     "account": ["account", "own account", "statement account", "our iban"],
 }
 REQUIRED = ("date", "amount", "currency")
+PEEK_ROWS = 1000  # rows read ahead to find the own account
 DATE_FORMATS = ("%Y-%m-%d", "%d.%m.%Y", "%d/%m/%Y", "%Y%m%d", "%d-%m-%Y", "%d.%m.%y")
 
 
-def parse(content: bytes, *, account: str = "", **options) -> ParsedStatement:
-    text = decode_text(content)
-    first_line = text.split("\n", 1)[0]
+def parse(
+    stream: BinaryIO, sniffed: Sniffed, *, account: str = "", **options
+) -> Iterator[ParsedStatement]:
+    rows = text_lines(stream, sniffed, newline="")
+    first_line = next(rows, "")
     delimiter = max([";", ",", "\t", "|"], key=first_line.count)
     if first_line.count(delimiter) == 0:
         raise StatementUnreadable("not a CSV statement: the first line has no column separator")
-    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
     try:
-        headers = next(reader)
+        headers = next(csv.reader([first_line], delimiter=delimiter))
     except (StopIteration, csv.Error) as exc:
         raise StatementUnreadable(f"not a CSV statement: {exc}") from exc
     positions = _positions(headers)
@@ -81,37 +92,70 @@ def parse(content: bytes, *, account: str = "", **options) -> ParsedStatement:
                 ", ".join(missing), ", ".join(h.strip() for h in headers)
             )
         )
-    comma_decimal = delimiter != ","
-    lines: list[StatementLine | BadLine] = []
-    own_accounts = set()
+    reader = csv.reader(rows, delimiter=delimiter)
+    peeked: list[list[str]] = []
+    own = ""
+    if not account and "account" in positions:
+        # The own account is a column: named by the first rows (bounded read-ahead).
+        at = positions["account"]
+        try:
+            for row in reader:
+                peeked.append(row)
+                if at < len(row) and row[at].strip():
+                    own = row[at].replace(" ", "")
+                    break
+                if len(peeked) >= PEEK_ROWS:
+                    break
+        except csv.Error as exc:
+            raise StatementUnreadable(
+                f"the CSV cannot be read at line {reader.line_num + 1}: {exc}"
+            ) from exc
+    statement = ParsedStatement(
+        format="csv",
+        account=(account or own or "csv")[:64],
+        statement_ref="csv-" + sniffed.sha256[:16],
+        currency="",
+    )
+    statement.lines = _lines(
+        reader, itertools.chain(peeked, reader), headers, positions, delimiter != ",", statement
+    )
+    yield statement
+
+
+def _lines(reader, rows, headers, positions, comma_decimal, statement) -> Iterator:
+    """The rows as lines; then the statement's period and currency (the first when mixed)."""
+    number = 0
+    currencies: set[str] = set()
+    first_on = last_on = None
+    own_accounts: set[str] = set()
     try:
-        for row in reader:
+        for row in rows:
             if not any(cell.strip() for cell in row):
                 continue
+            number += 1
             raw = {headers[i].strip() or f"column {i + 1}": cell for i, cell in enumerate(row)}
-            line = _line(row, positions, len(lines) + 1, raw, comma_decimal)
-            lines.append(line)
+            line = _line(row, positions, number, raw, comma_decimal)
             if "account" in positions and positions["account"] < len(row):
-                own_accounts.add(row[positions["account"]].replace(" ", ""))
+                own = row[positions["account"]].replace(" ", "")
+                if own:
+                    own_accounts.add(own)
+                    if len(own_accounts) > 1:
+                        raise StatementUnreadable(
+                            "the CSV holds several own accounts "
+                            f"({', '.join(sorted(own_accounts))}); import one at a time"
+                        )
+            if isinstance(line, StatementLine):
+                statement.currency = statement.currency or line.currency
+                currencies.add(line.currency)
+                first_on = min(first_on or line.booked_on, line.booked_on)
+                last_on = max(last_on or line.booked_on, line.booked_on)
+            yield line
     except csv.Error as exc:
         raise StatementUnreadable(
-            f"the CSV cannot be read at line {reader.line_num}: {exc}"
+            f"the CSV cannot be read at line {reader.line_num + 1}: {exc}"
         ) from exc
-    own_accounts.discard("")
-    if len(own_accounts) > 1:
-        raise StatementUnreadable("the CSV holds several own accounts; import one at a time")
-    account = (account or (own_accounts.pop() if own_accounts else "") or "csv")[:64]
-    good = [line for line in lines if isinstance(line, StatementLine)]
-    currencies = sorted({line.currency for line in good})
-    return ParsedStatement(
-        format="csv",
-        account=account,
-        statement_ref="csv-" + hashlib.sha256(content).hexdigest()[:16],
-        currency=currencies[0] if currencies else "EUR",  # per line; the first when mixed
-        lines=lines,
-        from_on=min((line.booked_on for line in good), default=None),
-        to_on=max((line.booked_on for line in good), default=None),
-    )
+    statement.currency = min(currencies) if currencies else "EUR"
+    statement.from_on, statement.to_on = first_on, last_on
 
 
 def _normalise(header: str) -> str:

@@ -1,19 +1,26 @@
-"""Loading a bank statement file into the ledger: statement, lines, payments, matching.
+"""Loading a bank statement file into the ledger: statements, lines, payments, matching.
 
-One import is one IntakeBatch (source bank_statement, kind payments). Every entry of the
-file is counted once: created (a new line; a credit also becomes a Payment), unchanged
-(the same line was imported before: its fingerprint is known for the account) or
-rejected (it could not be read or recorded; the dead-letter list keeps it with the
-reason). A file that cannot be read at all fails the batch and raises StatementUnreadable.
+One import is one IntakeBatch (source bank_statement, kind payments), and one
+BankStatement per account statement the file holds (an MT940 file with three accounts'
+statements makes three). Every entry of the file is counted once: created (a new line; a
+credit also becomes a Payment), unchanged (the same line was imported before: its
+fingerprint is known for the account) or rejected (it could not be read or recorded; the
+dead-letter list keeps it with the reason). The file is read as a stream, a chunk of lines
+at a time, so memory does not grow with the file. The import is all or nothing: a file
+that turns out unreadable half-way, one over the upload limits, or any unexpected error
+loads nothing and fails the batch with the reason (StatementUnreadable, UploadRefused).
 """
 
-import hashlib
+import io
+import itertools
 import zlib
-from collections import Counter
 from dataclasses import dataclass, field
+from typing import BinaryIO
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
+from django.utils.translation import gettext as _
 
 from accounts import bulk, services
 from accounts.models import Payment
@@ -21,8 +28,10 @@ from accounts.models import Payment
 from ..intake import batches
 from ..models import BankLine, BankStatement, IntakeBatch
 from ..reconciliation import matching
-from .formats import parse_statement
-from .statement import BadLine, ParsedStatement, StatementLine, StatementUnreadable
+from ..uploads import UploadRefused, check_size
+from .formats import parse_statements
+from .occurrences import Occurrences
+from .statement import BadLine, ParsedStatement, StatementLine, StatementUnreadable, sniff
 from .statement import content_key as _content_key
 from .statement import fingerprint as _fingerprint
 
@@ -49,13 +58,18 @@ BANK_LINE_COLUMNS = (
 @dataclass
 class ImportResult:
     batch: IntakeBatch
-    statement: BankStatement | None = None
+    statements: list[BankStatement] = field(default_factory=list)
     lines: int = 0
     payments: int = 0
     duplicates: int = 0
     rejected: int = 0
     payment_ids: list[int] = field(default_factory=list)
     outcome: matching.Outcome = field(default_factory=matching.Outcome)
+
+    @property
+    def statement(self) -> BankStatement | None:
+        """The first statement stored (most files hold one)."""
+        return self.statements[0] if self.statements else None
 
     def summary(self) -> dict:
         """The command's last line. Payments booked only in part count as partially
@@ -72,7 +86,8 @@ class ImportResult:
 
 def import_statement(
     *,
-    content: bytes,
+    content: bytes | None = None,
+    file: BinaryIO | None = None,
     filename: str = "",
     format: str | None = None,
     by=None,
@@ -80,44 +95,50 @@ def import_statement(
     reconcile: bool = True,
     chunk_size: int = CHUNK_SIZE,
 ) -> ImportResult:
-    """Parse, store and (unless `reconcile` is False) match one statement file.
+    """Parse, store and (unless `reconcile` is False) match one statement file, given as
+    `content` (bytes) or as a binary, seekable `file` (read as a stream, never whole).
 
-    1. Open the batch first, so even an unreadable file leaves a record of the attempt.
-    2. Parse the whole file; an unreadable file fails the batch (StatementUnreadable).
-    3. Give each line its fingerprint: the bank's reference, or a hash of its content and
-       of how many identical lines precede it in the file.
-    4. Per chunk of lines, in one transaction holding an advisory lock on the account (two
-       imports of the same file cannot both pass the duplicate check): skip fingerprints
-       already stored, identify payers, record a Payment per new credit (a failing one is
-       rejected alone, with the reason) and insert the chunk's lines in one statement
-       (COPY on PostgreSQL, see `accounts.bulk.insert_rows`).
-    5. Close the batch with its counts, then match the new payments.
+    1. Measure the file against UPLOAD_MAX_BYTES (UploadRefused, nothing recorded), then
+       hash it and find its text encoding in one pass over its blocks.
+    2. Open the batch, so even an unreadable file leaves a record of the attempt.
+    3. In one transaction, statement by statement and a chunk of lines at a time: give
+       each line its fingerprint (the bank's reference, or a hash of its content and of how
+       many identical lines precede it in the file); hold an advisory lock on the account
+       (two imports of the same file cannot both pass the duplicate check); skip
+       fingerprints already stored, identify payers, record a Payment per new credit (a
+       failing one is rejected alone, with the reason) and insert the chunk's lines in one
+       statement (COPY on PostgreSQL, see `accounts.bulk.insert_rows`). A statement with
+       no lines at all is stored once, as the empty statement it is.
+    4. Close the batch with its counts in the same transaction. Any error (unreadable
+       further on, more lines than UPLOAD_MAX_ROWS, the database) rolls everything back
+       and fails the batch with the reason: an import is never left half-done or running.
+    5. Match the new payments.
     """
+    stream = io.BytesIO(content or b"") if file is None else file
+    stream.seek(0, io.SEEK_END)
+    check_size(stream.tell())
+    sniffed = sniff(stream)
     batch = batches.open_batch(
         source=IntakeBatch.Source.BANK_STATEMENT,
         kind=IntakeBatch.Kind.PAYMENTS,
         by=by,
         filename=filename[:255],
-        file_sha256=hashlib.sha256(content).hexdigest(),
+        file_sha256=sniffed.sha256,
     )
     result = ImportResult(batch=batch)
-    try:
-        parsed = parse_statement(content, format, account=account)
-    except StatementUnreadable as exc:
-        batches.fail_batch(batch, str(exc))
-        batches.record_failure(SOURCE, str(exc))
-        raise
     tally = batches.Tally()
-    keyed = _with_fingerprints(parsed)
-    result.lines = len(parsed.lines)
     try:
-        for start in range(0, len(keyed), chunk_size):
-            _load_chunk(parsed, keyed[start : start + chunk_size], batch, tally, result, by)
-    except Exception as exc:  # the chunks loaded so far stay; the batch says where it broke
-        batches.fail_batch(batch, f"{exc.__class__.__name__}: {exc}")
-        batches.record_failure(SOURCE, str(exc))
+        with transaction.atomic(), Occurrences() as occurrences:
+            loader = _Loader(batch, tally, result, by, occurrences, chunk_size)
+            for parsed in parse_statements(stream, sniffed, format, account=account):
+                loader.load(parsed)
+            batches.close_batch(batch, tally)
+    except Exception as exc:
+        expected = isinstance(exc, (StatementUnreadable, UploadRefused))
+        reason = str(exc) if expected else f"{exc.__class__.__name__}: {exc}"
+        batches.fail_batch(batch, reason)
+        batches.record_failure(SOURCE, reason)
         raise
-    batches.close_batch(batch, tally)
     batches.record_success(SOURCE)
     result.duplicates = tally.unchanged
     result.rejected = tally.rejected
@@ -126,41 +147,128 @@ def import_statement(
     return result
 
 
-def _with_fingerprints(parsed: ParsedStatement) -> list[tuple[StatementLine | BadLine, str]]:
-    seen_content: Counter = Counter()
-    seen_reference: Counter = Counter()
-    keyed = []
-    for line in parsed.lines:
-        if isinstance(line, BadLine):
-            keyed.append((line, ""))
-            continue
-        key = _content_key(line, account=parsed.account)
-        occurrence = seen_content[key]
-        seen_content[key] += 1
-        reference = line.bank_reference.strip()
-        if reference:
-            # A reference repeated within one file (some banks reuse them per batch).
-            repeat = seen_reference[reference]
-            seen_reference[reference] += 1
-            if repeat:
-                reference = f"{reference}#{repeat + 1}"
-        keyed.append(
-            (
-                line,
-                _fingerprint(
-                    line, account=parsed.account, occurrence=occurrence, reference=reference
+def check_lines(count: int) -> None:
+    """Refuse a file of more than UPLOAD_MAX_ROWS lines (checked as they are read)."""
+    if count > settings.UPLOAD_MAX_ROWS:
+        raise UploadRefused(
+            _(
+                "The file holds more than %(limit)s lines; statements of up to %(limit)s "
+                "lines are accepted (UPLOAD_MAX_ROWS)."
+            )
+            % {"limit": f"{settings.UPLOAD_MAX_ROWS:,}"}
+        )
+
+
+class _Loader:
+    """Loads the statements of one file, in order, inside the import's transaction."""
+
+    def __init__(self, batch, tally, result, by, occurrences: Occurrences, chunk_size: int):
+        self.batch, self.tally, self.result, self.by = batch, tally, result, by
+        self.occurrences = occurrences
+        self.chunk_size = chunk_size
+        self.locked: set[str] = set()
+
+    def load(self, parsed: ParsedStatement) -> None:
+        self._lock(parsed.account)
+        stored: list[BankStatement] = []  # the statement's row, once it has a new line
+        lines = iter(parsed.lines)
+        had_lines = False
+        while chunk := list(itertools.islice(lines, self.chunk_size)):
+            had_lines = True
+            self.result.lines += len(chunk)
+            check_lines(self.result.lines)
+            self._load_chunk(parsed, self._with_fingerprints(parsed, chunk), stored)
+        # The lines are exhausted: the statement's closing fields are final now.
+        if stored:
+            statement = stored[0]
+            _fill_statement(statement, parsed)
+            statement.save(
+                update_fields=[
+                    "currency",
+                    "opening_balance",
+                    "closing_balance",
+                    "from_on",
+                    "to_on",
+                ]
+            )
+        elif not had_lines:
+            self._store_empty(parsed)
+
+    def _lock(self, account: str) -> None:
+        if account in self.locked or connection.vendor != "postgresql":
+            return
+        lock = zlib.crc32(f"bank-statement:{account}".encode())
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [lock])
+        self.locked.add(account)
+
+    def _store_empty(self, parsed: ParsedStatement) -> None:
+        """An empty statement is a statement (a day without movements): stored once."""
+        statement = _fill_statement(
+            BankStatement(
+                batch=self.batch,
+                format=parsed.format,
+                account=parsed.account,
+                statement_ref=parsed.statement_ref or self.batch.file_sha256[:16],
+            ),
+            parsed,
+        )
+        same = BankStatement.objects.filter(
+            account=statement.account,
+            format=statement.format,
+            statement_ref=statement.statement_ref,
+            from_on=statement.from_on,
+            to_on=statement.to_on,
+        )
+        if not same.exists():
+            statement.save()
+            self.result.statements.append(statement)
+
+    def _with_fingerprints(
+        self, parsed: ParsedStatement, chunk: list[StatementLine | BadLine]
+    ) -> list[tuple[StatementLine | BadLine, str]]:
+        good = [line for line in chunk if isinstance(line, StatementLine)]
+        content = self.occurrences.take(
+            [b"c" + _content_key(line, account=parsed.account) for line in good]
+        )
+        referenced = [line for line in good if line.bank_reference.strip()]
+        # A reference repeated within one file (some banks reuse them per batch).
+        repeats = dict(
+            zip(
+                map(id, referenced),
+                self.occurrences.take(
+                    [
+                        b"r" + f"{parsed.account}|{line.bank_reference.strip()}".encode()
+                        for line in referenced
+                    ]
                 ),
+                strict=True,
             )
         )
-    return keyed
+        occurrence = dict(zip(map(id, good), content, strict=True))
+        keyed = []
+        for line in chunk:
+            if isinstance(line, BadLine):
+                keyed.append((line, ""))
+                continue
+            reference = line.bank_reference.strip()
+            if repeats.get(id(line)):
+                reference = f"{reference}#{repeats[id(line)] + 1}"
+            keyed.append(
+                (
+                    line,
+                    _fingerprint(
+                        line,
+                        account=parsed.account,
+                        occurrence=occurrence[id(line)],
+                        reference=reference,
+                    ),
+                )
+            )
+        return keyed
 
-
-def _load_chunk(parsed, keyed, batch, tally, result, by) -> None:
-    with transaction.atomic():
-        if connection.vendor == "postgresql":
-            lock = zlib.crc32(f"bank-statement:{parsed.account}".encode())
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [lock])
+    def _load_chunk(self, parsed, keyed, stored: list[BankStatement]) -> None:
+        batch, tally, result, by = self.batch, self.tally, self.result, self.by
         fingerprints = [fp for _line, fp in keyed if fp]
         known = set(
             BankLine.objects.filter(
@@ -181,18 +289,20 @@ def _load_chunk(parsed, keyed, batch, tally, result, by) -> None:
         if not fresh:
             batches.flush_rejections(tally)
             return
-        if result.statement is None:
-            result.statement = BankStatement.objects.create(
-                batch=batch,
-                format=parsed.format,
-                account=parsed.account,
-                statement_ref=parsed.statement_ref or batch.file_sha256[:16],
-                currency=parsed.currency,
-                opening_balance=parsed.opening_balance,
-                closing_balance=parsed.closing_balance,
-                from_on=parsed.from_on,
-                to_on=parsed.to_on,
+        if not stored:
+            statement = _fill_statement(
+                BankStatement(
+                    batch=batch,
+                    format=parsed.format,
+                    account=parsed.account,
+                    statement_ref=parsed.statement_ref or batch.file_sha256[:16],
+                ),
+                parsed,
             )
+            statement.save()
+            stored.append(statement)
+            result.statements.append(statement)
+        statement = stored[0]
         credits = [line for line, _fp in fresh if line.is_credit]
         payers = dict(zip(map(id, credits), matching.identify_payers(credits), strict=True))
         credit_rows = [
@@ -229,7 +339,7 @@ def _load_chunk(parsed, keyed, batch, tally, result, by) -> None:
             tally.created += 1
             rows.append(
                 (
-                    result.statement.pk,
+                    statement.pk,
                     line.line_number,
                     fp,
                     parsed.account,
@@ -246,6 +356,15 @@ def _load_chunk(parsed, keyed, batch, tally, result, by) -> None:
             )
         bulk.insert_rows(BankLine, BANK_LINE_COLUMNS, rows, returning=False)
         batches.flush_rejections(tally)
+
+
+def _fill_statement(statement: BankStatement, parsed: ParsedStatement) -> BankStatement:
+    statement.currency = parsed.currency
+    statement.opening_balance = parsed.opening_balance
+    statement.closing_balance = parsed.closing_balance
+    statement.from_on = parsed.from_on
+    statement.to_on = parsed.to_on
+    return statement
 
 
 def _remittance(line: StatementLine) -> str:

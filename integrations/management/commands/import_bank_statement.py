@@ -1,6 +1,7 @@
-"""Import a bank statement file (camt.053, MT940 or CSV) and match its payments."""
+"""Import a bank statement file (camt.052/053/054, MT940/MT942, BAI2 or CSV) and match it."""
 
 import json
+import os
 from pathlib import Path
 
 from django.contrib.auth import get_user_model
@@ -9,13 +10,16 @@ from django.core.management.base import BaseCommand, CommandError
 from integrations.bank.formats import FORMATS
 from integrations.bank.importer import import_statement
 from integrations.bank.statement import StatementUnreadable
+from integrations.uploads import UploadRefused, check_size
 
 
 class Command(BaseCommand):
     help = (
-        "Import a bank statement (camt.053 XML, MT940 or CSV): store its lines, record a "
-        "payment per credit and match the payments to open invoices. The last line of the "
-        "output is JSON. Exit status 2 when the file cannot be read."
+        "Import a bank statement (camt.053/052/054 XML, MT940/MT942, BAI2 or CSV): store its "
+        "lines, record a payment per credit and match the payments to open invoices. The "
+        "file is read as a stream. The last line of the output is JSON. Exit status 2 when "
+        "the file cannot be read or is over the upload limits (UPLOAD_MAX_BYTES, "
+        "UPLOAD_MAX_ROWS)."
     )
 
     def add_arguments(self, parser):
@@ -35,19 +39,19 @@ class Command(BaseCommand):
             except get_user_model().DoesNotExist as exc:
                 raise CommandError(f"no user {user!r}") from exc
         try:
-            content = Path(path).read_bytes()
+            check_size(os.stat(path).st_size)  # before a byte is read
+            with open(path, "rb") as stream:
+                result = import_statement(
+                    file=stream,
+                    filename=Path(path).name,
+                    format=format,
+                    by=by,
+                    account=account,
+                    reconcile=not no_reconcile,
+                )
         except OSError as exc:
             raise CommandError(f"cannot read {path}: {exc.strerror}", returncode=2) from exc
-        try:
-            result = import_statement(
-                content=content,
-                filename=Path(path).name,
-                format=format,
-                by=by,
-                account=account,
-                reconcile=not no_reconcile,
-            )
-        except StatementUnreadable as exc:
+        except (StatementUnreadable, UploadRefused) as exc:
             raise CommandError(f"{path}: {exc}", returncode=2) from exc
         outcome = result.outcome
         self.stdout.write(

@@ -1,19 +1,44 @@
-"""ISO 20022 camt.053 (bank-to-customer statement) XML, versions 001.02 to 001.08."""
+"""ISO 20022 bank-to-customer XML: camt.053 statements, camt.052 intraday reports and
+camt.054 debit/credit notifications, versions 001.02 to 001.13, read as a stream.
+
+The document is read with iterparse (through defusedxml: no DTD entity expansion, no
+external entities), one entry (Ntry) at a time: each entry is turned into lines and then
+dropped from the tree, so a file of any size is held one entry at a time. Each statement
+(Stmt, Rpt or Ntfctn) is its own statement, whatever its account; one without entries is
+an empty statement, imported as such.
+"""
 
 import datetime as dt
 import re
+from collections.abc import Iterator
 from decimal import Decimal
+from typing import BinaryIO
 from xml.etree.ElementTree import Element, ParseError
 
 from defusedxml import DefusedXmlException
-from defusedxml.ElementTree import fromstring
+from defusedxml.ElementTree import iterparse
 from django.core.exceptions import ValidationError
 
 from accounts.money import ISO_4217, to_amount
 
-from .statement import NO_REFERENCE, BadLine, ParsedStatement, StatementLine, StatementUnreadable
+from .statement import (
+    NO_REFERENCE,
+    BadLine,
+    ParsedStatement,
+    Sniffed,
+    StatementLine,
+    StatementUnreadable,
+)
 
-NAMESPACE = re.compile(r"^\{urn:iso:std:iso:20022:tech:xsd:camt\.053\.001\.0([2-8])\}Document$")
+NAMESPACE = re.compile(
+    r"^\{(urn:iso:std:iso:20022:tech:xsd:camt\.05([234])\.001\.(0[2-9]|1[0-3]))\}Document$"
+)
+# Message and statement elements of each kind.
+CONTAINERS = {
+    "3": ("BkToCstmrStmt", "Stmt"),
+    "2": ("BkToCstmrAcctRpt", "Rpt"),
+    "4": ("BkToCstmrDbtCdtNtfctn", "Ntfctn"),
+}
 
 
 class _Xml:
@@ -45,59 +70,118 @@ class _Xml:
         return dt.date.fromisoformat(value[:10]) if value else None
 
 
-def parse(content: bytes, **options) -> ParsedStatement:
+def parse(stream: BinaryIO, sniffed: Sniffed, **options) -> Iterator[ParsedStatement]:
+    return _readable(_statements(iterparse(stream, events=("start", "end"))))
+
+
+def _readable(items: Iterator) -> Iterator:
+    """The XML parser's errors, wherever the reading stops, as the file's reason."""
     try:
-        root = fromstring(content)
+        yield from items
     except ParseError as exc:
         raise StatementUnreadable(f"the XML cannot be read: {exc}") from exc
     except DefusedXmlException as exc:
         raise StatementUnreadable(f"the XML uses forbidden constructs: {exc}") from exc
-    if not NAMESPACE.match(root.tag):
+
+
+def _statements(events) -> Iterator[ParsedStatement]:
+    """Each statement once its header (account, balances) is read, before its entries."""
+    _event, root = next(events)
+    found = NAMESPACE.match(root.tag)
+    if not found:
         raise StatementUnreadable(
-            f"not a camt.053 statement (root element {root.tag}); "
-            "versions camt.053.001.02 to .08 are supported"
+            f"not a camt.053, camt.052 or camt.054 document (root element {root.tag}); "
+            "versions 001.02 to 001.13 are supported"
         )
-    xml = _Xml(root.tag[1 : root.tag.index("}")])
-    statements = xml.findall(root, "BkToCstmrStmt/Stmt")
-    if not statements:
-        raise StatementUnreadable("the camt.053 document holds no statement (Stmt)")
-    accounts = {_account(xml, stmt) for stmt in statements}
-    if len(accounts) > 1:
+    namespace, kind = found.group(1), found.group(2)
+    xml = _Xml(namespace)
+    message_tag, statement_tag = (xml.path(tag) for tag in CONTAINERS[kind])
+    entry_tag = xml.path("Ntry")
+    numbering = {"next": 1}
+    message = None
+    count = 0
+    for event, elem in events:
+        if event == "start" and elem.tag == message_tag:
+            message = elem
+        if event != "start" or elem.tag != statement_tag:
+            continue
+        stmt, first_entry = elem, None
+        for event, elem in events:  # the header: everything before the first entry
+            if event == "start" and elem.tag == entry_tag:
+                first_entry = elem
+                break
+            if event == "end" and elem is stmt:
+                break
+        statement = _header(xml, stmt, f"camt05{kind}")
+        statement.lines = _readable(_entries(events, xml, stmt, first_entry, statement, numbering))
+        count += 1
+        yield statement
+        for _line in statement.lines:  # whatever the consumer left unread
+            pass
+        if message is not None:
+            message.remove(stmt)
+    if count == 0:
         raise StatementUnreadable(
-            "the file holds statements of several accounts ({}); import them one by one".format(
-                ", ".join(sorted(accounts))
-            )
+            f"the camt.05{kind} document holds no statement ({CONTAINERS[kind][1]})"
         )
-    account = accounts.pop()
+
+
+def _header(xml: "_Xml", stmt: Element, format: str) -> ParsedStatement:
+    account = _account(xml, stmt)
     if not account:
-        raise StatementUnreadable("the statement names no account (Acct/Id)")
-    first, last = statements[0], statements[-1]
-    lines: list[StatementLine | BadLine] = []
-    for stmt in statements:
-        for entry in xml.findall(stmt, "Ntry"):
-            lines.extend(_entry_lines(xml, entry, first_number=len(lines) + 1))
-    opening = _balance(xml, first, ("OPBD", "PRCD"))
-    closing = _balance(xml, last, ("CLBD",))
-    booked = [line.booked_on for line in lines if isinstance(line, StatementLine)]
-    currency = xml.text(first, "Acct/Ccy") or next(
-        (line.currency for line in lines if isinstance(line, StatementLine)), ""
+        raise StatementUnreadable(
+            f"the statement {xml.text(stmt, 'Id')!r} names no account (Acct/Id)"
+        )
+    opening = _balance(xml, stmt, ("OPBD", "PRCD", "OPAV"))
+    amount = next(
+        (
+            found.get("Ccy", "")
+            for bal in xml.findall(stmt, "Bal")
+            if (found := xml.find(bal, "Amt")) is not None
+        ),
+        "",
     )
-    if currency not in ISO_4217:
-        raise StatementUnreadable(f"the statement's currency {currency!r} is not ISO 4217")
     return ParsedStatement(
-        format="camt053",
+        format=format,
         account=account,
-        statement_ref="+".join(xml.text(stmt, "Id") for stmt in statements)[:100],
-        currency=currency,
-        lines=lines,
+        statement_ref=xml.text(stmt, "Id")[:100],
+        currency=xml.text(stmt, "Acct/Ccy") or amount,
         opening_balance=opening[0] if opening else None,
-        closing_balance=closing[0] if closing else None,
-        from_on=_period(xml, first, "FrDtTm")
-        or (opening[1] if opening else None)
-        or (min(booked) if booked else None),
-        to_on=_period(xml, last, "ToDtTm")
-        or (closing[1] if closing else None)
-        or (max(booked) if booked else None),
+        from_on=_period(xml, stmt, "FrDtTm") or (opening[1] if opening else None),
+        to_on=_period(xml, stmt, "ToDtTm"),
+    )
+
+
+def _entries(
+    events, xml: "_Xml", stmt: Element, first_entry, statement: ParsedStatement, numbering
+) -> Iterator[StatementLine | BadLine]:
+    """The statement's lines, entry by entry; then its closing balance and period."""
+    entry_tag = xml.path("Ntry")
+    booked = []
+    if first_entry is not None:
+        for event, elem in events:
+            if event == "end" and elem.tag == entry_tag:
+                for line in _entry_lines(xml, elem, first_number=numbering["next"]):
+                    numbering["next"] += 1
+                    if isinstance(line, StatementLine):
+                        booked.append(line.booked_on)
+                        booked[:] = [min(booked), max(booked)]
+                        statement.currency = statement.currency or line.currency
+                    yield line
+                stmt.remove(elem)  # the entry is done: drop it from the tree
+            elif event == "end" and elem is stmt:
+                break
+    if statement.currency not in ISO_4217:
+        raise StatementUnreadable(
+            f"the statement's currency {statement.currency!r} is not ISO 4217"
+            if statement.currency
+            else f"the statement {statement.statement_ref!r} names no currency (Acct/Ccy)"
+        )
+    closing = _balance(xml, stmt, ("CLBD", "CLAV"))
+    statement.closing_balance = closing[0] if closing else None
+    statement.from_on = statement.from_on or (booked[0] if booked else None)
+    statement.to_on = (
+        statement.to_on or (closing[1] if closing else None) or (booked[-1] if booked else None)
     )
 
 
