@@ -361,15 +361,19 @@ class Batch:
                 raise
         return outcomes
 
-    def _update(self, notice: Notice, *, statuses=SENDABLE, **fields) -> bool:
-        """One conditional UPDATE on this worker's leased row; False if the lease was lost."""
+    def _update(self, notice: Notice, *, statuses=SENDABLE, unedited=False, **fields) -> bool:
+        """One conditional UPDATE on this worker's leased row; False if the lease was lost
+        (or, with `unedited`, if a manager edited the text since the batch read it)."""
         fields.setdefault("claim_token", "")
         fields.setdefault("claimed_until", None)
-        return bool(
-            Notice.objects.filter(pk=notice.pk, claim_token=self.token, status__in=statuses).update(
-                updated_at=timezone.now(), **fields
+        rows = Notice.objects.filter(pk=notice.pk, claim_token=self.token, status__in=statuses)
+        if unedited:
+            rows = (
+                rows.filter(edited_at=notice.edited_at)
+                if notice.edited_at
+                else rows.filter(edited_at__isnull=True)
             )
-        )
+        return bool(rows.update(updated_at=timezone.now(), **fields))
 
     def _finish(self, notice: Notice, status: str, outcome: str, reason: str) -> str | None:
         return outcome if self._update(notice, status=status, reason=reason) else None
@@ -451,6 +455,7 @@ class Batch:
         notice.body_html = content["body_html"]
         if not self._update(
             notice,
+            unedited=True,  # a text edited meanwhile is sent by the next run, as edited
             status=Notice.Status.SENDING,
             sending_at=timezone.now(),
             attempts=F("attempts") + 1,
@@ -462,6 +467,10 @@ class Batch:
             provider_message_id=message_id,
             claim_token=self.token,  # kept: step 5 records only this worker's send
         ):
+            # Lost to another worker, or edited meanwhile: free it for the next run.
+            Notice.objects.filter(pk=notice.pk, claim_token=self.token, status__in=SENDABLE).update(
+                claim_token="", claimed_until=None
+            )
             return None
         # The caps of the next notices in this batch count this one.
         self.contacted.setdefault(customer.pk, []).append(now)

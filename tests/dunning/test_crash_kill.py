@@ -210,7 +210,7 @@ def crash_rounds(recorder: Recorder, env: dict, rounds: int, seed: int) -> dict:
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_killing_the_sender_at_random_moments_never_sends_twice_nor_loses_a_notice(smtp):
     recorder, port = smtp
-    notice_ids = plan_emails(max(40, ROUNDS * 2))
+    notice_ids = plan_emails(max(40, ROUNDS * 3))
     env = sender_env(port)
 
     figures = crash_rounds(recorder, env, ROUNDS, SEED)
