@@ -3,14 +3,15 @@ a kill leaves the rows) at each step of the protocol, and the next run does the 
 
 import datetime as dt
 import zoneinfo
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from django.core import mail
 
 from accounts.models import Activity, Customer
-from cases import case_tasks
-from cases.models import Task
+from cases import case_tasks, plans
+from cases.models import Installment, Task
 from dunning import channels, letters, planner, sender, tasks
 from dunning.models import ContactRule, Notice, NoticeInvoice, OutboxMessage
 from tests.clock import ON
@@ -243,3 +244,31 @@ def test_send_again_needs_a_reason_and_sends_once_more_with_the_same_message_id(
     assert sender.send_due(now=MONDAY_10AM).sent == 1
     assert len(mail.outbox) == 2
     assert mail.outbox[0].extra_headers["Message-ID"] == mail.outbox[1].extra_headers["Message-ID"]
+
+
+def test_an_installment_reminder_cut_off_mid_send_is_uncertain_and_not_marked_reminded(
+    monkeypatch, clock
+):
+    customer = CustomerFactory(timezone="America/Chicago", country="US")
+    ContactFactory(customer=customer, email="plan@example.com", is_primary=True)
+    invoice = InvoiceFactory(customer=customer, amount=Decimal("300.00"))
+    plan = plans.propose_plan(
+        customer=customer,
+        invoices=[invoice],
+        installments=[(ON + dt.timedelta(days=7 + 30 * n), Decimal("100.00")) for n in range(3)],
+        by=None,
+        today=ON,
+    )
+    day = ON + dt.timedelta(days=4)  # three days before the first installment
+    planner.plan(on=day)
+    reminder = Notice.objects.get(installment__plan=plan)
+    die_after(monkeypatch, channels, "send_email")
+    with pytest.raises(Killed):
+        sender.send_due(now=dt.datetime.combine(day, dt.time(10), tzinfo=CHICAGO))
+    monkeypatch.undo()
+    clock.shift(AFTER_TIMEOUT)
+    result = sender.send_due(now=dt.datetime.combine(day, dt.time(11), tzinfo=CHICAGO))
+    assert (result.uncertain, result.sent) == (1, 0)
+    reminder.refresh_from_db()
+    assert reminder.status == "uncertain" and len(mail.outbox) == 1
+    assert not Installment.objects.filter(plan=plan, reminded_at__isnull=False).exists()
