@@ -33,7 +33,7 @@ def main() -> int:
         "ALLOW_INSECURE_SECRET_KEY": os.environ.get("ALLOW_INSECURE_SECRET_KEY", "true"),
     }
     started = time.perf_counter()
-    done = subprocess.run(  # noqa: S603 (our interpreter, our arguments)
+    done = subprocess.run(
         [
             sys.executable,
             "-m",
