@@ -362,6 +362,11 @@ def check_sent_once(notice_ids: list[int], now: dt.datetime, kept: int) -> list[
     left = sender.sendable(now).filter(pk__in=notice_ids).count()
     if left:
         problems.append(f"{left} notices left behind, still sendable")
+    in_doubt = Notice.objects.filter(
+        pk__in=notice_ids, status__in=[Notice.Status.SENDING, Notice.Status.UNCERTAIN]
+    ).count()
+    if in_doubt:
+        problems.append(f"{in_doubt} notices left sending or uncertain (no worker died)")
     sent = Notice.objects.filter(pk__in=notice_ids, status=Notice.Status.SENT)
     message_ids = list(sent.values_list("provider_message_id", flat=True))
     per_message = dict(
@@ -491,6 +496,8 @@ def main() -> int:
 
     print()
     print(markdown_table(rows))
+    for row in rows[-2:]:
+        print(f"{row.phase}: {row.queries / max(row.notices, 1):.1f} queries per notice")
     print()
     print("(peak RSS per phase; the parallel phase: the larger process, queries of both)")
     whole_run = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

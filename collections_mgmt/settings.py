@@ -293,6 +293,17 @@ DUNNING_MAX_CONSUMER_CONTACTS_PER_MONTH = int(
 )
 # How many notices one sending task takes; the nightly run starts enough tasks for all.
 DUNNING_SEND_CHUNK = int(os.environ.get("DUNNING_SEND_CHUNK", "500"))
+# Crash-safe sending (dunning/sender.py): a sender leases this many notices at a time for
+# DUNNING_CLAIM_LEASE_SECONDS (a dead worker's lease runs out and they are sendable again);
+# a message still "sending" after DUNNING_SENDING_TIMEOUT_SECONDS (its worker died during
+# the provider call) becomes "uncertain" for a manager, and is never re-sent blindly.
+# Keep the timeout well above the longest provider call: EMAIL_TIMEOUT bounds SMTP's.
+DUNNING_CLAIM_BATCH = int(os.environ.get("DUNNING_CLAIM_BATCH", "25"))
+DUNNING_CLAIM_LEASE_SECONDS = int(os.environ.get("DUNNING_CLAIM_LEASE_SECONDS", "300"))
+DUNNING_SENDING_TIMEOUT_SECONDS = int(os.environ.get("DUNNING_SENDING_TIMEOUT_SECONDS", "900"))
+# Scheduled report e-mails left "sending" this long become "uncertain" the same way.
+REPORT_SENDING_TIMEOUT_SECONDS = int(os.environ.get("REPORT_SENDING_TIMEOUT_SECONDS", "900"))
+EMAIL_TIMEOUT = int(os.environ.get("EMAIL_TIMEOUT", "60"))
 
 # Case work: a promise holds dunning until its date plus this many days; payment plans
 # above this total (in the plan's currency) wait for a manager; installment reminders go

@@ -22,7 +22,7 @@ from accounts.admin import CustomerAction, add_customer_action
 from accounts.admin_decisions import Decision, DecisionAdmin
 from accounts.models import Customer, Invoice
 
-from . import contact_rules, rendering, services
+from . import contact_rules, rendering, sender, services
 from .models import (
     MESSAGE_CHANNELS,
     WEEKDAY_NAMES,
@@ -229,6 +229,23 @@ class NoticeAdmin(DecisionAdmin):
             services.OPEN,
             action="send_now",
         ),
+        # Left sending by a worker that died: did it go out? A manager decides.
+        _notice_decision(
+            "mark-sent",
+            _("Mark as sent (it did go out)"),
+            sender.RESOLVE_PERMISSION,
+            sender.mark_sent,
+            (Notice.Status.UNCERTAIN,),
+            action="mark_sent",
+        ),
+        _notice_decision(
+            "send-again",
+            _("Send again (it did not go out)"),
+            sender.RESOLVE_PERMISSION,
+            sender.send_again,
+            (Notice.Status.UNCERTAIN,),
+            action="send_again",
+        ),
     )
     show_facets = admin.ShowFacets.NEVER
     change_list_template = "admin/dunning/notice/change_list.html"
@@ -238,6 +255,11 @@ class NoticeAdmin(DecisionAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+    def changelist_view(self, request, extra_context=None):
+        """Managers see how many notices are uncertain (may or may not have gone out)."""
+        extra_context = {**(extra_context or {}), "uncertain_count": sender.uncertain_count()}
+        return super().changelist_view(request, extra_context=extra_context)
 
     def get_list_display(self, request):
         if request.user.has_perm("dunning.approve_notice"):

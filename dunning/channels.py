@@ -12,9 +12,14 @@ from django.urls import reverse
 from . import outbox
 
 
-def send_email(to: str, content: dict) -> str:
-    """Send a rendered notice; its extra headers (List-Unsubscribe...) go with it."""
-    message_id = make_msgid(domain=settings.EMAIL_MESSAGE_ID_DOMAIN)
+def send_email(to: str, content: dict, *, message_id: str = "") -> str:
+    """Send a rendered notice; its extra headers (List-Unsubscribe...) go with it.
+
+    `message_id`: the sender passes one derived from the notice (the same on every
+    attempt, so a provider or MTA that keeps Message-IDs can drop a second copy); without
+    one, a fresh one is made. Returns the Message-ID sent.
+    """
+    message_id = message_id or make_msgid(domain=settings.EMAIL_MESSAGE_ID_DOMAIN)
     message = EmailMultiAlternatives(
         subject=content["subject"],
         body=content["body_text"],

@@ -22,5 +22,16 @@ def render_pdf(*, notice: Notice, content: dict, context: dict) -> bytes:
     return HTML(string=html).write_pdf()
 
 
-def store(notice: Notice, pdf: bytes) -> None:
-    notice.document.save(f"letter-{notice.pk}.pdf", ContentFile(pdf), save=False)
+def store(notice: Notice, pdf: bytes) -> str:
+    """Store the notice's letter under one name per notice; returns that name.
+
+    The name is the notice's own, not dated or made unique: a retry after a worker died
+    between storing the file and recording the notice replaces that file, so there is
+    never a second letter for one notice.
+    """
+    name = f"letters/letter-{notice.pk}.pdf"
+    storage = notice.document.storage
+    if storage.exists(name):
+        storage.delete(name)
+    notice.document.name = storage.save(name, ContentFile(pdf))
+    return notice.document.name

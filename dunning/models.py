@@ -169,6 +169,9 @@ class Notice(models.Model):
         APPROVED = "approved", _("Approved")
         DEFERRED = "deferred", _("Deferred")
         SENDING = "sending", _("Sending")
+        # Left sending by a worker that died: the provider may or may not have taken it.
+        # Never re-sent blindly; a manager decides (dunning/admin.py), the caps count it.
+        UNCERTAIN = "uncertain", _("Uncertain")
         SENT = "sent", _("Sent")
         DELIVERED = "delivered", _("Delivered")
         FAILED = "failed", _("Failed")
@@ -207,6 +210,12 @@ class Notice(models.Model):
         _("letter (PDF)"), upload_to="letters/%Y/%m/", blank=True, help_text=_("For printing.")
     )
     attempts = models.PositiveSmallIntegerField(default=0)
+    # The sender's lease (dunning/sender.py): a worker claims a batch of rows until
+    # `claimed_until` (wall clock) under its `claim_token`; a dead worker's lease runs out
+    # and the row is sendable again. `sending_at` is when the provider call began.
+    claim_token = models.CharField(_("claimed by"), max_length=32, blank=True)
+    claimed_until = models.DateTimeField(_("claimed until"), null=True, blank=True)
+    sending_at = models.DateTimeField(_("sending since"), null=True, blank=True)
     sent_at = models.DateTimeField(_("sent"), null=True, blank=True)
     delivered_at = models.DateTimeField(_("delivered"), null=True, blank=True)
     decided_by = models.ForeignKey(
@@ -232,6 +241,12 @@ class Notice(models.Model):
                 name="notice_sendable",
             ),
             models.Index(fields=["customer", "-planned_on"], name="notice_customer"),
+            # The sweep that turns a dead worker's sending rows into uncertain ones.
+            models.Index(
+                fields=["sending_at"],
+                condition=Q(status="sending"),
+                name="notice_sending",
+            ),
         ]
         constraints = [
             models.UniqueConstraint(

@@ -20,5 +20,10 @@ def run_nightly() -> dict:
 
 @shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True)
 def send_due() -> dict:
-    """Send up to one chunk of due notices; several of these run side by side safely."""
+    """Send up to one chunk of due notices; several of these run side by side safely.
+
+    acks_late: a worker that dies mid-chunk has its task delivered again. The redelivery
+    sends nothing twice: notices already sent are no longer sendable, those it had leased
+    wait for their lease to run out, and one it was sending becomes uncertain.
+    """
     return vars(sender.send_due(limit=settings.DUNNING_SEND_CHUNK))

@@ -159,10 +159,27 @@ class ScheduledReportAdmin(admin.ModelAdmin):
         "format",
         "is_active",
         "last_sent_on",
+        "uncertain_on",
     )
-    list_filter = ("frequency", "format", "is_active")
+    list_filter = ("frequency", "format", "is_active", ("uncertain_on", admin.EmptyFieldListFilter))
     filter_horizontal = ("recipients",)
-    readonly_fields = ("last_sent_on", "created_by", "created_at")
+    readonly_fields = ("last_sent_on", "uncertain_on", "created_by", "created_at")
+    actions = ["mark_uncertain_sent", "send_uncertain_again"]
+
+    @admin.action(description=_("Uncertain: mark as sent (it did go out)"))
+    def mark_uncertain_sent(self, request, queryset):
+        self._resolve(request, queryset, went_out=True)
+
+    @admin.action(description=_("Uncertain: send again (it did not go out)"))
+    def send_uncertain_again(self, request, queryset):
+        self._resolve(request, queryset, went_out=False)
+
+    def _resolve(self, request, queryset, *, went_out: bool) -> None:
+        done = sum(
+            services.resolve_uncertain_report(row, by=request.user, went_out=went_out)
+            for row in queryset.filter(uncertain_on__isnull=False)
+        )
+        self.message_user(request, _("Resolved %(n)d uncertain report(s).") % {"n": done})
 
     def save_model(self, request, obj, form, change):
         if not change:

@@ -147,6 +147,17 @@ class ScheduledReport(models.Model):
     )
     is_active = models.BooleanField(_("active"), default=True)
     last_sent_on = models.DateField(_("last sent on"), null=True, blank=True)
+    # Crash-safe sending (reporting.services.send_scheduled_report): the period being sent
+    # and since when; a send left this way by a dead worker makes its period uncertain,
+    # never sent again until a manager says whether it went out.
+    sending_on = models.DateField(_("sending the report of"), null=True, blank=True)
+    sending_at = models.DateTimeField(_("sending since"), null=True, blank=True)
+    uncertain_on = models.DateField(
+        _("uncertain since"),
+        null=True,
+        blank=True,
+        help_text=_("The report of this day may or may not have gone out: check, then decide."),
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.SET_NULL,
@@ -191,4 +202,5 @@ class ScheduledReport(models.Model):
             self.is_active
             and scheduled >= created_on
             and (self.last_sent_on is None or self.last_sent_on < scheduled)
+            and (self.uncertain_on is None or self.uncertain_on < scheduled)
         )

@@ -18,6 +18,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts.models import Customer
+from dunning.sender import NOT_SENT_ERRORS
 
 from . import exports, statements
 from .aging import AgingReport, summary
@@ -150,16 +151,21 @@ def recipients_of(scheduled: ScheduledReport) -> list[str]:
 
 
 def send_scheduled_report(*, report_id: int, today: dt.date) -> bool:
-    """E-mail one scheduled report if it is still due; True when sent.
+    """E-mail one scheduled report if it is still due; True when sent. Crash-safe:
 
-    1. Lock the row (SELECT ... FOR UPDATE) and re-check it is due for this period: a
-       second worker, or a retried task, blocks here until the first commits, then finds
-       last_sent_on moved on and walks away.
-    2. Build the report as of the day before its scheduled day (the last complete day), so
-       a report sent late, after a missed morning, says what it would have said.
-    3. Send one e-mail with the file attached to the recipients allowed to see it.
-    4. Move last_sent_on to the scheduled day and record the export, in the same
-       transaction: if sending fails, nothing is marked and the retry sends it.
+    1. Lock the row (SELECT ... FOR UPDATE) and look at it. A send still marked
+       *sending* after REPORT_SENDING_TIMEOUT_SECONDS belonged to a worker that died
+       during it: that period becomes *uncertain* (the e-mail may have gone out) and is
+       never sent again until a manager decides (`resolve_uncertain_report`); a fresh one
+       is another worker's, so walk away. Otherwise re-check it is due for this period.
+    2. Mark it *sending* (the period and the moment) and commit.
+    3. Build the report as of the day before its scheduled day (the last complete day), so
+       a report sent late, after a missed morning, says what it would have said, and send
+       one e-mail with the file attached to the recipients allowed to see it, outside any
+       transaction. Its Message-ID is derived from the report and the period, the same on
+       every attempt, so a provider that keeps Message-IDs drops a second copy.
+    4. Record it sent: last_sent_on moves to the scheduled day, the mark is cleared.
+    A failure before the e-mail was handed over clears the mark (a retry sends it).
     """
     with transaction.atomic():
         scheduled = (
@@ -167,13 +173,16 @@ def send_scheduled_report(*, report_id: int, today: dt.date) -> bool:
             .filter(Q(pk=report_id) & Q(is_active=True))
             .first()
         )
-        if scheduled is None or not scheduled.is_due(today):
+        if scheduled is None or _in_doubt(scheduled) or not scheduled.is_due(today):
             return False
         recipients = recipients_of(scheduled)
         if not recipients:
             logger.warning("scheduled report %s has no recipient who may see it", scheduled.pk)
             return False
         day = scheduled.scheduled_on(today)
+        scheduled.sending_on, scheduled.sending_at = day, timezone.now()
+        scheduled.save(update_fields=["sending_on", "sending_at", "updated_at"])
+    try:
         report = AgingReport.from_options(scheduled.filters, as_of=day - dt.timedelta(days=1))
         file = export_aging(
             report=report, fmt=scheduled.format, by=None, via=ReportExport.Via.SCHEDULE
@@ -185,11 +194,72 @@ def send_scheduled_report(*, report_id: int, today: dt.date) -> bool:
             body=_email_body(scheduled, report),
             from_email=settings.DEFAULT_FROM_EMAIL,
             to=recipients,
+            headers={"Message-ID": report_message_id(scheduled.pk, day)},
         )
         message.attach(file.filename, content, file.content_type.split(";")[0])
+    except Exception:
+        _clear_sending(scheduled.pk, day)  # nothing was handed over: a retry sends it
+        raise
+    try:
         message.send()
-        scheduled.last_sent_on = day
-        scheduled.save(update_fields=["last_sent_on", "updated_at"])
+    except NOT_SENT_ERRORS:
+        _clear_sending(scheduled.pk, day)  # refused before the e-mail was handed over
+        raise
+    ScheduledReport.objects.filter(pk=scheduled.pk, sending_on=day).update(
+        last_sent_on=day, sending_on=None, sending_at=None, updated_at=timezone.now()
+    )
+    return True
+
+
+def report_message_id(report_id: int, day: dt.date) -> str:
+    """The Message-ID of a scheduled report's e-mail for one period."""
+    return f"<scheduled-report-{report_id}-{day.isoformat()}@{settings.EMAIL_MESSAGE_ID_DOMAIN}>"
+
+
+def _in_doubt(scheduled: ScheduledReport) -> bool:
+    """Step 1 on a locked row: True when a send is under way, or was left by a dead worker
+    (then its period becomes uncertain)."""
+    if scheduled.sending_on is None:
+        return False
+    timeout = dt.timedelta(seconds=settings.REPORT_SENDING_TIMEOUT_SECONDS)
+    if scheduled.sending_at and scheduled.sending_at >= timezone.now() - timeout:
+        return True  # another worker is sending it now
+    logger.warning(
+        "scheduled report %s of %s was left sending: now uncertain",
+        scheduled.pk,
+        scheduled.sending_on,
+    )
+    scheduled.uncertain_on = scheduled.sending_on
+    scheduled.sending_on = scheduled.sending_at = None
+    scheduled.save(update_fields=["uncertain_on", "sending_on", "sending_at", "updated_at"])
+    return True
+
+
+def _clear_sending(report_id: int, day: dt.date) -> None:
+    ScheduledReport.objects.filter(pk=report_id, sending_on=day).update(
+        sending_on=None, sending_at=None
+    )
+
+
+def resolve_uncertain_report(scheduled: ScheduledReport, *, by, went_out: bool) -> bool:
+    """A manager's call on an uncertain period: it went out (recorded as sent), or it did
+    not (due again, sent by the next run). False if it was not uncertain."""
+    require(by, "reporting.change_scheduledreport")
+    with transaction.atomic():
+        row = ScheduledReport.objects.select_for_update().get(pk=scheduled.pk)
+        if row.uncertain_on is None:
+            return False
+        if went_out:
+            row.last_sent_on = max(row.last_sent_on or row.uncertain_on, row.uncertain_on)
+        logger.info(
+            "scheduled report %s of %s: %s by %s",
+            row.pk,
+            row.uncertain_on,
+            "marked as sent" if went_out else "to be sent again",
+            by,
+        )
+        row.uncertain_on = None
+        row.save(update_fields=["last_sent_on", "uncertain_on", "updated_at"])
     return True
 
 

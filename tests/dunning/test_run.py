@@ -39,6 +39,7 @@ def test_run_dunning_prints_one_json_summary(overdue):
         "awaiting_approval": 0,
         "suppressed": 0,
         "failed": 0,
+        "uncertain": 0,
     }
     assert len(mail.outbox) == 1
     assert OutboxMessage.objects.filter(channel="sms").count() == 1  # no Twilio configured

@@ -7,6 +7,8 @@ from types import SimpleNamespace
 
 import pytest
 from django.core import mail
+from django.core.exceptions import PermissionDenied
+from django.core.mail import EmailMessage
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 from pypdf import PdfReader
@@ -117,3 +119,66 @@ def test_beat_runs_the_check_every_morning_and_the_task_fans_out(scheduled, monk
     assert tasks.send_scheduled_report(*queued[0]) is True
     assert tasks.send_scheduled_report(*queued[0]) is False  # a retry sends nothing
     assert len(mail.outbox) == 1
+
+
+class Killed(BaseException):
+    """What a SIGKILL does to the worker: no except clause sees it."""
+
+
+def die_after_sending(monkeypatch):
+    """The SMTP server takes the e-mail, then the worker dies before recording it."""
+    real = EmailMessage.send
+
+    def send_then_die(self, *args, **kwargs):
+        real(self, *args, **kwargs)
+        raise Killed
+
+    monkeypatch.setattr(EmailMessage, "send", send_then_die)
+
+
+def test_the_email_has_a_message_id_per_report_and_period(scheduled):
+    assert services.send_due_reports(today=MONDAY) == 1
+    assert mail.outbox[0].extra_headers["Message-ID"] == (
+        f"<scheduled-report-{scheduled.pk}-2026-11-23@collections.example.com>"
+    )
+    scheduled.refresh_from_db()
+    assert (scheduled.sending_on, scheduled.sending_at, scheduled.uncertain_on) == (
+        None,
+        None,
+        None,
+    )
+
+
+def test_a_worker_dying_mid_send_makes_the_period_uncertain_never_resent(
+    scheduled, monkeypatch, clock, settings
+):
+    settings.REPORT_SENDING_TIMEOUT_SECONDS = 900
+    die_after_sending(monkeypatch)
+    with pytest.raises(Killed):
+        tasks.send_scheduled_report(scheduled.pk, MONDAY.isoformat())
+    monkeypatch.undo()
+    scheduled.refresh_from_db()
+    assert scheduled.sending_on == MONDAY and scheduled.last_sent_on is None
+    # acks_late: the task comes again at once; the send may still be under way.
+    assert tasks.send_scheduled_report(scheduled.pk, MONDAY.isoformat()) is False
+    clock.shift(dt.timedelta(seconds=901))
+    assert services.send_due_reports(today=MONDAY) == 0
+    scheduled.refresh_from_db()
+    assert scheduled.uncertain_on == MONDAY and scheduled.sending_on is None
+    assert services.send_due_reports(today=MONDAY) == 0
+    assert len(mail.outbox) == 1  # never sent again blindly
+    # Next week's report is a new period: it goes out as usual.
+    assert services.send_due_reports(today=MONDAY + dt.timedelta(days=7)) == 1
+
+
+@pytest.mark.parametrize("went_out", [True, False])
+def test_a_manager_resolves_an_uncertain_report(scheduled, manager, agent, went_out):
+    ScheduledReport.objects.filter(pk=scheduled.pk).update(uncertain_on=MONDAY)
+    scheduled.refresh_from_db()
+    with pytest.raises(PermissionDenied):
+        services.resolve_uncertain_report(scheduled, by=agent, went_out=went_out)
+    assert services.resolve_uncertain_report(scheduled, by=manager, went_out=went_out)
+    scheduled.refresh_from_db()
+    assert scheduled.uncertain_on is None
+    assert scheduled.last_sent_on == (MONDAY if went_out else None)
+    assert services.send_due_reports(today=MONDAY) == (0 if went_out else 1)

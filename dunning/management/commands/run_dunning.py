@@ -28,11 +28,14 @@ class Command(BaseCommand):
             raise CommandError(f"bad --date or --at: {exc}") from exc
         if timezone.is_naive(now):
             now = timezone.make_aware(now)
+        # Planning is one transaction (rolled back on --dry-run); sending is not: each
+        # message's send is made durable on its own (dunning/sender.py), so a run killed
+        # after some messages went out keeps them recorded and sends none of them again.
         with transaction.atomic():
             plan = planner.plan(on=on)
-            sent = sender.send_due(now=now) if not dry_run else sender.SendResult()
             if dry_run:
                 transaction.set_rollback(True)
+        sent = sender.send_due(now=now) if not dry_run else sender.SendResult()
         summary = {
             "evaluated": plan.evaluated,
             "planned": plan.planned,
@@ -41,5 +44,6 @@ class Command(BaseCommand):
             "awaiting_approval": plan.awaiting_approval + sent.awaiting_approval,
             "suppressed": plan.suppressed + sent.suppressed,
             "failed": sent.failed,
+            "uncertain": sent.uncertain,
         }
         self.stdout.write(json.dumps(summary))
