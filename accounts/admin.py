@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from django import forms as djforms
 from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db import models
@@ -22,8 +23,9 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from . import forms, permissions, selectors, services
+from .access_log import LoggedChangelistMixin, Surface
 from .aging import BUCKET_CHOICES, BUCKETS_BY_KEY
-from .models import Activity, Allocation, Contact, Customer, Invoice, Payment
+from .models import AccessLog, Activity, Allocation, Contact, Customer, Invoice, Payment
 
 
 class CappedCountPaginator(Paginator):
@@ -350,7 +352,9 @@ def add_customer_action(action: CustomerAction) -> None:
 
 
 @admin.register(Customer)
-class CustomerAdmin(CustomerActionsMixin, LedgerAdmin):
+class CustomerAdmin(LoggedChangelistMixin, CustomerActionsMixin, LedgerAdmin):
+    access_list_surface = Surface.CUSTOMER_LIST
+    access_page_surface = Surface.CUSTOMER_PAGE
     list_display = [
         "name",
         "segment",
@@ -436,6 +440,9 @@ class CustomerAdmin(CustomerActionsMixin, LedgerAdmin):
     def hold_list(self, customer):
         return ", ".join(customer.holds) or "—"
 
+    def access_customer_id(self, customer):
+        return customer.pk
+
     def get_readonly_fields(self, request, obj=None):
         fields = list(self.always_readonly)
         if obj is not None and not request.user.has_perm("accounts.work_all_customers"):
@@ -513,13 +520,21 @@ class CustomerAdmin(CustomerActionsMixin, LedgerAdmin):
                 can_pause=user.has_perm("accounts.pause_dunning"),
                 can_assign=user.has_perm("accounts.assign_customer"),
                 balances=services.open_balances(customer),
+                access_log_url=(
+                    reverse("admin:accounts_accesslog_changelist") + f"?customer={customer.pk}"
+                    if user.has_perm("accounts.view_accesslog")
+                    else ""
+                ),
             )
         return super().change_view(request, object_id, form_url, extra_context)
 
 
 @admin.register(Contact)
-class ContactAdmin(admin.ModelAdmin):
+class ContactAdmin(LoggedChangelistMixin, admin.ModelAdmin):
     """Find contacts by e-mail or phone, and import them; they are edited on their customer."""
+
+    access_list_surface = Surface.CONTACT_LIST
+    access_page_surface = Surface.CONTACT_PAGE
 
     list_display = ["name", "customer", "role", "email", "phone", "is_primary"]
     list_filter = ["is_primary"]
@@ -774,8 +789,11 @@ class AllocationAdmin(LedgerAdmin):
 
 
 @admin.register(Activity)
-class ActivityAdmin(LedgerAdmin):
+class ActivityAdmin(LoggedChangelistMixin, LedgerAdmin):
     """The timeline is read-only here: entries are added by the customer actions."""
+
+    access_list_surface = Surface.TIMELINE
+    access_page_surface = Surface.TIMELINE
 
     list_display = [
         "occurred_at",
@@ -798,6 +816,52 @@ class ActivityAdmin(LedgerAdmin):
             return queryset, False
         customers = selectors.customers_matching(term, field="customer_id")
         return queryset.filter(customers | Q(invoice__number=term)), False
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+class AccessLogUserFilter(admin.SimpleListFilter):
+    """Staff who may have looked (a list of the staff, not a scan of the log)."""
+
+    title = _("user")
+    parameter_name = "user"
+
+    def lookups(self, request, model_admin):
+        staff = get_user_model().objects.filter(is_staff=True).order_by("username")
+        return [(str(user.pk), user.get_username()) for user in staff]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        return queryset.filter(user=int(value)) if value and value.isdigit() else queryset
+
+
+@admin.register(AccessLog)
+class AccessLogAdmin(LedgerAdmin):
+    """Who was shown which customer, where and when: read-only, never changed or deleted.
+
+    The customer page links here as ?customer=<id> ("who viewed this"); search takes a
+    customer's name, reference, contact e-mail or phone, or a username.
+    """
+
+    list_display = ["at", "user", "customer", "surface", "path", "details"]
+    list_filter = [AccessLogUserFilter, "surface"]
+    list_select_related = ["user", "customer"]
+    date_hierarchy = "at"
+    search_fields = ["user__username"]
+    search_help_text = _("Customer name, reference, contact e-mail or phone; or a username")
+    ordering = ["-at", "-id"]
+    readonly_fields = ["at", "user", "customer", "surface", "path", "request_id", "details"]
+
+    def get_search_results(self, request, queryset, search_term):
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        customers = selectors.customers_matching(term, field="customer_id")
+        return queryset.filter(customers | Q(user__username=term)), False
 
     def has_add_permission(self, request):
         return False

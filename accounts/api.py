@@ -7,6 +7,7 @@ from rest_framework import mixins, serializers, viewsets
 from rest_framework.exceptions import PermissionDenied, ValidationError
 
 from . import services
+from .access_log import LoggedReadsMixin, Surface
 from .api_policy import MethodCheckedFirst
 from .idempotency import run_once
 from .models import Activity, Contact, Customer, Invoice, Payment, normalize_phone
@@ -272,7 +273,9 @@ class LedgerViewSet(
         return filter_by_params(super().get_queryset(), self.request.query_params, self.filters)
 
 
-class CustomerViewSet(LedgerViewSet):
+class CustomerViewSet(LoggedReadsMixin, LedgerViewSet):
+    access_customer_field = "id"
+    access_list_surface, access_detail_surface = Surface.API_CUSTOMER_LIST, Surface.API_CUSTOMER
     queryset = Customer.objects.all()
     serializer_class = CustomerSerializer
     filters = {
@@ -283,7 +286,8 @@ class CustomerViewSet(LedgerViewSet):
     }
 
 
-class ContactViewSet(LedgerViewSet):
+class ContactViewSet(LoggedReadsMixin, LedgerViewSet):
+    access_list_surface, access_detail_surface = Surface.API_CONTACT_LIST, Surface.API_CONTACT
     queryset = Contact.objects.all()
     serializer_class = ContactSerializer
     filters = {"customer": "customer"}
