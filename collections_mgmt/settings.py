@@ -284,6 +284,14 @@ DUNNING_MAX_CONSUMER_CONTACTS_PER_MONTH = int(
 # How many notices one sending task takes; the nightly run starts enough tasks for all.
 DUNNING_SEND_CHUNK = int(os.environ.get("DUNNING_SEND_CHUNK", "500"))
 
+# Message templates (dunning/template_engine.py): what one rendering may produce, and how
+# long it may take; a width-like filter argument (ljust, center, stringformat, floatformat,
+# wordwrap, truncate*) over the last limit is refused when the template is saved and when
+# it is rendered. Over any limit the preview shows the error and the sender fails the notice.
+TEMPLATE_MAX_OUTPUT_CHARS = int(os.environ.get("TEMPLATE_MAX_OUTPUT_CHARS", "200000"))
+TEMPLATE_MAX_RENDER_SECONDS = float(os.environ.get("TEMPLATE_MAX_RENDER_SECONDS", "2"))
+TEMPLATE_MAX_FILTER_WIDTH = int(os.environ.get("TEMPLATE_MAX_FILTER_WIDTH", "1000"))
+
 # Case work: a promise holds dunning until its date plus this many days; payment plans
 # above this total (in the plan's currency) wait for a manager; installment reminders go
 # out this many days before the due date.
