@@ -22,7 +22,7 @@ from django.utils.functional import cached_property
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from . import forms, permissions, selectors, services
+from . import forms, permissions, selectors, services, timezones
 from .access_log import LoggedChangelistMixin, Surface
 from .aging import BUCKET_CHOICES, BUCKETS_BY_KEY
 from .models import AccessLog, Activity, Allocation, Contact, Customer, Invoice, Payment
@@ -399,6 +399,7 @@ class CustomerAdmin(LoggedChangelistMixin, CustomerActionsMixin, LedgerAdmin):
                     "industry",
                     "country",
                     "timezone",
+                    "timezone_in_use",
                     "language",
                     "currency",
                     "credit_limit",
@@ -443,8 +444,30 @@ class CustomerAdmin(LoggedChangelistMixin, CustomerActionsMixin, LedgerAdmin):
     def access_customer_id(self, customer):
         return customer.pk
 
+    @admin.display(description=_("time zone in use"))
+    def timezone_in_use(self, customer):
+        """The zone the contact hours follow, and whether it was given or assumed."""
+        if customer.pk is None:
+            return _("Inferred from the country when left as UTC.")
+        source = customer.get_timezone_source_display()
+        if customer.timezone_source == Customer.TimezoneSource.AMBIGUOUS:
+            zones = ", ".join(timezones.contact_zones(customer))
+            return _("%(zone)s, assumed (%(source)s: %(zones)s)") % {
+                "zone": customer.timezone,
+                "source": source,
+                "zones": zones,
+            }
+        if customer.timezone_source == Customer.TimezoneSource.GIVEN:
+            return _("%(zone)s, as given") % {"zone": customer.timezone}
+        region = f" {customer.timezone_region}" if customer.timezone_region else ""
+        return _("%(zone)s, assumed (%(source)s%(region)s)") % {
+            "zone": customer.timezone,
+            "source": source,
+            "region": region,
+        }
+
     def get_readonly_fields(self, request, obj=None):
-        fields = list(self.always_readonly)
+        fields = [*self.always_readonly, "timezone_in_use"]
         if obj is not None and not request.user.has_perm("accounts.work_all_customers"):
             fields += self.manager_only
         return fields
@@ -459,6 +482,12 @@ class CustomerAdmin(LoggedChangelistMixin, CustomerActionsMixin, LedgerAdmin):
         return permissions.can_work(request.user, obj)
 
     def save_model(self, request, obj, form, change):
+        if "timezone" in form.changed_data:
+            timezones.assign(obj, is_given=True)
+        elif not change or (
+            "country" in form.changed_data and obj.timezone_source != Customer.TimezoneSource.GIVEN
+        ):
+            timezones.assign(obj, is_given=False)  # left as it was: inferred
         services.save_customer(customer=obj, by=request.user)
 
     def get_urls(self):

@@ -6,7 +6,7 @@ from django.utils.dateparse import parse_date, parse_datetime
 from rest_framework import mixins, serializers, viewsets
 from rest_framework.exceptions import PermissionDenied, ValidationError
 
-from . import services
+from . import services, timezones
 from .access_log import LoggedReadsMixin, Surface
 from .api_policy import MethodCheckedFirst
 from .idempotency import run_once
@@ -42,6 +42,8 @@ class CustomerSerializer(SavedThroughServices, serializers.ModelSerializer):
             "industry",
             "country",
             "timezone",
+            "timezone_source",
+            "timezone_region",
             "language",
             "currency",
             "credit_limit",
@@ -62,9 +64,15 @@ class CustomerSerializer(SavedThroughServices, serializers.ModelSerializer):
             "assigned_agent",
             "dunning_paused_until",
             "dunning_pause_reason",
+            "timezone_source",
+            "timezone_region",
             "created_at",
             "updated_at",
         ]
+
+    def validate(self, attrs):
+        # No zone given: inferred from the country (accounts/timezones.py).
+        return timezones.settle(super().validate(attrs), stored=self.instance)
 
     def save_edited(self, instance, by):
         return services.save_customer(customer=instance, by=by)

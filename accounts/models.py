@@ -129,6 +129,32 @@ class Customer(models.Model):
     )
     risk_factors = models.JSONField(_("risk factors"), null=True, blank=True)
     risk_scored_at = models.DateTimeField(_("risk scored at"), null=True, blank=True)
+
+    # Where the time zone came from (accounts/timezones.py): given, or inferred when the
+    # row had none; an ambiguous one makes the contact hours of every candidate zone apply.
+    class TimezoneSource(models.TextChoices):
+        GIVEN = "given", _("given")
+        REGION = "region", _("inferred from region or postal code")
+        COUNTRY = "country", _("inferred from country")
+        AMBIGUOUS = "ambiguous", _("ambiguous: hours allowed in every zone of the place")
+        DEFAULT = "default", _("UTC by default: no country")
+
+    timezone_source = models.CharField(
+        _("time zone source"),
+        max_length=10,
+        choices=TimezoneSource,
+        default=TimezoneSource.GIVEN,
+        db_default=TimezoneSource.GIVEN,
+    )
+    timezone_region = models.CharField(
+        _("time zone region"),
+        max_length=10,
+        blank=True,
+        default="",
+        db_default="",
+        help_text=_("The region the zone was inferred from, e.g. US-TX."),
+    )
+
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
