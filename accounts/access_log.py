@@ -8,13 +8,17 @@ Why one row per customer shown and not one row per request with an array of ids:
 looked at this debtor" is then an index range scan on (customer, at) that works on SQLite
 and PostgreSQL alike and filters like any other admin column; an array would need a GIN
 index (PostgreSQL only) and a containment lookup the admin cannot filter by. The cost is
-one multi-row INSERT per request (50 rows for a list page, about a millisecond).
+one INSERT per request (50 rows for a list page: 4 ms median on the loaded bench
+machine, against 20 ms through bulk_create with a synchronous commit).
 """
 
+import json
 import uuid
 from collections.abc import Iterable
 
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
+from django.utils import timezone
 
 from .models import AccessLog
 
@@ -25,30 +29,48 @@ def record(request, *, surface: str, customer_ids: Iterable[int | None], details
     """Log that `request.user` was shown these customers on `surface`; returns rows written.
 
     A customer listed twice is logged once; None (a portfolio export) logs one row
-    without a customer. One INSERT on PostgreSQL whatever the count (SQLite may split a
-    long list into batches: the atomic block keeps them together).
+    without a customer. One INSERT ... SELECT FROM unnest(ids) on PostgreSQL whatever
+    the count; bulk_create elsewhere (SQLite, the laptop default).
     """
     ids = list(dict.fromkeys(customer_ids))
     if not ids:
         return 0
     user = getattr(request, "user", None)
     user_id = user.pk if user is not None and user.is_authenticated else None
-    request_id = uuid.uuid4()
-    path = (getattr(request, "path", "") or "")[:200]
-    rows = [
-        AccessLog(
-            user_id=user_id,
-            customer_id=customer_id,
-            surface=surface,
-            path=path,
-            request_id=request_id,
-            details=details or {},
-        )
-        for customer_id in ids
-    ]
-    with transaction.atomic():
-        AccessLog.objects.bulk_create(rows)
-    return len(rows)
+    row = {
+        "at": timezone.now(),
+        "user_id": user_id,
+        "surface": str(surface),
+        "path": (getattr(request, "path", "") or "")[:200],
+        "request_id": uuid.uuid4(),
+        "details": details or {},
+    }
+    connection = transaction.get_connection()
+    if connection.vendor != "postgresql":
+        with transaction.atomic():
+            AccessLog.objects.bulk_create([AccessLog(customer_id=pk, **row) for pk in ids])
+        return len(ids)
+    is_own_transaction = not connection.in_atomic_block
+    with transaction.atomic(), connection.cursor() as cursor:
+        if is_own_transaction:
+            # Our own transaction (the page's reads are done): its commit need not wait
+            # for the WAL flush, which costs milliseconds on a busy disk. A database crash
+            # in the next few hundred ms could lose these rows, never corrupt anything; a
+            # request that writes in its own transaction keeps its full durability.
+            cursor.execute("SET LOCAL synchronous_commit TO OFF")
+        # One statement with the ids as one array parameter: a fraction of the cost of
+        # bulk_create's row of parameters per customer (and no ids to return).
+        values = {**row, "details": json.dumps(row["details"], cls=DjangoJSONEncoder)}
+        cursor.execute(_INSERT, [*values.values(), ids])
+    return len(ids)
+
+
+_INSERT = f"""
+    INSERT INTO "{AccessLog._meta.db_table}"
+        (at, user_id, surface, path, request_id, details, customer_id)
+    SELECT %s, %s, %s, %s, %s, %s::jsonb, customer_id
+    FROM unnest(%s::bigint[]) AS customer_id
+"""  # noqa: S608 - the table name is ours, every value a parameter
 
 
 class LoggedChangelistMixin:

@@ -222,6 +222,6 @@ class CaptureInserts:
         self._hook.__exit__(*exc)
 
     def _count(self, execute, sql, params, many, context):
-        if sql.startswith('INSERT INTO "accounts_accesslog"'):
+        if sql.lstrip().startswith('INSERT INTO "accounts_accesslog"'):
             self.count += 1
         return execute(sql, params, many, context)
