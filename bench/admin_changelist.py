@@ -345,6 +345,8 @@ def measure(client, page: Page, repeat: int) -> Result:
 def explain(statement: str) -> str:
     from django.db import connection
 
+    if not statement.lstrip().upper().startswith(("SELECT", "WITH")):
+        return "(not a read: not explained, EXPLAIN ANALYZE would run it)"
     with connection.cursor() as cursor:
         cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS) {statement}")
         return "\n".join(row[0] for row in cursor.fetchall())

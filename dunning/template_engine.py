@@ -177,16 +177,24 @@ def _counted(render_annotated):
     return counted
 
 
-def render(source: str, context: dict, *, html: bool = False) -> str:
-    """The template rendered within its limits; TemplateLimitError past one of them.
-
-    Raises TemplateSyntaxError for a template that does not compile.
-    """
+@functools.lru_cache(maxsize=256)
+def _compiled(source: str, *, html: bool):
+    """The template compiled once per text (the sender renders the same few thousands of
+    times); its nodes keep no state between renders, as with Django's cached loader."""
     template = engine(html=html).from_string(source)
     # The pieces that emit text (nodes with no nodes inside) count what they emit.
     for node in template.nodelist.get_nodes_by_type(Node):
         if node.get_nodes_by_type(Node) == [node]:
             node.render_annotated = _counted(node.render_annotated)
+    return template
+
+
+def render(source: str, context: dict, *, html: bool = False) -> str:
+    """The template rendered within its limits; TemplateLimitError past one of them.
+
+    Raises TemplateSyntaxError for a template that does not compile.
+    """
+    template = _compiled(source, html=html)
     budget = _Budget()
     rendered = template.render(BoundedContext(context, autoescape=html, budget=budget))
     if len(rendered) > max_output():

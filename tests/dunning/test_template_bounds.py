@@ -175,3 +175,13 @@ def test_the_edit_draft_shows_the_error(settings):
     draft = services.draft(Notice.objects.get(pk=notice.pk))
     assert "ljust:100000000" in draft["error"]
     assert draft["body_text"] == ""
+
+
+def test_a_template_compiled_once_renders_each_context_afresh(settings):
+    source = "{% for i in invoices %}{% cycle 'a' 'b' %}{% endfor %} {{ customer_name }}"
+    context = {**CONTEXT, "invoices": [1, 2, 3]}
+    assert rendering.render_string(source, context) == "aba Acme Rockets"
+    assert rendering.render_string(source, {**context, "customer_name": "Bolt"}) == "aba Bolt"
+    settings.TEMPLATE_MAX_OUTPUT_CHARS = 5  # the limits are read at each render
+    with pytest.raises(rendering.RenderError, match="more than 5 characters"):
+        rendering.render_string(source, context)
