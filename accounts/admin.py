@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from django import forms as djforms
 from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db import models
@@ -21,9 +22,10 @@ from django.utils.functional import cached_property
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from . import forms, permissions, selectors, services
+from . import forms, permissions, selectors, services, timezones
+from .access_log import LoggedChangelistMixin, Surface
 from .aging import BUCKET_CHOICES, BUCKETS_BY_KEY
-from .models import Activity, Allocation, Contact, Customer, Invoice, Payment
+from .models import AccessLog, Activity, Allocation, Contact, Customer, Invoice, Payment
 
 
 class CappedCountPaginator(Paginator):
@@ -351,7 +353,9 @@ def add_customer_action(action: CustomerAction) -> None:
 
 
 @admin.register(Customer)
-class CustomerAdmin(CustomerActionsMixin, LedgerAdmin):
+class CustomerAdmin(LoggedChangelistMixin, CustomerActionsMixin, LedgerAdmin):
+    access_list_surface = Surface.CUSTOMER_LIST
+    access_page_surface = Surface.CUSTOMER_PAGE
     list_display = [
         "name",
         "segment",
@@ -396,6 +400,7 @@ class CustomerAdmin(CustomerActionsMixin, LedgerAdmin):
                     "industry",
                     "country",
                     "timezone",
+                    "timezone_in_use",
                     "language",
                     "currency",
                     "credit_limit",
@@ -437,8 +442,33 @@ class CustomerAdmin(CustomerActionsMixin, LedgerAdmin):
     def hold_list(self, customer):
         return ", ".join(customer.holds) or "—"
 
+    def access_customer_id(self, customer):
+        return customer.pk
+
+    @admin.display(description=_("time zone in use"))
+    def timezone_in_use(self, customer):
+        """The zone the contact hours follow, and whether it was given or assumed."""
+        if customer.pk is None:
+            return _("Inferred from the country when left as UTC.")
+        source = customer.get_timezone_source_display()
+        if customer.timezone_source == Customer.TimezoneSource.AMBIGUOUS:
+            zones = ", ".join(timezones.contact_zones(customer))
+            return _("%(zone)s, assumed (%(source)s: %(zones)s)") % {
+                "zone": customer.timezone,
+                "source": source,
+                "zones": zones,
+            }
+        if customer.timezone_source == Customer.TimezoneSource.GIVEN:
+            return _("%(zone)s, as given") % {"zone": customer.timezone}
+        region = f" {customer.timezone_region}" if customer.timezone_region else ""
+        return _("%(zone)s, assumed (%(source)s%(region)s)") % {
+            "zone": customer.timezone,
+            "source": source,
+            "region": region,
+        }
+
     def get_readonly_fields(self, request, obj=None):
-        fields = list(self.always_readonly)
+        fields = [*self.always_readonly, "timezone_in_use"]
         if obj is not None and not request.user.has_perm("accounts.work_all_customers"):
             fields += self.manager_only
         return fields
@@ -453,6 +483,12 @@ class CustomerAdmin(CustomerActionsMixin, LedgerAdmin):
         return permissions.can_work(request.user, obj)
 
     def save_model(self, request, obj, form, change):
+        if "timezone" in form.changed_data:
+            timezones.assign(obj, is_given=True)
+        elif not change or (
+            "country" in form.changed_data and obj.timezone_source != Customer.TimezoneSource.GIVEN
+        ):
+            timezones.assign(obj, is_given=False)  # left as it was: inferred
         services.save_customer(customer=obj, by=request.user)
 
     def get_urls(self):
@@ -514,13 +550,21 @@ class CustomerAdmin(CustomerActionsMixin, LedgerAdmin):
                 can_pause=user.has_perm("accounts.pause_dunning"),
                 can_assign=user.has_perm("accounts.assign_customer"),
                 balances=services.open_balances(customer),
+                access_log_url=(
+                    reverse("admin:accounts_accesslog_changelist") + f"?customer={customer.pk}"
+                    if user.has_perm("accounts.view_accesslog")
+                    else ""
+                ),
             )
         return super().change_view(request, object_id, form_url, extra_context)
 
 
 @admin.register(Contact)
-class ContactAdmin(admin.ModelAdmin):
+class ContactAdmin(LoggedChangelistMixin, admin.ModelAdmin):
     """Find contacts by e-mail or phone, and import them; they are edited on their customer."""
+
+    access_list_surface = Surface.CONTACT_LIST
+    access_page_surface = Surface.CONTACT_PAGE
 
     list_display = ["name", "customer", "role", "email", "phone", "is_primary"]
     list_filter = ["is_primary"]
@@ -775,8 +819,11 @@ class AllocationAdmin(LedgerAdmin):
 
 
 @admin.register(Activity)
-class ActivityAdmin(LedgerAdmin):
+class ActivityAdmin(LoggedChangelistMixin, LedgerAdmin):
     """The timeline is read-only here: entries are added by the customer actions."""
+
+    access_list_surface = Surface.TIMELINE
+    access_page_surface = Surface.TIMELINE
 
     list_display = [
         "occurred_at",
@@ -799,6 +846,52 @@ class ActivityAdmin(LedgerAdmin):
             return queryset, False
         customers = selectors.customers_matching(term, field="customer_id")
         return queryset.filter(customers | Q(invoice__number=term)), False
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+class AccessLogUserFilter(admin.SimpleListFilter):
+    """Staff who may have looked (a list of the staff, not a scan of the log)."""
+
+    title = _("user")
+    parameter_name = "user"
+
+    def lookups(self, request, model_admin):
+        staff = get_user_model().objects.filter(is_staff=True).order_by("username")
+        return [(str(user.pk), user.get_username()) for user in staff]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        return queryset.filter(user=int(value)) if value and value.isdigit() else queryset
+
+
+@admin.register(AccessLog)
+class AccessLogAdmin(LedgerAdmin):
+    """Who was shown which customer, where and when: read-only, never changed or deleted.
+
+    The customer page links here as ?customer=<id> ("who viewed this"); search takes a
+    customer's name, reference, contact e-mail or phone, or a username.
+    """
+
+    list_display = ["at", "user", "customer", "surface", "path", "details"]
+    list_filter = [AccessLogUserFilter, "surface"]
+    list_select_related = ["user", "customer"]
+    date_hierarchy = "at"
+    search_fields = ["user__username"]
+    search_help_text = _("Customer name, reference, contact e-mail or phone; or a username")
+    ordering = ["-at", "-id"]
+    readonly_fields = ["at", "user", "customer", "surface", "path", "request_id", "details"]
+
+    def get_search_results(self, request, queryset, search_term):
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        customers = selectors.customers_matching(term, field="customer_id")
+        return queryset.filter(customers | Q(user__username=term)), False
 
     def has_add_permission(self, request):
         return False

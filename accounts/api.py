@@ -6,7 +6,8 @@ from django.utils.dateparse import parse_date, parse_datetime
 from rest_framework import mixins, serializers, viewsets
 from rest_framework.exceptions import PermissionDenied, ValidationError
 
-from . import services
+from . import services, timezones
+from .access_log import LoggedReadsMixin, Surface
 from .api_policy import MethodCheckedFirst
 from .idempotency import run_once
 from .models import Activity, Contact, Customer, Invoice, Payment, normalize_phone
@@ -41,6 +42,8 @@ class CustomerSerializer(SavedThroughServices, serializers.ModelSerializer):
             "industry",
             "country",
             "timezone",
+            "timezone_source",
+            "timezone_region",
             "language",
             "currency",
             "credit_limit",
@@ -61,9 +64,15 @@ class CustomerSerializer(SavedThroughServices, serializers.ModelSerializer):
             "assigned_agent",
             "dunning_paused_until",
             "dunning_pause_reason",
+            "timezone_source",
+            "timezone_region",
             "created_at",
             "updated_at",
         ]
+
+    def validate(self, attrs):
+        # No zone given: inferred from the country (accounts/timezones.py).
+        return timezones.settle(super().validate(attrs), stored=self.instance)
 
     def save_edited(self, instance, by):
         return services.save_customer(customer=instance, by=by)
@@ -272,7 +281,9 @@ class LedgerViewSet(
         return filter_by_params(super().get_queryset(), self.request.query_params, self.filters)
 
 
-class CustomerViewSet(LedgerViewSet):
+class CustomerViewSet(LoggedReadsMixin, LedgerViewSet):
+    access_customer_field = "id"
+    access_list_surface, access_detail_surface = Surface.API_CUSTOMER_LIST, Surface.API_CUSTOMER
     queryset = Customer.objects.all()
     serializer_class = CustomerSerializer
     filters = {
@@ -283,7 +294,8 @@ class CustomerViewSet(LedgerViewSet):
     }
 
 
-class ContactViewSet(LedgerViewSet):
+class ContactViewSet(LoggedReadsMixin, LedgerViewSet):
+    access_list_surface, access_detail_surface = Surface.API_CONTACT_LIST, Surface.API_CONTACT
     queryset = Contact.objects.all()
     serializer_class = ContactSerializer
     filters = {"customer": "customer"}

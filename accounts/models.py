@@ -129,6 +129,32 @@ class Customer(models.Model):
     )
     risk_factors = models.JSONField(_("risk factors"), null=True, blank=True)
     risk_scored_at = models.DateTimeField(_("risk scored at"), null=True, blank=True)
+
+    # Where the time zone came from (accounts/timezones.py): given, or inferred when the
+    # row had none; an ambiguous one makes the contact hours of every candidate zone apply.
+    class TimezoneSource(models.TextChoices):
+        GIVEN = "given", _("given")
+        REGION = "region", _("inferred from region or postal code")
+        COUNTRY = "country", _("inferred from country")
+        AMBIGUOUS = "ambiguous", _("ambiguous: hours allowed in every zone of the place")
+        DEFAULT = "default", _("UTC by default: no country")
+
+    timezone_source = models.CharField(
+        _("time zone source"),
+        max_length=10,
+        choices=TimezoneSource,
+        default=TimezoneSource.GIVEN,
+        db_default=TimezoneSource.GIVEN,
+    )
+    timezone_region = models.CharField(
+        _("time zone region"),
+        max_length=10,
+        blank=True,
+        default="",
+        db_default="",
+        help_text=_("The region the zone was inferred from, e.g. US-TX."),
+    )
+
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -642,3 +668,90 @@ class IdempotencyRecord(models.Model):
 
     def __str__(self):
         return f"{self.endpoint} {self.key}"
+
+
+# --- Access log (who looked at which debtor) ------------------------------------------------
+
+
+class AccessLogQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise AppendOnlyError("the access log is append-only")
+
+    def delete(self):
+        raise AppendOnlyError("the access log is append-only")
+
+
+class AccessLog(models.Model):
+    """One customer's personal data shown to one user: which page or API call, and when.
+
+    One row per customer shown (a list page of 50 customers writes 50 rows, in one INSERT
+    per request, see accounts/access_log.py); `request_id` groups the rows of one request.
+    A portfolio export, which may cover every customer, is one row without a customer
+    that names its ReportExport. Append-only: never updated, never deleted (the model,
+    the queryset, the admin and, on PostgreSQL, a trigger refuse it).
+    """
+
+    class Surface(models.TextChoices):
+        CUSTOMER_PAGE = "customer_page", _("Customer page")
+        CUSTOMER_LIST = "customer_list", _("Customer list")
+        CONTACT_PAGE = "contact_page", _("Contact page")
+        CONTACT_LIST = "contact_list", _("Contact list")
+        TIMELINE = "timeline", _("Timeline list")
+        WORKLIST = "worklist", _("Worklist")
+        API_CUSTOMER = "api_customer", _("API: customer")
+        API_CUSTOMER_LIST = "api_customer_list", _("API: customer list")
+        API_CONTACT = "api_contact", _("API: contact")
+        API_CONTACT_LIST = "api_contact_list", _("API: contact list")
+        STATEMENT = "statement", _("Statement download")
+        REPORT = "report", _("Aging report on screen")
+        EXPORT = "export", _("Portfolio export download")
+
+    at = models.DateTimeField(_("when"), default=timezone.now)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("user"),
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_index=False,  # accesslog_user_at leads with it
+    )
+    customer = models.ForeignKey(
+        Customer,
+        verbose_name=_("customer"),
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_index=False,  # accesslog_customer_at leads with it
+        help_text=_("Empty for a portfolio export (see its details)."),
+    )
+    surface = models.CharField(_("where"), max_length=20, choices=Surface)
+    # The path only: a query string can hold what was searched for (an e-mail address).
+    path = models.CharField(_("path"), max_length=200, blank=True)
+    request_id = models.UUIDField(_("request"))
+    details = models.JSONField(_("details"), default=dict, blank=True)
+
+    objects = AccessLogQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("access log entry")
+        verbose_name_plural = _("access log")
+        ordering = ["-at", "-id"]
+        indexes = [
+            models.Index(fields=["customer", "-at"], name="accesslog_customer_at"),
+            models.Index(fields=["user", "-at"], name="accesslog_user_at"),
+            models.Index(fields=["-at"], name="accesslog_at"),
+        ]
+
+    def __str__(self):
+        return f"{self.get_surface_display()} at {self.at:%Y-%m-%d %H:%M}"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise AppendOnlyError("the access log is append-only")
+        kwargs["force_insert"] = True
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise AppendOnlyError("the access log is append-only")

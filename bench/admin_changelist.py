@@ -331,7 +331,13 @@ def measure(client, page: Page, repeat: int) -> Result:
             response = client.get(page.url)
             elapsed_ms = (time.perf_counter() - started) * 1000
         check(page, response)
-        statements = [query["sql"] for query in captured.captured_queries]
+        # BEGIN/COMMIT are logged by Django but never pass the timer (a page that writes,
+        # such as the access log's one INSERT, runs in a transaction).
+        statements = [
+            query["sql"]
+            for query in captured.captured_queries
+            if query["sql"] not in ("BEGIN", "COMMIT", "ROLLBACK")
+        ]
         runs.append(Run(elapsed_ms, list(zip(timer.ms, statements, strict=True))))
     return Result(page, runs)
 
@@ -339,6 +345,8 @@ def measure(client, page: Page, repeat: int) -> Result:
 def explain(statement: str) -> str:
     from django.db import connection
 
+    if not statement.lstrip().upper().startswith(("SELECT", "WITH")):
+        return "(not a read: not explained, EXPLAIN ANALYZE would run it)"
     with connection.cursor() as cursor:
         cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS) {statement}")
         return "\n".join(row[0] for row in cursor.fetchall())

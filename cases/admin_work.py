@@ -22,7 +22,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext_lazy as _
 
-from accounts import forms
+from accounts import access_log, forms
 from accounts.admin import agent_filter
 from accounts.admin_decisions import ConfirmForm, Decision, DecisionAdmin
 from accounts.models import Activity
@@ -260,6 +260,11 @@ class TaskAdmin(DecisionAdmin):
             agent=agent,
             unassigned=unassigned,
             page=int(page) if page.isdigit() else 1,
+        )
+        access_log.record(
+            request,
+            surface=access_log.Surface.WORKLIST,
+            customer_ids=[row.customer_id for row in result.rows],
         )
         return TemplateResponse(
             request,

@@ -305,6 +305,14 @@ DUNNING_SENDING_TIMEOUT_SECONDS = int(os.environ.get("DUNNING_SENDING_TIMEOUT_SE
 REPORT_SENDING_TIMEOUT_SECONDS = int(os.environ.get("REPORT_SENDING_TIMEOUT_SECONDS", "900"))
 EMAIL_TIMEOUT = int(os.environ.get("EMAIL_TIMEOUT", "60"))
 
+# Message templates (dunning/template_engine.py): what one rendering may produce, and how
+# long it may take; a width-like filter argument (ljust, center, stringformat, floatformat,
+# wordwrap, truncate*) over the last limit is refused when the template is saved and when
+# it is rendered. Over any limit the preview shows the error and the sender fails the notice.
+TEMPLATE_MAX_OUTPUT_CHARS = int(os.environ.get("TEMPLATE_MAX_OUTPUT_CHARS", "200000"))
+TEMPLATE_MAX_RENDER_SECONDS = float(os.environ.get("TEMPLATE_MAX_RENDER_SECONDS", "2"))
+TEMPLATE_MAX_FILTER_WIDTH = int(os.environ.get("TEMPLATE_MAX_FILTER_WIDTH", "1000"))
+
 # Case work: a promise holds dunning until its date plus this many days; payment plans
 # above this total (in the plan's currency) wait for a manager; installment reminders go
 # out this many days before the due date.

@@ -20,6 +20,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils.translation import gettext as _
 
+from accounts import timezones
 from accounts.models import Customer
 
 from .models import WEEKDAY_NAMES, ContactRule, PublicHoliday
@@ -86,17 +87,48 @@ def next_contact(customer, now: dt.datetime, rule: ContactRule) -> tuple[dt.date
     The reason names every guard passed on the way, in order: "quiet hours until 08:00
     America/Chicago"; "public holiday (Thanksgiving Day) until 08:00 America/Chicago on
     2026-11-27"; "quiet hours, then no contact on Sunday until 08:00 ... on 2026-11-30".
+
+    A customer whose zone was not given and whose place is ambiguous (a US row without a
+    state) may be in any of several zones (accounts.timezones.contact_zones): the moment
+    must then be allowed in every one of them (Regulation F, 12 CFR 1006.6(b)(1)(i)).
+    1. Ask each zone for its first allowed moment from the candidate (at first `now`).
+    2. The latest of them is the next candidate; when every zone answers the candidate
+       itself, it is allowed in all of them. A zone closing before another opens answers
+       with its next day, so the candidate only moves forward, to the intersection.
     """
-    zone = zoneinfo.ZoneInfo(customer.timezone)
-    local = now.astimezone(zone)
-    today = local.date()
+    zones = [zoneinfo.ZoneInfo(name) for name in timezones.contact_zones(customer)]
     closed_days = {}
     if rule.observe_public_holidays:
-        last = today + dt.timedelta(days=SEARCH_DAYS)
+        first = min(now.astimezone(zone).date() for zone in zones)
+        last = first + dt.timedelta(days=SEARCH_DAYS + 1)
         closed_days = {
             day: f"public holiday ({name})"
-            for day, name in holidays_between(customer.country, today, last).items()
+            for day, name in holidays_between(customer.country, first, last).items()
         }
+    if len(zones) == 1:
+        return _next_in_zone(customer, now, rule, zones[0], closed_days)
+    moment, reasons = now, []
+    for _round in range(4 * len(zones) + 8):
+        answers = [_next_in_zone(customer, moment, rule, zone, closed_days) for zone in zones]
+        latest, why = max(answers, key=lambda answer: answer[0])
+        if latest == moment:
+            if moment == now:
+                return now, ""
+            guards = "; ".join(dict.fromkeys(reasons))
+            place = customer.timezone_region or customer.country
+            why = f"{guards} (time zone unknown: within hours in all {len(zones)} zones of {place})"
+            return moment, why[-250:]  # the notice's reason holds 300 characters
+        moment = latest
+        reasons.append(why)
+    raise RuntimeError(f"{rule}: the contact hours of {customer}'s zones never overlap")
+
+
+def _next_in_zone(
+    customer, now: dt.datetime, rule: ContactRule, zone: dt.tzinfo, closed_days: dict
+) -> tuple[dt.datetime, str]:
+    """`next_contact` in one zone, with the country's closed days already read."""
+    local = now.astimezone(zone)
+    today = local.date()
     blocked_weekdays = set(rule.no_contact_weekdays)
     passed: list[str] = []
     day = today
@@ -115,7 +147,7 @@ def next_contact(customer, now: dt.datetime, rule: ContactRule) -> tuple[dt.date
                     return now, ""
                 if offset == 0:
                     passed.append(QUIET_HOURS)  # early morning
-                return opens, _explain(passed, opens, customer.timezone)
+                return opens, _explain(passed, opens, str(zone))
             passed.append(QUIET_HOURS)  # later today; only day 0 can close before `local`
         day += dt.timedelta(days=1)
     raise RuntimeError(f"{rule}: no day to contact {customer} within {SEARCH_DAYS} days")

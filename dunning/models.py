@@ -13,6 +13,8 @@ from accounts.models import Contact, Customer, Invoice
 from accounts.money import validate_currency
 from cases.models import Installment
 
+from . import template_engine
+
 
 class Channel(models.TextChoices):
     EMAIL = "email", _("E-mail")
@@ -112,6 +114,18 @@ class Template(models.Model):
 
     def __str__(self):
         return f"{self.name} ({self.language})"
+
+    def clean(self):
+        """Refuse a template that does not compile or asks a filter for too wide a result."""
+        super().clean()
+        errors = {}
+        for field in ("subject", "body_text", "body_html"):
+            try:
+                template_engine.validate_source(getattr(self, field), html=field == "body_html")
+            except ValidationError as exc:
+                errors[field] = exc.messages
+        if errors:
+            raise ValidationError(errors)
 
 
 class Step(models.Model):

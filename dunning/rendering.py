@@ -1,4 +1,5 @@
-"""Render notice templates: a sandboxed engine over plain values, loud on unknown variables.
+"""Render notice templates: a sandboxed, bounded engine over plain values, loud on unknown
+variables (dunning/template_engine.py bounds what a template may produce, in size and time).
 
 `render_notice` is what the sender and the admin preview use: it picks the customer's
 translation of the step's template, renders it, and finishes the message with the required
@@ -12,28 +13,23 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db.models import Q
-from django.template import Context, Engine, TemplateDoesNotExist, TemplateSyntaxError
+from django.template import TemplateDoesNotExist, TemplateSyntaxError
 from django.utils import formats, translation
 from django.utils.html import linebreaks, urlize
 
 from accounts.models import Contact, Customer, Invoice
 
-from . import unsubscribe
+from . import template_engine, unsubscribe
 from .models import REGIONS, Channel, Disclosure, Template
 from .wording import language_candidates, wording
 
-# Unknown variables render as this marker; finding it afterwards names the variable.
-_MISSING = "\x00missing:%s\x00"
+# Unknown variables render as template_engine.MISSING; finding it afterwards names them.
 _MISSING_RE = re.compile("\x00missing:(.*?)\x00")
-
-# Only the built-in tags and filters; no loaders, so templates cannot include files, and
-# the context holds plain strings, numbers, dates and lists, so nothing can call user code.
-_TEXT_ENGINE = Engine(autoescape=False, string_if_invalid=_MISSING, libraries={})
-_HTML_ENGINE = Engine(autoescape=True, string_if_invalid=_MISSING, libraries={})
 
 
 class RenderError(Exception):
-    """A template uses a variable the context does not have, or has a syntax error."""
+    """A template uses a variable the context does not have, has a syntax error, or went
+    over a limit (a filter's width, the output's size, the render's time)."""
 
 
 def notice_context(
@@ -100,11 +96,17 @@ def date_display(value: dt.date) -> str:
 
 
 def render_string(source: str, context: dict, *, html: bool = False) -> str:
-    engine = _HTML_ENGINE if html else _TEXT_ENGINE
+    """One template text rendered (Django's built-in tags and filters, bounded; no loaders,
+    so templates cannot include files; the context holds plain strings, numbers, dates and
+    lists, so nothing can call user code)."""
     try:
-        rendered = engine.from_string(source).render(Context(context, autoescape=html))
+        rendered = template_engine.render(source, context, html=html)
     except (TemplateSyntaxError, TemplateDoesNotExist) as exc:
         raise RenderError(f"template error: {exc}") from exc
+    except template_engine.TemplateLimitError as exc:
+        raise RenderError(f"template limit: {exc}") from exc
+    except (ArithmeticError, ValueError, TypeError, RecursionError) as exc:
+        raise RenderError(f"template error: {exc.__class__.__name__}: {exc}") from exc
     missing = sorted(set(_MISSING_RE.findall(rendered)))
     if missing:
         raise RenderError(f"unknown variable(s): {', '.join(missing)}")

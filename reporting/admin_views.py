@@ -15,6 +15,7 @@ from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from accounts import access_log
 from accounts.models import Customer
 
 from . import charts, services
@@ -110,6 +111,7 @@ def aging_report(request, model_admin):
         query = request.GET.copy()
         query.pop("format", None)
         export_url = reverse("admin:reporting_aging_export")
+        largest = list(customer_rows(report, limit=ON_SCREEN_CUSTOMERS))
         context.update(
             {
                 "report": report,
@@ -120,12 +122,17 @@ def aging_report(request, model_admin):
                     mark_safe(_screen_chart(report, amounts))  # noqa: S308 - charts escape labels
                     for amounts in report_summary.totals.values()
                 ],
-                "largest": list(customer_rows(report, limit=ON_SCREEN_CUSTOMERS)),
+                "largest": largest,
                 "downloads": [
                     (label, f"{export_url}?{urlencode({**query.dict(), 'format': fmt})}")
                     for fmt, label in ReportFormat.choices
                 ],
             }
+        )
+        access_log.record(
+            request,
+            surface=access_log.Surface.REPORT,
+            customer_ids=[row.customer_id for row in largest],
         )
     return TemplateResponse(request, "admin/reporting/aging.html", context)
 
@@ -157,6 +164,12 @@ def aging_export(request):
     file = services.export_aging(
         report=report, fmt=fmt, by=request.user, via=ReportExport.Via.ADMIN
     )
+    access_log.record(
+        request,
+        surface=access_log.Surface.EXPORT,
+        customer_ids=[None],
+        details={"report_export": file.record.pk, "format": fmt, "filters": file.record.filters},
+    )
     return _file_response(file)
 
 
@@ -179,4 +192,10 @@ def customer_statement(request, customer_id: int):
     except ValueError:
         return HttpResponseBadRequest(_("as_of must be a date, YYYY-MM-DD."))
     file = services.customer_statement(customer=customer, as_of=as_of, by=request.user)
+    access_log.record(
+        request,
+        surface=access_log.Surface.STATEMENT,
+        customer_ids=[customer.pk],
+        details={"report_export": file.record.pk},
+    )
     return _file_response(file)

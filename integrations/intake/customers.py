@@ -1,10 +1,16 @@
 """Customer rows: read, keyed by source + external_ref, written through save_customer.
 
 Columns (each header as named here, any case): source, external_ref, name, kind, segment,
-industry, country, timezone, language, currency, credit_limit. Only external_ref is
-required. A column the file lacks leaves the stored value alone; an empty cell of kind,
-segment, timezone, language or currency sets that field's default, and an empty source
+industry, country, timezone, language, currency, credit_limit, and region (or state,
+province) and postal_code (or zip, postcode), read only to infer a missing time zone. Only
+external_ref is required. A column the file lacks leaves the stored value alone; an empty
+cell of kind, segment, language or currency sets that field's default, and an empty source
 means "spreadsheet" (the source the generic invoice profile gives customers).
+
+A new customer without a time zone gets one inferred from its country, region and postal
+code (accounts/timezones.py; "ambiguous" where the place spans zones); so does a stored
+customer whose zone was inferred when its country, region or postal code comes again. A
+zone given once is kept until a file gives another.
 
 A new customer is created, and a changed one saved, by `accounts.services.save_customer`,
 which validates it and writes "Customer created" or each tracked change to the timeline.
@@ -15,7 +21,7 @@ from collections.abc import Iterable, Mapping
 
 from django.db.models import Q
 
-from accounts import services
+from accounts import services, timezones
 from accounts.models import Customer
 
 from ..models import IntakeBatch
@@ -37,13 +43,17 @@ FIELDS = (
     "currency",
     "credit_limit",
 )
-COLUMNS = {name: [name] for name in FIELDS}
+# Read only to infer a missing time zone; not stored.
+HINTS = {
+    "region": ["region", "state", "province"],
+    "postal_code": ["postal_code", "zip", "postcode"],
+}
+COLUMNS = {**{name: [name] for name in FIELDS}, **HINTS}
 REQUIRED = ("external_ref",)
 DEFAULTS = {
     "source": DEFAULT_SOURCE,
     "kind": Customer.Kind.BUSINESS,
     "segment": Customer.Segment.STANDARD,
-    "timezone": "UTC",
     "language": "en",
     "currency": "USD",
 }
@@ -68,6 +78,9 @@ class CustomerParser:
                 continue
             if cleaned[name] in ("", None) and name in DEFAULTS:
                 cleaned[name] = DEFAULTS[name]
+        if cleaned.get("timezone") == "":
+            del cleaned["timezone"]  # inferred when applied
+        hints = {name: cleaned.pop(name) for name in HINTS if name in cleaned}
         source = cleaned.pop("source", DEFAULT_SOURCE)
         external_ref = cleaned.pop("external_ref", "")
         if not external_ref and "external_ref" not in errors:
@@ -79,7 +92,7 @@ class CustomerParser:
             raise RowRejected(errors)
         return Record(
             key=(source, external_ref),
-            values=cleaned,
+            values={**cleaned, **hints},
             label=external_ref,
             row_number=row_number,
             raw=raw if raw is not None else values,
@@ -125,14 +138,17 @@ class CustomerUpserter(RecordUpserter):
         return found
 
     def apply(self, record: Record, found: dict) -> tuple[str, dict]:
+        values = dict(record.values)
+        hints = {name: values.pop(name) for name in HINTS if name in values}
         stored = found.get(record.key)
+        values = timezones.settle(values, stored=stored, **hints)
         if stored is None:
             source, external_ref = record.key
-            customer = Customer(source=source, external_ref=external_ref, **record.values)
+            customer = Customer(source=source, external_ref=external_ref, **values)
             services.save_customer(customer=customer, by=self.by)
             found[record.key] = customer
             return "created", {}
-        changes = records.changes_of(stored, record.values)
+        changes = records.changes_of(stored, values)
         if not changes:
             return "unchanged", {}
         # A copy: if the ledger refuses the row, later rows still see the stored customer.

@@ -29,7 +29,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from accounts import bulk, services, timeline
+from accounts import bulk, services, timeline, timezones
 from accounts.models import Activity, Contact, Customer, Invoice, Payment
 
 from ..models import ImportProfile, IntakeBatch
@@ -698,11 +698,19 @@ class InvoiceUpserter:
     def _write(self, plan: _Plan) -> None:
         now = timezone.now()
         if plan.new_customers:
+            zones = {}  # country -> (zone, source, region): invoice rows carry no time zone
+            for c in plan.new_customers.values():
+                if c.country not in zones:
+                    found = timezones.infer(c.country)
+                    zones[c.country] = (found.zone, str(found.source), found.region)
             bulk.insert_rows(
                 Customer,
-                ("name", "source", "external_ref", "country", "currency"),
                 (
-                    (c.name, self.source, c.key, c.country, c.currency)
+                    *("name", "source", "external_ref", "country", "currency"),
+                    *("timezone", "timezone_source", "timezone_region"),
+                ),
+                (
+                    (c.name, self.source, c.key, c.country, c.currency, *zones[c.country])
                     for c in plan.new_customers.values()
                 ),
                 returning=False,

@@ -397,3 +397,77 @@ def test_staff_without_a_role_cannot_see_the_rules(client):
     client.force_login(UserFactory(username="nobody"))
     assert client.get(RULES).status_code == 403
     assert client.get(HOLIDAYS).status_code == 403
+
+
+# --- Ambiguous time zones (Regulation F, 12 CFR 1006.6(b)(1)(i)) ---------------------------
+
+UTC = dt.UTC
+EASTERN = zoneinfo.ZoneInfo("America/New_York")
+
+
+def ambiguous_us(**fields) -> Customer:
+    return CustomerFactory(
+        country="US", timezone="America/New_York", timezone_source="ambiguous", **fields
+    )
+
+
+def test_a_us_customer_of_unknown_zone_waits_until_every_us_zone_is_within_hours():
+    customer = ambiguous_us()
+    hours = contact_rules.rule_for(customer)
+    assert (hours.from_hour, hours.until_hour) == (8, 21)
+    eight_eastern = dt.datetime(2026, 11, 23, 8, 0, tzinfo=EASTERN)  # 05:00 Pacific
+    moment, why = contact_rules.next_contact(customer, eight_eastern, hours)
+    # The last zone to open is Hawaii's: 08:00 Honolulu is 13:00 Eastern, 10:00 Pacific.
+    assert moment == dt.datetime(2026, 11, 23, 18, 0, tzinfo=UTC)
+    assert moment.astimezone(zoneinfo.ZoneInfo("America/Los_Angeles")).hour == 10
+    assert why.startswith("quiet hours until 08:00 ")  # Honolulu's (or Adak's: the same clock)
+    assert why.endswith("(time zone unknown: within hours in all 8 zones of US)")
+    # Inside the intersection: now. After 21:00 Eastern (the first to close): tomorrow's.
+    one_pm = dt.datetime(2026, 11, 23, 13, 30, tzinfo=EASTERN)
+    assert contact_rules.next_contact(customer, one_pm, hours) == (one_pm, "")
+    late = dt.datetime(2026, 11, 23, 21, 30, tzinfo=EASTERN)  # 16:30 in Honolulu
+    moment, _why = contact_rules.next_contact(customer, late, hours)
+    assert moment == dt.datetime(2026, 11, 24, 18, 0, tzinfo=UTC)
+
+
+def test_the_same_customer_with_a_given_zone_is_contacted_in_that_zone():
+    customer = CustomerFactory(country="US", timezone="America/New_York")
+    eight_eastern = dt.datetime(2026, 11, 23, 8, 0, tzinfo=EASTERN)
+    rule_used = contact_rules.rule_for(customer)
+    assert contact_rules.next_contact(customer, eight_eastern, rule_used) == (eight_eastern, "")
+
+
+def test_a_texan_of_unknown_zip_waits_for_mountain_time():
+    customer = CustomerFactory(
+        country="US", timezone="America/Chicago", timezone_source="ambiguous"
+    )
+    customer.timezone_region = "US-TX"
+    eight_central = dt.datetime(2026, 11, 23, 8, 0, tzinfo=CHICAGO)
+    moment, why = contact_rules.next_contact(
+        customer, eight_central, contact_rules.rule_for(customer)
+    )
+    assert moment == dt.datetime(2026, 11, 23, 8, 0, tzinfo=zoneinfo.ZoneInfo("America/Denver"))
+    assert "America/Denver" in why
+
+
+def test_a_sunday_in_any_zone_blocks_an_ambiguous_customer():
+    customer = ambiguous_us()
+    hours = rule("US", "", no_contact_weekdays=[6], is_active=True)
+    # Saturday 19:00 in Honolulu is already Sunday 00:00 in New York.
+    saturday_evening = dt.datetime(
+        2026, 11, 28, 19, 0, tzinfo=zoneinfo.ZoneInfo("Pacific/Honolulu")
+    )
+    moment, why = contact_rules.next_contact(customer, saturday_evening, hours)
+    assert moment == dt.datetime(2026, 11, 30, 18, 0, tzinfo=UTC)  # Monday, 08:00 Honolulu
+    assert "no contact on Sunday" in why
+
+
+def test_the_sender_defers_an_ambiguous_customers_notice_to_the_intersection():
+    notice = planned_email(country="US", timezone="America/New_York", timezone_source="ambiguous")
+    eight_eastern = dt.datetime(2026, 11, 23, 8, 0, tzinfo=EASTERN)
+    notice = send(notice, eight_eastern)
+    assert notice.status == "deferred" and not mail.outbox
+    assert notice.not_before_at == dt.datetime(2026, 11, 23, 18, 0, tzinfo=UTC)
+    assert "time zone unknown" in notice.reason
+    notice = send(notice, dt.datetime(2026, 11, 23, 18, 0, tzinfo=UTC))
+    assert notice.status == "sent" and len(mail.outbox) == 1
