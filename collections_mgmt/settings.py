@@ -247,9 +247,7 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 UPLOAD_MAX_ZIP_MEMBERS = int(os.environ.get("UPLOAD_MAX_ZIP_MEMBERS", "1000"))
 UPLOAD_MAX_COMPRESSION_RATIO = int(os.environ.get("UPLOAD_MAX_COMPRESSION_RATIO", "200"))
 UPLOAD_MAX_SHARED_STRINGS = int(os.environ.get("UPLOAD_MAX_SHARED_STRINGS", "3000000"))
-UPLOAD_MAX_SHARED_STRING_CHARS = int(
-    os.environ.get("UPLOAD_MAX_SHARED_STRING_CHARS", "60000000")
-)
+UPLOAD_MAX_SHARED_STRING_CHARS = int(os.environ.get("UPLOAD_MAX_SHARED_STRING_CHARS", "40000000"))
 # The import pages' preview reads and shows this many rows of the file, and writes nothing.
 UPLOAD_PREVIEW_ROWS = int(os.environ.get("UPLOAD_PREVIEW_ROWS", "500"))
 # A spreadsheet batch still "running" this many minutes after it started belongs to a
