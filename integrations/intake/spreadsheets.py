@@ -243,11 +243,15 @@ def xlsx_rows(stream: BinaryIO, *, count: bool = False) -> tuple[list, Rows, int
         workbook.close()
         raise UnreadableFile(_("The workbook's first sheet is empty."))
 
+    width = len(headers)
+
     def rows() -> Rows:
         try:
             for row_number, values in cells:
                 values = [_cell(v) for v in values]
                 if any(v != "" for v in values):
+                    if len(values) < width:  # as openpyxl padded them: empty cells read ""
+                        values.extend([""] * (width - len(values)))
                     yield row_number, values
         except (workbooks.NotAWorkbook, zipfile.BadZipFile, OSError, EOFError) as exc:
             raise UnreadableFile(
