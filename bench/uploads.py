@@ -295,14 +295,18 @@ def state(args, env) -> tuple:
 
 def run_command(args, env, path: Path) -> dict:
     command = timed(args, [*python(args), "import_invoices", str(path)])
+    process = subprocess.Popen(  # noqa: S603
+        command, env=env, cwd=args.repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
-        done = subprocess.run(  # noqa: S603
-            command, env=env, cwd=args.repo, capture_output=True, text=True, timeout=args.timeout
-        )
-    except subprocess.TimeoutExpired as exc:
-        err = exc.stderr.decode() if isinstance(exc.stderr, bytes) else (exc.stderr or "")
+        out, err = process.communicate(timeout=args.timeout)
+    except subprocess.TimeoutExpired:
+        # Stop the command, not `time` (its parent), which then reports its usage.
+        subprocess.run(["/usr/bin/pkill", "-TERM", "-P", str(process.pid)])  # noqa: S603
+        out, err = process.communicate()
         rss, _ = rusage(err)
         return {"rss": rss, "seconds": args.timeout, "outcome": f"killed after {args.timeout} s"}
+    done = subprocess.CompletedProcess(command, process.returncode, out, err)
     rss, seconds = rusage(done.stderr)
     lines = [
         line
@@ -313,8 +317,10 @@ def run_command(args, env, path: Path) -> dict:
     if done.returncode == 0:
         message = done.stdout.strip().splitlines()[-1]
     outcome = f"exit {done.returncode}: {message[:160]}"
-    if "Command terminated by signal" in done.stderr or "MemoryError" in done.stderr:
-        outcome = f"exit {done.returncode} (MemoryError / cap {args.cap_gb} GB): {message[:120]}"
+    if "MemoryError" in done.stderr:
+        outcome = f"exit {done.returncode} (MemoryError at the {args.cap_gb} GB cap): {message}"
+    elif "Command terminated by signal" in done.stderr:
+        outcome = f"killed by a signal: {message[:120]}"
     return {"rss": rss, "seconds": seconds, "outcome": outcome}
 
 
