@@ -22,6 +22,9 @@ bomb cannot take the machine down: a capped run is reported as such.
     .venv/bin/python bench/uploads.py                       # this checkout
     .venv/bin/python bench/uploads.py --repo /work/main     # before
     .venv/bin/python bench/uploads.py --only bomb,rows      # some files
+    .venv/bin/python bench/uploads.py --only bomb,rows \
+        --env UPLOAD_MAX_COMPRESSION_RATIO=100000 --env UPLOAD_MAX_DECOMPRESSED_BYTES=2147483648
+                                    # past the declared-size checks, to the streaming ones
 """
 
 import argparse
@@ -213,6 +216,13 @@ def parse_args():
     parser.add_argument("--cap-gb", type=float, default=4.0, help="address-space cap per run")
     parser.add_argument("--timeout", type=int, default=240, help="seconds per run")
     parser.add_argument("--max-bytes", type=int, default=100 * 1024 * 1024)
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        help="KEY=VALUE for the runs, e.g. UPLOAD_MAX_COMPRESSION_RATIO=100000 to reach the "
+        "limits checked while reading",
+    )
     return parser.parse_args()
 
 
@@ -227,6 +237,7 @@ def environment(args, media: Path) -> dict:
         "MEDIA_ROOT": str(media),
         "LOG_LEVEL": "WARNING",
         "PYTHONUNBUFFERED": "1",
+        **dict(pair.split("=", 1) for pair in args.env),
     }
 
 
@@ -436,7 +447,7 @@ def main() -> None:
         capture_output=True,
         text=True,
     ).stdout.strip()
-    print(f"code: {args.repo} ({commit})")
+    print(f"code: {args.repo} ({commit}) {' '.join(args.env)}")
     print()
     print(
         "| File | Path | Peak RSS MB | Seconds | Outcome |"
