@@ -7,6 +7,7 @@ Generates, under a temporary folder:
   - lying.xlsx     a workbook whose zip headers declare a sheet of 2 KB that inflates to 1 GiB;
   - laughs.xlsx    a workbook whose sheet XML declares nested entities (billion laughs);
   - big.csv        an invoice CSV just under UPLOAD_MAX_BYTES (long notes, valid rows);
+  - over.csv       the same, 20 MB over UPLOAD_MAX_BYTES;
 
 then runs each, in a subprocess under `/usr/bin/time -v`, through
 
@@ -199,6 +200,7 @@ FILES = {
     "lying": ("lying.xlsx", make_lying),
     "laughs": ("laughs.xlsx", make_laughs),
     "big": ("big.csv", None),
+    "over": ("over.csv", None),
 }
 
 
@@ -435,6 +437,8 @@ def main() -> None:
             started = time.perf_counter()
             if name == "big":
                 make_big_csv(path, args.max_bytes - 1024 * 1024)
+            elif name == "over":
+                make_big_csv(path, args.max_bytes + 20 * 1024 * 1024)
             else:
                 make(path)
             print(
