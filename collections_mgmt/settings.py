@@ -251,6 +251,23 @@ UPLOAD_MAX_DECOMPRESSED_BYTES = int(
 # Django keeps uploads up to this size in memory and spools larger ones to a temporary file.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 
+# Inside an uploaded .xlsx (a zip of XML): at most this many members, each expanding at
+# most UPLOAD_MAX_COMPRESSION_RATIO times (checked on the bytes actually read, not on what
+# the zip declares), and a shared-string table of at most this many strings and characters.
+UPLOAD_MAX_ZIP_MEMBERS = int(os.environ.get("UPLOAD_MAX_ZIP_MEMBERS", "1000"))
+UPLOAD_MAX_COMPRESSION_RATIO = int(os.environ.get("UPLOAD_MAX_COMPRESSION_RATIO", "200"))
+UPLOAD_MAX_SHARED_STRINGS = int(os.environ.get("UPLOAD_MAX_SHARED_STRINGS", "3000000"))
+UPLOAD_MAX_SHARED_STRING_CHARS = int(os.environ.get("UPLOAD_MAX_SHARED_STRING_CHARS", "40000000"))
+# The import pages' preview reads and shows this many rows of the file, and writes nothing.
+UPLOAD_PREVIEW_ROWS = int(os.environ.get("UPLOAD_PREVIEW_ROWS", "500"))
+# A spreadsheet batch still "running" this many minutes after it started belongs to a
+# process that died: the next import marks it failed, saying so.
+INTAKE_BATCH_TIMEOUT_MINUTES = int(os.environ.get("INTAKE_BATCH_TIMEOUT_MINUTES", "60"))
+# Django's own request limits (its defaults, stated): form fields, files, non-file bytes.
+DATA_UPLOAD_MAX_NUMBER_FIELDS = 1000
+DATA_UPLOAD_MAX_NUMBER_FILES = 10
+DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+
 # Intake: a source is flagged in the health view after this many failures in a row.
 INTAKE_FAILING_AFTER = int(os.environ.get("INTAKE_FAILING_AFTER", "3"))
 # Reconciliation: matches below this confidence wait for review instead of being booked.

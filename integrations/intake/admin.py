@@ -9,6 +9,7 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts.admin_decisions import Decision, DecisionAdmin, ReasonForm
 
+from .. import uploads
 from ..models import ImportProfile, IntakeBatch, Rejection, SourceHealth
 from . import admin_views, batches, spreadsheets
 
@@ -70,8 +71,10 @@ class IntakeBatchAdmin(ReadOnlyAdmin):
 
     def get_urls(self):
         view = self.admin_site.admin_view(
-            lambda request, kind=IntakeBatch.Kind.INVOICES: admin_views.import_view(
-                request, self, kind
+            uploads.limit_uploads(
+                lambda request, kind=IntakeBatch.Kind.INVOICES: admin_views.import_view(
+                    request, self, kind
+                )
             )
         )
         return [

@@ -15,10 +15,10 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from .. import uploads
 from ..models import ImportProfile, IntakeBatch, Rejection
 from . import kinds, spreadsheets
 
-PREVIEW_ROWS = 500
 UPLOAD_SALT = "integrations.spreadsheet-upload"
 UPLOAD_MAX_AGE = 24 * 3600
 OUTCOME_LABELS = {
@@ -111,17 +111,28 @@ def _store_upload(upload) -> str:
     return default_storage.save(f"intake/uploads/{uuid.uuid4().hex}{suffix}", upload)
 
 
+def _open_stored(stored: str):
+    return default_storage.open(stored, "rb")
+
+
 def _import(stored: str, **kwargs) -> IntakeBatch:
-    with default_storage.open(stored, "rb") as stream:
+    with _open_stored(stored) as stream:
         return spreadsheets.import_spreadsheet(getattr(stream, "file", stream), **kwargs)
 
 
-def import_view(request, model_admin, kind_name: str = IntakeBatch.Kind.INVOICES):
-    """Upload a file, preview its dry run row by row, confirm to load it for real.
+def _preview(stored: str, **kwargs) -> spreadsheets.Preview:
+    with _open_stored(stored) as stream:
+        return spreadsheets.preview_spreadsheet(getattr(stream, "file", stream), **kwargs)
 
-    One page for every kind; a load of customers, contacts or payments that stops at an
-    unexpected error loads nothing (it is all or nothing) and says so. An invoice load
-    commits chunk by chunk, so such an error stays an error page.
+
+def import_view(request, model_admin, kind_name: str = IntakeBatch.Kind.INVOICES):
+    """Upload a file, preview its first rows, confirm to load it for real.
+
+    One page for every kind. The upload is refused while it is received once it passes
+    UPLOAD_MAX_BYTES (`uploads.limit_uploads` wraps this view), and the preview refuses a
+    file over any other upload limit; it reads the first UPLOAD_PREVIEW_ROWS rows through
+    the load, rolled back, and writes nothing (no batch, no rejected row). Every error is
+    said on the page or in a message, never as an error page.
     """
     kind = kinds.KINDS.get(kind_name)
     if kind is None:
@@ -140,56 +151,56 @@ def import_view(request, model_admin, kind_name: str = IntakeBatch.Kind.INVOICES
     form = UploadForm(
         initial={"profile": ImportProfile.objects.filter(name="generic-csv").first()}, kind=kind
     )
-    if request.method == "POST" and "token" in request.POST:
+    refusal = getattr(request, "upload_refusal", None)
+    if request.method == "POST" and refusal:
+        form = UploadForm(request.POST, {}, kind=kind)
+        form.is_valid()
+        form.errors["file"] = form.error_class([refusal])
+    elif request.method == "POST" and "token" in request.POST:
         return _confirm(request, kind)
-    if request.method == "POST":
+    elif request.method == "POST":
         form = UploadForm(request.POST, request.FILES, kind=kind)
         if form.is_valid():
-            profile = form.cleaned_data.get("profile")
-            stored = _store_upload(form.cleaned_data["file"])
-            upload = {
-                "kind": kind.name,
-                "stored": stored,
-                "filename": form.cleaned_data["file"].name,
-                "profile": profile.pk if profile else None,
-                "encoding": form.cleaned_data["encoding"] or None,
-            }
-            rows = []
-
-            def collect(outcome):
-                if len(rows) < PREVIEW_ROWS:
-                    rows.append(outcome)
-
-            try:
-                batch = _import(
-                    stored,
-                    kind=kind.name,
-                    filename=upload["filename"],
-                    profile=profile,
-                    by=request.user,
-                    is_dry_run=True,
-                    encoding=upload["encoding"],
-                    on_row=collect,
-                )
-            except spreadsheets.UnreadableFile as exc:
-                default_storage.delete(stored)
-                form.add_error("file", str(exc))
-            except spreadsheets.LoadFailed as exc:
-                default_storage.delete(stored)
-                if not kind.is_atomic:
-                    raise
-                form.add_error(None, _("Nothing can be loaded: %(error)s") % {"error": exc})
-            else:
-                rows.sort(key=lambda outcome: outcome.row_number)
-                context.update(
-                    preview=batch,
-                    rows=[(row, OUTCOME_LABELS[row.outcome]) for row in rows],
-                    more_rows=batch.rows_read > len(rows),
-                    confirm=ConfirmForm(initial={"token": signing.dumps(upload, salt=UPLOAD_SALT)}),
-                    upload=upload,
-                )
+            _preview_upload(request, form, kind, context)
     context["form"] = form
     return TemplateResponse(request, "admin/integrations/spreadsheet/import.html", context)
+
+
+def _preview_upload(request, form: UploadForm, kind: kinds.Kind, context: dict) -> None:
+    file = form.cleaned_data["file"]
+    try:
+        uploads.check_size(file.size)
+    except uploads.UploadRefused as exc:
+        form.add_error("file", str(exc))
+        return
+    profile = form.cleaned_data.get("profile")
+    stored = _store_upload(file)
+    upload = {
+        "kind": kind.name,
+        "stored": stored,
+        "filename": file.name,
+        "profile": profile.pk if profile else None,
+        "encoding": form.cleaned_data["encoding"] or None,
+    }
+    try:
+        preview = _preview(
+            stored, kind=kind.name, profile=profile, by=request.user, encoding=upload["encoding"]
+        )
+    except (spreadsheets.UnreadableFile, uploads.UploadRefused) as exc:
+        default_storage.delete(stored)
+        form.add_error("file", str(exc))
+        return
+    except spreadsheets.LoadFailed as exc:
+        default_storage.delete(stored)
+        form.add_error(None, _("The preview stopped at an error: %(error)s") % {"error": exc})
+        return
+    context.update(
+        preview=preview,
+        rows=[(row, OUTCOME_LABELS[row.outcome]) for row in preview.outcomes],
+        more_rows=preview.has_more,
+        confirm=ConfirmForm(initial={"token": signing.dumps(upload, salt=UPLOAD_SALT)}),
+        upload=upload,
+    )
 
 
 def _confirm(request, kind: kinds.Kind):
@@ -217,11 +228,19 @@ def _confirm(request, kind: kinds.Kind):
         )
     except spreadsheets.UnreadableFile as exc:
         messages.error(request, str(exc))
-        return HttpResponseRedirect(import_url(kind))
+        if exc.batch is None:
+            return HttpResponseRedirect(import_url(kind))
+        return HttpResponseRedirect(
+            reverse("admin:integrations_intakebatch_change", args=[exc.batch.pk])
+        )
     except spreadsheets.LoadFailed as exc:
-        if not kind.is_atomic:
-            raise
-        messages.error(request, _("Nothing was imported: %(error)s") % {"error": exc.batch.error})
+        if kind.is_atomic:
+            error = _("Nothing was imported: %(error)s") % {"error": exc.batch.error}
+        else:
+            error = _("The load stopped at an error; the rows before it were loaded: %(error)s") % {
+                "error": exc.batch.error
+            }
+        messages.error(request, error)
         return HttpResponseRedirect(
             reverse("admin:integrations_intakebatch_change", args=[exc.batch.pk])
         )

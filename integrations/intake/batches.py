@@ -7,12 +7,14 @@ closes the batch. Nothing valid is lost and nothing invalid disappears:
 rows read = created + updated + unchanged + rejected (a CHECK constraint on the batch).
 """
 
+import datetime as dt
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import DatabaseError, IntegrityError, InterfaceError, OperationalError
 from django.db.models import F
@@ -56,6 +58,9 @@ class Tally:
     unchanged: int = 0
     rejected: int = 0
     rejections: list[Rejection] = field(default_factory=list)
+    # At most this many rejections are kept (all are counted): a preview or a dry run,
+    # which writes none, must not hold a million of them in memory.
+    keep: int | None = None
 
     @property
     def read(self) -> int:
@@ -99,6 +104,8 @@ def open_batch(
 def reject(tally: Tally, batch: IntakeBatch, *, row_number: int, raw: dict, errors: dict) -> None:
     """Count a rejected row and queue it for the dead-letter list (written by `flush`)."""
     tally.rejected += 1
+    if tally.keep is not None and len(tally.rejections) >= tally.keep:
+        return
     tally.rejections.append(
         Rejection(batch=batch, row_number=row_number, raw=_jsonable(raw), errors=errors)
     )
@@ -160,6 +167,32 @@ def fail_batch(batch: IntakeBatch, error: str) -> IntakeBatch:
     batch.finished_at = timezone.now()
     batch.save(update_fields=["status", "error", "finished_at"])
     return batch
+
+
+def fail_abandoned_batches(*, source: str | None = None) -> int:
+    """Fail the batches still running INTAKE_BATCH_TIMEOUT_MINUTES after they started.
+
+    A load marks its batch completed or failed whatever stops it, except the death of its
+    process (a kill, an out-of-memory kill, a lost machine): such a batch would stay
+    "running" for ever. Every spreadsheet load calls this first; it is one UPDATE. Returns
+    how many batches it failed.
+    """
+    minutes = settings.INTAKE_BATCH_TIMEOUT_MINUTES
+    now = timezone.now()
+    abandoned = IntakeBatch.objects.filter(
+        status=IntakeBatch.Status.RUNNING, started_at__lt=now - dt.timedelta(minutes=minutes)
+    )
+    if source is not None:
+        abandoned = abandoned.filter(source=source)
+    return abandoned.update(
+        status=IntakeBatch.Status.FAILED,
+        finished_at=now,
+        error=gettext(
+            "Abandoned: still running %(minutes)d minutes after it started; the process "
+            "loading it stopped (INTAKE_BATCH_TIMEOUT_MINUTES). Load the file again."
+        )
+        % {"minutes": minutes},
+    )
 
 
 def record_success(source: str) -> None:

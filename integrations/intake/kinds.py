@@ -39,10 +39,6 @@ class Kind:
     permission: str = ""
     # All or nothing: the whole load in one transaction. Invoices commit chunk by chunk.
     is_atomic: bool = True
-    # A dry run leaves its batch (marked "dry run") and its rejected rows behind, as
-    # `import_invoices --dry-run` and the invoice preview always have; the previews of the
-    # other kinds never did, and leave nothing at all.
-    records_dry_runs: bool = False
 
     @property
     def needs_profile(self) -> bool:
@@ -66,7 +62,6 @@ INVOICES = Kind(
     upserter=invoices.InvoiceUpserter,
     chunk_size=invoices.CHUNK_SIZE,
     is_atomic=False,
-    records_dry_runs=True,
 )
 CUSTOMERS = Kind(
     name=IntakeBatch.Kind.CUSTOMERS,

@@ -1,10 +1,12 @@
 """Spreadsheet intake: CSV and XLSX files streamed row by row into the intake pipeline.
 
-Files are read in constant memory: CSV through the csv module over a text stream, XLSX
-through openpyxl in read-only mode, one row at a time. A file that cannot be read at all
-(not a spreadsheet, not in the expected encoding, empty, missing a required column) fails
-its batch with a message saying why, before any row reaches the ledger; a file that can be
-read is loaded row by row, and every row it cannot load is kept as a Rejection.
+Files are read in bounded memory, within the upload limits (integrations/uploads.py):
+CSV through the csv module over a text stream, XLSX through `workbooks` (a guarded,
+streaming parse of the zip's XML), one row at a time. A file that cannot be read at all
+(not a spreadsheet, not in the expected encoding, empty, missing a required column, over
+an upload limit) fails its batch with a message saying why, before any row reaches the
+ledger; a file that can be read is loaded row by row, and every row it cannot load is
+kept as a Rejection. A preview (`preview_spreadsheet`) and a dry run write nothing at all.
 """
 
 import codecs
@@ -12,21 +14,26 @@ import csv
 import datetime as dt
 import hashlib
 import io
+import itertools
 import zipfile
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import BinaryIO
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from .. import uploads
 from ..models import ImportProfile, IntakeBatch, Rejection
-from . import batches, invoices, kinds, parsing
+from . import batches, invoices, kinds, parsing, workbooks
 
 BLOCK = 1 << 20
 DELIMITERS = (",", ";", "\t", "|")
 XLSX_MAGIC = b"PK\x03\x04"
 OLE_MAGIC = b"\xd0\xcf\x11\xe0"  # legacy .xls
+DRY_RUN_REJECTIONS = 20  # rejected rows a dry run keeps to show (it counts them all)
 
 Rows = Iterator[tuple[int, list]]
 
@@ -40,9 +47,10 @@ class UnreadableFile(Exception):
 
 
 class LoadFailed(Exception):
-    """Loading stopped at an unexpected error; `batch` is the batch, marked failed."""
+    """Loading stopped at an unexpected error; `batch` is the batch, marked failed (None
+    for a preview, which has none)."""
 
-    def __init__(self, message: str, batch: IntakeBatch):
+    def __init__(self, message: str, batch: IntakeBatch | None):
         super().__init__(message)
         self.batch = batch
 
@@ -51,12 +59,16 @@ class _Rollback(Exception):
     pass
 
 
-def scan(stream: BinaryIO, *, encoding: str | None) -> tuple[str, str]:
-    """One streaming pass: the file's SHA-256 and its kind ("csv" or "xlsx").
+def scan(stream: BinaryIO, *, encoding: str | None) -> "Scan":
+    """One streaming pass: the file's size (refused over UPLOAD_MAX_BYTES), SHA-256, kind
+    ("csv" or "xlsx") and, for a CSV, upper bounds of its rows and cells.
 
     A CSV file is also decoded block by block, so an encoding problem is reported with its
-    byte offset and line before any row is loaded.
+    byte offset and line before any row is loaded, and no line may be longer than
+    `uploads.MAX_TOKEN_BYTES` (the csv module would hold it whole).
     """
+    stream.seek(0, io.SEEK_END)
+    uploads.check_size(stream.tell())
     stream.seek(0)
     head = stream.read(8)
     if not head:
@@ -69,7 +81,8 @@ def scan(stream: BinaryIO, *, encoding: str | None) -> tuple[str, str]:
     stream.seek(0)
     digest = hashlib.sha256()
     decoder = codecs.getincrementaldecoder(_codec(encoding))() if kind == "csv" else None
-    offset, lines = 0, 0
+    guard = uploads.line_guard()
+    offset, lines, separators = 0, 0, 0
     while block := stream.read(BLOCK):
         digest.update(block)
         if decoder is not None:
@@ -77,6 +90,7 @@ def scan(stream: BinaryIO, *, encoding: str | None) -> tuple[str, str]:
                 raise UnreadableFile(
                     _("This is not a CSV or XLSX spreadsheet (it holds binary data).")
                 )
+            guard.feed(block)
             pending = len(decoder.getstate()[0])
             try:
                 decoder.decode(block)
@@ -96,6 +110,7 @@ def scan(stream: BinaryIO, *, encoding: str | None) -> tuple[str, str]:
                     }
                 ) from exc
             lines += block.count(b"\n")
+            separators += sum(block.count(d.encode()) for d in DELIMITERS)
         offset += len(block)
     if decoder is not None:
         try:
@@ -106,7 +121,18 @@ def scan(stream: BinaryIO, *, encoding: str | None) -> tuple[str, str]:
                 % {"encoding": encoding or "UTF-8"}
             ) from exc
     stream.seek(0)
-    return digest.hexdigest(), kind
+    return Scan(digest.hexdigest(), kind, max_rows=lines + 1, max_cells=separators + lines + 1)
+
+
+@dataclass
+class Scan:
+    sha256: str
+    file_type: str
+    max_rows: int = 0  # CSV: at least as many lines as rows, and as many separators as cells
+    max_cells: int = 0
+
+    def __iter__(self):  # sha256, file_type = scan(...)
+        return iter((self.sha256, self.file_type))
 
 
 def _codec(encoding: str | None) -> str:
@@ -115,8 +141,8 @@ def _codec(encoding: str | None) -> str:
     return encoding
 
 
-def csv_rows(stream: BinaryIO, *, encoding: str | None = None) -> tuple[list, Rows]:
-    """The header row and an iterator of (row number, cells); row 1 is the header."""
+def _csv_reader(stream: BinaryIO, encoding: str | None):
+    """(text wrapper, csv reader) from the first non-blank line, delimiter guessed from it."""
     # newline="" lets the csv module handle quoted line breaks; detach() at the end so
     # closing the wrapper never closes the caller's file.
     text = io.TextIOWrapper(stream, encoding=_codec(encoding), newline="")
@@ -127,16 +153,25 @@ def csv_rows(stream: BinaryIO, *, encoding: str | None = None) -> tuple[list, Ro
         text.detach()
         raise UnreadableFile(_("The file is empty."))
     delimiter = max(DELIMITERS, key=first.count)
-    reader = csv.reader(_chain(first, text), delimiter=delimiter)
+    return text, csv.reader(_chain(first, text), delimiter=delimiter)
+
+
+def csv_rows(stream: BinaryIO, *, encoding: str | None = None) -> tuple[list, Rows]:
+    """The header row and an iterator of (row number, cells); row 1 is the header."""
+    text, reader = _csv_reader(stream, encoding)
+    counter = uploads.RowCounter()
     try:
         headers = next(reader)
     except csv.Error as exc:
         text.detach()
         raise UnreadableFile(_("The header row cannot be read: %(e)s") % {"e": exc}) from exc
+    counter.add(len(headers))
 
     def rows() -> Rows:
+        add = counter.add
         try:
             for row_number, cells in enumerate(reader, start=2):
+                add(len(cells))
                 if "".join(cells).strip():  # not a blank line
                     yield row_number, cells
         except csv.Error as exc:
@@ -150,43 +185,82 @@ def csv_rows(stream: BinaryIO, *, encoding: str | None = None) -> tuple[list, Ro
     return headers, rows()
 
 
+def count_csv_rows(stream: BinaryIO, *, encoding: str | None = None) -> int:
+    """The CSV's non-blank rows after the header, refused past the row and cell limits."""
+    text, reader = _csv_reader(stream, encoding)
+    counter = uploads.RowCounter()
+    counted = 0
+    try:
+        for cells in reader:
+            counter.add(len(cells))
+            if "".join(cells).strip():
+                counted += 1
+    except csv.Error as exc:
+        raise UnreadableFile(
+            _("The CSV is malformed at line %(line)d: %(e)s") % {"line": reader.line_num, "e": exc}
+        ) from exc
+    finally:
+        text.detach()
+        stream.seek(0)
+    return max(counted - 1, 0)
+
+
 def _chain(first: str, rest) -> Iterator[str]:
     yield first
     yield from rest
 
 
-def xlsx_rows(stream: BinaryIO) -> tuple[list, Rows]:
-    """The first sheet's header row and an iterator of (row number, cells)."""
-    import openpyxl
-    from openpyxl.utils.exceptions import InvalidFileException
+def xlsx_rows(stream: BinaryIO, *, count: bool = False) -> tuple[list, Rows, int | None]:
+    """The active sheet's header row, an iterator of (row number, cells) and, when `count`
+    is asked (or the sheet has to be measured anyway), its non-blank rows after the header.
 
+    The sheet is read twice: first counted within the row and cell limits (XML only, no
+    values), so a load refused for its size has written nothing; then row by row.
+    """
     try:
-        workbook = openpyxl.load_workbook(stream, read_only=True, data_only=True)
-        sheet = workbook.active
-        cells = sheet.iter_rows(values_only=True)
-        headers, header_row = None, 0
-        for header_row, values in enumerate(cells, start=1):  # noqa: B007 (used below)
-            if any(_blank(v) is not None for v in values):
-                headers = list(values)
-                break
-    except (zipfile.BadZipFile, InvalidFileException, KeyError, OSError) as exc:
+        workbook = workbooks.Workbook(stream)
+    except (zipfile.BadZipFile, workbooks.NotAWorkbook, KeyError, OSError, EOFError) as exc:
         raise UnreadableFile(
             _("This is not an XLSX workbook that can be read: %(e)s") % {"e": exc}
         ) from exc
+    try:
+        total = workbook.count_rows()
+        cells = workbook.rows()
+        headers, header_row = None, 0
+        for header_row, values in cells:  # noqa: B007 (used below)
+            if any(_blank(v) is not None for v in values):
+                headers = list(values)
+                break
+    except (workbooks.NotAWorkbook, zipfile.BadZipFile, OSError, EOFError) as exc:
+        workbook.close()
+        raise UnreadableFile(
+            _("This is not an XLSX workbook that can be read: %(e)s") % {"e": exc}
+        ) from exc
+    except BaseException:
+        workbook.close()
+        raise
     if headers is None:
         workbook.close()
         raise UnreadableFile(_("The workbook's first sheet is empty."))
 
+    width = len(headers)
+
     def rows() -> Rows:
         try:
-            for row_number, values in enumerate(cells, start=header_row + 1):
+            for row_number, values in cells:
                 values = [_cell(v) for v in values]
                 if any(v != "" for v in values):
+                    if len(values) < width:  # as openpyxl padded them: empty cells read ""
+                        values.extend([""] * (width - len(values)))
                     yield row_number, values
+        except (workbooks.NotAWorkbook, zipfile.BadZipFile, OSError, EOFError) as exc:
+            raise UnreadableFile(
+                _("This is not an XLSX workbook that can be read: %(e)s") % {"e": exc}
+            ) from exc
         finally:
             workbook.close()
 
-    return headers, rows()
+    return headers, rows(), max(total - 1, 0)
 
 
 def _blank(value):
@@ -204,12 +278,148 @@ def _cell(value):
     return value
 
 
+@dataclass
+class Sheet:
+    """A spreadsheet opened within the upload limits: its header row and its rows."""
+
+    sha256: str
+    headers: list
+    rows: Rows
+    total_rows: int | None  # non-blank rows after the header, when they were counted
+
+    def close(self) -> None:
+        self.rows.close()
+
+
+def open_sheet(stream: BinaryIO, *, encoding: str | None = None, count: bool = False) -> Sheet:
+    """Check the file against every upload limit and open its rows.
+
+    Raises UnreadableFile or uploads.UploadRefused (both with the message finance sees)
+    before any row is returned: the size first, then for a CSV its rows and cells (counted
+    when the cheap bounds from the scan do not already prove them within the limits, or
+    when `count` asks for the number), for an XLSX its zip, XML and rows and cells.
+    """
+    try:
+        scanned = scan(stream, encoding=encoding)
+    except LookupError as exc:  # an unknown --encoding
+        raise UnreadableFile(str(exc)) from exc
+    total = None
+    if scanned.file_type == "xlsx":
+        headers, rows, total = xlsx_rows(stream)
+    else:
+        within = (
+            scanned.max_rows <= settings.UPLOAD_MAX_ROWS
+            and scanned.max_cells <= settings.UPLOAD_MAX_CELLS
+        )
+        if count or not within:
+            total = count_csv_rows(stream, encoding=encoding)
+        headers, rows = csv_rows(stream, encoding=encoding)
+    return Sheet(scanned.sha256, headers, rows, total)
+
+
 def open_rows(
     stream: BinaryIO, file_type: str, *, encoding: str | None = None
 ) -> tuple[list, Rows]:
     if file_type == "xlsx":
-        return xlsx_rows(stream)
+        headers, rows, _total = xlsx_rows(stream)
+        return headers, rows
     return csv_rows(stream, encoding=encoding)
+
+
+REFUSED = (UnreadableFile, uploads.UploadRefused, parsing.MissingColumns)
+
+
+@dataclass
+class Preview:
+    """What loading the first rows of a file would do; nothing of it was written.
+
+    Counts are those of the rows shown; `total_rows` is how many the file has after its
+    header, and `has_more` whether rows follow the ones shown.
+    """
+
+    outcomes: list
+    rows_read: int = 0
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    rejected: int = 0
+    total_rows: int | None = None
+
+    @property
+    def has_more(self) -> bool:
+        return (self.total_rows or 0) > self.rows_read
+
+    def counts(self) -> dict:
+        return {
+            "read": self.rows_read,
+            "created": self.created,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "rejected": self.rejected,
+            "batch": None,
+        }
+
+
+def preview_spreadsheet(
+    stream: BinaryIO,
+    *,
+    kind: str,
+    profile: ImportProfile | None = None,
+    by=None,
+    encoding: str | None = None,
+    rows: int | None = None,
+) -> Preview:
+    """The first `rows` rows (UPLOAD_PREVIEW_ROWS) as they would load, and nothing written.
+
+    1. The whole file is checked against the upload limits and its rows counted (the XML
+       or the CSV only: nothing is parsed into records), so a file that would be refused
+       at the confirmation is refused here.
+    2. The first rows go through the kind's parser and upserter inside a transaction that
+       is rolled back: no batch, no rejected row, no ledger change survives it.
+
+    Raises UnreadableFile or UploadRefused (the file), LoadFailed (an unexpected error;
+    its batch is None).
+    """
+    intake_kind = kinds.KINDS[kind]
+    limit = settings.UPLOAD_PREVIEW_ROWS if rows is None else rows
+    outcomes: list[batches.RowOutcome] = []
+    sheet = open_sheet(stream, encoding=encoding, count=True)
+    tally = batches.Tally(keep=limit)
+    try:
+        with transaction.atomic():
+            batch = _open(intake_kind, profile, by, "preview", sheet.sha256, True)
+            kinds.load_rows(
+                itertools.islice(sheet.rows, limit),
+                sheet.headers,
+                kind=intake_kind,
+                profile=profile,
+                batch=batch,
+                by=by,
+                tally=tally,
+                on_row=outcomes.append,
+                flush_rejections=False,
+            )
+            raise _Rollback
+    except _Rollback:
+        pass
+    except parsing.MissingColumns as exc:
+        raise UnreadableFile(str(exc)) from exc
+    except (UnreadableFile, uploads.UploadRefused):
+        raise
+    except Exception as exc:
+        raise LoadFailed(f"{exc.__class__.__name__}: {exc}", None) from exc
+    finally:
+        sheet.close()
+    outcomes.sort(key=lambda outcome: outcome.row_number)
+    return Preview(
+        outcomes=outcomes,
+        rows_read=tally.read,
+        created=tally.created,
+        updated=tally.updated,
+        unchanged=tally.unchanged,
+        rejected=tally.rejected,
+        total_rows=sheet.total_rows,
+    )
 
 
 def import_spreadsheet(
@@ -227,14 +437,16 @@ def import_spreadsheet(
     """Load a spreadsheet of customers, contacts, invoices or payments as one batch.
 
     Invoices need the import `profile`. Raises UnreadableFile (after failing the batch)
-    when the file cannot be read at all, and LoadFailed (after failing it too) when loading
-    stops at an unexpected error: a load of customers, contacts or payments then leaves
-    nothing behind but the failed batch; an invoice load keeps the chunks it committed.
+    when the file cannot be read at all or is over an upload limit, and LoadFailed (after
+    failing it too) when loading stops at an unexpected error: a load of customers,
+    contacts or payments then leaves nothing behind but the failed batch; an invoice load
+    keeps the chunks it committed. No batch is left running, whatever stops the load; one
+    left running by a process that was killed is failed by the next load
+    (`batches.fail_abandoned_batches`).
 
-    A dry run validates and counts everything inside a transaction that is rolled back:
-    for invoices the batch itself, with its counts and rejected rows, is written after the
-    rollback; for the other kinds nothing is written at all (the batch is returned unsaved,
-    with its counts).
+    A dry run validates and counts every row inside a transaction that is rolled back:
+    nothing is written at all, not even its batch (returned unsaved, with its counts and
+    the first DRY_RUN_REJECTIONS rejected rows in `batch.dry_run_rejections`).
     """
     intake_kind = kinds.KINDS[kind]
     load = {
@@ -247,13 +459,15 @@ def import_spreadsheet(
         "chunk_size": chunk_size,
         "on_row": on_row,
     }
-    if not (is_dry_run and not intake_kind.records_dry_runs):
+    if not is_dry_run:
+        batches.fail_abandoned_batches(source=IntakeBatch.Source.SPREADSHEET)
         return _import(stream, **load)
     try:
         with transaction.atomic():
             batch = _import(stream, **load)
             raise _Rollback
     except _Rollback:
+        batch.pk = batch.id = None
         return batch
 
 
@@ -295,14 +509,17 @@ def _import(
     on_row,
 ) -> IntakeBatch:
     try:
-        sha256, file_type = scan(stream, encoding=encoding)
-    except (UnreadableFile, LookupError) as exc:
+        sheet = open_sheet(stream, encoding=encoding)
+    except (UnreadableFile, uploads.UploadRefused) as exc:
         batch = _open(kind, profile, by, filename, "", is_dry_run)
         raise UnreadableFile(str(exc), batches.fail_batch(batch, str(exc))) from exc
-    batch = _open(kind, profile, by, filename, sha256, is_dry_run)
     try:
-        headers, rows = open_rows(stream, file_type, encoding=encoding)
-        tally = batches.Tally()
+        batch = _open(kind, profile, by, filename, sheet.sha256, is_dry_run)
+    except BaseException:
+        sheet.close()
+        raise
+    try:
+        tally = batches.Tally(keep=DRY_RUN_REJECTIONS if is_dry_run else None)
         load = {
             "kind": kind,
             "profile": profile,
@@ -313,22 +530,23 @@ def _import(
             "on_row": on_row,
         }
         if is_dry_run:
-            try:
-                with transaction.atomic():
-                    kinds.load_rows(rows, headers, flush_rejections=False, **load)
-                    raise _Rollback
-            except _Rollback:
-                pass
+            kinds.load_rows(sheet.rows, sheet.headers, flush_rejections=False, **load)
+            batch.dry_run_rejections = list(tally.rejections)
         elif kind.is_atomic:
             with transaction.atomic():
-                kinds.load_rows(rows, headers, **load)
+                kinds.load_rows(sheet.rows, sheet.headers, **load)
         else:
-            kinds.load_rows(rows, headers, **load)
-    except (UnreadableFile, parsing.MissingColumns) as exc:
+            kinds.load_rows(sheet.rows, sheet.headers, **load)
+    except REFUSED as exc:
         raise UnreadableFile(str(exc), batches.fail_batch(batch, str(exc))) from exc
     except Exception as exc:
         error = f"{exc.__class__.__name__}: {exc}"
         raise LoadFailed(error, batches.fail_batch(batch, error)) from exc
+    except BaseException as exc:  # interrupted (Ctrl-C, a signal): still never left running
+        batches.fail_batch(batch, _("Interrupted: %(e)s") % {"e": exc.__class__.__name__})
+        raise
+    finally:
+        sheet.close()
     return batches.close_batch(batch, tally)
 
 

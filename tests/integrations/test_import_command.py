@@ -8,7 +8,7 @@ from django.core.management import CommandError, call_command, get_commands, loa
 from django.db import connections
 
 from accounts.models import Activity, Invoice
-from integrations.models import IntakeBatch
+from integrations.models import IntakeBatch, Rejection
 
 pytestmark = pytest.mark.django_db
 
@@ -79,12 +79,18 @@ def test_a_file_that_cannot_be_read_exits_2_saying_why(tmp_path, run, name, cont
         assert IntakeBatch.objects.get(pk=last["batch"]).status == "failed"
 
 
-def test_a_dry_run_writes_the_batch_but_nothing_to_the_ledger(tmp_path, run):
+def test_a_dry_run_writes_nothing_and_prints_the_rejected_rows(tmp_path, run):
     path = tmp_path / "invoices.csv"
-    path.write_text(GENERIC + "INV-1,Acme,2026-10-01,2026-10-31,USD,100.00\n")
+    path.write_text(
+        GENERIC
+        + "INV-1,Acme,2026-10-01,2026-10-31,USD,100.00\n"
+        + "INV-2,Acme,2026-10-01,2026-10-31,USD,oops\n"
+    )
     code, lines, _ = run(path, "--dry-run")
-    assert code == 0 and json.loads(lines[-1])["created"] == 1
-    assert IntakeBatch.objects.get().is_dry_run
+    last = json.loads(lines[-1])
+    assert code == 0 and (last["created"], last["rejected"], last["batch"]) == (1, 1, None)
+    assert any(line.startswith("Row 3: ") and "amount" in line.lower() for line in lines)
+    assert not IntakeBatch.objects.exists() and not Rejection.objects.exists()
     assert not Invoice.objects.exists()
 
 

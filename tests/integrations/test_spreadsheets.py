@@ -209,7 +209,7 @@ def test_a_quickbooks_ar_aging_export_skips_payment_rows_as_rejected(tmp_path):
     assert (settled.open_balance, settled.status) == (Decimal("100.00"), "partially_paid")
 
 
-def test_a_dry_run_counts_everything_and_writes_nothing_to_the_ledger(tmp_path):
+def test_a_dry_run_counts_everything_and_writes_nothing_at_all(tmp_path):
     path = write(
         tmp_path,
         "dry.csv",
@@ -218,9 +218,10 @@ def test_a_dry_run_counts_everything_and_writes_nothing_to_the_ledger(tmp_path):
         + "INV-2,Acme,2026-10-01,2026-10-31,USD,oops\n",
     )
     batch = load_file(path, is_dry_run=True)
-    assert counts(batch) == (2, 1, 0, 0, 1)
-    assert batch.is_dry_run and batch.status == "completed"
-    assert Rejection.objects.filter(batch=batch).count() == 1
+    assert (batch.rows_read, batch.created, batch.updated, batch.rejected) == (2, 1, 0, 1)
+    assert batch.pk is None and batch.status == "completed"
+    assert [r.row_number for r in batch.dry_run_rejections] == [3]  # shown, not stored
+    assert not IntakeBatch.objects.exists() and not Rejection.objects.exists()
     assert not Customer.objects.exists() and not Invoice.objects.exists()
 
 
@@ -262,7 +263,7 @@ def test_finance_previews_then_confirms_a_spreadsheet_in_the_admin(client, finan
     )
     assert preview.status_code == 200
     page = preview.content.decode()
-    assert "3 rows: 1 new, 1 changed, 0 unchanged, 1 with errors." in page
+    assert "Of the 3 rows previewed: 1 new, 1 changed, 0 unchanged, 1 with errors." in page
     assert "due_on: 2026-10-31 &rarr; 2026-11-15" in page
     assert "amount: &#x27;five&#x27; is not an amount." in page
     assert Invoice.objects.count() == 1  # the preview wrote nothing to the ledger
@@ -287,7 +288,7 @@ def test_an_unreadable_upload_is_explained_on_the_form(client, finance):
     response = upload(client, "short.csv", "Invoice Number,Customer\nINV-1,Acme\n")
     assert response.status_code == 200
     assert "Missing required columns" in response.content.decode()
-    assert IntakeBatch.objects.get().status == "failed"
+    assert not IntakeBatch.objects.exists()  # a preview writes nothing, refused or not
 
 
 def test_agents_cannot_import_spreadsheets(client, agent, manager):
@@ -397,7 +398,5 @@ def test_a_dry_run_of_any_kind_writes_nothing_to_the_ledger(kind):
     assert batch.rows_read >= 1 and batch.rejected == 0
     assert batch.created + batch.updated >= 1  # there was something to write
     assert [list(model.objects.values()) for model in tables] == before
-    # Only the invoice dry run leaves its batch behind (marked as such), as it always has.
-    assert list(IntakeBatch.objects.values_list("kind", "is_dry_run")) == (
-        [("invoices", True)] if kind == "invoices" else []
-    )
+    # No dry run leaves anything behind, not even its batch (issue #16, item 3).
+    assert not IntakeBatch.objects.exists()

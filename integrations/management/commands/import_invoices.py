@@ -9,6 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 from integrations.intake import spreadsheets
 from integrations.models import ImportProfile
 
+FAILED = 1
 UNREADABLE = 2
 
 
@@ -17,7 +18,9 @@ class Command(BaseCommand):
         "Load invoices (and their customers and contacts) from a CSV or XLSX file. The last "
         'line of output is {"read", "created", "updated", "unchanged", "rejected", "batch"} '
         "as JSON. Exit 0 when the file was read (rejected rows included), 2 when it could "
-        "not be read at all."
+        "not be read at all or is over an upload limit (UPLOAD_MAX_*), 1 when the load "
+        "stopped at an error (its batch is marked failed with the reason). A dry run "
+        "writes nothing, not even its batch."
     )
 
     def add_arguments(self, parser):
@@ -28,7 +31,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--dry-run",
             action="store_true",
-            help="validate and count every row, write nothing to the ledger",
+            help="validate and count every row, write nothing at all (no batch, no rejected row)",
         )
         parser.add_argument("--user", help="username recorded as the importer on the timeline")
         parser.add_argument(
@@ -63,6 +66,12 @@ class Command(BaseCommand):
                 )
             except spreadsheets.UnreadableFile as exc:
                 self._unreadable(f"{path}: {exc}", batch=exc.batch)
+            except spreadsheets.LoadFailed as exc:
+                self._unreadable(
+                    f"{path}: the load stopped at an error (batch {exc.batch.pk} failed): {exc}",
+                    batch=exc.batch,
+                    returncode=FAILED,
+                )
         counts = batch.counts()
         prefix = "Dry run, nothing written: " if dry_run else ""
         self.stdout.write(
@@ -70,13 +79,21 @@ class Command(BaseCommand):
             f" {counts['created']} created, {counts['updated']} updated,"
             f" {counts['unchanged']} unchanged, {counts['rejected']} rejected."
         )
-        if counts["rejected"]:
+        if counts["rejected"] and dry_run:
+            for rejection in batch.dry_run_rejections:
+                reason = "; ".join(f"{k}: {' '.join(v)}" for k, v in rejection.errors.items())
+                self.stdout.write(f"Row {rejection.row_number}: {reason}")
+            if counts["rejected"] > len(batch.dry_run_rejections):
+                self.stdout.write(
+                    f"... and {counts['rejected'] - len(batch.dry_run_rejections)} more."
+                )
+        elif counts["rejected"]:
             self.stdout.write(
                 f"Rejected rows are listed under Intake > Rejected rows (batch {batch.pk})."
             )
         self.stdout.write(json.dumps(counts))
 
-    def _unreadable(self, message: str, *, batch) -> None:
+    def _unreadable(self, message: str, *, batch, returncode: int = UNREADABLE) -> None:
         counts = (
             batch.counts()
             if batch is not None
@@ -84,4 +101,4 @@ class Command(BaseCommand):
             | {"batch": None}
         )
         self.stdout.write(json.dumps(counts))
-        raise CommandError(message, returncode=UNREADABLE)
+        raise CommandError(message, returncode=returncode)
