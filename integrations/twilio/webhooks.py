@@ -105,7 +105,7 @@ def record_reply(*, sender: str, body: str) -> list[Contact]:
     STOP, STOPALL, UNSUBSCRIBE, CANCEL, END or QUIT opts those contacts out of SMS; START
     or UNSTOP opts them back in. Each change is written to the timeline.
     """
-    contacts = list(Contact.objects.filter(phone=sender).select_related("customer"))
+    contacts = list(Contact.objects.matching(phone=sender).select_related("customer"))
     if not sender or not contacts:
         logger.info("SMS reply from an unknown number %s", sender)
         return []
