@@ -260,3 +260,75 @@ def check_field_keys(app_configs=None, **kwargs):
             )
         )
     return found
+
+
+def encrypted_columns() -> list[tuple[type[models.Model], list[models.Field]]]:
+    """Every model with encrypted fields, and those fields."""
+    from django.apps import apps
+
+    found = []
+    for model in apps.get_models():
+        fields = [f for f in model._meta.concrete_fields if getattr(f, "is_encrypted", False)]
+        if fields:
+            found.append((model, fields))
+    return found
+
+
+def rotate_keys(*, chunk_size: int = 1000, rehash: bool = False, report=None) -> int:
+    """Re-encrypt every stored token that the first key does not already open; returns
+    how many rows were rewritten.
+
+    1. Walk each table by id in chunks; each chunk is read and written in its own
+       transaction, so a run stopped anywhere keeps what it finished.
+    2. A token the first key opens is left alone: a second run (after a stop) rewrites
+       only what the first did not reach, and a finished rotation rewrites nothing.
+    3. A row is written with a conditional UPDATE on its old tokens, so a value changed by
+       the application meanwhile (already under the first key) is not overwritten.
+    With `rehash`, the lookup hashes are recomputed too (after FIELD_HASH_KEY changed).
+    """
+    from django.db import connection, transaction
+
+    quote = connection.ops.quote_name
+    rewritten = 0
+    for model, fields in encrypted_columns():
+        hashes = (
+            [f for f in model._meta.concrete_fields if isinstance(f, LookupHashField)]
+            if rehash
+            else []
+        )
+        by_source = {f.source: f for f in hashes}
+        table = quote(model._meta.db_table)
+        columns = [quote(f.column) for f in fields]
+        last = 0
+        while True:
+            with transaction.atomic(), connection.cursor() as cursor:
+                lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+                cursor.execute(
+                    f"SELECT id, {', '.join(columns)} FROM {table} "  # noqa: S608
+                    f"WHERE id > %s ORDER BY id LIMIT %s{lock}",
+                    [last, chunk_size],
+                )
+                rows = cursor.fetchall()
+                if not rows:
+                    break
+                last = rows[-1][0]
+                for pk, *tokens in rows:
+                    stale = [not is_current(token) for token in tokens]
+                    if not any(stale) and not hashes:
+                        continue
+                    new = [reencrypt(t) if s else t for t, s in zip(tokens, stale, strict=True)]
+                    sets = [f"{c} = %s" for c in columns]
+                    values = list(new)
+                    for field, token in zip(fields, tokens, strict=True):
+                        if field.name in by_source:
+                            sets.append(f"{quote(by_source[field.name].column)} = %s")
+                            values.append(by_source[field.name].derive(decrypt(token)))
+                    same = " AND ".join(f"{c} = %s" for c in columns)
+                    cursor.execute(
+                        f"UPDATE {table} SET {', '.join(sets)} WHERE id = %s AND {same}",  # noqa: S608
+                        [*values, pk, *tokens],
+                    )
+                    rewritten += cursor.rowcount
+            if report:
+                report(model._meta.label, last, rewritten)
+    return rewritten
