@@ -139,6 +139,8 @@ class Customer(models.Model):
     )
     risk_factors = models.JSONField(_("risk factors"), null=True, blank=True)
     risk_scored_at = models.DateTimeField(_("risk scored at"), null=True, blank=True)
+    # Set when the customer's personal data was erased (privacy/erasure.py).
+    erased_at = models.DateTimeField(_("personal data erased at"), null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -177,6 +179,7 @@ class Customer(models.Model):
             ("pause_dunning", "Can pause and resume dunning"),
             ("pause_dunning_unlimited", "Can pause dunning beyond the agent limit"),
             ("work_all_customers", "Can work customers assigned to other agents"),
+            ("erase_customer", "Can erase a customer's personal data"),
         ]
 
     def __str__(self):
@@ -586,6 +589,7 @@ class Activity(models.Model):
         WRITE_OFF = "write_off", _("Write-off")
         PLACEMENT = "placement", _("Agency placement")
         RISK = "risk", _("Risk score")
+        ERASURE = "erasure", _("Personal data erased")
 
     class Channel(models.TextChoices):
         NONE = "", _("—")
