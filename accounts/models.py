@@ -237,8 +237,8 @@ class Contact(models.Model):
     role = models.CharField(_("role"), max_length=100, blank=True)
     email = EncryptedEmailField(_("e-mail"), blank=True)
     phone = EncryptedCharField(_("phone"), max_length=16, blank=True, help_text="E.164")
-    email_hash = LookupHashField(source="email", kind="email", db_index=True)
-    phone_hash = LookupHashField(source="phone", kind="phone", db_index=True)
+    email_hash = LookupHashField(source="email", kind="email")
+    phone_hash = LookupHashField(source="phone", kind="phone")
     is_primary = models.BooleanField(_("primary"), default=False)
     email_opted_out_at = models.DateTimeField(null=True, blank=True)
     email_opt_out_source = models.CharField(max_length=100, blank=True)
@@ -263,6 +263,9 @@ class Contact(models.Model):
         ]
         indexes = [
             models.Index(Upper("name"), name="contact_name_upper"),
+            # Exact lookups by e-mail and phone (Contact.objects.matching).
+            models.Index(fields=["email_hash"], name="contact_email_hash"),
+            models.Index(fields=["phone_hash"], name="contact_phone_hash"),
         ]
 
     def __str__(self):

@@ -8,7 +8,7 @@ are encrypted in chunks of ids; backwards they are decrypted before the columns 
 back into varchar and the check returns.
 """
 
-from django.db import migrations
+from django.db import migrations, models
 
 import accounts.crypto
 from accounts import crypto
@@ -115,12 +115,12 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="contact",
             name="email_hash",
-            field=accounts.crypto.LookupHashField(db_index=True, kind="email", source="email"),
+            field=accounts.crypto.LookupHashField(kind="email", source="email"),
         ),
         migrations.AddField(
             model_name="contact",
             name="phone_hash",
-            field=accounts.crypto.LookupHashField(db_index=True, kind="phone", source="phone"),
+            field=accounts.crypto.LookupHashField(kind="phone", source="phone"),
         ),
         migrations.AlterField(
             model_name="contact",
@@ -142,6 +142,14 @@ class Migration(migrations.Migration):
             field=accounts.crypto.EncryptedTextField(
                 blank=True, db_default="", default="", verbose_name="postal address"
             ),
+        ),
+        migrations.AddIndex(
+            model_name="contact",
+            index=models.Index(fields=["email_hash"], name="contact_email_hash"),
+        ),
+        migrations.AddIndex(
+            model_name="contact",
+            index=models.Index(fields=["phone_hash"], name="contact_phone_hash"),
         ),
         migrations.RunPython(encrypt_rows, decrypt_rows),
     ]
