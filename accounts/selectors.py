@@ -14,6 +14,7 @@ MAX_MATCHED_CUSTOMERS = 2000
 # 200-300 ms, by their ids ~30 ms. Past 30,000 matches (3%) the walk meets them quickly.
 # (SQLite accepts at most 32,766 parameters in one query.)
 SPARSE_MATCHES = 30_000
+PHONE_TERM = re.compile(r"\+?[\d\s().-]+")
 # pg_trgm cannot serve a LIKE pattern shorter than this; shorter terms match exactly.
 MIN_INFIX_CHARS = 3
 
@@ -25,7 +26,9 @@ def _customer_matches(term: str) -> tuple[QuerySet, QuerySet]:
     # E-mails and phones are encrypted: found by exact value through their keyed hashes
     # (an e-mail in any case, a phone in any form that parses as international).
     email = term if "@" in term else ""
-    phone = term if len(re.sub(r"\D", "", term)) >= 6 else ""
+    # A phone is digits with the signs people write numbers with (not "INV-123456").
+    is_phone = PHONE_TERM.fullmatch(term) and len(re.sub(r"\D", "", term)) >= 6
+    phone = term if is_phone else ""
     regions = customer_countries() if phone and not phone.startswith("+") else ()
     by_customer = (
         Customer.objects.filter(by_name | Q(external_ref=term))

@@ -121,6 +121,7 @@ MATRIX["Collections manager"] |= REPORTING_EXPORT | {
     "view_dashboard",
 }
 MATRIX["Finance"] |= REPORTING_EXPORT | {"view_scheduledreport"}
+MATRIX["Collections manager"] |= {"erase_customer"}  # privacy: erasure of personal data
 
 
 def test_groups_hold_exactly_the_documented_permissions():
