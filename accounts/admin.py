@@ -569,8 +569,8 @@ class ContactAdmin(LoggedChangelistMixin, admin.ModelAdmin):
     list_display = ["name", "customer", "role", "email", "phone", "is_primary"]
     list_filter = ["is_primary"]
     list_select_related = ["customer"]
-    search_fields = ["email", "phone", "name"]
-    search_help_text = _("E-mail, phone or name")
+    search_fields = ["name"]
+    search_help_text = _("Exact e-mail or phone (stored encrypted), or name")
     show_facets = admin.ShowFacets.NEVER
     ordering = ["customer__name", "-is_primary", "name", "id"]
     fields = ContactInline.fields
@@ -578,11 +578,12 @@ class ContactAdmin(LoggedChangelistMixin, admin.ModelAdmin):
 
     def get_search_results(self, request, queryset, search_term):
         term = search_term.strip()
+        if "@" in term:
+            return queryset.matching(email=term), False
         if term.startswith("+") or term.replace(" ", "").isdigit():
-            # A phone typed as people write it finds the E.164 form we store.
-            digits = "".join(ch for ch in term if ch.isdigit())
-            if digits:
-                return queryset.filter(phone__contains=digits), False
+            # A phone typed as people write it (national form: in the customers' countries)
+            # finds the E.164 one we store.
+            return queryset.matching(phone=term, regions=selectors.customer_countries()), False
         return super().get_search_results(request, queryset, search_term)
 
     def has_add_permission(self, request):

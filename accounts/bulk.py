@@ -70,6 +70,7 @@ def insert_rows(
     unknown = set(columns) - set(fields)
     if unknown:
         raise ValueError(f"{model.__name__} has no column {', '.join(sorted(unknown))}")
+    columns, rows = _with_lookup_hashes(fields, columns, rows)
     now = timezone.now()
     named = [fields[name] for name in columns]
     named_set = set(columns)
@@ -158,9 +159,27 @@ def _bulk_create_rows(model, named, rest, defaults, rows, returning) -> list[tup
     return [tuple(getattr(obj, f.attname) for f in model._meta.concrete_fields) for obj in objs]
 
 
+def _with_lookup_hashes(fields: dict, columns: Sequence[str], rows: Iterable[tuple]):
+    """The columns and rows with the keyed hashes (accounts/crypto.py) of any encrypted
+    column named, so a COPY of contacts stays findable by e-mail and phone."""
+    derived = [
+        (f, columns.index(f.source))
+        for f in fields.values()
+        if hasattr(f, "derive") and f.source in columns and f.attname not in columns
+    ]
+    if not derived:
+        return columns, rows
+    more = tuple(f.attname for f, _position in derived)
+    return (*columns, *more), (
+        (*row, *(f.derive(row[position]) for f, position in derived)) for row in rows
+    )
+
+
 def _copy_encoder(field) -> Callable | None:
     """How a value of this field becomes COPY text, where psycopg's own dumper won't do
-    (or is slow): JSON, money (refusing floats), datetimes."""
+    (or is slow): JSON, money (refusing floats), datetimes, encrypted personal fields."""
+    if getattr(field, "is_encrypted", False):
+        return field.get_prep_value
     internal_type = field.get_internal_type()
     if internal_type == "JSONField":
         return functools.partial(json.dumps, cls=field.encoder)
@@ -202,6 +221,16 @@ def write_rows(model, objs: list, fields: list[str]) -> None:
     if not objs:
         return
     columns = [model._meta.get_field(name) for name in fields]
+    # An encrypted column written here takes its keyed hash along (accounts/crypto.py).
+    hashes = [
+        (f, model._meta.get_field(f.source))
+        for f in model._meta.concrete_fields
+        if hasattr(f, "derive") and f.source in fields and f.attname not in fields
+    ]
+    if hashes:
+        objs = [_HashedRow(obj, columns, hashes) for obj in objs]
+        columns = [*columns, *(f for f, _source in hashes)]
+        fields = [*fields, *(f.name for f, _source in hashes)]
     if connection.vendor != "postgresql":
         instances = [
             model(pk=obj.pk, **{f.attname: getattr(obj, f.attname) for f in columns})
@@ -215,10 +244,27 @@ def write_rows(model, objs: list, fields: list[str]) -> None:
     names = ", ".join(quote(field.column) for field in columns)
     assignments = ", ".join(f"{quote(f.column)} = v.{quote(f.column)}" for f in columns)
     params = [[obj.pk for obj in objs]]
-    params.extend([getattr(obj, field.attname) for obj in objs] for field in columns)
+    params.extend(
+        [_db_value(field, getattr(obj, field.attname)) for obj in objs] for field in columns
+    )
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {quote(table)} AS t SET {assignments} "  # noqa: S608
             f"FROM unnest(%s::bigint[], {arrays}) AS v(id, {names}) WHERE t.id = v.id",
             params,
         )
+
+
+def _db_value(field, value):
+    return field.get_prep_value(value) if getattr(field, "is_encrypted", False) else value
+
+
+class _HashedRow:
+    """A row for `write_rows` with its keyed hashes worked out from its plaintext."""
+
+    def __init__(self, obj, columns, hashes):
+        self.pk = obj.pk
+        for field in columns:
+            setattr(self, field.attname, getattr(obj, field.attname))
+        for field, source in hashes:
+            setattr(self, field.attname, field.derive(getattr(obj, source.attname)))

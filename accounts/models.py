@@ -2,6 +2,7 @@
 
 import datetime as dt
 import zoneinfo
+from collections.abc import Iterable
 from decimal import Decimal
 
 import phonenumbers
@@ -14,6 +15,14 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from .aging import DaysBetween, aging_bucket, bucket_expression, days_past_due, due_on_range
+from .crypto import (
+    EncryptedCharField,
+    EncryptedEmailField,
+    EncryptedTextField,
+    LookupHashField,
+    lookup_hash,
+    normal_phone,
+)
 from .money import validate_currency
 
 MONEY = {"max_digits": 14, "decimal_places": 2}
@@ -85,7 +94,8 @@ class Customer(models.Model):
     industry = models.CharField(_("industry"), max_length=80, blank=True)
     country = models.CharField(_("country"), max_length=2, blank=True, help_text="ISO 3166 code")
     # db_default too: bulk COPY writers that do not name a column get it from the database.
-    postal_address = models.TextField(_("postal address"), blank=True, default="", db_default="")
+    # Encrypted at rest (accounts/crypto.py).
+    postal_address = EncryptedTextField(_("postal address"), blank=True, default="", db_default="")
     timezone = models.CharField(
         _("time zone"), max_length=64, default="UTC", validators=[validate_timezone]
     )
@@ -155,6 +165,8 @@ class Customer(models.Model):
         help_text=_("The region the zone was inferred from, e.g. US-TX."),
     )
 
+    # Set when the customer's personal data was erased (privacy/erasure.py).
+    erased_at = models.DateTimeField(_("personal data erased at"), null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -193,6 +205,7 @@ class Customer(models.Model):
             ("pause_dunning", "Can pause and resume dunning"),
             ("pause_dunning_unlimited", "Can pause dunning beyond the agent limit"),
             ("work_all_customers", "Can work customers assigned to other agents"),
+            ("erase_customer", "Can erase a customer's personal data"),
         ]
 
     def __str__(self):
@@ -215,8 +228,30 @@ class Customer(models.Model):
         return [str(label) for is_set, label in flags if is_set]
 
 
+class ContactQuerySet(models.QuerySet):
+    def matching(self, *, email: str = "", phone: str = "", regions: Iterable[str] = ()):
+        """Contacts whose e-mail (any case) or phone (any written form that parses; a
+        national one read in each of `regions`) is exactly this: the one lookup by e-mail
+        or phone, through the keyed hashes beside the encrypted columns (accounts/crypto.py).
+        """
+        wanted = Q(pk__in=[])
+        if email_hash := lookup_hash("email", email):
+            wanted |= Q(email_hash=email_hash)
+        phone_hashes = {lookup_hash("phone", normal_phone(phone, r)) for r in ("", *regions)}
+        phone_hashes.discard("")
+        if len(phone_hashes) == 1:
+            wanted |= Q(phone_hash=phone_hashes.pop())
+        elif phone_hashes:
+            wanted |= Q(phone_hash__in=sorted(phone_hashes))
+        return self.filter(wanted)
+
+
 class Contact(models.Model):
-    """A person at the customer; phone numbers are stored in E.164."""
+    """A person at the customer; phone numbers are stored in E.164.
+
+    E-mail and phone are encrypted at rest; `email_hash` and `phone_hash` find them
+    (`Contact.objects.matching`).
+    """
 
     class Channel(models.TextChoices):
         EMAIL = "email", _("E-mail")
@@ -226,8 +261,10 @@ class Contact(models.Model):
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="contacts")
     name = models.CharField(_("name"), max_length=200)
     role = models.CharField(_("role"), max_length=100, blank=True)
-    email = models.EmailField(_("e-mail"), blank=True)
-    phone = models.CharField(_("phone"), max_length=16, blank=True, help_text="E.164")
+    email = EncryptedEmailField(_("e-mail"), blank=True)
+    phone = EncryptedCharField(_("phone"), max_length=16, blank=True, help_text="E.164")
+    email_hash = LookupHashField(source="email", kind="email")
+    phone_hash = LookupHashField(source="phone", kind="phone")
     is_primary = models.BooleanField(_("primary"), default=False)
     email_opted_out_at = models.DateTimeField(null=True, blank=True)
     email_opt_out_source = models.CharField(max_length=100, blank=True)
@@ -238,6 +275,8 @@ class Contact(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    objects = ContactQuerySet.as_manager()
+
     class Meta:
         verbose_name = _("contact")
         ordering = ["-is_primary", "name", "id"]
@@ -247,20 +286,25 @@ class Contact(models.Model):
                 condition=Q(is_primary=True),
                 name="contact_one_primary_per_customer",
             ),
-            models.CheckConstraint(
-                condition=Q(phone="") | Q(phone__startswith="+"),
-                name="contact_phone_e164",
-            ),
         ]
         indexes = [
-            models.Index(fields=["phone"]),
-            models.Index(fields=["email"]),
-            models.Index(Upper("email"), name="contact_email_upper"),
             models.Index(Upper("name"), name="contact_name_upper"),
+            # Exact lookups by e-mail and phone (Contact.objects.matching).
+            models.Index(fields=["email_hash"], name="contact_email_hash"),
+            models.Index(fields=["phone_hash"], name="contact_phone_hash"),
         ]
 
     def __str__(self):
         return f"{self.name} ({self.customer})"
+
+    def save(self, *args, **kwargs):
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None:
+            # A save of the e-mail or phone alone keeps its hash in step.
+            named = set(update_fields)
+            named |= {f"{name}_hash" for name in ("email", "phone") if name in named}
+            kwargs["update_fields"] = named
+        super().save(*args, **kwargs)
 
     def clean(self):
         super().clean()
@@ -574,6 +618,7 @@ class Activity(models.Model):
         WRITE_OFF = "write_off", _("Write-off")
         PLACEMENT = "placement", _("Agency placement")
         RISK = "risk", _("Risk score")
+        ERASURE = "erasure", _("Personal data erased")
 
     class Channel(models.TextChoices):
         NONE = "", _("—")

@@ -1,8 +1,11 @@
 """The account timeline: the one module in the product that writes Activity rows.
 
 Every touch on an account (a payment, a call, a notice, a promise, a hold) is an entry.
-Entries are append-only: the model refuses updates and deletes. Three ways in, for three
-kinds of caller, all writing the same rows:
+Entries are append-only: the model refuses updates and deletes, and so does a trigger on
+PostgreSQL. One narrow exception, `erase_personal_data`: the erasure of a customer's
+personal data (privacy/erasure.py) rewrites the text and details of that customer's
+entries, nothing else, and says so in an entry of its own (`erased`). Three ways in, for
+three kinds of caller, all writing the same rows:
 
 - `add(kind, ...)`: one entry, now (or `at`), for a service handling one thing;
 - `entry(kind, ...)` then `add_all(entries)`: several entries in one INSERT;
@@ -20,7 +23,7 @@ import datetime as dt
 from collections.abc import Callable, Iterable
 from decimal import Decimal
 
-from django.db import models
+from django.db import connection, models, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
@@ -249,4 +252,56 @@ def allocations_applied(
             now,
         )
         for payment, invoice, allocation_id, amount, new_balance, status, rule in applied
+    )
+
+
+# The transaction-local setting the append-only trigger checks (migration 0024).
+ERASURE_SETTING = "accounts.timeline_erasure"
+
+
+def erase_personal_data(customer_id: int, rewrite: Callable[[str, dict], tuple[str, dict]]) -> int:
+    """The one sanctioned change to written entries: `rewrite(text, details)` gives each
+    of the customer's entries its new text and details (personal data replaced); returns
+    how many entries changed.
+
+    1. Inside the caller's transaction (one is opened if there is none), set the setting
+       the append-only trigger checks, for this transaction only (set_config ..., true).
+    2. Rewrite only text and details, by id; the trigger refuses any other column, and
+       DELETE whatever the setting.
+    3. Turn the setting off again before returning, so nothing else in the transaction
+       gets past the guard.
+    """
+    details_field = Activity._meta.get_field("details")
+    changed = 0
+    with transaction.atomic(), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SELECT set_config(%s, 'on', true)", [ERASURE_SETTING])
+        try:
+            entries = Activity.objects.filter(customer_id=customer_id).values_list(
+                "pk", "text", "details"
+            )
+            for pk, text, details in entries.iterator(chunk_size=1000):
+                new_text, new_details = rewrite(text, details)
+                if (new_text, new_details) == (text, details):
+                    continue
+                cursor.execute(
+                    "UPDATE accounts_activity SET text = %s, details = %s WHERE id = %s",
+                    [new_text, details_field.get_db_prep_save(new_details, connection), pk],
+                )
+                changed += cursor.rowcount
+        finally:
+            if connection.vendor == "postgresql":
+                cursor.execute("SELECT set_config(%s, 'off', true)", [ERASURE_SETTING])
+    return changed
+
+
+def erased(customer: Customer | int, *, by, reason: str, counts: dict) -> Activity:
+    """The entry saying that a customer's personal data was erased: who, when, why, and
+    how many rows of each kind; none of the erased data."""
+    return add(
+        Kind.ERASURE,
+        customer=customer,
+        by=by,
+        text=_("Personal data erased: %(reason)s") % {"reason": reason},
+        details={"reason": reason, "rows": counts},
     )

@@ -87,7 +87,8 @@ CUSTOMER_COLUMNS = (
     "is_in_payment_plan, is_bankrupt, is_excluded_from_automation, created_at, updated_at"
 )
 CONTACT_COLUMNS = (
-    "id, customer_id, name, role, email, phone, is_primary, email_opted_out_at, "
+    "id, customer_id, name, role, email, phone, email_hash, phone_hash, is_primary, "
+    "email_opted_out_at, "
     "email_opt_out_source, sms_opted_out_at, sms_opt_out_source, call_opted_out_at, "
     "call_opt_out_source, created_at, updated_at"
 )
@@ -269,14 +270,20 @@ class LedgerSeeder:
             )
 
     def contact_rows(self) -> Iterator[tuple]:
-        """One primary contact per customer, with an e-mail and an E.164 phone."""
+        """One primary contact per customer, with an e-mail and an E.164 phone, encrypted
+        with their lookup hashes as the product stores them (accounts/crypto.py: the
+        benchmarks run with Django set up, so the keys are the settings')."""
+        from accounts.crypto import encrypt, lookup_hash
+
         now = self.now
         for customer_id in range(1, self.customers + 1):
             first = FIRST_NAMES[customer_id % len(FIRST_NAMES)]
             last = SURNAMES[customer_id % len(SURNAMES)]
             email, phone = contact_email(customer_id, self.customers), contact_phone(customer_id)
-            yield (customer_id, customer_id, f"{first} {last}", "Accounts payable", email, phone,
-                   True, None, "", None, "", None, "", now, now)  # fmt: skip
+            yield (customer_id, customer_id, f"{first} {last}", "Accounts payable",
+                   encrypt(email), encrypt(phone), lookup_hash("email", email),
+                   lookup_hash("phone", phone), True, None, "", None, "", None, "", now,
+                   now)  # fmt: skip
 
     def customer_weights(self) -> list[float]:
         """Cumulative invoice weights per customer: Pareto-skewed, plus the key account.

@@ -8,9 +8,11 @@ that was deleted). It never moves a time someone changed in the console.
 
 The night is one job, a chain: the case work (broken promises, missed installments, risk,
 routing, alerts) and then, when it has finished, the dunning run, which plans on what the
-case work changed and fans sending out to the workers. If the case work fails after its
-retries the chain stops there, and that night nobody is dunned on stale promises; the
-dunning run's catch-up window picks the notices up the next night.
+case work changed and fans sending out to the workers; last, the retention (privacy:
+accounts closed longer than RETENTION_CLOSED_ACCOUNT_YEARS are erased; off by default).
+If the case work fails after its retries the chain stops there, and that night nobody is
+dunned on stale promises; the dunning run's catch-up window picks the notices up the
+next night.
 """
 
 from dataclasses import dataclass
@@ -19,6 +21,7 @@ from celery import chain
 
 from cases.tasks import run_case_work
 from dunning.tasks import run_nightly
+from privacy.tasks import apply_retention
 
 
 @dataclass(frozen=True)
@@ -47,8 +50,9 @@ RETIRED = {
 
 
 def night():
-    """The night's chain: case work, then the dunning run (immutable: each takes no input)."""
-    return chain(run_case_work.si(), run_nightly.si())
+    """The night's chain: case work, the dunning run, then the retention (immutable: each
+    takes no input)."""
+    return chain(run_case_work.si(), run_nightly.si(), apply_retention.si())
 
 
 def sync(apps) -> list[str]:

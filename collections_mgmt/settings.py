@@ -39,6 +39,18 @@ if not SECRET_KEY:
         raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off")
     SECRET_KEY = "django-insecure-local-development-key-not-for-production"  # noqa: S105
 
+# Personal data at rest (accounts/crypto.py): contacts' e-mails and phones, customers'
+# postal addresses. FIELD_ENCRYPTION_KEYS: comma-separated Fernet keys, the first encrypts
+# and all decrypt (add a new key first, run `manage.py rotate_encryption_keys`, then drop
+# the old one). FIELD_HASH_KEY: the HMAC key of the exact-lookup hashes (never rotated
+# without re-hashing). Unset: keys derived from SECRET_KEY, refused by `check --deploy`.
+FIELD_ENCRYPTION_KEYS = env_list("FIELD_ENCRYPTION_KEYS", "")
+FIELD_HASH_KEY = os.environ.get("FIELD_HASH_KEY", "")
+FIELD_KEYS_MAY_DERIVE = DEBUG or env_bool("ALLOW_INSECURE_SECRET_KEY", False)
+# Retention (privacy/retention.py): erase customers whose accounts have been closed (no
+# open invoice, no activity) for longer than this many years, nightly; 0 = off.
+RETENTION_CLOSED_ACCOUNT_YEARS = int(os.environ.get("RETENTION_CLOSED_ACCOUNT_YEARS", "0"))
+
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost" if DEBUG else "")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
 SITE_URL = os.environ.get("SITE_URL", "http://127.0.0.1:8000")
@@ -61,6 +73,7 @@ INSTALLED_APPS = [
     "dunning",
     "reporting",
     "integrations",
+    "privacy",
     "demo",
     "collections_mgmt",
 ]

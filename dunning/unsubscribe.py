@@ -87,7 +87,7 @@ def opt_out_email(
         return []
     at = at or timezone.now()
     changed = []
-    candidates = Contact.objects.filter(email__iexact=email, email_opted_out_at__isnull=True)
+    candidates = Contact.objects.matching(email=email).filter(email_opted_out_at__isnull=True)
     for contact in candidates.select_related("customer"):
         claimed = Contact.objects.filter(pk=contact.pk, email_opted_out_at__isnull=True).update(
             email_opted_out_at=at, email_opt_out_source=source[:100], updated_at=at

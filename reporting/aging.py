@@ -36,6 +36,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from accounts import crypto
 from accounts.aging import Bucket
 from accounts.models import Activity, Contact, Customer, Invoice
 from cases.models import Task
@@ -712,8 +713,8 @@ def customer_rows(
             country=country,
             agent=agent or "",
             contact_name=contact_name or "",
-            contact_email=contact_email or "",
-            contact_phone=contact_phone or "",
+            contact_email=crypto.decrypt(contact_email or ""),
+            contact_phone=crypto.decrypt(contact_phone or ""),
             last_contact_on=timezone.localdate(_aware(contact_at)) if contact_at else None,
             last_contact=last_contact,
             next_action_on=next_on,

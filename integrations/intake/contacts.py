@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
 
+from accounts.crypto import lookup_hash
 from accounts.models import Contact, Customer
 
 from ..models import IntakeBatch
@@ -110,8 +111,9 @@ class ContactUpserter(RecordUpserter):
         customers = customers_by_reference(record.key[0] for record in batch_records)
         ids = [c.pk for matches in customers.values() for c in matches]
         contacts: dict[tuple[int, str], Contact] = {}
+        # Keyed by the e-mail's lookup hash (lower-cased, as the record's key).
         for contact in Contact.objects.filter(customer_id__in=ids).order_by("pk"):
-            contacts.setdefault((contact.customer_id, contact.email.lower()), contact)
+            contacts.setdefault((contact.customer_id, contact.email_hash), contact)
         return customers, contacts
 
     def apply(self, record: Record, found: tuple[dict, dict]) -> tuple[str, dict]:
@@ -124,7 +126,7 @@ class ContactUpserter(RecordUpserter):
             values["phone"], phone_errors = parsing.phone(values["phone"], customer.country)
             if phone_errors:
                 errors["phone"] = list(phone_errors)
-        stored = contacts.get((customer.pk, email_key))
+        stored = contacts.get((customer.pk, lookup_hash("email", email_key)))
         if stored is not None and not errors:
             values["email"] = stored.email  # the key matched: a change of case is no change
             changes = records.changes_of(stored, values)
@@ -144,7 +146,7 @@ class ContactUpserter(RecordUpserter):
         if errors:
             raise RowRejected(errors)
         contact.save()
-        contacts[(customer.pk, email_key)] = contact
+        contacts[(customer.pk, contact.email_hash)] = contact
         return outcome, changes
 
 

@@ -744,13 +744,14 @@ class InvoiceUpserter:
                 returning=False,
             )
         if plan.changed_contacts:
-            Contact.objects.bulk_update(
+            # write_rows keeps the e-mail and phone lookup hashes in step.
+            bulk.write_rows(
+                Contact,
                 [
                     Contact(pk=c.pk, name=c.name, email=c.email, phone=c.phone)
                     for c in plan.changed_contacts.values()
                 ],
                 ["name", "email", "phone"],
-                batch_size=1000,
             )
         if plan.new_invoices:
             source, status, stamp = self.source, Invoice.Status.OPEN.value, copy_timestamp(now)
@@ -906,7 +907,20 @@ def select_rows(
             statement.as_string(cursor.cursor.connection),
             [*(value for _name, value in where), list(keys)],
         )
-        return cursor.fetchall()
+        rows = cursor.fetchall()
+    # Encrypted personal columns (accounts/crypto.py) come back as their plaintext.
+    readers = [
+        (i, field.from_db_value)
+        for i, name in enumerate(columns)
+        if name != "pk" and getattr(field := opts.get_field(name), "is_encrypted", False)
+    ]
+    if readers:
+        rows = [list(row) for row in rows]
+        for i, read in readers:
+            for row in rows:
+                row[i] = read(row[i], None, connection)
+        rows = [tuple(row) for row in rows]
+    return rows
 
 
 def _plain(value):

@@ -117,7 +117,7 @@ def apply_stored_reply(item: InboxItem) -> str:
 def contacts_at(phone: str):
     """The contacts with this phone number (E.164): the one place a reply finds its sender,
     so an encrypted phone column with a keyed hash only changes this lookup."""
-    return Contact.objects.filter(phone=phone).select_related("customer")
+    return Contact.objects.matching(phone=phone).select_related("customer")
 
 
 @transaction.atomic

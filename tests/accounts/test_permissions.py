@@ -122,6 +122,7 @@ MATRIX["Collections manager"] |= REPORTING_EXPORT | {
 }
 MATRIX["Finance"] |= REPORTING_EXPORT | {"view_scheduledreport"}
 MATRIX["Collections manager"] |= {"view_accesslog"}  # who looked at which debtor
+MATRIX["Collections manager"] |= {"erase_customer"}  # privacy: erasure of personal data
 
 
 def test_groups_hold_exactly_the_documented_permissions():

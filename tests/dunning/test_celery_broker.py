@@ -29,6 +29,7 @@ from django.db import connection
 from django.utils import timezone
 from kombu import Connection
 
+from accounts.crypto import lookup_hash
 from dunning import planner
 from dunning.models import ContactRule, Notice, OutboxMessage
 from dunning.outbox import OutboxEmailBackend
@@ -204,7 +205,8 @@ def overdue_customers(count: int, zone: str, due_on: dt.date) -> list[str]:
 
 
 def assert_each_sent_once(emails: list[str]) -> None:
-    notices = Notice.objects.filter(customer__contacts__email__in=emails)
+    hashes = [lookup_hash("email", email) for email in emails]  # e-mails are encrypted
+    notices = Notice.objects.filter(customer__contacts__email_hash__in=hashes)
     assert notices.count() == len(emails)
     assert set(notices.values_list("status", flat=True)) == {Notice.Status.SENT}
     kept = collections.Counter(

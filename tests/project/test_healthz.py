@@ -56,6 +56,8 @@ def test_production_settings_pass_check_deploy():
         "SECRET_KEY": "a-long-random-production-key-" + "x7Q9z" * 10,
         "ALLOWED_HOSTS": "collections.example.com",
         "DATABASE_URL": "sqlite:////tmp/check-deploy.sqlite3",
+        "FIELD_ENCRYPTION_KEYS": "q2Vn0mYJ3wV4wq9Q8g0m2O3Kp1sYbV7c5xT6uZ4aR8E=",
+        "FIELD_HASH_KEY": "a-long-random-hash-key-" + "k3P8w" * 8,
     }
     result = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
@@ -67,6 +69,18 @@ def test_production_settings_pass_check_deploy():
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+    # Without the field keys, personal data would be encrypted under SECRET_KEY: refused.
+    del env["FIELD_ENCRYPTION_KEYS"], env["FIELD_HASH_KEY"]
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy"],
+        cwd=Path(__file__).resolve().parents[2],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "accounts.E001" in result.stderr and "accounts.E003" in result.stderr
 
 
 def test_production_refuses_to_start_without_a_secret_key():

@@ -4,7 +4,16 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PRODUCT = ("accounts", "cases", "dunning", "integrations", "reporting", "demo", "collections_mgmt")
+PRODUCT = (
+    "accounts",
+    "cases",
+    "dunning",
+    "integrations",
+    "reporting",
+    "privacy",
+    "demo",
+    "collections_mgmt",
+)
 TIMELINE = ROOT / "accounts" / "timeline.py"
 
 

@@ -12,6 +12,7 @@ from cases import nightly
 from collections_mgmt import schedule, tasks
 from collections_mgmt.celery import app
 from dunning import planner
+from privacy import retention as privacy_retention
 
 pytestmark = pytest.mark.django_db
 
@@ -80,12 +81,17 @@ def test_the_night_runs_the_case_work_then_the_dunning_run(monkeypatch, eager):
         ran.append("dunning")
         return planner.PlanResult()
 
+    def retention(**kwargs):
+        ran.append("retention")
+        return []
+
     monkeypatch.setattr(nightly, "run_case_work", case_work)
     monkeypatch.setattr(planner, "plan", plan)
+    monkeypatch.setattr(privacy_retention, "apply_retention", retention)
 
     tasks.run_night()
 
-    assert ran == ["case work", "dunning"]
+    assert ran == ["case work", "dunning", "retention"]
 
 
 def test_a_night_whose_case_work_fails_duns_nobody(monkeypatch, eager):

@@ -1,0 +1,1 @@
+"""Debtors' privacy: erasure of one customer's personal data everywhere it lives, and retention."""
