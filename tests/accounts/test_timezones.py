@@ -210,7 +210,7 @@ def test_a_customer_added_in_the_console_without_a_zone_gets_one(client, superus
 
 @pytest.mark.django_db
 def test_the_migration_infers_zones_for_customers_left_on_utc():
-    migration = importlib.import_module("accounts.migrations.0025_timezone_source")
+    migration = importlib.import_module("accounts.migrations.0026_timezone_source")
     austin = CustomerFactory(country="US", timezone="UTC", postal_address="Austin, TX 78701")
     unknown = CustomerFactory(country="US", timezone="UTC")
     german = CustomerFactory(country="DE", timezone="UTC")

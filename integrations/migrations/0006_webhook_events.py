@@ -9,7 +9,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("integrations", "0004_idempotency_record_moves_to_accounts"),
+        ("integrations", "0005_bank_formats"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

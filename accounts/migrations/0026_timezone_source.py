@@ -40,7 +40,7 @@ def _save(Customer, changed: list) -> None:
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("accounts", "0024_access_log"),
+        ("accounts", "0025_access_log"),
     ]
 
     operations = [

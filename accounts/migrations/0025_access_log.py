@@ -51,7 +51,7 @@ def revoke(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("accounts", "0020_idempotency_record_moves_to_accounts"),
+        ("accounts", "0024_timeline_erasure"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
