@@ -42,6 +42,9 @@ ROUNDS = int(os.environ.get("CRASH_KILL_ROUNDS", "25"))
 SEED = int(os.environ.get("CRASH_KILL_SEED", "15"))
 SEND_AT = "2026-11-23T16:00:00+00:00"  # 10:00 in Chicago: inside contact hours
 WAIT_SECONDS = 30  # the longest wait for a process or for a delivery
+# What each killed round runs: run_dunning (plan, then send: the command that sent twice
+# before), or send_due (sending alone: bench/crash_kill.py's hundreds of rounds).
+COMMAND = os.environ.get("CRASH_KILL_COMMAND", "run_dunning")
 
 
 class Recorder:
@@ -115,7 +118,14 @@ class ForkingSender:
 
     def __init__(self, env: dict):
         self.process = subprocess.Popen(  # noqa: S603 (our interpreter, our arguments)
-            [sys.executable, "-m", "tests.dunning.forking_sender", ON.isoformat(), SEND_AT],
+            [
+                sys.executable,
+                "-m",
+                "tests.dunning.forking_sender",
+                ON.isoformat(),
+                SEND_AT,
+                COMMAND,
+            ],
             cwd=ROOT,
             env=env,
             stdin=subprocess.PIPE,
