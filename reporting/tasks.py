@@ -21,5 +21,6 @@ def send_scheduled_reports() -> int:
 
 @shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True)
 def send_scheduled_report(report_id: int, today: str) -> bool:
-    """E-mail one report; a retry or a second worker finds it already sent and does nothing."""
+    """E-mail one report. acks_late: a redelivered task or a second worker finds it sent,
+    being sent, or (its worker died mid-send) uncertain, and sends nothing again."""
     return services.send_scheduled_report(report_id=report_id, today=dt.date.fromisoformat(today))

@@ -6,7 +6,7 @@ import pytest
 from django.core import mail
 from django.core.management import call_command
 
-from dunning import tasks
+from dunning import planner, tasks
 from dunning.models import Notice, OutboxMessage
 from tests.clock import ON
 from tests.factories import ContactFactory, CustomerFactory, InvoiceFactory
@@ -59,3 +59,17 @@ def test_nightly_task_plans_and_fans_out_sending(overdue, settings, monkeypatch)
     result = tasks.run_nightly()
     assert result["planned"] == 2
     assert len(queued) == 2  # two notices, one per chunk
+
+
+def test_send_due_and_sweep_sending_commands(overdue):
+    planner.plan(on=ON)
+    out = io.StringIO()
+    call_command("send_due", "--at", "2026-11-23T16:00:00+00:00", stdout=out)
+    assert json.loads(out.getvalue())["sent"] == 2
+    assert Notice.objects.filter(status="sent").count() == 2
+    Notice.objects.filter(channel="email").update(
+        status="sending", sending_at=dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC)
+    )
+    out = io.StringIO()
+    call_command("sweep_sending", stdout=out)
+    assert json.loads(out.getvalue()) == {"uncertain": 1, "waiting_for_a_manager": 1}
