@@ -157,21 +157,21 @@ def _csv_reader(stream: BinaryIO, encoding: str | None):
 
 
 def csv_rows(stream: BinaryIO, *, encoding: str | None = None) -> tuple[list, Rows]:
-    """The header row and an iterator of (row number, cells); row 1 is the header."""
+    """The header row and an iterator of (row number, cells); row 1 is the header.
+
+    The rows are not counted against the limits here: `open_sheet` has already proved
+    them within (by the scan's bounds, or by `count_csv_rows`).
+    """
     text, reader = _csv_reader(stream, encoding)
-    counter = uploads.RowCounter()
     try:
         headers = next(reader)
     except csv.Error as exc:
         text.detach()
         raise UnreadableFile(_("The header row cannot be read: %(e)s") % {"e": exc}) from exc
-    counter.add(len(headers))
 
     def rows() -> Rows:
-        add = counter.add
         try:
             for row_number, cells in enumerate(reader, start=2):
-                add(len(cells))
                 if "".join(cells).strip():  # not a blank line
                     yield row_number, cells
         except csv.Error as exc:
@@ -315,15 +315,6 @@ def open_sheet(stream: BinaryIO, *, encoding: str | None = None, count: bool = F
             total = count_csv_rows(stream, encoding=encoding)
         headers, rows = csv_rows(stream, encoding=encoding)
     return Sheet(scanned.sha256, headers, rows, total)
-
-
-def open_rows(
-    stream: BinaryIO, file_type: str, *, encoding: str | None = None
-) -> tuple[list, Rows]:
-    if file_type == "xlsx":
-        headers, rows, _total = xlsx_rows(stream)
-        return headers, rows
-    return csv_rows(stream, encoding=encoding)
 
 
 REFUSED = (UnreadableFile, uploads.UploadRefused, parsing.MissingColumns)
