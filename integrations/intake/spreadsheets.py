@@ -207,7 +207,8 @@ def count_csv_rows(stream: BinaryIO, *, encoding: str | None = None) -> int:
 
 def _chain(first: str, rest) -> Iterator[str]:
     yield first
-    yield from rest
+    for line in rest:  # noqa: UP028 (`yield from` would close a detached `rest` on close)
+        yield line
 
 
 def xlsx_rows(stream: BinaryIO, *, count: bool = False) -> tuple[list, Rows, int | None]:
