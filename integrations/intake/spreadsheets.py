@@ -131,9 +131,6 @@ class Scan:
     max_rows: int = 0  # CSV: at least as many lines as rows, and as many separators as cells
     max_cells: int = 0
 
-    def __iter__(self):  # sha256, file_type = scan(...)
-        return iter((self.sha256, self.file_type))
-
 
 def _codec(encoding: str | None) -> str:
     if not encoding or codecs.lookup(encoding).name == "utf-8":
@@ -461,6 +458,10 @@ def import_spreadsheet(
     except _Rollback:
         batch.pk = batch.id = None
         return batch
+    except (UnreadableFile, LoadFailed) as exc:  # its failed batch was rolled back too
+        if exc.batch is not None:
+            exc.batch.pk = exc.batch.id = None
+        raise
 
 
 def import_invoices(
