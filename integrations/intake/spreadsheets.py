@@ -131,9 +131,6 @@ class Scan:
     max_rows: int = 0  # CSV: at least as many lines as rows, and as many separators as cells
     max_cells: int = 0
 
-    def __iter__(self):  # sha256, file_type = scan(...)
-        return iter((self.sha256, self.file_type))
-
 
 def _codec(encoding: str | None) -> str:
     if not encoding or codecs.lookup(encoding).name == "utf-8":
@@ -157,21 +154,21 @@ def _csv_reader(stream: BinaryIO, encoding: str | None):
 
 
 def csv_rows(stream: BinaryIO, *, encoding: str | None = None) -> tuple[list, Rows]:
-    """The header row and an iterator of (row number, cells); row 1 is the header."""
+    """The header row and an iterator of (row number, cells); row 1 is the header.
+
+    The rows are not counted against the limits here: `open_sheet` has already proved
+    them within (by the scan's bounds, or by `count_csv_rows`).
+    """
     text, reader = _csv_reader(stream, encoding)
-    counter = uploads.RowCounter()
     try:
         headers = next(reader)
     except csv.Error as exc:
         text.detach()
         raise UnreadableFile(_("The header row cannot be read: %(e)s") % {"e": exc}) from exc
-    counter.add(len(headers))
 
     def rows() -> Rows:
-        add = counter.add
         try:
             for row_number, cells in enumerate(reader, start=2):
-                add(len(cells))
                 if "".join(cells).strip():  # not a blank line
                     yield row_number, cells
         except csv.Error as exc:
@@ -207,7 +204,8 @@ def count_csv_rows(stream: BinaryIO, *, encoding: str | None = None) -> int:
 
 def _chain(first: str, rest) -> Iterator[str]:
     yield first
-    yield from rest
+    for line in rest:  # noqa: UP028 (`yield from` would close a detached `rest` on close)
+        yield line
 
 
 def xlsx_rows(stream: BinaryIO, *, count: bool = False) -> tuple[list, Rows, int | None]:
@@ -315,15 +313,6 @@ def open_sheet(stream: BinaryIO, *, encoding: str | None = None, count: bool = F
             total = count_csv_rows(stream, encoding=encoding)
         headers, rows = csv_rows(stream, encoding=encoding)
     return Sheet(scanned.sha256, headers, rows, total)
-
-
-def open_rows(
-    stream: BinaryIO, file_type: str, *, encoding: str | None = None
-) -> tuple[list, Rows]:
-    if file_type == "xlsx":
-        headers, rows, _total = xlsx_rows(stream)
-        return headers, rows
-    return csv_rows(stream, encoding=encoding)
 
 
 REFUSED = (UnreadableFile, uploads.UploadRefused, parsing.MissingColumns)
@@ -469,6 +458,10 @@ def import_spreadsheet(
     except _Rollback:
         batch.pk = batch.id = None
         return batch
+    except (UnreadableFile, LoadFailed) as exc:  # its failed batch was rolled back too
+        if exc.batch is not None:
+            exc.batch.pk = exc.batch.id = None
+        raise
 
 
 def import_invoices(

@@ -369,3 +369,12 @@ def test_workbook_values_read_as_openpyxl_wrote_them(tmp_path):
     assert sheet.headers[0] == "Invoice Number" and sheet.total_rows == 2
     assert rows[0] == (2, ["INV-1", "Acme", dt.date(2026, 10, 1), "2026-10-31", "USD", 12.5])
     assert rows[1] == (3, ["INV-2", "Acme", dt.date(2026, 10, 2), "", "USD", 7, "", True])
+
+
+def test_a_dry_run_of_a_refused_file_writes_nothing_either(tmp_path, run):
+    path = big_csv(tmp_path)
+    with override_settings(UPLOAD_MAX_ROWS=100):
+        code, lines, err = run(path, "--dry-run")
+    assert code == 2 and "UPLOAD_MAX_ROWS" in err
+    assert json.loads(lines[-1])["batch"] is None
+    assert not IntakeBatch.objects.exists()
