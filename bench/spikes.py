@@ -173,6 +173,8 @@ def start(args) -> list[subprocess.Popen]:
             "--bind",
             f"127.0.0.1:{args.port}",
             "--preload",
+            "--keep-alive",
+            "30",  # longer than the client keeps an idle connection: no reset mid-reuse
             "--backlog",
             "2048",
             "--log-level",
@@ -260,6 +262,7 @@ async def fire(args, token: str) -> dict:
     bulk_bodies = {post: bulk_body(post, args.bulk_size) for post in range(args.bulk_posts)}
     results = {"event": [], "bulk": []}
     statuses: dict[tuple[str, int], int] = {}
+    failures: dict[str, int] = {}
     connector = aiohttp.TCPConnector(limit=args.connections)
     timeout = aiohttp.ClientTimeout(total=60)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
@@ -289,8 +292,9 @@ async def fire(args, token: str) -> dict:
                 async with session.post(url, data=body, headers=headers) as response:
                     await response.read()
                     status = response.status
-            except (TimeoutError, aiohttp.ClientError):
+            except (TimeoutError, aiohttp.ClientError) as exc:
                 status = 0
+                failures[type(exc).__name__] = failures.get(type(exc).__name__, 0) + 1
             # From when it was due: a request that waited for a connection counts it.
             results[kind].append((time.perf_counter() - min(started, due)) * 1000)
             statuses[(kind, status)] = statuses.get((kind, status), 0) + 1
@@ -300,7 +304,12 @@ async def fire(args, token: str) -> dict:
             *(send(kind, number, begin + i * gap) for i, (kind, number) in enumerate(plan))
         )
         sent_seconds = time.perf_counter() - begin
-    return {"latency": results, "statuses": statuses, "sent_seconds": sent_seconds}
+    return {
+        "latency": results,
+        "statuses": statuses,
+        "failures": failures,
+        "sent_seconds": sent_seconds,
+    }
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -387,6 +396,8 @@ def report(args, fired: dict, drained: float, final: dict) -> bool:
             f"{percentile(values, 0.95):.0f} | {percentile(values, 0.99):.0f} | "
             f"{max(values, default=float('nan')):.0f} | {answers} |"
         )
+    if fired["failures"]:
+        print(f"client-side failures: {fired['failures']}")
     print()
     print(json.dumps(final, indent=2))
     accepted = statuses.get(("event", 202), 0)
