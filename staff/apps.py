@@ -1,0 +1,9 @@
+"""The staff app: wiring for django-otp, two-factor-auth, axes, knox and OIDC."""
+
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class StaffConfig(AppConfig):
+    name = "staff"
+    verbose_name = _("Staff login")
