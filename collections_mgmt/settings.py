@@ -320,9 +320,10 @@ ADMIN_SEARCH_COUNT_LIMIT = int(os.environ.get("ADMIN_SEARCH_COUNT_LIMIT", "1000"
 REST_FRAMEWORK = {
     # A session counts only once its second factor is verified where the role needs one;
     # tokens are django-rest-knox's (hashed, expiring), and bad ones are throttled per IP.
+    # Token first: a bad token then answers 401 with WWW-Authenticate rather than 403.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "staff.api_auth.VerifiedSessionAuthentication",
         "staff.api_auth.ThrottledTokenAuthentication",
+        "staff.api_auth.VerifiedSessionAuthentication",
     ],
     "DEFAULT_THROTTLE_CLASSES": [
         "rest_framework.throttling.AnonRateThrottle",

@@ -1,6 +1,7 @@
 """How the API authenticates staff: a session only once its second factor is verified where
 needed, or a django-rest-knox token, with failed tokens throttled per client address."""
 
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from knox.auth import TokenAuthentication
 from rest_framework import exceptions
@@ -63,7 +64,7 @@ class ThrottledTokenAuthentication(TokenAuthentication):
         if self._offers_token(request) and throttle.is_blocked(request):
             raise exceptions.Throttled(
                 wait=throttle.wait(),
-                detail=_("Too many invalid API tokens from this address; try again later."),
+                detail=gettext("Too many invalid API tokens from this address; try again later."),
             )
         try:
             return super().authenticate(request)
