@@ -7,3 +7,6 @@ from django.utils.translation import gettext_lazy as _
 class StaffConfig(AppConfig):
     name = "staff"
     verbose_name = _("Staff login")
+
+    def ready(self):
+        from staff import schema  # noqa: F401  (registers the schema extensions)
