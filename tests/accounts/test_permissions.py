@@ -121,6 +121,14 @@ MATRIX["Collections manager"] |= REPORTING_EXPORT | {
     "view_dashboard",
 }
 MATRIX["Finance"] |= REPORTING_EXPORT | {"view_scheduledreport"}
+# Staff login (accounts.0022_staff_auth): managers unlock logins and revoke anyone's tokens.
+MATRIX["Collections manager"] |= {
+    "view_accessattempt",
+    "delete_accessattempt",
+    "view_accessfailurelog",
+    "view_accesslog",
+    "revoke_any_apitoken",
+}
 
 
 def test_groups_hold_exactly_the_documented_permissions():
