@@ -134,3 +134,14 @@ def test_the_scan_finds_what_the_policy_would_block():
         '<script type="application/json">{}</script>'
     )
     assert len(scan.blocked) == 5
+
+
+def test_the_api_docs_page_may_load_swagger_ui_from_its_cdn_only(client, superuser):
+    client.force_login(superuser)
+    response = client.get(reverse("api-docs"))
+    assert response.status_code == 200
+    policy = response["Content-Security-Policy"]
+    assert "https://cdn.jsdelivr.net" in policy
+    assert "cdn.jsdelivr.net" not in client.get(reverse("admin:index"))["Content-Security-Policy"]
+    inline = [item for item in blocked_on(response) if "inline" in item]
+    assert inline == []

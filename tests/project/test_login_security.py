@@ -203,7 +203,8 @@ def test_a_new_manager_enrols_an_authenticator_app_at_first_login(client, manage
 
     setup = reverse("two_factor:setup")
     client.get(setup)
-    client.post(setup, {"setup_view-current_step": "welcome"})
+    methods = client.post(setup, {"setup_view-current_step": "welcome"}).content.decode()
+    assert 'value="generator"' in methods and 'value="webauthn"' in methods  # app or passkey
     page = client.post(setup, {"setup_view-current_step": "method", "method-method": "generator"})
     assert page.status_code == 200
     key = b32decode(client.session["django_two_factor-qr_secret_key"])
