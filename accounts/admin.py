@@ -180,13 +180,14 @@ class OpenInvoiceInline(admin.TabularInline):
         url = reverse("admin:accounts_invoice_change", args=[invoice.pk])
         return format_html('<a href="{}">{}</a>', url, invoice.number)
 
+    # A forged extra form (this inline adds nothing) carries an unsaved invoice: show "—".
     @admin.display(description=_("days past due"))
     def days_late(self, invoice):
-        return invoice.days_past_due()
+        return invoice.days_past_due() if invoice.pk else "—"
 
     @admin.display(description=_("bucket"))
     def bucket(self, invoice):
-        return BUCKETS_BY_KEY[invoice.aging_bucket()].label
+        return BUCKETS_BY_KEY[invoice.aging_bucket()].label if invoice.pk else "—"
 
 
 class CustomerActionsMixin:
