@@ -16,7 +16,9 @@ _optgroups = AutocompleteMixin.optgroups
 
 def _possible(widget, values) -> list:
     remote = widget.field.remote_field
-    target = remote.model._meta.get_field(remote.field_name)
+    options = remote.model._meta
+    # As Django's optgroups finds it: a many-to-many relation has no field_name.
+    target = options.get_field(getattr(remote, "field_name", options.pk.attname))
     kept = []
     for value in values:
         try:
