@@ -6,9 +6,11 @@ to move to PostgreSQL and Redis (or RabbitMQ). See README.md for every variable.
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONCE, NONE, SELF, UNSAFE_INLINE
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -65,9 +67,19 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "django.contrib.postgres",
     "rest_framework",
-    "rest_framework.authtoken",
     "drf_spectacular",
     "django_celery_beat",
+    # Staff login security (see the block "Staff login, tokens and sessions" below).
+    "django_otp",
+    "django_otp.plugins.otp_static",
+    "django_otp.plugins.otp_totp",
+    "two_factor",
+    "two_factor.plugins.webauthn",
+    "axes",
+    "knox",
+    "csp",
+    "mozilla_django_oidc",
+    "staff",
     "accounts",
     "cases",
     "dunning",
@@ -80,14 +92,19 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "collections_mgmt.middleware.RefuseNulInQueryString",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "staff.second_factor.SecondFactorMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "collections_mgmt.urls"
@@ -103,6 +120,8 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "csp.context_processors.nonce",
+                "staff.context_processors.single_sign_on",
             ],
         },
     },
@@ -150,7 +169,11 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", VAR_DIR / "media"))
 MEDIA_URL = "media/"
 
-LOGIN_URL = "admin:login"
+# Staff log in through django-two-factor-auth's wizard (password, then the second factor);
+# the admin's own login page redirects there.
+LOGIN_URL = "two_factor:login"
+LOGIN_REDIRECT_URL = "admin:index"
+LOGOUT_REDIRECT_URL = "two_factor:login"
 
 # Security: strict whenever DEBUG is off (check --deploy is clean with these).
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
@@ -165,6 +188,94 @@ SECURE_HSTS_PRELOAD = not DEBUG
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+
+# Staff login, tokens and sessions (README "Staff login security"). Maintained packages do
+# the work: django-axes (lockout), django-two-factor-auth on django-otp (TOTP, passkeys,
+# recovery codes), django-rest-knox (hashed, expiring API tokens), django-csp (the CSP
+# header), mozilla-django-oidc (optional single sign-on); staff/ only wires them together.
+# A login is locked for this username from this IP after AXES_FAILURE_LIMIT failures in a
+# row, for AXES_COOLOFF_MINUTES; managers unlock it under Axes -> Access attempts.
+AXES_FAILURE_LIMIT = int(os.environ.get("AXES_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = timedelta(minutes=int(os.environ.get("AXES_COOLOFF_MINUTES", "30")))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "admin/login_locked_out.html"
+# Behind N trusted proxies, the client is the N-th address from the right of
+# X-Forwarded-For (0: REMOTE_ADDR, for a server that faces the clients itself).
+TRUSTED_PROXY_COUNT = int(os.environ.get("TRUSTED_PROXY_COUNT", "0"))
+AXES_CLIENT_IP_CALLABLE = "staff.lockout.client_ip"
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out login outright
+    "django.contrib.auth.backends.ModelBackend",
+]
+# The second factor is required for superusers and these groups, and for every staff user
+# when MFA_REQUIRED_FOR_AGENTS is on; anyone may enrol, and once enrolled is always asked.
+MFA_REQUIRED_GROUPS = env_list("MFA_REQUIRED_GROUPS", "Collections manager,Finance")
+MFA_REQUIRED_FOR_AGENTS = env_bool("MFA_REQUIRED_FOR_AGENTS", False)
+TWO_FACTOR_PATCH_ADMIN = True
+TWO_FACTOR_REMEMBER_COOKIE_AGE = None  # no "trust this browser": every login asks
+TWO_FACTOR_WEBAUTHN_RP_NAME = os.environ.get("TWO_FACTOR_WEBAUTHN_RP_NAME", "Collections")
+# The passkeys' relying party: the host name staff use (unset: the request's host).
+TWO_FACTOR_WEBAUTHN_RP_ID = os.environ.get("TWO_FACTOR_WEBAUTHN_RP_ID") or None
+OTP_TOTP_ISSUER = os.environ.get("OTP_TOTP_ISSUER", "Collections")
+# API tokens (django-rest-knox): stored as SHA-512 digests, valid API_TOKEN_TTL_DAYS.
+API_TOKEN_TTL_DAYS = int(os.environ.get("API_TOKEN_TTL_DAYS", "90"))
+REST_KNOX = {
+    "TOKEN_TTL": timedelta(days=API_TOKEN_TTL_DAYS),
+    "AUTH_HEADER_PREFIX": "Token",
+    "AUTO_REFRESH": False,
+}
+# Sessions end after this many idle minutes: every request moves the expiry forward.
+SESSION_IDLE_TIMEOUT_MINUTES = int(os.environ.get("SESSION_IDLE_TIMEOUT_MINUTES", "30"))
+SESSION_COOKIE_AGE = SESSION_IDLE_TIMEOUT_MINUTES * 60
+SESSION_SAVE_EVERY_REQUEST = True
+# Content-Security-Policy (django-csp 4): scripts and style sheets only from this site or
+# carrying the request's nonce; style attributes stay allowed (style-src-attr), which
+# cannot run code. CSP_REPORT_ONLY=true sends it as report-only while trying a change.
+_csp = {
+    "default-src": [SELF],
+    "script-src": [SELF, NONCE],
+    "style-src": [SELF, NONCE],
+    "style-src-elem": [SELF, NONCE],
+    "style-src-attr": [UNSAFE_INLINE],
+    "img-src": [SELF, "data:"],
+    "font-src": [SELF],
+    "connect-src": [SELF],
+    "frame-src": [SELF],
+    "frame-ancestors": [NONE],
+    "form-action": [SELF],
+    "object-src": [NONE],
+    "base-uri": [SELF],
+}
+if env_bool("CSP_REPORT_ONLY", False):
+    CONTENT_SECURITY_POLICY_REPORT_ONLY = {"DIRECTIVES": _csp}
+else:
+    CONTENT_SECURITY_POLICY = {"DIRECTIVES": _csp}
+# Single sign-on through OpenID Connect, off unless OIDC_RP_CLIENT_ID is set: a provider's
+# user logs in as the active, non-superuser staff account with the same (verified)
+# e-mail address; nobody is created. The second factor is still asked where required.
+OIDC_RP_CLIENT_ID = os.environ.get("OIDC_RP_CLIENT_ID", "")
+OIDC_RP_CLIENT_SECRET = os.environ.get("OIDC_RP_CLIENT_SECRET", "")
+OIDC_RP_SIGN_ALGO = os.environ.get("OIDC_RP_SIGN_ALGO", "RS256")
+OIDC_OP_AUTHORIZATION_ENDPOINT = os.environ.get("OIDC_OP_AUTHORIZATION_ENDPOINT", "")
+OIDC_OP_TOKEN_ENDPOINT = os.environ.get("OIDC_OP_TOKEN_ENDPOINT", "")
+OIDC_OP_USER_ENDPOINT = os.environ.get("OIDC_OP_USER_ENDPOINT", "")
+OIDC_OP_JWKS_ENDPOINT = os.environ.get("OIDC_OP_JWKS_ENDPOINT", "")
+OIDC_RP_SCOPES = "openid email"
+OIDC_CREATE_USER = False
+OIDC_LOGIN_LABEL = os.environ.get("OIDC_LOGIN_LABEL", "Single sign-on")
+if OIDC_RP_CLIENT_ID:
+    AUTHENTICATION_BACKENDS.append("staff.oidc.StaffOIDCBackend")
+# Throttling and lockout counters live in the cache: set CACHE_URL (redis://...) so that
+# every web process shares them; the default is per process.
+CACHE_URL = os.environ.get("CACHE_URL", "")
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}
+        if CACHE_URL
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    )
+}
 
 # Celery: CELERY_BROKER_URL (redis://127.0.0.1:6379/0, amqp://guest@127.0.0.1//) or a
 # filesystem broker under var/ that needs no server.
@@ -230,10 +341,23 @@ ADMIN_COUNT_LIMIT = int(os.environ.get("ADMIN_COUNT_LIMIT", "10000"))
 ADMIN_SEARCH_COUNT_LIMIT = int(os.environ.get("ADMIN_SEARCH_COUNT_LIMIT", "1000"))
 
 REST_FRAMEWORK = {
+    # A session counts only once its second factor is verified where the role needs one;
+    # tokens are django-rest-knox's (hashed, expiring), and bad ones are throttled per IP.
+    # Token first: a bad token then answers 401 with WWW-Authenticate rather than 403.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.TokenAuthentication",
+        "staff.api_auth.ThrottledTokenAuthentication",
+        "staff.api_auth.VerifiedSessionAuthentication",
     ],
+    "DEFAULT_THROTTLE_CLASSES": [
+        "rest_framework.throttling.AnonRateThrottle",
+        "rest_framework.throttling.UserRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": os.environ.get("API_THROTTLE_ANON", "60/min"),
+        "user": os.environ.get("API_THROTTLE_USER", "3000/min"),
+        "failed_token": os.environ.get("API_THROTTLE_FAILED_TOKEN", "10/min"),
+    },
+    "NUM_PROXIES": TRUSTED_PROXY_COUNT or None,
     "DEFAULT_PERMISSION_CLASSES": ["accounts.api_policy.StrictModelPermissions"],
     "DEFAULT_PAGINATION_CLASS": "accounts.api_policy.NewestFirstPagination",
     "PAGE_SIZE": 100,

@@ -1,10 +1,12 @@
 """Top-level URL map: the admin console, the API, webhooks, the pay page and the health check."""
 
+from csp.decorators import csp_update
 from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import DefaultRouter
+from two_factor.urls import urlpatterns as two_factor_urls
 
 from accounts import api as accounts_api
 from collections_mgmt import views
@@ -12,10 +14,13 @@ from dunning import api as dunning_api
 from integrations import api as integrations_api
 from integrations.email_events import webhooks as email_event_webhooks
 from integrations.gateways import pay_page
+from staff.urls import sso_urlpatterns
 
 admin.site.site_header = "Collections Management"
 admin.site.site_title = "Collections"
 admin.site.index_title = "Collections console"
+
+SWAGGER_CDN = "https://cdn.jsdelivr.net"
 
 router = DefaultRouter()
 accounts_api.register(router)
@@ -40,7 +45,20 @@ urlpatterns = [
     path("dunning/", include("dunning.urls")),
     path("pay/<str:token>/", pay_page.pay_page, name="pay-link"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    # Swagger UI comes from its CDN (drf-spectacular's default): the CSP allows that host
+    # on this page only, and the page's own script is a separate same-site file.
+    path(
+        "api/docs/",
+        csp_update({host: [SWAGGER_CDN] for host in ("script-src", "style-src-elem", "img-src")})(
+            SpectacularSwaggerSplitView.as_view(url_name="schema")
+        ),
+        name="api-docs",
+    ),
+    # Staff login: the two-factor wizard (the admin's login page leads there), enrolment,
+    # recovery codes, passkeys; verification after single sign-on; single sign-on itself.
+    path("", include(two_factor_urls)),
+    path("", include("staff.urls")),
+    *sso_urlpatterns,
     # The customer, contact and payment imports moved from their ledger pages to intake
     # (one pipeline for every kind of row); the old addresses lead there.
     *(

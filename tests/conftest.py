@@ -7,7 +7,11 @@ transactional test, and pytest-django runs those last so that the data migration
 """
 
 import pytest
+from django.core.cache import cache
 from django.db import connection
+from django.test.client import ClientMixin
+from django_otp import DEVICE_ID_SESSION_KEY
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from tests.clock import NOW
 from tests.factories import UserFactory
@@ -42,6 +46,10 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers",
         "real_clock: runs on the real clock (it talks to processes the test cannot freeze)",
+    )
+    config.addinivalue_line(
+        "markers",
+        "real_second_factor: client.force_login leaves the second factor unverified",
     )
 
 
@@ -80,3 +88,41 @@ def superuser(db):
 def _plain_http_test_client(settings):
     """Production settings redirect to HTTPS; the test client speaks plain HTTP."""
     settings.SECURE_SSL_REDIRECT = False
+
+
+def verify_second_factor(client, user) -> TOTPDevice:
+    """Mark the client's session as having passed the second factor, as the login wizard
+    does after a right code: the user gets a confirmed TOTP device (made once) and the
+    session names it (django_otp's DEVICE_ID_SESSION_KEY). Returns the device."""
+    device, _ = TOTPDevice.objects.get_or_create(
+        user=user, name="tests", defaults={"confirmed": True}
+    )
+    session = client.session
+    session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+    session.save()
+    return device
+
+
+@pytest.fixture(autouse=True)
+def _force_login_verifies_the_second_factor(request, monkeypatch):
+    """`client.force_login(user)` logs in as after the whole login wizard, second factor
+    included, so tests of the console need not care that managers must use one. A test of
+    the second factor itself says @pytest.mark.real_second_factor and calls
+    `verify_second_factor(client, user)` when it wants it."""
+    if request.node.get_closest_marker("real_second_factor"):
+        return
+    plain_force_login = ClientMixin.force_login
+
+    def force_login(self, user, backend=None):
+        plain_force_login(self, user, backend)
+        verify_second_factor(self, user)
+
+    monkeypatch.setattr(ClientMixin, "force_login", force_login)
+
+
+@pytest.fixture(autouse=True)
+def _empty_cache():
+    """API throttles and lockout counters live in the cache: each test starts with none."""
+    cache.clear()
+    yield
+    cache.clear()

@@ -123,6 +123,14 @@ MATRIX["Collections manager"] |= REPORTING_EXPORT | {
 MATRIX["Finance"] |= REPORTING_EXPORT | {"view_scheduledreport"}
 MATRIX["Collections manager"] |= {"view_accesslog"}  # who looked at which debtor
 MATRIX["Collections manager"] |= {"erase_customer"}  # privacy: erasure of personal data
+# Staff login (accounts.0022_staff_auth): managers unlock logins and revoke anyone's tokens.
+MATRIX["Collections manager"] |= {
+    "view_accessattempt",
+    "delete_accessattempt",
+    "view_accessfailurelog",
+    "view_accesslog",
+    "revoke_any_apitoken",
+}
 
 
 def test_groups_hold_exactly_the_documented_permissions():

@@ -120,6 +120,10 @@ class Command(BaseCommand):
             line = f"Logins: {' / '.join(has_password)} — password: {password}"
             path = write_credentials(line, replace=has_password == everyone)
             self.stdout.write(f"{line}\n  (saved in {path})")
+            self.stdout.write(
+                "  manager, finance and admin set up a second factor at their first login "
+                "(an authenticator app or a passkey; recovery codes follow); agent needs none."
+            )
         else:
             self.stdout.write(
                 f"Logins: {' / '.join(everyone)} — passwords unchanged "

@@ -1,0 +1,1 @@
+"""Staff login security: the second factor's rule, API tokens, lockout and single sign-on."""
