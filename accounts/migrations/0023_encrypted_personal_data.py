@@ -91,7 +91,7 @@ def create_trigram(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("accounts", "0020_idempotency_record_moves_to_accounts"),
+        ("accounts", "0022_staff_auth"),
     ]
 
     operations = [

@@ -232,7 +232,7 @@ def test_events_are_listed_read_only_in_the_admin(client, manager, sent):
 def test_a_complaint_without_an_id_replayed_after_opting_back_in_changes_nothing(client, sent):
     complaint = {"type": "complaint", "email": "dana@acme.example", "reason": "spam button"}
     assert post(client, complaint).status_code == 202
-    contact = Contact.objects.get(email="dana@acme.example")
+    contact = Contact.objects.matching(email="dana@acme.example").get()
     assert contact.email_opt_out_source == "complaint"
     # The debtor asks for e-mail again and an agent turns it back on ...
     Contact.objects.filter(pk=contact.pk).update(email_opted_out_at=None, email_opt_out_source="")
@@ -254,7 +254,10 @@ def test_a_different_complaint_without_an_id_is_applied(client, sent):
     later = post(client, {"type": "complaint", "email": "dana@acme.example", "reason": "again"})
 
     assert later.status_code == 202
-    assert Contact.objects.get(email="dana@acme.example").email_opt_out_source == "complaint"
+    assert (
+        Contact.objects.matching(email="dana@acme.example").get().email_opt_out_source
+        == "complaint"
+    )
 
 
 @pytest.mark.parametrize(
