@@ -104,12 +104,14 @@ def verify_second_factor(client, user) -> TOTPDevice:
 
 
 @pytest.fixture(autouse=True)
-def _force_login_verifies_the_second_factor(request, monkeypatch):
+def _force_login_verifies_the_second_factor(request):
     """`client.force_login(user)` logs in as after the whole login wizard, second factor
     included, so tests of the console need not care that managers must use one. A test of
     the second factor itself says @pytest.mark.real_second_factor and calls
-    `verify_second_factor(client, user)` when it wants it."""
+    `verify_second_factor(client, user)` when it wants it. Patched through its own
+    MonkeyPatch, so a test's `monkeypatch.undo()` leaves it in place."""
     if request.node.get_closest_marker("real_second_factor"):
+        yield
         return
     plain_force_login = ClientMixin.force_login
 
@@ -117,7 +119,9 @@ def _force_login_verifies_the_second_factor(request, monkeypatch):
         plain_force_login(self, user, backend)
         verify_second_factor(self, user)
 
-    monkeypatch.setattr(ClientMixin, "force_login", force_login)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ClientMixin, "force_login", force_login)
+        yield
 
 
 @pytest.fixture(autouse=True)
