@@ -7,6 +7,7 @@ from decimal import Decimal
 import phonenumbers
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import F, Q
 from django.db.models.functions import Upper
@@ -93,7 +94,9 @@ class Customer(models.Model):
     currency = models.CharField(
         _("default currency"), max_length=3, default="USD", validators=[validate_currency]
     )
-    credit_limit = models.DecimalField(_("credit limit"), **MONEY, null=True, blank=True)
+    credit_limit = models.DecimalField(
+        _("credit limit"), **MONEY, null=True, blank=True, validators=[MinValueValidator(0)]
+    )
     assigned_agent = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         verbose_name=_("assigned agent"),
@@ -167,6 +170,10 @@ class Customer(models.Model):
             ("pause_dunning", "Can pause and resume dunning"),
             ("pause_dunning_unlimited", "Can pause dunning beyond the agent limit"),
             ("work_all_customers", "Can work customers assigned to other agents"),
+            (
+                "change_customer_terms",
+                "Can change a customer's segment, credit limit, status and source",
+            ),
         ]
 
     def __str__(self):
