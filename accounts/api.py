@@ -147,6 +147,9 @@ class ContactSerializer(SavedThroughServices, PlainText, serializers.ModelSerial
             "call_opted_out_at",
         ]
         read_only_fields = ["email_opted_out_at", "sms_opted_out_at", "call_opted_out_at"]
+        # One primary contact per customer: save_contact checks it and names is_primary
+        # (REST framework's validator for the constraint names no field).
+        validators = []
 
     def validate(self, attrs):
         customer = attrs.get("customer")
