@@ -16,7 +16,6 @@ console makes them read-only (`locked_customer_fields`), the API refuses them, a
 from collections.abc import Iterable
 
 from django.core.exceptions import PermissionDenied
-from django.db.models import Q
 from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 
@@ -54,15 +53,6 @@ def can_work(user, customer: Customer) -> bool:
     if user.has_perm("accounts.work_all_customers"):
         return True
     return customer.assigned_agent_id in (None, user.pk)
-
-
-def workable(user, field: str = "") -> Q:
-    """The customers `user` works, as a filter on a queryset of customers (`field=""`) or
-    of rows that point to one (`field="customer"`): the same rule as `can_work`."""
-    if user.has_perm("accounts.work_all_customers"):
-        return Q()
-    agent = f"{field}__assigned_agent" if field else "assigned_agent"
-    return Q(**{f"{agent}__isnull": True}) | Q(**{agent: user.pk})
 
 
 def require(user, perm: str, customers: Iterable[Customer] = ()) -> None:
