@@ -7,7 +7,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.api import IdFilter, LedgerFilterSet, LedgerViews
-from accounts.api_policy import StrictModelPermissions
+from accounts.api_policy import CONTROL_CHARACTERS, StrictModelPermissions
 from accounts.idempotency import run_once
 from accounts.models import Invoice
 
@@ -131,6 +131,19 @@ def api_profile(source: str) -> ImportProfile:
     )
 
 
+def _has_control_characters(value) -> bool:
+    """Whether a string anywhere in this JSON value (keys included) holds one."""
+    if isinstance(value, str):
+        return bool(CONTROL_CHARACTERS.search(value))
+    if isinstance(value, dict):
+        return any(
+            _has_control_characters(k) or _has_control_characters(v) for k, v in value.items()
+        )
+    if isinstance(value, list):
+        return any(_has_control_characters(v) for v in value)
+    return False
+
+
 class BulkInvoiceItem(serializers.Serializer):
     number = serializers.CharField()
     customer_ref = serializers.CharField(required=False)
@@ -204,6 +217,18 @@ class InvoiceBulkUpsert(APIView):
             return Response(
                 {"invoices": [f"at most {MAX_BULK_ITEMS} items per request"]}, status=400
             )
+        # Refused before anything is stored: the dead-letter list keeps an item as sent
+        # (JSON in PostgreSQL, which cannot hold NUL), and no ledger text holds them.
+        refused = {}
+        if _has_control_characters(source):
+            refused["source"] = ["control characters are not allowed in text"]
+        unclean = [i for i, item in enumerate(items) if _has_control_characters(item)]
+        if unclean:
+            refused["invoices"] = [
+                f"item {i}: control characters are not allowed in text" for i in unclean
+            ]
+        if refused:
+            return Response(refused, status=400)
         batch = batches.open_batch(source=IntakeBatch.Source.API, kind="invoices", by=request.user)
         tally = batches.Tally()
         parser = invoices.InvoiceParser(api_profile(source))
