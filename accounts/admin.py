@@ -428,15 +428,6 @@ class CustomerAdmin(LoggedChangelistMixin, CustomerActionsMixin, LedgerAdmin):
         ),
         (_("Source"), {"fields": ["source", "external_ref"], "classes": ["collapse"]}),
     ]
-    # Changed only through the actions, which enforce limits and write the timeline.
-    always_readonly = [
-        "assigned_agent",
-        "dunning_paused_until",
-        "dunning_pause_reason",
-        "dunning_policy",
-        "is_excluded_from_automation",
-    ]
-    manager_only = ["segment", "credit_limit", "status", "source", "external_ref"]
 
     @admin.display(description=_("holds"))
     def hold_list(self, customer):
@@ -468,10 +459,9 @@ class CustomerAdmin(LoggedChangelistMixin, CustomerActionsMixin, LedgerAdmin):
         }
 
     def get_readonly_fields(self, request, obj=None):
-        fields = [*self.always_readonly, "timezone_in_use"]
-        if obj is not None and not request.user.has_perm("accounts.work_all_customers"):
-            fields += self.manager_only
-        return fields
+        # The one rule set (accounts.permissions): fields with their own services (assign,
+        # pause, policy) and, for agents, the terms managers and finance decide.
+        return [*permissions.locked_customer_fields(request.user), "timezone_in_use"]
 
     def get_search_results(self, request, queryset, search_term):
         return selectors.search_customers(queryset, search_term), False
@@ -490,6 +480,17 @@ class CustomerAdmin(LoggedChangelistMixin, CustomerActionsMixin, LedgerAdmin):
         ):
             timezones.assign(obj, is_given=False)  # left as it was: inferred
         services.save_customer(customer=obj, by=request.user)
+
+    def save_formset(self, request, form, formset, change):
+        if formset.model is not Contact:
+            return super().save_formset(request, form, formset, change)
+        changed = formset.save(commit=False)  # also lists the deleted ones
+        for contact in formset.deleted_objects:
+            contact.delete()
+        # Whoever stops being the primary contact first, so a swap of primaries saves.
+        for contact in sorted(changed, key=lambda c: c.is_primary):
+            services.save_contact(contact=contact, by=request.user)
+        return None
 
     def get_urls(self):
         def view(name, handler):
@@ -594,6 +595,9 @@ class ContactAdmin(LoggedChangelistMixin, admin.ModelAdmin):
         if obj is None or not allowed:
             return allowed
         return permissions.can_work(request.user, obj.customer)
+
+    def save_model(self, request, obj, form, change):
+        services.save_contact(contact=obj, by=request.user)
 
     def has_delete_permission(self, request, obj=None):
         return request.user.has_perm("accounts.delete_contact")

@@ -1,35 +1,81 @@
-"""REST API for the ledger: customers, contacts, invoices, payments and the timeline."""
+"""REST API for the ledger: customers, contacts, invoices, payments and the timeline.
 
-from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+The API keeps the console's rules (accounts.permissions): an agent edits only their own
+and unassigned customers (`WorksTheCustomer`), the fields reserved to managers and
+finance are refused by name, and every write goes through the service the console
+calls, which checks the same rules again. Every list filter is declared in a FilterSet
+(`LedgerFilterSet`): a bad value answers 400 naming the parameter, and the OpenAPI
+schema lists it with its type.
+"""
+
+import django_filters
+from django import forms
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.utils.dateparse import parse_date, parse_datetime
+from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import mixins, serializers, viewsets
 from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.permissions import SAFE_METHODS, BasePermission
+from rest_framework.views import exception_handler as drf_exception_handler
 
 from . import services, timezones
 from .access_log import LoggedReadsMixin, Surface
-from .api_policy import MethodCheckedFirst
+from .api_policy import CONTROL_CHARACTERS, MAX_ID, MethodCheckedFirst
 from .idempotency import run_once
 from .models import Activity, Contact, Customer, Invoice, Payment, normalize_phone
+from .permissions import can_work, locked_customer_fields
 
 
 def as_drf_error(exc: DjangoValidationError) -> ValidationError:
+    """A model's or service's ValidationError as the API's 400, keyed by field."""
     return ValidationError(exc.message_dict if hasattr(exc, "error_dict") else exc.messages)
 
 
+def exception_handler(exc, context):
+    """REST framework's handler, and a ValidationError from a model or a service that no
+    serializer translated answers 400 naming the field instead of 500."""
+    if isinstance(exc, DjangoValidationError):
+        exc = as_drf_error(exc)
+    return drf_exception_handler(exc, context)
+
+
+def refuse_control_characters(value) -> None:
+    if isinstance(value, str) and CONTROL_CHARACTERS.search(value):
+        raise ValidationError("Control characters are not allowed in text.")
+
+
+class PlainText:
+    """A serializer whose writable text fields refuse control characters (NUL must never
+    reach PostgreSQL, and the rest break XML exports), with a 400 naming the field."""
+
+    def get_fields(self):
+        fields = super().get_fields()
+        for field in fields.values():
+            if isinstance(field, serializers.CharField) and not field.read_only:
+                field.validators = [*field.validators, refuse_control_characters]
+        return fields
+
+
 class SavedThroughServices:
-    """Updates go through the service that writes the changes to the timeline."""
+    """Creates and updates go through the service that checks the rules and writes the
+    timeline; its ValidationError answers 400 and its PermissionDenied 403."""
+
+    def create(self, validated_data):
+        return self._through_service(self.Meta.model(**validated_data))
 
     def update(self, instance, validated_data):
         for name, value in validated_data.items():
             setattr(instance, name, value)
+        return self._through_service(instance)
+
+    def _through_service(self, instance):
         try:
-            return self.save_edited(instance, self.context["request"].user)
+            return self.save_through_service(instance, self.context["request"].user)
         except DjangoValidationError as exc:
             raise as_drf_error(exc) from exc
 
 
-class CustomerSerializer(SavedThroughServices, serializers.ModelSerializer):
+class CustomerSerializer(SavedThroughServices, PlainText, serializers.ModelSerializer):
     class Meta:
         model = Customer
         fields = [
@@ -71,14 +117,27 @@ class CustomerSerializer(SavedThroughServices, serializers.ModelSerializer):
         ]
 
     def validate(self, attrs):
+        """Refuse, by name, a change to a field the user's role may not change (the
+        console shows it read-only; the service would refuse it too)."""
+        locked = set(locked_customer_fields(self.context["request"].user))
+        default = Customer()
+        refused = sorted(
+            name
+            for name, value in attrs.items()
+            if name in locked and value != getattr(self.instance or default, name)
+        )
+        if refused:
+            raise PermissionDenied(
+                {name: ["Only managers and finance may change this field."] for name in refused}
+            )
         # No zone given: inferred from the country (accounts/timezones.py).
-        return timezones.settle(super().validate(attrs), stored=self.instance)
+        return timezones.settle(attrs, stored=self.instance)
 
-    def save_edited(self, instance, by):
-        return services.save_customer(customer=instance, by=by)
+    def save_through_service(self, customer, by):
+        return services.save_customer(customer=customer, by=by)
 
 
-class ContactSerializer(serializers.ModelSerializer):
+class ContactSerializer(SavedThroughServices, PlainText, serializers.ModelSerializer):
     class Meta:
         model = Contact
         fields = [
@@ -94,21 +153,28 @@ class ContactSerializer(serializers.ModelSerializer):
             "call_opted_out_at",
         ]
         read_only_fields = ["email_opted_out_at", "sms_opted_out_at", "call_opted_out_at"]
+        # One primary contact per customer: save_contact checks it and names is_primary
+        # (REST framework's validator for the constraint names no field).
+        validators = []
 
-    def validate_phone(self, value):
-        customer = self.initial_data.get("customer")
-        region = ""
-        if customer:
-            region = Customer.objects.filter(pk=customer).values_list("country", flat=True).first()
-        elif self.instance is not None:
-            region = self.instance.customer.country
-        try:
-            return normalize_phone(value, region or "")
-        except DjangoValidationError as exc:
-            raise ValidationError(exc.messages) from exc
+    def validate(self, attrs):
+        customer = attrs.get("customer")
+        if self.instance is not None:
+            if customer is not None and customer != self.instance.customer:
+                raise ValidationError({"customer": ["A contact cannot move to another customer."]})
+            customer = self.instance.customer
+        if attrs.get("phone"):
+            try:
+                attrs["phone"] = normalize_phone(attrs["phone"], customer.country)
+            except DjangoValidationError as exc:
+                raise ValidationError({"phone": exc.messages}) from exc
+        return attrs
+
+    def save_through_service(self, contact, by):
+        return services.save_contact(contact=contact, by=by)
 
 
-class InvoiceSerializer(SavedThroughServices, serializers.ModelSerializer):
+class InvoiceSerializer(SavedThroughServices, PlainText, serializers.ModelSerializer):
     days_past_due = serializers.SerializerMethodField()
     aging_bucket = serializers.SerializerMethodField()
 
@@ -148,19 +214,13 @@ class InvoiceSerializer(SavedThroughServices, serializers.ModelSerializer):
                     raise ValidationError({field: "cannot change once the invoice is issued"})
         return attrs
 
-    def create(self, validated_data):
-        try:
-            return services.save_new_invoice(
-                invoice=Invoice(**validated_data), by=self.context["request"].user
-            )
-        except DjangoValidationError as exc:
-            raise as_drf_error(exc) from exc
-
-    def save_edited(self, instance, by):
-        return services.save_invoice(invoice=instance, by=by)
+    def save_through_service(self, invoice, by):
+        if invoice.pk is None:
+            return services.save_new_invoice(invoice=invoice, by=by)
+        return services.save_invoice(invoice=invoice, by=by)
 
 
-class PaymentSerializer(serializers.ModelSerializer):
+class PaymentSerializer(SavedThroughServices, PlainText, serializers.ModelSerializer):
     class Meta:
         model = Payment
         fields = [
@@ -179,17 +239,13 @@ class PaymentSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = ["unallocated_amount", "created_at"]
 
-    def create(self, validated_data):
-        try:
-            return services.save_new_payment(
-                payment=Payment(**validated_data), by=self.context["request"].user
-            )
-        except DjangoValidationError as exc:
-            raise as_drf_error(exc) from exc
+    def save_through_service(self, payment, by):
+        return services.save_new_payment(payment=payment, by=by)
 
 
-class ActivitySerializer(serializers.ModelSerializer):
-    actor = serializers.StringRelatedField()
+class ActivitySerializer(PlainText, serializers.ModelSerializer):
+    # The system's own entries (nightly runs, webhooks) have no actor.
+    actor = serializers.StringRelatedField(allow_null=True)
 
     class Meta:
         model = Activity
@@ -212,6 +268,12 @@ class ActivitySerializer(serializers.ModelSerializer):
             raise ValidationError("only notes and calls can be added through the API")
         return value
 
+    def validate(self, attrs):
+        invoice = attrs.get("invoice")
+        if invoice is not None and invoice.customer_id != attrs["customer"].pk:
+            raise ValidationError({"invoice": ["This invoice belongs to another customer."]})
+        return attrs
+
     def create(self, validated_data):
         user = self.context["request"].user
         try:
@@ -231,26 +293,113 @@ class ActivitySerializer(serializers.ModelSerializer):
             )
         except DjangoValidationError as exc:
             raise as_drf_error(exc) from exc
-        except DjangoPermissionDenied as exc:
-            raise PermissionDenied(str(exc)) from exc
 
 
-def filter_by_params(queryset, params, mapping: dict[str, str]):
-    """Apply ?name=value filters; dates and datetimes are parsed, bad values refused."""
-    for param, lookup in mapping.items():
-        value = params.get(param)
-        if value in (None, ""):
-            continue
-        if lookup.endswith(("_on__gte", "_on__lte")):
-            parsed = parse_date(value)
-        elif lookup.endswith("_at__gte"):
-            parsed = parse_datetime(value) or parse_date(value)
-        else:
-            parsed = value
-        if parsed is None:
-            raise ValidationError({param: f"{value!r} is not a valid date (YYYY-MM-DD)"})
-        queryset = queryset.filter(**{lookup: parsed})
-    return queryset
+# --- Filters ------------------------------------------------------------------------------
+
+
+@extend_schema_field({"type": "integer", "minimum": 1, "maximum": MAX_ID})
+class IdFilter(django_filters.NumberFilter):
+    """A row's id: a whole number within the database's range, else 400 naming the filter."""
+
+    field_class = forms.IntegerField
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("min_value", 1)
+        kwargs.setdefault("max_value", MAX_ID)
+        super().__init__(*args, **kwargs)
+
+
+class LedgerFilterSet(django_filters.FilterSet):
+    """Every list filter of the API: each parameter is parsed by its form field, and a bad
+    value answers 400 naming it (not 500 from the database)."""
+
+
+class LedgerFilterBackend(DjangoFilterBackend):
+    """django-filter's backend without its HTML form in the browsable API (the form
+    would list every customer as a choice)."""
+
+    def to_html(self, request, queryset, view):
+        return ""
+
+
+class CustomerFilter(LedgerFilterSet):
+    segment = django_filters.ChoiceFilter(choices=Customer.Segment.choices)
+    status = django_filters.ChoiceFilter(choices=Customer.Status.choices)
+    agent = IdFilter(field_name="assigned_agent")
+    updated_since = django_filters.DateTimeFilter(field_name="updated_at", lookup_expr="gte")
+
+    class Meta:
+        model = Customer
+        fields = []
+
+
+class ContactFilter(LedgerFilterSet):
+    customer = IdFilter(field_name="customer")
+
+    class Meta:
+        model = Contact
+        fields = []
+
+
+class InvoiceFilter(LedgerFilterSet):
+    customer = IdFilter(field_name="customer")
+    status = django_filters.ChoiceFilter(choices=Invoice.Status.choices)
+    currency = django_filters.CharFilter(max_length=3)
+    due_from = django_filters.DateFilter(field_name="due_on", lookup_expr="gte")
+    due_to = django_filters.DateFilter(field_name="due_on", lookup_expr="lte")
+    updated_since = django_filters.DateTimeFilter(field_name="updated_at", lookup_expr="gte")
+
+    class Meta:
+        model = Invoice
+        fields = []
+
+
+class PaymentFilter(LedgerFilterSet):
+    customer = IdFilter(field_name="customer")
+    received_from = django_filters.DateFilter(field_name="received_on", lookup_expr="gte")
+    received_to = django_filters.DateFilter(field_name="received_on", lookup_expr="lte")
+
+    class Meta:
+        model = Payment
+        fields = []
+
+
+class ActivityFilter(LedgerFilterSet):
+    customer = IdFilter(field_name="customer")
+    invoice = IdFilter(field_name="invoice")
+    kind = django_filters.ChoiceFilter(choices=Activity.Kind.choices)
+
+    class Meta:
+        model = Activity
+        fields = []
+
+
+# --- Views --------------------------------------------------------------------------------
+
+
+class WorksTheCustomer(BasePermission):
+    """Writes to a row need the right to work its customer (`permissions.can_work`):
+    agents their own and unassigned customers, managers and finance everyone's."""
+
+    message = "This customer is assigned to another agent."
+
+    def has_object_permission(self, request, view, obj):
+        if request.method in SAFE_METHODS:
+            return True
+        customer = obj if isinstance(obj, Customer) else obj.customer
+        return can_work(request.user, customer)
+
+
+class LedgerViews(MethodCheckedFirst):
+    """What every API view shares: role rights, the customer's agent for writes, the
+    declared filters, and a model's ValidationError answered 400."""
+
+    permission_classes = [*viewsets.GenericViewSet.permission_classes, WorksTheCustomer]
+    filter_backends = [LedgerFilterBackend]
+
+    def get_exception_handler(self):
+        return exception_handler
 
 
 class IdempotentCreateMixin:
@@ -266,7 +415,7 @@ class IdempotentCreateMixin:
 
 class LedgerViewSet(
     IdempotentCreateMixin,
-    MethodCheckedFirst,
+    LedgerViews,
     mixins.CreateModelMixin,
     mixins.RetrieveModelMixin,
     mixins.UpdateModelMixin,
@@ -275,48 +424,31 @@ class LedgerViewSet(
 ):
     """Create, read and update; ledger rows are never deleted through the API."""
 
-    filters: dict[str, str] = {}
-
-    def get_queryset(self):
-        return filter_by_params(super().get_queryset(), self.request.query_params, self.filters)
-
 
 class CustomerViewSet(LoggedReadsMixin, LedgerViewSet):
     access_customer_field = "id"
     access_list_surface, access_detail_surface = Surface.API_CUSTOMER_LIST, Surface.API_CUSTOMER
     queryset = Customer.objects.all()
     serializer_class = CustomerSerializer
-    filters = {
-        "segment": "segment",
-        "status": "status",
-        "agent": "assigned_agent",
-        "updated_since": "updated_at__gte",
-    }
+    filterset_class = CustomerFilter
 
 
 class ContactViewSet(LoggedReadsMixin, LedgerViewSet):
     access_list_surface, access_detail_surface = Surface.API_CONTACT_LIST, Surface.API_CONTACT
-    queryset = Contact.objects.all()
+    queryset = Contact.objects.select_related("customer")
     serializer_class = ContactSerializer
-    filters = {"customer": "customer"}
+    filterset_class = ContactFilter
 
 
 class InvoiceViewSet(LedgerViewSet):
-    queryset = Invoice.objects.all()
+    queryset = Invoice.objects.select_related("customer")
     serializer_class = InvoiceSerializer
-    filters = {
-        "customer": "customer",
-        "status": "status",
-        "currency": "currency",
-        "due_from": "due_on__gte",
-        "due_to": "due_on__lte",
-        "updated_since": "updated_at__gte",
-    }
+    filterset_class = InvoiceFilter
 
 
 class PaymentViewSet(
     IdempotentCreateMixin,
-    MethodCheckedFirst,
+    LedgerViews,
     mixins.CreateModelMixin,
     mixins.RetrieveModelMixin,
     mixins.ListModelMixin,
@@ -324,21 +456,11 @@ class PaymentViewSet(
 ):
     queryset = Payment.objects.all()
     serializer_class = PaymentSerializer
-
-    def get_queryset(self):
-        return filter_by_params(
-            super().get_queryset(),
-            self.request.query_params,
-            {
-                "customer": "customer",
-                "received_from": "received_on__gte",
-                "received_to": "received_on__lte",
-            },
-        )
+    filterset_class = PaymentFilter
 
 
 class ActivityViewSet(
-    MethodCheckedFirst,
+    LedgerViews,
     mixins.CreateModelMixin,
     mixins.RetrieveModelMixin,
     mixins.ListModelMixin,
@@ -348,13 +470,7 @@ class ActivityViewSet(
 
     queryset = Activity.objects.select_related("actor")
     serializer_class = ActivitySerializer
-
-    def get_queryset(self):
-        return filter_by_params(
-            super().get_queryset(),
-            self.request.query_params,
-            {"customer": "customer", "invoice": "invoice", "kind": "kind"},
-        )
+    filterset_class = ActivityFilter
 
 
 def register(router) -> None:

@@ -8,6 +8,7 @@ from decimal import Decimal
 import phonenumbers
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import F, Q
 from django.db.models.functions import Upper
@@ -103,7 +104,9 @@ class Customer(models.Model):
     currency = models.CharField(
         _("default currency"), max_length=3, default="USD", validators=[validate_currency]
     )
-    credit_limit = models.DecimalField(_("credit limit"), **MONEY, null=True, blank=True)
+    credit_limit = models.DecimalField(
+        _("credit limit"), **MONEY, null=True, blank=True, validators=[MinValueValidator(0)]
+    )
     assigned_agent = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         verbose_name=_("assigned agent"),
@@ -206,6 +209,10 @@ class Customer(models.Model):
             ("pause_dunning_unlimited", "Can pause dunning beyond the agent limit"),
             ("work_all_customers", "Can work customers assigned to other agents"),
             ("erase_customer", "Can erase a customer's personal data"),
+            (
+                "change_customer_terms",
+                "Can change a customer's segment, credit limit, status and source",
+            ),
         ]
 
     def __str__(self):

@@ -12,16 +12,16 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, connection, models, transaction
 from django.db.models import F, Max, Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from . import signals, timeline
 from .bulk import insert_rows, one_of, write_rows
-from .models import Activity, Allocation, Customer, Invoice, Payment
+from .models import Activity, Allocation, Contact, Customer, Invoice, Payment
 from .money import to_amount, validate_currency
-from .permissions import require
+from .permissions import require, require_customer_edit
 
 
 @transaction.atomic
@@ -228,12 +228,30 @@ TRACKED_CUSTOMER_FIELDS = {
 }
 
 
+def _changed_fields(before: models.Model, after: models.Model) -> list[str]:
+    """The names of the fields whose stored values differ between two versions of a row."""
+    return [
+        field.name
+        for field in after._meta.concrete_fields
+        if not field.primary_key and getattr(before, field.attname) != getattr(after, field.attname)
+    ]
+
+
 @transaction.atomic
 def save_customer(*, customer: Customer, by) -> Customer:
-    """Save an edited customer and record each tracked change on the timeline."""
+    """Save a new or edited customer and record each tracked change on the timeline.
+
+    What `by` may change is checked field by field against the customer as stored
+    (`permissions.require_customer_edit`): the same rules the console and the API apply.
+    """
     before = None
     if customer.pk:
         before = Customer.objects.select_for_update().get(pk=customer.pk)
+    require_customer_edit(
+        by,
+        before=before,
+        fields=_changed_fields(before if before is not None else Customer(), customer),
+    )
     customer.full_clean()
     customer.save()
     if before is None:
@@ -249,6 +267,38 @@ def save_customer(*, customer: Customer, by) -> Customer:
         customer=customer,
     )
     return customer
+
+
+@transaction.atomic
+def save_contact(*, contact: Contact, by) -> Contact:
+    """Save a new or edited contact of a customer `by` may work.
+
+    A contact stays with its customer: moving it to another would hand one debtor's
+    person (and their opt-outs) to another account.
+    """
+    if contact.pk:
+        stored = Contact.objects.select_related("customer").get(pk=contact.pk)
+        if stored.customer_id != contact.customer_id:
+            raise ValidationError({"customer": _("A contact cannot move to another customer.")})
+        require(by, "accounts.change_contact", [stored.customer])
+    else:
+        require(by, "accounts.add_contact", [contact.customer])
+    if contact.is_primary:
+        other = (
+            Contact.objects.filter(customer_id=contact.customer_id, is_primary=True)
+            .exclude(pk=contact.pk)
+            .first()
+        )
+        if other is not None:
+            raise ValidationError(
+                {
+                    "is_primary": _("%(name)s is already this customer's primary contact.")
+                    % {"name": other.name}
+                }
+            )
+    contact.full_clean()
+    contact.save()
+    return contact
 
 
 def open_balances(customer: Customer) -> dict[str, Decimal]:

@@ -1,10 +1,11 @@
 """Read-only API over the outbox, so other systems can see what went out."""
 
+import django_filters
 from rest_framework import serializers, viewsets
 
-from accounts.api import filter_by_params
+from accounts.api import IdFilter, LedgerFilterSet, LedgerViews
 
-from .models import Notice
+from .models import Channel, Notice
 
 
 class NoticeSerializer(serializers.ModelSerializer):
@@ -35,27 +36,24 @@ class NoticeSerializer(serializers.ModelSerializer):
         return [line.invoice.number for line in notice.lines.all()]
 
 
-class NoticeViewSet(viewsets.ReadOnlyModelViewSet):
+class NoticeFilter(LedgerFilterSet):
+    customer = IdFilter(field_name="customer")
+    status = django_filters.ChoiceFilter(choices=Notice.Status.choices)
+    channel = django_filters.ChoiceFilter(choices=Channel.choices)
+    step = IdFilter(field_name="step")
+    planned_from = django_filters.DateFilter(field_name="planned_on", lookup_expr="gte")
+    planned_to = django_filters.DateFilter(field_name="planned_on", lookup_expr="lte")
+    invoice = IdFilter(field_name="lines__invoice", distinct=True)
+
+    class Meta:
+        model = Notice
+        fields = []
+
+
+class NoticeViewSet(LedgerViews, viewsets.ReadOnlyModelViewSet):
     queryset = Notice.objects.select_related("step").prefetch_related("lines__invoice")
     serializer_class = NoticeSerializer
-
-    def get_queryset(self):
-        queryset = filter_by_params(
-            super().get_queryset(),
-            self.request.query_params,
-            {
-                "customer": "customer",
-                "status": "status",
-                "channel": "channel",
-                "step": "step",
-                "planned_from": "planned_on__gte",
-                "planned_to": "planned_on__lte",
-            },
-        )
-        invoice = self.request.query_params.get("invoice")
-        if invoice:
-            queryset = queryset.filter(lines__invoice=invoice)
-        return queryset
+    filterset_class = NoticeFilter
 
 
 def register(router) -> None:

@@ -1,5 +1,6 @@
 """REST API for intake: the bulk invoice upsert, and batches and their rejected rows (read)."""
 
+import django_filters
 from django.db import transaction
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, viewsets
@@ -7,7 +8,7 @@ from rest_framework.response import Response
 from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
-from accounts.api import filter_by_params
+from accounts.api import IdFilter, LedgerFilterSet, LedgerViews
 from accounts.api_policy import StrictModelPermissions
 from accounts.idempotency import run_once
 from accounts.models import Invoice
@@ -18,8 +19,10 @@ from .models import ImportProfile, InboxItem, IntakeBatch, Rejection
 
 
 class IntakeBatchSerializer(serializers.ModelSerializer):
-    created_by = serializers.StringRelatedField()
-    profile = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    # Batches the system opened itself (a scheduled import) have no user, and only
+    # spreadsheet loads have a profile.
+    created_by = serializers.StringRelatedField(allow_null=True)
+    profile = serializers.SlugRelatedField(slug_field="name", read_only=True, allow_null=True)
 
     class Meta:
         model = IntakeBatch
@@ -60,33 +63,36 @@ class RejectionSerializer(serializers.ModelSerializer):
         ]
 
 
-class IntakeBatchViewSet(viewsets.ReadOnlyModelViewSet):
+class IntakeBatchFilter(LedgerFilterSet):
+    source = django_filters.ChoiceFilter(choices=IntakeBatch.Source.choices)
+    kind = django_filters.ChoiceFilter(choices=IntakeBatch.Kind.choices)
+    status = django_filters.ChoiceFilter(choices=IntakeBatch.Status.choices)
+    started_since = django_filters.DateTimeFilter(field_name="started_at", lookup_expr="gte")
+
+    class Meta:
+        model = IntakeBatch
+        fields = []
+
+
+class RejectionFilter(LedgerFilterSet):
+    batch = IdFilter(field_name="batch")
+    status = django_filters.ChoiceFilter(choices=Rejection.Status.choices)
+
+    class Meta:
+        model = Rejection
+        fields = []
+
+
+class IntakeBatchViewSet(LedgerViews, viewsets.ReadOnlyModelViewSet):
     queryset = IntakeBatch.objects.select_related("profile", "created_by")
     serializer_class = IntakeBatchSerializer
-
-    def get_queryset(self):
-        return filter_by_params(
-            super().get_queryset(),
-            self.request.query_params,
-            {
-                "source": "source",
-                "kind": "kind",
-                "status": "status",
-                "started_since": "started_at__gte",
-            },
-        )
+    filterset_class = IntakeBatchFilter
 
 
-class RejectionViewSet(viewsets.ReadOnlyModelViewSet):
+class RejectionViewSet(LedgerViews, viewsets.ReadOnlyModelViewSet):
     queryset = Rejection.objects.all()
     serializer_class = RejectionSerializer
-
-    def get_queryset(self):
-        return filter_by_params(
-            super().get_queryset(),
-            self.request.query_params,
-            {"batch": "batch", "status": "status"},
-        )
+    filterset_class = RejectionFilter
 
 
 def register(router) -> None:

@@ -23,6 +23,8 @@ from django.utils import timezone
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 
+from accounts.api_policy import CONTROL_CHARACTERS
+
 from . import charts
 from .aging import (
     GROUP_BY_CHOICES,
@@ -49,6 +51,7 @@ CHART_SERIES = 7  # groups drawn one by one in a chart; the rest are added up as
 # A cell starting with one of these is a formula to a spreadsheet program (CSV injection).
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _PHONE = re.compile(r"^\+[1-9]\d{6,14}$")
+_ONE_LINE = str.maketrans("\t\r\n", "   ")
 
 
 def filename(report: AgingReport, fmt: str) -> str:
@@ -84,6 +87,12 @@ def _text(value) -> str:
     if value.startswith(_FORMULA_START) and not _PHONE.match(value):
         return f"'{value}"
     return value
+
+
+def _printable(text: str) -> str:
+    """The text without control characters (accounts.api_policy.CONTROL_CHARACTERS): XML,
+    and so XLSX, cannot carry most of them, and a PDF draws them as empty boxes."""
+    return CONTROL_CHARACTERS.sub("", text)
 
 
 def _cell(value):
@@ -289,21 +298,27 @@ def xlsx_content(report: AgingReport) -> tuple[bytes, int]:
     """
     from openpyxl import Workbook
 
+    def xml_safe(values: list) -> list:
+        # openpyxl refuses a cell holding a character XML cannot carry: one control
+        # character in one contact's name would fail the whole file. Every text cell is
+        # written without them (the CSV keeps the text as stored).
+        return [_printable(v) if isinstance(v, str) else v for v in values]
+
     book = Workbook(write_only=True)
     with snapshot():
         report_summary = summary(report, count_customers=True)
         overview = book.create_sheet(_("Summary"))
         overview.freeze_panes = "A2"
-        overview.append(_summary_header(report))
+        overview.append(xml_safe(_summary_header(report)))
         for values in _summary_values(report_summary):
-            overview.append(values)
+            overview.append(xml_safe(values))
         detail = book.create_sheet(_("Invoices") if report.detail else _("Customers"))
         detail.freeze_panes = "A2"
-        detail.append(header(report))
+        detail.append(xml_safe(header(report)))
         count = 0
         for values in rows(report, report_summary):
             count += is_data_row(values)
-            detail.append(values)
+            detail.append(xml_safe(values))
     buffer = io.BytesIO()
     book.save(buffer)
     return buffer.getvalue(), count
@@ -393,7 +408,7 @@ def pdf_context(
     for row in report_summary.groups if report.group_by else []:
         groups.append(
             {
-                "label": row.group_label,
+                "label": _printable(row.group_label),
                 "currency": row.currency,
                 "buckets": [_fmt(v) for v in row.buckets],
                 "total": _fmt(row.total),
@@ -438,7 +453,8 @@ def pdf_context(
 
 
 def _clip(text, width: int) -> str:
-    text = "" if text is None else str(text)
+    # One line of a fixed-width listing: no control characters, no line breaks.
+    text = _printable("" if text is None else str(text)).translate(_ONE_LINE)
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
@@ -475,7 +491,7 @@ class Listing:
     def customer(self, row: CustomerRow, lines: list[InvoiceRow]) -> None:
         if self.report.group_by and row.group_label != self._group:
             self._group = row.group_label
-            self.rows.append({"kind": "group", "text": row.group_label})
+            self.rows.append({"kind": "group", "text": _clip(row.group_label, len(self.header))})
         amounts = "".join(f"{_fmt(value):>{self.AMOUNT}}" for value in row.buckets)
         oldest = f"{row.oldest_invoice_number} {row.oldest_due_on or ''}"
         main = (

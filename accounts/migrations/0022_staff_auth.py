@@ -41,7 +41,7 @@ def revoke_roles(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("accounts", "0020_idempotency_record_moves_to_accounts"),
+        ("accounts", "0021_api_rules"),
         ("axes", "0010_accessattemptexpiration"),
         ("staff", "0001_initial"),
         ("contenttypes", "0002_remove_content_type_name"),

@@ -3,6 +3,7 @@
 import datetime as dt
 
 import pytest
+from django import forms as djforms
 from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.urls import reverse
@@ -11,7 +12,7 @@ from rest_framework.test import APIClient
 from accounts import services
 from accounts.models import Activity, Customer, Invoice
 from tests.clock import ON as TODAY
-from tests.factories import CustomerFactory, InvoiceFactory, UserFactory
+from tests.factories import ContactFactory, CustomerFactory, InvoiceFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -35,10 +36,11 @@ AGENT = VIEW_LEDGER | {
 MATRIX = {
     "Collections agent": AGENT,
     "Collections manager": AGENT
-    | {"work_all_customers", "pause_dunning_unlimited", "change_invoice"},
+    | {"work_all_customers", "change_customer_terms", "pause_dunning_unlimited", "change_invoice"},
     "Finance": VIEW_LEDGER
     | {
         "work_all_customers",
+        "change_customer_terms",
         "add_customer",
         "change_customer",
         "add_contact",
@@ -315,3 +317,187 @@ def test_case_work_rights_moved_with_their_models_to_the_cases_app(role):
     for codename in held.values_list("codename", flat=True):
         assert user.has_perm(f"cases.{codename}")
         assert not user.has_perm(f"accounts.{codename}")
+
+
+# --- One table, both surfaces ----------------------------------------------------------
+#
+# The README's matrix for work on a customer, as (role, action) -> the customers it is
+# allowed on, relative to the user acting: their own, another agent's, an unassigned one.
+# Every row is tried through the console and through the API; each must allow exactly
+# these and change nothing anywhere else.
+OWN, OTHER, UNASSIGNED = "own", "other", "unassigned"
+TARGETS = (OWN, OTHER, UNASSIGNED)
+ALL = {OWN, OTHER, UNASSIGNED}
+AGENTS_OWN = {OWN, UNASSIGNED}
+NOWHERE: set[str] = set()
+# action: (what it changes, the value it sets)
+ACTIONS = {
+    "edit name": ("name", "Renamed Ltd"),
+    "edit do_not_contact": ("do_not_contact", True),
+    "edit is_bankrupt": ("is_bankrupt", True),
+    "edit credit_limit": ("credit_limit", "5000.00"),
+    "edit segment": ("segment", "strategic"),
+    "edit status": ("status", "closed"),
+    "add contact": (None, "New Person"),
+    "edit contact email": ("email", "changed@example.com"),
+    "add note": (None, "Called, will pay Friday"),
+}
+RULES = [
+    # role       action                  allowed on
+    ("agent", "edit name", AGENTS_OWN),
+    ("agent", "edit do_not_contact", AGENTS_OWN),
+    ("agent", "edit is_bankrupt", AGENTS_OWN),
+    ("agent", "edit credit_limit", NOWHERE),
+    ("agent", "edit segment", NOWHERE),
+    ("agent", "edit status", NOWHERE),
+    ("agent", "add contact", AGENTS_OWN),
+    ("agent", "edit contact email", AGENTS_OWN),
+    ("agent", "add note", AGENTS_OWN),
+    ("manager", "edit name", ALL),
+    ("manager", "edit do_not_contact", ALL),
+    ("manager", "edit is_bankrupt", ALL),
+    ("manager", "edit credit_limit", ALL),
+    ("manager", "edit segment", ALL),
+    ("manager", "edit status", ALL),
+    ("manager", "add contact", ALL),
+    ("manager", "edit contact email", ALL),
+    ("manager", "add note", ALL),
+    ("finance", "edit name", ALL),
+    ("finance", "edit do_not_contact", ALL),
+    ("finance", "edit is_bankrupt", ALL),
+    ("finance", "edit credit_limit", ALL),
+    ("finance", "edit segment", ALL),
+    ("finance", "edit status", ALL),
+    ("finance", "add contact", ALL),
+    ("finance", "edit contact email", ALL),
+    ("finance", "add note", NOWHERE),
+]
+
+
+def test_the_table_covers_every_role_and_action():
+    assert {(role, action) for role, action, _ in RULES} == {
+        (role, action) for role in ("agent", "manager", "finance") for action in ACTIONS
+    }
+
+
+def form_values(form) -> dict:
+    """What a browser posts for this form as the page shows it."""
+    data = {}
+    for name, field in form.fields.items():
+        value = form[name].value()
+        key = form.add_prefix(name)
+        if isinstance(field, djforms.BooleanField):
+            if value:
+                data[key] = "on"
+        elif isinstance(value, list | tuple):
+            data[key] = [str(v) for v in value]
+        elif value is not None:
+            data[key] = str(value)
+    return data
+
+
+def change_page_post(page) -> dict:
+    """The POST the admin change page would send unchanged: the form and every inline."""
+    data = form_values(page.context["adminform"].form)
+    for inline in page.context["inline_admin_formsets"]:
+        formset = inline.formset
+        data.update(form_values(formset.management_form))
+        for form in formset.forms:
+            data.update(form_values(form))
+    return data
+
+
+def through_the_console(client, user, action, customer, contact) -> None:
+    field, value = ACTIONS[action]
+    client.force_login(user)
+    change_url = reverse("admin:accounts_customer_change", args=[customer.pk])
+    if action == "add note":
+        client.post(
+            reverse("admin:accounts_customer_note", args=[customer.pk]),
+            {"text": value, "apply": "1"},
+        )
+    elif action == "edit contact email":
+        url = reverse("admin:accounts_contact_change", args=[contact.pk])
+        page = client.get(url)
+        data = form_values(page.context["adminform"].form) if page.status_code == 200 else {}
+        client.post(url, {**data, field: value})
+    elif action == "add contact":
+        data = change_page_post(client.get(change_url))
+        n = int(data["contacts-TOTAL_FORMS"])
+        data.update(
+            {
+                "contacts-TOTAL_FORMS": str(n + 1),
+                f"contacts-{n}-name": value,
+                f"contacts-{n}-customer": str(customer.pk),
+                f"contacts-{n}-email": "new.person@example.com",
+            }
+        )
+        client.post(change_url, data)
+    else:
+        data = change_page_post(client.get(change_url))
+        if isinstance(value, bool):
+            data[field] = "on"
+        else:
+            data[field] = value
+        client.post(change_url, data)
+
+
+def through_the_api(user, action, customer, contact) -> None:
+    field, value = ACTIONS[action]
+    api = APIClient()
+    api.force_authenticate(user)
+    if action == "add note":
+        response = api.post(
+            "/api/v1/activities/",
+            {"customer": customer.pk, "kind": "note", "text": value},
+            format="json",
+        )
+    elif action == "edit contact email":
+        response = api.patch(f"/api/v1/contacts/{contact.pk}/", {field: value}, format="json")
+    elif action == "add contact":
+        body = {"customer": customer.pk, "name": value, "email": "new.person@example.com"}
+        response = api.post("/api/v1/contacts/", body, format="json")
+    else:
+        response = api.patch(f"/api/v1/customers/{customer.pk}/", {field: value}, format="json")
+    # Allowed or refused, never anything else: a refusal is a 403 that says why.
+    assert response.status_code in (200, 201, 403), response.content
+    if response.status_code == 403:
+        assert response.json(), "a refusal says why"
+
+
+def did_it_happen(action, customer, contact) -> bool:
+    field, value = ACTIONS[action]
+    if action == "add note":
+        return Activity.objects.filter(customer=customer, kind="note", text=value).exists()
+    if action == "add contact":
+        return customer.contacts.filter(name=value).exists()
+    if action == "edit contact email":
+        contact.refresh_from_db()
+        return contact.email == value
+    customer.refresh_from_db()
+    return str(getattr(customer, field)) == str(value)
+
+
+@pytest.mark.parametrize("surface", ["console", "api"])
+@pytest.mark.parametrize(("role", "action", "allowed_on"), RULES)
+def test_the_matrix_holds_in_the_console_and_the_api(
+    client, request, surface, role, action, allowed_on
+):
+    user = request.getfixturevalue(role)
+    other_agent = UserFactory(username="other-agent", role="Collections agent")
+    customers = {
+        OWN: CustomerFactory(assigned_agent=user),
+        OTHER: CustomerFactory(assigned_agent=other_agent),
+        UNASSIGNED: CustomerFactory(),
+    }
+    contacts = {target: ContactFactory(customer=c) for target, c in customers.items()}
+    happened = set()
+    for target in TARGETS:
+        customer, contact = customers[target], contacts[target]
+        if surface == "console":
+            through_the_console(client, user, action, customer, contact)
+        else:
+            through_the_api(user, action, customer, contact)
+        if did_it_happen(action, customer, contact):
+            happened.add(target)
+    assert happened == allowed_on

@@ -1,4 +1,5 @@
 import datetime as dt
+import json
 import threading
 
 import pytest
@@ -7,6 +8,7 @@ from rest_framework.test import APIClient
 
 from accounts.models import IdempotencyRecord, Payment
 from integrations.intake import batches
+from integrations.models import IntakeBatch
 from tests.factories import CustomerFactory, InvoiceFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -166,3 +168,26 @@ def test_api_edits_write_the_timeline(api, finance):
         api.patch(f"/api/v1/invoices/{invoice.pk}/", {"amount": "1.00"}, format="json").status_code
         == 400
     )
+
+
+def test_bulk_items_with_control_characters_are_refused_before_anything_is_stored(api):
+    """The dead-letter list keeps items as sent, as JSON PostgreSQL cannot hold a NUL in:
+    schemathesis found a 500 here."""
+    good = {
+        "number": "B-1",
+        "customer_name": "Acme",
+        "issued_on": "2026-10-01",
+        "due_on": "2026-10-31",
+        "currency": "USD",
+        "amount": "10.00",
+    }
+    body = json.dumps({"invoices": [good, {**good, "reference": "a\u0000b"}, {"k\ud800": 1}]})
+    response = api.generic("POST", "/api/v1/invoices/bulk/", body, content_type="application/json")
+    assert response.status_code == 400
+    assert response.json() == {
+        "invoices": [
+            "item 1: control characters are not allowed in text",
+            "item 2: control characters are not allowed in text",
+        ]
+    }
+    assert not IntakeBatch.objects.exists()

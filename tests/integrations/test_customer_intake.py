@@ -108,7 +108,8 @@ def test_every_bad_cell_of_a_row_is_named_by_its_column():
     assert errors[2]["credit_limit"] == ["12.345 has more decimals than the ledger keeps (two)."]
     assert errors[3] == {"external_ref": ["Required: part of the key that finds the row."]}
     assert errors[4] == {"name": ["This field cannot be blank."]}
-    assert errors[5].keys() == {"row"}  # the ledger's check: a credit limit is never negative
+    # The ledger's rule (a credit limit is never negative) names its column too.
+    assert errors[5] == {"credit_limit": ["Ensure this value is greater than or equal to 0."]}
     rejection = Rejection.objects.get(batch=batch, row_number=2)
     assert rejection.raw["timezone"] == "Mars/Olympus" and rejection.status == "open"
     assert not Customer.objects.exists()

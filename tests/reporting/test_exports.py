@@ -16,7 +16,7 @@ from accounts.models import Customer
 from reporting import exports, services
 from reporting.aging import AgingReport, Filters
 from reporting.models import ReportExport
-from tests.factories import CustomerFactory, InvoiceFactory
+from tests.factories import ContactFactory, CustomerFactory, InvoiceFactory
 
 pytestmark = pytest.mark.django_db
 D = Decimal
@@ -342,3 +342,22 @@ def test_command_refuses_bad_input(tmp_path):
             "aging_report", "--as-of", "2026-11-01", "--format", "csv",
             "--output", str(tmp_path / "x"), "--edges", "60,30",
         )  # fmt: skip
+
+
+@pytest.mark.parametrize("fmt", ["xlsx", "pdf", "csv"])
+def test_control_characters_in_any_text_do_not_break_an_export(manager, fmt):
+    """A contact name or a customer's text holding a control character (accepted by the
+    API before it refused them, or by any import) once failed the whole XLSX file."""
+    customer = CustomerFactory(name="Bell\x07 & Sons", industry="Tools\x1b[31m")
+    ContactFactory(customer=customer, name="Ann\x01e\x0bSmith", is_primary=True)
+    invoice_due(customer, 40, "123.45")
+    file = services.export_aging(report=AgingReport(as_of=AS_OF), fmt=fmt, by=manager)
+    if fmt == "xlsx":
+        book = openpyxl.load_workbook(io.BytesIO(file.content))
+        cells = [c for row in book["Customers"].iter_rows(values_only=True) for c in row]
+        assert "Bell & Sons" in cells and "AnneSmith" in cells and "Tools[31m" in cells
+    elif fmt == "pdf":
+        assert "Bell" in "".join(pdf_pages(file.content))
+    else:
+        assert "Bell\x07 & Sons" in file.read().decode("utf-8-sig")
+    assert ReportExport.objects.get().row_count == 1
