@@ -8,6 +8,8 @@ calls, which checks the same rules again. Every list filter is declared in a Fil
 schema lists it with its type.
 """
 
+import datetime as dt
+
 import django_filters
 from django import forms
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -310,6 +312,28 @@ class IdFilter(django_filters.NumberFilter):
         super().__init__(*args, **kwargs)
 
 
+class MomentField(forms.DateTimeField):
+    """A moment, given with any offset, compared in UTC: PostgreSQL refuses offsets past
+    ±15:59 (a generated "-17:51" answered 500), and the offset says nothing more."""
+
+    def to_python(self, value):
+        moment = super().to_python(value)
+        if moment is None:
+            return None
+        try:
+            return moment.astimezone(dt.UTC)
+        except (OverflowError, ValueError) as exc:
+            raise forms.ValidationError(
+                "Enter a moment between the years 1 and 9999.", code="invalid"
+            ) from exc
+
+
+class MomentFilter(django_filters.DateTimeFilter):
+    """A date and time filter compared in UTC (see MomentField)."""
+
+    field_class = MomentField
+
+
 class LedgerFilterSet(django_filters.FilterSet):
     """Every list filter of the API: each parameter is parsed by its form field, and a bad
     value answers 400 naming it (not 500 from the database)."""
@@ -327,7 +351,7 @@ class CustomerFilter(LedgerFilterSet):
     segment = django_filters.ChoiceFilter(choices=Customer.Segment.choices)
     status = django_filters.ChoiceFilter(choices=Customer.Status.choices)
     agent = IdFilter(field_name="assigned_agent")
-    updated_since = django_filters.DateTimeFilter(field_name="updated_at", lookup_expr="gte")
+    updated_since = MomentFilter(field_name="updated_at", lookup_expr="gte")
 
     class Meta:
         model = Customer
@@ -348,7 +372,7 @@ class InvoiceFilter(LedgerFilterSet):
     currency = django_filters.CharFilter(max_length=3)
     due_from = django_filters.DateFilter(field_name="due_on", lookup_expr="gte")
     due_to = django_filters.DateFilter(field_name="due_on", lookup_expr="lte")
-    updated_since = django_filters.DateTimeFilter(field_name="updated_at", lookup_expr="gte")
+    updated_since = MomentFilter(field_name="updated_at", lookup_expr="gte")
 
     class Meta:
         model = Invoice

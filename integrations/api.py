@@ -8,7 +8,7 @@ from rest_framework.response import Response
 from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
-from accounts.api import IdFilter, LedgerFilterSet, LedgerViews
+from accounts.api import IdFilter, LedgerFilterSet, LedgerViews, MomentFilter
 from accounts.api_policy import StrictModelPermissions
 from accounts.idempotency import run_once
 from accounts.models import Invoice
@@ -67,7 +67,7 @@ class IntakeBatchFilter(LedgerFilterSet):
     source = django_filters.ChoiceFilter(choices=IntakeBatch.Source.choices)
     kind = django_filters.ChoiceFilter(choices=IntakeBatch.Kind.choices)
     status = django_filters.ChoiceFilter(choices=IntakeBatch.Status.choices)
-    started_since = django_filters.DateTimeFilter(field_name="started_at", lookup_expr="gte")
+    started_since = MomentFilter(field_name="started_at", lookup_expr="gte")
 
     class Meta:
         model = IntakeBatch

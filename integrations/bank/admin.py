@@ -17,7 +17,7 @@ from django.utils.translation import gettext_lazy as _
 from ..intake.admin import ReadOnlyAdmin
 from ..models import BankLine, BankStatement
 from ..reconciliation.admin import TEMPLATES, payment_link
-from ..uploads import UploadRefused, check_size
+from ..uploads import UploadRefused, check_size, limit_uploads
 from .formats import FORMATS
 from .importer import import_statement
 from .statement import StatementUnreadable
@@ -76,7 +76,8 @@ class BankStatementAdmin(ReadOnlyAdmin):
         return [
             path(
                 "upload/",
-                self.admin_site.admin_view(self.upload_view),
+                # Refused while it is received past UPLOAD_MAX_BYTES, as spreadsheets are.
+                self.admin_site.admin_view(limit_uploads(self.upload_view)),
                 name="integrations_bankstatement_upload",
             ),
             *super().get_urls(),
@@ -95,7 +96,12 @@ class BankStatementAdmin(ReadOnlyAdmin):
         if not request.user.has_perm("integrations.add_intakebatch"):
             raise PermissionDenied
         form = UploadForm(request.POST or None, request.FILES or None)
-        if request.method == "POST" and form.is_valid():
+        refusal = getattr(request, "upload_refusal", None)
+        if request.method == "POST" and refusal:
+            form = UploadForm(request.POST, {})
+            form.is_valid()
+            form.errors["file"] = form.error_class([refusal])
+        elif request.method == "POST" and form.is_valid():
             upload = form.cleaned_data["file"]
             try:
                 check_size(upload.size)  # before a byte is read

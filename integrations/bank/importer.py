@@ -118,6 +118,8 @@ def import_statement(
     stream.seek(0, io.SEEK_END)
     check_size(stream.tell())
     sniffed = sniff(stream)
+    # A bank import killed with its process left its batch running: fail it now.
+    batches.fail_abandoned_batches(source=IntakeBatch.Source.BANK_STATEMENT)
     batch = batches.open_batch(
         source=IntakeBatch.Source.BANK_STATEMENT,
         kind=IntakeBatch.Kind.PAYMENTS,

@@ -234,3 +234,19 @@ def test_the_schema_says_what_system_entries_hold(api):
     assert components["IntakeBatch"]["properties"]["created_by"].get("nullable") is True
     listed = api.get("/api/v1/activities/", {"customer": customer.pk}).json()["results"]
     assert [entry["actor"] for entry in listed] == [None]
+
+
+@pytest.mark.parametrize(
+    ("url", "param"),
+    [
+        ("/api/v1/customers/", "updated_since"),
+        ("/api/v1/invoices/", "updated_since"),
+        ("/api/v1/intake-batches/", "started_since"),
+    ],
+)
+def test_a_moment_with_any_offset_is_compared_in_utc_and_an_impossible_one_named(api, url, param):
+    """PostgreSQL refuses offsets past ±15:59: schemathesis's "-17:51" answered 500."""
+    assert api.get(url, {param: "1348-12-17T18:53:31-17:51"}).status_code == 200
+    refused = api.get(url, {param: "9999-12-31T23:00:00-05:00"})
+    assert refused.status_code == 400
+    assert param in refused.json()

@@ -1,6 +1,7 @@
 """Bank files: BAI2, format detection, MT940 variants, and imports that stay bounded in
 memory, refuse files over the upload limits and never leave an import half-done."""
 
+import datetime as dt
 import io
 import json
 import tracemalloc
@@ -286,3 +287,19 @@ def test_command_reads_the_file_as_a_stream_and_prints_the_summary(tmp_path):
     call_command("import_bank_statement", str(path), "--no-reconcile", stdout=out)
     summary = json.loads(out.getvalue().strip().splitlines()[-1])
     assert (summary["lines"], summary["payments"]) == (5, 3)
+
+
+def test_a_bank_import_killed_with_its_process_is_failed_by_the_next_one(clock, settings):
+    """A batch left running by a dead process (its rows rolled back) would stay running
+    for ever; the next bank import fails it, naming the timeout."""
+    settings.INTAKE_BATCH_TIMEOUT_MINUTES = 60
+    dead = IntakeBatch.objects.create(
+        source=IntakeBatch.Source.BANK_STATEMENT,
+        kind=IntakeBatch.Kind.PAYMENTS,
+        status=IntakeBatch.Status.RUNNING,
+    )
+    clock.shift(dt.timedelta(minutes=61))
+    _import(b"date,amount,currency,payer\n2026-11-20,5.00,EUR,Jane\n")
+    dead.refresh_from_db()
+    assert dead.status == IntakeBatch.Status.FAILED
+    assert "INTAKE_BATCH_TIMEOUT_MINUTES" in dead.error
