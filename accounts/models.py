@@ -588,18 +588,43 @@ class Allocation(models.Model):
 
 
 class AppendOnlyError(Exception):
-    """Raised when code tries to change or remove a timeline entry."""
+    """Raised when code tries to change or remove a timeline entry or an access record."""
 
 
-class ActivityQuerySet(models.QuerySet):
+class AppendOnlyQuerySet(models.QuerySet):
+    """Rows are added, never updated nor deleted; `what` names them in the refusal."""
+
+    what = "this table"
+
     def update(self, **kwargs):
-        raise AppendOnlyError("the account timeline is append-only")
+        raise AppendOnlyError(f"{self.what} is append-only")
 
     def delete(self):
-        raise AppendOnlyError("the account timeline is append-only")
+        raise AppendOnlyError(f"{self.what} is append-only")
 
 
-class Activity(models.Model):
+class AppendOnlyModel(models.Model):
+    """A row is saved once and never changed nor deleted (on PostgreSQL a trigger refuses
+    it too); the manager's queryset refuses bulk updates and deletes."""
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise AppendOnlyError(f"{type(self).objects.all().what} is append-only")
+        kwargs["force_insert"] = True
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise AppendOnlyError(f"{type(self).objects.all().what} is append-only")
+
+
+class ActivityQuerySet(AppendOnlyQuerySet):
+    what = "the account timeline"
+
+
+class Activity(AppendOnlyModel):
     """One touch on the account timeline. Append-only: never updated, never deleted."""
 
     class Kind(models.TextChoices):
@@ -686,15 +711,6 @@ class Activity(models.Model):
     def __str__(self):
         return f"{self.get_kind_display()} on {self.occurred_at:%Y-%m-%d %H:%M}"
 
-    def save(self, *args, **kwargs):
-        if not self._state.adding:
-            raise AppendOnlyError("the account timeline is append-only")
-        kwargs["force_insert"] = True
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        raise AppendOnlyError("the account timeline is append-only")
-
     @property
     def actor_name(self) -> str:
         return self.actor.get_username() if self.actor_id else "system"
@@ -725,15 +741,11 @@ class IdempotencyRecord(models.Model):
 # --- Access log (who looked at which debtor) ------------------------------------------------
 
 
-class AccessLogQuerySet(models.QuerySet):
-    def update(self, **kwargs):
-        raise AppendOnlyError("the access log is append-only")
-
-    def delete(self):
-        raise AppendOnlyError("the access log is append-only")
+class AccessLogQuerySet(AppendOnlyQuerySet):
+    what = "the access log"
 
 
-class AccessLog(models.Model):
+class AccessLog(AppendOnlyModel):
     """One customer's personal data shown to one user: which page or API call, and when.
 
     One row per customer shown (a list page of 50 customers writes 50 rows, in one INSERT
@@ -798,12 +810,3 @@ class AccessLog(models.Model):
 
     def __str__(self):
         return f"{self.get_surface_display()} at {self.at:%Y-%m-%d %H:%M}"
-
-    def save(self, *args, **kwargs):
-        if not self._state.adding:
-            raise AppendOnlyError("the access log is append-only")
-        kwargs["force_insert"] = True
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        raise AppendOnlyError("the access log is append-only")
