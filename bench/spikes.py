@@ -22,6 +22,7 @@ Redis database given (`--broker-url`) is flushed first: give it one nobody else 
 
 import argparse
 import asyncio
+import datetime as dt
 import hashlib
 import hmac
 import json
@@ -132,11 +133,12 @@ def prepare(args) -> str:
 
     django.setup()
     from django.contrib.auth.models import Group, User
-    from rest_framework.authtoken.models import Token
+
+    from staff.models import ApiToken
 
     user = User.objects.create_user("bench-finance", password=None, is_staff=True)
     user.groups.add(Group.objects.get(name="Finance"))
-    return Token.objects.create(user=user).key
+    return ApiToken.objects.create(user=user, expiry=dt.timedelta(days=1))[1]
 
 
 def start(args) -> list[subprocess.Popen]:
