@@ -303,10 +303,15 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
 # The inbox (integrations/intake/inbox.py): signed webhooks and bulk API requests are
-# stored in the request and applied by workers at these rates (per worker process, Celery's
-# rate_limit syntax). Items still waiting after INBOX_SWEEP_AFTER_SECONDS (a lost task
-# message, a broker that was down) are applied by the sweep, which runs every minute.
-INBOX_TASK_RATE_LIMIT = os.environ.get("INBOX_TASK_RATE_LIMIT", "100/s")
+# stored in the request and applied by workers. Events are drained in chunks of
+# INBOX_DRAIN_CHUNK (one transaction each) at INBOX_DRAIN_PER_SECOND per running drain,
+# which hands its worker back after INBOX_DRAIN_BUDGET_SECONDS; bulk requests start at
+# INBOX_BULK_RATE_LIMIT per worker process (Celery's rate_limit syntax). Items still
+# waiting after INBOX_SWEEP_AFTER_SECONDS (a lost task message, a broker that was down)
+# are applied by the sweep, which runs every minute.
+INBOX_DRAIN_CHUNK = int(os.environ.get("INBOX_DRAIN_CHUNK", "50"))
+INBOX_DRAIN_PER_SECOND = float(os.environ.get("INBOX_DRAIN_PER_SECOND", "100"))
+INBOX_DRAIN_BUDGET_SECONDS = float(os.environ.get("INBOX_DRAIN_BUDGET_SECONDS", "30"))
 INBOX_BULK_RATE_LIMIT = os.environ.get("INBOX_BULK_RATE_LIMIT", "30/m")
 INBOX_SWEEP_AFTER_SECONDS = int(os.environ.get("INBOX_SWEEP_AFTER_SECONDS", "300"))
 INBOX_SWEEP_LIMIT = int(os.environ.get("INBOX_SWEEP_LIMIT", "2000"))

@@ -1,8 +1,8 @@
 """Celery tasks of integrations: apply stored webhooks and bulk requests, sweep up leftovers.
 
-Thin: each takes an inbox item's id and calls `intake.inbox.process` with the handler of
-the item's source. Safe to retry or to deliver twice (the item is claimed, and marked
-processed in the transaction that applies it).
+Thin: each calls `intake.inbox` with the handler of each item's source. Safe to retry or
+to deliver twice (items are claimed, and marked processed in the transaction that applies
+them).
 """
 
 from celery import shared_task
@@ -27,9 +27,26 @@ HANDLERS: dict[str, inbox.Handler] = {
 RETRY = {"autoretry_for": (OperationalError,), "retry_backoff": True, "max_retries": 5}
 
 
-@shared_task(acks_late=True, rate_limit=settings.INBOX_TASK_RATE_LIMIT, **RETRY)
+@shared_task(acks_late=True, **RETRY)
+def drain_inbox() -> int:
+    """Apply the waiting webhook events in chunks at INBOX_DRAIN_PER_SECOND for at most
+    INBOX_DRAIN_BUDGET_SECONDS, then queue itself again if some are still waiting; returns
+    how many it applied. Rung by `inbox.doorbell` when an event is stored."""
+    applied, more_left = inbox.drain(
+        handlers=HANDLERS,
+        chunk=settings.INBOX_DRAIN_CHUNK,
+        per_second=settings.INBOX_DRAIN_PER_SECOND,
+        budget_seconds=settings.INBOX_DRAIN_BUDGET_SECONDS,
+    )
+    if more_left:
+        drain_inbox.delay()
+    return applied
+
+
+@shared_task(acks_late=True, **RETRY)
 def process_inbox_item(item_id: int) -> str | None:
-    """Apply one stored webhook event; returns its status (None: done or taken already)."""
+    """Apply one stored webhook event; returns its status (None: done or taken already).
+    Kept for messages queued before the drain existed, and for applying one item by hand."""
     item = inbox.process(item_id=item_id, handlers=HANDLERS)
     return item.status if item else None
 

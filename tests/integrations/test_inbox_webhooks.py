@@ -9,7 +9,7 @@ import time
 from decimal import Decimal
 
 import pytest
-from django.db import OperationalError
+from django.db import OperationalError, connection  # noqa: F401 (skipif)
 
 from accounts.models import Invoice, Payment
 from integrations import tasks
@@ -55,12 +55,13 @@ def invoice():
     return InvoiceFactory(number="INV-1", amount=Decimal("100.00"))
 
 
-def test_a_stored_event_is_queued_to_a_worker_when_the_insert_commits(
+def test_a_stored_event_rings_the_doorbell_when_the_insert_commits(
     client, invoice, monkeypatch, django_capture_on_commit_callbacks
 ):
     queued = []
+    monkeypatch.setattr(inbox, "doorbell", inbox.Doorbell())
     monkeypatch.setattr(
-        inbox.current_app, "send_task", lambda name, args: queued.append((name, args))
+        inbox.current_app, "send_task", lambda name, **kw: queued.append((name, kw))
     )
 
     with django_capture_on_commit_callbacks(execute=True):
@@ -68,15 +69,40 @@ def test_a_stored_event_is_queued_to_a_worker_when_the_insert_commits(
 
     item = InboxItem.objects.get()
     assert response.status_code == 202
-    assert queued == [("integrations.tasks.process_inbox_item", [item.pk])]
-    assert tasks.process_inbox_item.name == queued[0][0]
+    assert queued == [("integrations.tasks.drain_inbox", {"countdown": None})]
+    assert tasks.drain_inbox.name == queued[0][0]
     assert item.status == "received" and not Payment.objects.exists()
+
+
+def test_the_doorbell_sends_at_most_two_messages_a_second_and_never_leaves_one_behind(
+    monkeypatch,
+):
+    now = [100.0]
+    sent = []
+    monkeypatch.setattr(inbox.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(
+        inbox.current_app, "send_task", lambda name, countdown: sent.append((now[0], countdown))
+    )
+    bell = inbox.Doorbell(interval=1.0)
+
+    for _ in range(500):  # a burst within one instant
+        bell.ring()
+    now[0] = 100.4
+    bell.ring()
+    # One drain at once, one more due when the second is over (for the events stored
+    # after the first drain may have looked), and nothing else.
+    assert sent == [(100.0, None), (100.0, 1.0)]
+
+    now[0] = 101.2  # the next second: at once again
+    bell.ring()
+    bell.ring()
+    assert sent[2:] == [(101.2, None), (101.2, pytest.approx(1.0))]
 
 
 def test_a_broker_that_is_down_loses_nothing_the_sweep_applies_it(
     client, invoice, monkeypatch, django_capture_on_commit_callbacks, clock
 ):
-    def broker_down(name, args):
+    def broker_down(name, **kwargs):
         raise ConnectionError("redis unreachable")
 
     monkeypatch.setattr(inbox.current_app, "send_task", broker_down)
@@ -178,3 +204,146 @@ def test_stripe_events_are_applied_through_the_same_inbox(client, invoice, setti
     assert response.status_code == 202
     assert stripe_events.apply_stored(InboxItem.objects.get()).startswith("ignored")
     assert IntakeBatch.objects.get().unchanged == 1
+
+
+def test_the_drain_applies_waiting_events_in_chunks_and_leaves_bulk_requests(client, invoice):
+    for n in range(7):
+        deliver(client, event_id=f"evt_{n}", amount="1.00")
+    bulk = InboxItem.objects.create(source=InboxItem.Source.API_BULK, key="b", payload={})
+
+    applied, more_left = inbox.drain(
+        handlers=tasks.HANDLERS, chunk=3, per_second=1000, budget_seconds=60
+    )
+
+    assert (applied, more_left) == (7, False)
+    assert set(InboxItem.objects.exclude(pk=bulk.pk).values_list("status", flat=True)) == {
+        "processed"
+    }
+    bulk.refresh_from_db()
+    assert bulk.status == "received"
+    assert Payment.objects.count() == 7
+    assert tasks.drain_inbox() == 0  # nothing left: a late ring costs one empty query
+
+
+def test_one_bad_event_in_a_chunk_fails_alone(client, invoice, monkeypatch):
+    for n in range(3):
+        deliver(client, event_id=f"evt_{n}", amount="1.00")
+    apply = tasks.HANDLERS[InboxItem.Source.PAYMENTS_WEBHOOK]
+
+    def second_breaks(item):
+        if item.key == "evt_1":
+            InvoiceFactory(number="HALF-WRITTEN")
+            raise KeyError("surprise")
+        return apply(item)
+
+    monkeypatch.setitem(tasks.HANDLERS, InboxItem.Source.PAYMENTS_WEBHOOK, second_breaks)
+    assert inbox.drain(handlers=tasks.HANDLERS, chunk=10, per_second=1000, budget_seconds=60) == (
+        3,
+        False,
+    )
+
+    statuses = dict(InboxItem.objects.values_list("key", "status"))
+    assert statuses == {"evt_0": "processed", "evt_1": "failed", "evt_2": "processed"}
+    assert Payment.objects.count() == 2
+    assert not Invoice.objects.filter(number="HALF-WRITTEN").exists()
+    assert Rejection.objects.get().raw["key"] == "evt_1"
+
+
+def test_a_drain_that_loses_the_database_leaves_its_chunk_waiting(client, invoice, monkeypatch):
+    for n in range(3):
+        deliver(client, event_id=f"evt_{n}", amount="1.00")
+    apply = tasks.HANDLERS[InboxItem.Source.PAYMENTS_WEBHOOK]
+
+    def lost_on_the_third(item):
+        if item.key == "evt_2":
+            raise OperationalError("server closed the connection unexpectedly")
+        return apply(item)
+
+    monkeypatch.setitem(tasks.HANDLERS, InboxItem.Source.PAYMENTS_WEBHOOK, lost_on_the_third)
+    with pytest.raises(OperationalError):
+        inbox.drain(handlers=tasks.HANDLERS, chunk=10, per_second=1000, budget_seconds=60)
+
+    # The chunk was one transaction: nothing of it was applied, all of it still waits.
+    assert set(InboxItem.objects.values_list("status", flat=True)) == {"received"}
+    assert not Payment.objects.exists()
+
+
+def test_the_drain_keeps_its_rate_and_hands_the_worker_back_after_its_budget(client, invoice):
+    for n in range(10):
+        deliver(client, event_id=f"evt_{n}", amount="1.00")
+    now = [0.0]
+    slept = []
+
+    def sleep(seconds):
+        slept.append(seconds)
+        now[0] += seconds
+
+    applied, more_left = inbox.drain(
+        handlers=tasks.HANDLERS,
+        chunk=2,
+        per_second=4,  # 2 events a chunk: half a second a chunk
+        budget_seconds=1.0,
+        clock=lambda: now[0],
+        sleep=sleep,
+    )
+
+    assert (applied, more_left) == (4, True)  # two chunks in its one second
+    assert slept == [0.5, 0.5]
+    assert InboxItem.objects.filter(status="received").count() == 6
+
+
+def test_a_drain_with_events_left_queues_itself_again(client, invoice, settings, monkeypatch):
+    for n in range(3):
+        deliver(client, event_id=f"evt_{n}", amount="1.00")
+    settings.INBOX_DRAIN_CHUNK = 1
+    settings.INBOX_DRAIN_BUDGET_SECONDS = 0
+    again = []
+    monkeypatch.setattr(tasks.drain_inbox, "delay", lambda: again.append(True))
+
+    assert tasks.drain_inbox() == 1
+    assert again == [True]
+
+
+@pytest.mark.skipif("connection.vendor != 'postgresql'")
+def test_a_drain_rung_while_another_runs_returns_at_once(client, invoice):
+    from django.db import connections
+
+    deliver(client)
+    other = connections.create_connection("default")  # another worker's connection
+    try:
+        with other.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_lock(%s)", [inbox.DRAIN_LOCK_KEY])
+        assert inbox.drain(
+            handlers=tasks.HANDLERS, chunk=10, per_second=1000, budget_seconds=60
+        ) == (0, False)
+        assert InboxItem.objects.get().status == "received"
+    finally:
+        other.close()  # the other worker dies: PostgreSQL lets its lock go
+
+    assert inbox.drain(handlers=tasks.HANDLERS, chunk=10, per_second=1000, budget_seconds=60) == (
+        1,
+        False,
+    )
+
+
+def test_a_drain_looks_again_after_letting_the_lock_go(client, invoice, monkeypatch):
+    deliver(client, event_id="evt_0", amount="1.00")
+    apply = tasks.HANDLERS[InboxItem.Source.PAYMENTS_WEBHOOK]
+
+    def another_arrives_meanwhile(item):
+        if item.key == "evt_0":  # stands for an event stored after the drain's last look
+            InboxItem.objects.create(
+                source=InboxItem.Source.PAYMENTS_WEBHOOK,
+                key="evt_1",
+                payload=item.payload | {"id": "evt_1", "reference": "pay_evt_1"},
+            )
+        return apply(item)
+
+    monkeypatch.setitem(
+        tasks.HANDLERS, InboxItem.Source.PAYMENTS_WEBHOOK, another_arrives_meanwhile
+    )
+    assert inbox.drain(handlers=tasks.HANDLERS, chunk=10, per_second=1000, budget_seconds=60) == (
+        2,
+        False,
+    )
+    assert set(InboxItem.objects.values_list("status", flat=True)) == {"processed"}
