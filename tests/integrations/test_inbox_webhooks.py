@@ -50,6 +50,15 @@ def deliver(client, event_id="evt_1", amount="10.00"):
     )
 
 
+def deliver_events(client, count):
+    for n in range(count):
+        deliver(client, event_id=f"evt_{n}", amount="1.00")
+
+
+def drain_all():
+    return inbox.drain(handlers=tasks.HANDLERS, chunk=10, per_second=1000, budget_seconds=60)
+
+
 @pytest.fixture
 def invoice():
     return InvoiceFactory(number="INV-1", amount=Decimal("100.00"))
@@ -207,8 +216,7 @@ def test_stripe_events_are_applied_through_the_same_inbox(client, invoice, setti
 
 
 def test_the_drain_applies_waiting_events_in_chunks_and_leaves_bulk_requests(client, invoice):
-    for n in range(7):
-        deliver(client, event_id=f"evt_{n}", amount="1.00")
+    deliver_events(client, 7)
     bulk = InboxItem.objects.create(source=InboxItem.Source.API_BULK, key="b", payload={})
 
     applied, more_left = inbox.drain(
@@ -226,8 +234,7 @@ def test_the_drain_applies_waiting_events_in_chunks_and_leaves_bulk_requests(cli
 
 
 def test_one_bad_event_in_a_chunk_fails_alone(client, invoice, monkeypatch):
-    for n in range(3):
-        deliver(client, event_id=f"evt_{n}", amount="1.00")
+    deliver_events(client, 3)
     apply = tasks.HANDLERS[InboxItem.Source.PAYMENTS_WEBHOOK]
 
     def second_breaks(item):
@@ -237,7 +244,7 @@ def test_one_bad_event_in_a_chunk_fails_alone(client, invoice, monkeypatch):
         return apply(item)
 
     monkeypatch.setitem(tasks.HANDLERS, InboxItem.Source.PAYMENTS_WEBHOOK, second_breaks)
-    assert inbox.drain(handlers=tasks.HANDLERS, chunk=10, per_second=1000, budget_seconds=60) == (
+    assert drain_all() == (
         3,
         False,
     )
@@ -250,8 +257,7 @@ def test_one_bad_event_in_a_chunk_fails_alone(client, invoice, monkeypatch):
 
 
 def test_a_drain_that_loses_the_database_leaves_its_chunk_waiting(client, invoice, monkeypatch):
-    for n in range(3):
-        deliver(client, event_id=f"evt_{n}", amount="1.00")
+    deliver_events(client, 3)
     apply = tasks.HANDLERS[InboxItem.Source.PAYMENTS_WEBHOOK]
 
     def lost_on_the_third(item):
@@ -261,7 +267,7 @@ def test_a_drain_that_loses_the_database_leaves_its_chunk_waiting(client, invoic
 
     monkeypatch.setitem(tasks.HANDLERS, InboxItem.Source.PAYMENTS_WEBHOOK, lost_on_the_third)
     with pytest.raises(OperationalError):
-        inbox.drain(handlers=tasks.HANDLERS, chunk=10, per_second=1000, budget_seconds=60)
+        drain_all()
 
     # The chunk was one transaction: nothing of it was applied, all of it still waits.
     assert set(InboxItem.objects.values_list("status", flat=True)) == {"received"}
@@ -269,8 +275,7 @@ def test_a_drain_that_loses_the_database_leaves_its_chunk_waiting(client, invoic
 
 
 def test_the_drain_keeps_its_rate_and_hands_the_worker_back_after_its_budget(client, invoice):
-    for n in range(10):
-        deliver(client, event_id=f"evt_{n}", amount="1.00")
+    deliver_events(client, 10)
     now = [0.0]
     slept = []
 
@@ -293,8 +298,7 @@ def test_the_drain_keeps_its_rate_and_hands_the_worker_back_after_its_budget(cli
 
 
 def test_a_drain_with_events_left_queues_itself_again(client, invoice, settings, monkeypatch):
-    for n in range(3):
-        deliver(client, event_id=f"evt_{n}", amount="1.00")
+    deliver_events(client, 3)
     settings.INBOX_DRAIN_CHUNK = 1
     settings.INBOX_DRAIN_BUDGET_SECONDS = 0
     again = []
@@ -313,14 +317,14 @@ def test_a_drain_rung_while_another_runs_returns_at_once(client, invoice):
     try:
         with other.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_lock(%s)", [inbox.DRAIN_LOCK_KEY])
-        assert inbox.drain(
-            handlers=tasks.HANDLERS, chunk=10, per_second=1000, budget_seconds=60
-        ) == (0, False)
+        assert drain_all() == (0, False)
         assert InboxItem.objects.get().status == "received"
+        with other.cursor() as cursor:  # the other drain is done
+            cursor.execute("SELECT pg_advisory_unlock(%s)", [inbox.DRAIN_LOCK_KEY])
     finally:
-        other.close()  # the other worker dies: PostgreSQL lets its lock go
+        other.close()
 
-    assert inbox.drain(handlers=tasks.HANDLERS, chunk=10, per_second=1000, budget_seconds=60) == (
+    assert drain_all() == (
         1,
         False,
     )
@@ -342,7 +346,7 @@ def test_a_drain_looks_again_after_letting_the_lock_go(client, invoice, monkeypa
     monkeypatch.setitem(
         tasks.HANDLERS, InboxItem.Source.PAYMENTS_WEBHOOK, another_arrives_meanwhile
     )
-    assert inbox.drain(handlers=tasks.HANDLERS, chunk=10, per_second=1000, budget_seconds=60) == (
+    assert drain_all() == (
         2,
         False,
     )
