@@ -28,7 +28,7 @@ PASSWORD = "pw-for-tests-only"  # tests.factories.UserFactory's
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("CHROMEDRIVER", "/usr/bin/chromedriver")
 WINDOW = (1280, 900)
-WAIT_SECONDS = 15
+WAIT_SECONDS = 30  # a page, a PDF being rendered, on a loaded 2-core CI machine
 FAILURES_DIR = Path(settings.BASE_DIR) / "var" / "browser-failures"
 DOCS_IMAGES = Path(settings.BASE_DIR) / "docs" / "img"
 
