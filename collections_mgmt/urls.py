@@ -30,6 +30,7 @@ dunning_api.register(router)
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("healthz/", views.healthz),
+    path("favicon.ico", views.favicon, name="favicon"),
     # Before the router, whose invoices/<pk>/ would otherwise take "bulk" for a pk.
     path(
         "api/v1/invoices/bulk/", integrations_api.InvoiceBulkUpsert.as_view(), name="invoice-bulk"

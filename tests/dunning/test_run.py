@@ -51,6 +51,16 @@ def test_dry_run_changes_nothing(overdue):
     assert not Notice.objects.exists() and not mail.outbox
 
 
+def test_plan_only_fills_the_outbox_sends_nothing_and_repeats_safely(overdue):
+    """`make run` plans the demo's first run this way, after seeding, every time it starts."""
+    first = run("--date", ON.isoformat(), "--plan-only")
+    assert first["planned"] == 2 and first["sent"] == 0
+    assert set(Notice.objects.values_list("status", flat=True)) == {"planned"}
+    assert not mail.outbox and not OutboxMessage.objects.exists()
+    again = run("--date", ON.isoformat(), "--plan-only")
+    assert again["planned"] == 0 and Notice.objects.count() == 2
+
+
 def test_nightly_task_plans_and_fans_out_sending(overdue, settings, monkeypatch):
     settings.DUNNING_SEND_CHUNK = 1
     queued = []

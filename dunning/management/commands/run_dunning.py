@@ -19,8 +19,14 @@ class Command(BaseCommand):
         parser.add_argument(
             "--dry-run", action="store_true", help="count what would happen, change nothing"
         )
+        parser.add_argument(
+            "--plan-only",
+            action="store_true",
+            help="plan the day's notices into the outbox and send nothing (the workers' "
+            "'Send due dunning notices' job sends them); safe to repeat",
+        )
 
-    def handle(self, *args, date=None, at=None, dry_run=False, **options):
+    def handle(self, *args, date=None, at=None, dry_run=False, plan_only=False, **options):
         try:
             on = dt.date.fromisoformat(date) if date else timezone.localdate()
             now = dt.datetime.fromisoformat(at) if at else timezone.now()
@@ -35,7 +41,7 @@ class Command(BaseCommand):
             plan = planner.plan(on=on)
             if dry_run:
                 transaction.set_rollback(True)
-        sent = sender.send_due(now=now) if not dry_run else sender.SendResult()
+        sent = sender.SendResult() if dry_run or plan_only else sender.send_due(now=now)
         summary = {
             "evaluated": plan.evaluated,
             "planned": plan.planned,
