@@ -124,7 +124,7 @@ class TemplateAdmin(admin.ModelAdmin):
             raise PermissionDenied
         template = get_object_or_404(Template, pk=pk)
         form = PreviewForm(request.GET or None)
-        rendered, error, used, disclosure = None, None, None, None
+        rendered, error, used, disclosure, empty = None, None, None, None, []
         if form.is_valid():
             customer = form.cleaned_data["customer"]
             invoices = list(Invoice.objects.outstanding().filter(customer=customer)[:50])
@@ -149,6 +149,7 @@ class TemplateAdmin(admin.ModelAdmin):
             else:
                 used = Template.objects.get(pk=rendered["template_id"])
                 disclosure = Disclosure.objects.filter(pk=rendered["disclosure_id"]).first()
+                empty = rendering.empty_variables(used, context)
         return TemplateResponse(
             request,
             "admin/dunning/template_preview.html",
@@ -162,6 +163,7 @@ class TemplateAdmin(admin.ModelAdmin):
                 "error": error,
                 "used_template": used,
                 "disclosure": disclosure,
+                "empty_variables": empty,
                 "segments": rendering.sms_segments(rendered["body_text"])
                 if rendered and template.channel == "sms"
                 else None,
