@@ -4,7 +4,7 @@ import functools
 
 from django import forms
 from django.conf import settings
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.storage import default_storage
 from django.db.models import Count, Q
@@ -430,7 +430,15 @@ class NoticeAdmin(DecisionAdmin):
         on = planner.next_run_on(timezone.now(), **_night_time())
         if form.is_valid() and form.cleaned_data["on"]:
             on = form.cleaned_data["on"]
-        forecast = planner.forecast(on=on)
+        try:
+            forecast = planner.forecast(on=on)
+        except planner.PlannerBusy:
+            forecast = planner.PlanResult()
+            self.message_user(
+                request,
+                _("The planner is running right now; look again in a minute."),
+                messages.WARNING,
+            )
         pending = Notice.objects.filter(
             Q(status__in=SENDABLE) | Q(status=Notice.Status.AWAITING_APPROVAL)
         )

@@ -36,6 +36,10 @@ from .models import (
 PLANNER_LOCK_ID = 0x44554E4E  # "DUNN"
 
 
+class PlannerBusy(Exception):
+    """A run holds the planner lock: a dry run (a forecast) would have to wait for it."""
+
+
 @dataclass
 class PlanResult:
     evaluated: int = 0
@@ -112,7 +116,12 @@ def plan(*, on: dt.date, dry_run: bool = False) -> PlanResult:
     with transaction.atomic():
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [PLANNER_LOCK_ID])
+                if dry_run:  # a forecast does not queue behind a real run: it says so
+                    cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [PLANNER_LOCK_ID])
+                    if not cursor.fetchone()[0]:
+                        raise PlannerBusy
+                else:
+                    cursor.execute("SELECT pg_advisory_xact_lock(%s)", [PLANNER_LOCK_ID])
         steps = list(
             Step.objects.filter(is_active=True, policy__is_active=True).select_related("policy")
         )

@@ -4,7 +4,9 @@ import datetime as dt
 import io
 from decimal import Decimal
 
+import psycopg
 import pytest
+from django.db import connection
 from django.urls import reverse
 from pypdf import PdfReader
 
@@ -159,3 +161,20 @@ def test_a_letter_without_a_postal_address_is_not_made(settings, tmp_path):
     letter.refresh_from_db()
     assert letter.status == "skipped" and letter.reason == "no postal address for a letter"
     assert not letter.document
+
+
+@pytest.mark.postgresql
+def test_a_forecast_does_not_wait_for_a_run_in_progress(client, manager):
+    """While a run holds the planner lock (here: another session), the page says so at
+    once instead of queueing behind the run."""
+    params = connection.get_connection_params()
+    params.pop("cursor_factory", None)
+    params.pop("context", None)
+    with psycopg.connect(**params, autocommit=True) as other:
+        other.execute("SELECT pg_advisory_lock(%s)", [planner.PLANNER_LOCK_ID])
+        with pytest.raises(planner.PlannerBusy):
+            planner.forecast(on=ON)
+        client.force_login(manager)
+        response = client.get(TONIGHT)
+        assert response.status_code == 200 and response.context["forecast"] == []
+        assert "The planner is running right now" in response.content.decode()
