@@ -86,6 +86,7 @@ INSTALLED_APPS = [
     "reporting",
     "integrations",
     "privacy",
+    "portal",
     "demo",
     "collections_mgmt",
 ]
@@ -422,6 +423,20 @@ PAYMENTS_WEBHOOK_SECRET = os.environ.get("PAYMENTS_WEBHOOK_SECRET", "")
 PAY_LINK_TEMPLATE = os.environ.get(
     "PAY_LINK_TEMPLATE", "https://pay.example.com/invoices/{number}?customer={customer_ref}"
 )
+# The customer's own statement page (/statement/<token>/), the payment link of every
+# message when an invoice has no pay link of its own: links expire after this many days,
+# and one client address may open at most this many statement pages a minute.
+STATEMENT_LINK_MAX_AGE_DAYS = int(os.environ.get("STATEMENT_LINK_MAX_AGE_DAYS", "90"))
+STATEMENT_PAGE_REQUESTS_PER_MINUTE = int(os.environ.get("STATEMENT_PAGE_REQUESTS_PER_MINUTE", "30"))
+# Bank-transfer instructions on the statement page and in messages: IBAN and BIC, or an
+# account and routing number (US), or both; the payee defaults to COMPANY_NAME. Unset:
+# the page asks the customer to contact us for the details.
+BANK_TRANSFER_PAYEE = os.environ.get("BANK_TRANSFER_PAYEE", "")
+BANK_TRANSFER_BANK_NAME = os.environ.get("BANK_TRANSFER_BANK_NAME", "")
+BANK_TRANSFER_IBAN = os.environ.get("BANK_TRANSFER_IBAN", "")
+BANK_TRANSFER_BIC = os.environ.get("BANK_TRANSFER_BIC", "")
+BANK_TRANSFER_ACCOUNT_NUMBER = os.environ.get("BANK_TRANSFER_ACCOUNT_NUMBER", "")
+BANK_TRANSFER_ROUTING_NUMBER = os.environ.get("BANK_TRANSFER_ROUTING_NUMBER", "")
 
 # Dunning: a run also picks up invoices that reached a step up to this many days ago (a
 # night the run did not happen); notices at or above this balance in any one currency wait

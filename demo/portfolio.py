@@ -378,6 +378,8 @@ class _Planner:
             "dunning_pause_reason": "",
             "do_not_contact": part == "do_not_contact",
             "is_in_dispute": part == "in_dispute",
+            # Its own random stream, so the rest of the portfolio stays as it was.
+            "postal_address": _postal_address(random.Random(f"{self.seed}:{index}:a"), market),
         }
         if part == "paused":
             customer["dunning_paused_until"] = self.today + dt.timedelta(days=rng.randint(1, 14))
@@ -998,6 +1000,31 @@ def _status(amount: int | Decimal, balance: int | Decimal, is_disputed: bool) ->
 def _money(cents: int) -> Decimal:
     """Cents as a two-place Decimal; amounts are integers of cents until here."""
     return Decimal(cents).scaleb(-2)
+
+
+# A street, a postcode and a city per country, for the address window of letters.
+ADDRESSES = {
+    "US": ("Main Street", "10001", "New York, NY"),
+    "GB": ("High Street", "EC1A 1BB", "London"),
+    "DE": ("Hauptstraße", "10115", "Berlin"),
+    "FR": ("rue de la République", "75002", "Paris"),
+    "ES": ("Calle Mayor", "28013", "Madrid"),
+    "MX": ("Avenida Reforma", "06600", "Ciudad de México"),
+    "BR": ("Avenida Paulista", "01310-100", "São Paulo"),
+    "AU": ("George Street", "2000", "Sydney NSW"),
+    "JP": ("Chiyoda 1-1", "100-0001", "Tokyo"),
+    "ZA": ("Long Street", "8001", "Cape Town"),
+    "CA": ("King Street", "M5H 2N2", "Toronto ON"),
+}
+
+
+def _postal_address(rng: random.Random, market: Market) -> str:
+    street, postcode, city = ADDRESSES[market.country]
+    number = rng.randint(1, 180)
+    first = f"{street} {number}" if market.language in ("de", "es", "pt") else f"{number} {street}"
+    if market.country in ("US", "AU", "CA", "GB"):
+        return f"{first}\n{city} {postcode}"
+    return f"{first}\n{postcode} {city}"
 
 
 def _person(rng: random.Random, language: str) -> tuple[str, str]:

@@ -4,7 +4,7 @@ import functools
 
 from django import forms
 from django.conf import settings
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.storage import default_storage
 from django.db.models import Count, Q
@@ -16,13 +16,14 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy as _
+from django_celery_beat.models import PeriodicTask
 
 from accounts import forms as account_forms
 from accounts.admin import CustomerAction, add_customer_action
 from accounts.admin_decisions import Decision, DecisionAdmin
 from accounts.models import Customer, Invoice
 
-from . import contact_rules, rendering, sender, services
+from . import contact_rules, planner, rendering, sender, services
 from .models import (
     MESSAGE_CHANNELS,
     WEEKDAY_NAMES,
@@ -123,7 +124,7 @@ class TemplateAdmin(admin.ModelAdmin):
             raise PermissionDenied
         template = get_object_or_404(Template, pk=pk)
         form = PreviewForm(request.GET or None)
-        rendered, error, used, disclosure = None, None, None, None
+        rendered, error, used, disclosure, empty = None, None, None, None, []
         if form.is_valid():
             customer = form.cleaned_data["customer"]
             invoices = list(Invoice.objects.outstanding().filter(customer=customer)[:50])
@@ -148,6 +149,7 @@ class TemplateAdmin(admin.ModelAdmin):
             else:
                 used = Template.objects.get(pk=rendered["template_id"])
                 disclosure = Disclosure.objects.filter(pk=rendered["disclosure_id"]).first()
+                empty = rendering.empty_variables(used, context)
         return TemplateResponse(
             request,
             "admin/dunning/template_preview.html",
@@ -161,6 +163,7 @@ class TemplateAdmin(admin.ModelAdmin):
                 "error": error,
                 "used_template": used,
                 "disclosure": disclosure,
+                "empty_variables": empty,
                 "segments": rendering.sms_segments(rendered["body_text"])
                 if rendered and template.channel == "sms"
                 else None,
@@ -210,7 +213,16 @@ class NoticeAdmin(DecisionAdmin):
     list_filter = ["status", "channel", "step__policy", "planned_on"]
     list_select_related = ["customer", "step", "step__policy"]
     search_fields = ["customer__name", "recipient", "=provider_message_id"]
-    readonly_fields = [f.name for f in Notice._meta.fields]
+    # The stored letter is shown as a link to the permission-checked letter view: the
+    # file field's own link points under MEDIA_URL, which nothing serves (letters are
+    # personal data).
+    readonly_fields = [
+        *(f.name for f in Notice._meta.fields if f.name != "document"),
+        "letter_pdf",
+        "text_to_go_out",
+    ]
+    fields = readonly_fields
+    change_form_template = "admin/dunning/notice/change_form.html"
     decisions = (
         _notice_decision(
             "approve", _("Approve"), "dunning.approve_notice", services.approve, services.DECIDABLE
@@ -332,6 +344,50 @@ class NoticeAdmin(DecisionAdmin):
         url = reverse("admin:dunning_notice_letter", args=[notice.pk])
         return format_html('<a href="{}">{}</a>', url, _("PDF"))
 
+    @admin.display(description=_("letter (PDF)"))
+    def letter_pdf(self, notice):
+        if not notice.document:
+            return "—"
+        url = reverse("admin:dunning_notice_letter", args=[notice.pk])
+        return format_html('<a href="{}">{}</a>', url, _("Download the letter (PDF)"))
+
+    @admin.display(description=_("text as it would go out now"))
+    def text_to_go_out(self, notice):
+        """For a notice not sent yet (awaiting approval above all): the text the sender
+        would send now, so a manager reads what they approve. Sent ones show their text."""
+        if notice.status not in services.OPEN or notice.channel not in services.EDITABLE_CHANNELS:
+            return "—"
+        current = services.draft(notice)
+        if current["error"]:
+            return format_html('<p class="errornote">{}</p>', current["error"])
+        invoices = ", ".join(invoice.number for invoice in current["invoices"]) or "—"
+        return format_html(
+            '<div class="notice-draft"><p><strong>{}</strong></p>'
+            '<pre style="white-space:pre-wrap;max-width:60em">{}</pre>'
+            "<p>{} {}</p></div>",
+            current["subject"],
+            current["body_text"],
+            _("Invoices:"),
+            invoices,
+        )
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        """The notice's page, with Approve and Reject under its text for a manager."""
+        notice = self.get_object(request, object_id)
+        decide = []
+        if notice is not None and notice.status in services.DECIDABLE:
+            decide = [
+                (reverse(f"admin:dunning_notice_{decision.name}", args=[notice.pk]), decision)
+                for decision in self.decisions
+                if decision.name in ("approve", "reject") and request.user.has_perm(decision.perm)
+            ]
+        extra_context = {
+            **(extra_context or {}),
+            "decide_urls": decide,
+            "reason_form": ReasonForm(),
+        }
+        return super().change_view(request, object_id, form_url, extra_context)
+
     def letter_view(self, request, pk):
         """The stored letter, to the console's users only (letters are personal data)."""
         if not self.has_view_permission(request):
@@ -366,13 +422,27 @@ class NoticeAdmin(DecisionAdmin):
         ]
 
     def tonight_view(self, request):
-        """What will go out: open notices by step, channel and agent, before they are sent."""
+        """What tonight's run will plan (the planner run and rolled back), and the notices
+        already planned that the sender has not taken yet."""
         if not self.has_view_permission(request):
             raise PermissionDenied
+        form = TonightForm(request.GET or None)
+        on = planner.next_run_on(timezone.now(), **_night_time())
+        if form.is_valid() and form.cleaned_data["on"]:
+            on = form.cleaned_data["on"]
+        try:
+            forecast = planner.forecast(on=on)
+        except planner.PlannerBusy:
+            forecast = planner.PlanResult()
+            self.message_user(
+                request,
+                _("The planner is running right now; look again in a minute."),
+                messages.WARNING,
+            )
         pending = Notice.objects.filter(
             Q(status__in=SENDABLE) | Q(status=Notice.Status.AWAITING_APPROVAL)
         )
-        rows = (
+        waiting = (
             pending.values(
                 "step__policy__name",
                 "step__name",
@@ -390,9 +460,43 @@ class NoticeAdmin(DecisionAdmin):
                 **self.admin_site.each_context(request),
                 "title": _("What will go out tonight"),
                 "opts": Notice._meta,
-                "rows": rows,
+                "form": form,
+                "on": on,
+                "forecast": [_labelled(row) for row in forecast.forecast],
+                "result": forecast,
+                "rows": [_labelled(row) for row in waiting],
             },
         )
+
+
+class TonightForm(forms.Form):
+    on = forms.DateField(
+        label=_("Run of the day"),
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+        help_text=_("Empty: the next nightly run."),
+    )
+
+
+NIGHT_TASK = "collections_mgmt.tasks.run_night"
+
+
+def _night_time() -> dict:
+    """The nightly run's hour and minute, as the beat schedule in the database says
+    (managers may retime it under Periodic tasks); 01:30 when it says nothing plain."""
+    row = PeriodicTask.objects.filter(task=NIGHT_TASK, crontab__isnull=False).first()
+    if row is not None and row.crontab.hour.isdigit() and row.crontab.minute.isdigit():
+        return {"hour": int(row.crontab.hour), "minute": int(row.crontab.minute)}
+    return {"hour": 1, "minute": 30}
+
+
+def _labelled(row: dict) -> dict:
+    """A summary row with human labels for its channel and status."""
+    return {
+        **row,
+        "channel_label": Channel(row["channel"]).label,
+        "status_label": Notice.Status(row["status"]).label,
+    }
 
 
 @admin.register(OutboxMessage)

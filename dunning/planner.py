@@ -16,7 +16,8 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import BooleanField, Exists, ExpressionWrapper, F, OuterRef, Q, Sum
+from django.db.models import BooleanField, Count, Exists, ExpressionWrapper, F, OuterRef, Q, Sum
+from django.utils import timezone
 
 from accounts.models import Invoice
 from cases.models import Installment, PaymentPlan
@@ -35,6 +36,10 @@ from .models import (
 PLANNER_LOCK_ID = 0x44554E4E  # "DUNN"
 
 
+class PlannerBusy(Exception):
+    """A run holds the planner lock: a dry run (a forecast) would have to wait for it."""
+
+
 @dataclass
 class PlanResult:
     evaluated: int = 0
@@ -42,6 +47,8 @@ class PlanResult:
     awaiting_approval: int = 0
     suppressed: int = 0
     notices: list[int] = field(default_factory=list)
+    # A dry run's notices by policy, step, channel, status and agent (`forecast`).
+    forecast: list[dict] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return {
@@ -109,18 +116,62 @@ def plan(*, on: dt.date, dry_run: bool = False) -> PlanResult:
     with transaction.atomic():
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [PLANNER_LOCK_ID])
+                if dry_run:  # a forecast does not queue behind a real run: it says so
+                    cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [PLANNER_LOCK_ID])
+                    if not cursor.fetchone()[0]:
+                        raise PlannerBusy
+                else:
+                    cursor.execute("SELECT pg_advisory_xact_lock(%s)", [PLANNER_LOCK_ID])
         steps = list(
             Step.objects.filter(is_active=True, policy__is_active=True).select_related("policy")
         )
         for step in steps:
             if step.policy.purpose == Policy.Purpose.INSTALLMENTS:
-                _plan_reminders(step, on, result, dry_run=dry_run)
+                _plan_reminders(step, on, result)
             else:
-                _plan_step(step, on, result, catch_up=catch_up_days(step, steps), dry_run=dry_run)
+                _plan_step(step, on, result, catch_up=catch_up_days(step, steps))
         if dry_run:
+            result.forecast = _summary(result.notices)
+            result.notices = []  # rolled back: these ids name nothing
             transaction.set_rollback(True)
     return result
+
+
+def forecast(*, on: dt.date) -> PlanResult:
+    """What a run on `on` would plan, written nowhere: the planner itself runs, in a
+    transaction rolled back at the end, so the forecast is exactly its rules (steps,
+    catch-up window, holds, approvals, the notices already planned) and not a copy of them.
+    The case work that runs before it at night (broken promises, plans) is not foreseen."""
+    return plan(on=on, dry_run=True)
+
+
+def next_run_on(now: dt.datetime, *, hour: int = 1, minute: int = 30) -> dt.date:
+    """The day the next nightly run plans for: it plans for its own local date, so a run
+    at 01:30 plans for tomorrow when asked in the afternoon."""
+    local = timezone.localtime(now)
+    run_at = local.replace(hour=hour, minute=minute, second=0, microsecond=0)
+    if run_at <= local:
+        run_at += dt.timedelta(days=1)
+    return run_at.date()
+
+
+def _summary(notice_ids: list[int]) -> list[dict]:
+    """Notices counted by policy, step, channel, status and agent, with their invoices."""
+    if not notice_ids:
+        return []
+    return list(
+        Notice.objects.filter(pk__in=notice_ids)
+        .values(
+            "step__policy__name",
+            "step__name",
+            "step__offset_days",
+            "channel",
+            "status",
+            "customer__assigned_agent__username",
+        )
+        .annotate(notices=Count("pk", distinct=True), invoices=Count("lines"))
+        .order_by("step__policy__name", "step__offset_days", "channel", "status")
+    )
 
 
 def catch_up_days(step: Step, steps: list[Step]) -> int:
@@ -136,9 +187,7 @@ def catch_up_days(step: Step, steps: list[Step]) -> int:
     return max(window, 0)
 
 
-def _plan_step(
-    step: Step, on: dt.date, result: PlanResult, *, catch_up: int, dry_run: bool
-) -> None:
+def _plan_step(step: Step, on: dt.date, result: PlanResult, *, catch_up: int) -> None:
     held = customers_on_hold(on, step.channel, prefix="customer__") | held_invoices(on)
     rows = list(
         due_invoices(step, on, catch_up)
@@ -191,8 +240,7 @@ def _plan_step(
         for invoice_id in by_customer[notice.customer_id]
     ]
     NoticeInvoice.objects.bulk_create(lines, batch_size=2000)
-    if not dry_run:
-        result.notices.extend(notice.pk for notice in notices)
+    result.notices.extend(notice.pk for notice in notices)
 
 
 def due_installments(step: Step, on: dt.date):
@@ -218,7 +266,7 @@ def due_installments(step: Step, on: dt.date):
     )
 
 
-def _plan_reminders(step: Step, on: dt.date, result: PlanResult, *, dry_run: bool) -> None:
+def _plan_reminders(step: Step, on: dt.date, result: PlanResult) -> None:
     """One notice per installment due at this step; customers on hold are left for later."""
     held = customers_on_hold(
         on, step.channel, prefix="plan__customer__", is_installment_reminder=True
@@ -250,5 +298,4 @@ def _plan_reminders(step: Step, on: dt.date, result: PlanResult, *, dry_run: boo
     else:
         result.planned += len(notices)
     Notice.objects.bulk_create(notices, batch_size=1000)
-    if not dry_run:
-        result.notices.extend(notice.pk for notice in notices)
+    result.notices.extend(notice.pk for notice in notices)

@@ -16,7 +16,9 @@ from django.db.models import Q
 from django.template import TemplateDoesNotExist, TemplateSyntaxError
 from django.utils import formats, translation
 from django.utils.html import linebreaks, urlize
+from django.utils.translation import gettext as _
 
+from accounts import statement_links
 from accounts.models import Contact, Customer, Invoice
 
 from . import template_engine, unsubscribe
@@ -35,9 +37,16 @@ class RenderError(Exception):
 def notice_context(
     *, customer: Customer, invoices: list[Invoice], contact: Contact | None, on: dt.date
 ) -> dict:
-    """The variables a template may use, as plain values."""
+    """The variables a template may use, as plain values.
+
+    Every payment link is filled: an invoice's own pay link (Stripe or PAY_LINK_TEMPLATE,
+    see integrations/gateways/paylinks.py) where it has one, else the customer's signed
+    statement page (`statement_url`), which shows the open invoices and how to pay them
+    by bank transfer with `payment_reference`.
+    """
     totals: dict[str, Decimal] = defaultdict(lambda: Decimal("0.00"))
     lines = []
+    statement_url = statement_links.statement_url(customer)
     # Amounts and dates as plain ISO values, and as `*_display` in the customer's language
     # (Django's locale formats: 1.234,50 and "30. November 2026" in German), from Decimal
     # and date objects, never through float.
@@ -56,7 +65,8 @@ def notice_context(
                     "amount_display": amount_display(invoice.amount),
                     "open_balance": str(invoice.open_balance),
                     "open_balance_display": amount_display(invoice.open_balance),
-                    "pay_link": invoice.pay_link,
+                    "pay_link": invoice.pay_link or statement_url,
+                    "payment_reference": statement_links.transfer_reference(customer, [invoice]),
                 }
             )
         totals_display = {
@@ -72,7 +82,12 @@ def notice_context(
         "invoice_count": len(lines),
         "totals": {currency: str(total) for currency, total in sorted(totals.items())},
         "totals_display": totals_display,
-        "pay_link": next((line["pay_link"] for line in lines if line["pay_link"]), ""),
+        "pay_link": next(
+            (invoice.pay_link for invoice in invoices if invoice.pay_link), statement_url
+        ),
+        "statement_url": statement_url,
+        "payment_reference": statement_links.transfer_reference(customer, invoices),
+        "bank_details": bank_details_line(),
         "agent_name": (agent.get_full_name() or agent.get_username()) if agent else "",
         "agent_email": agent.email if agent else "",
         "company_name": settings.COMPANY_NAME,
@@ -83,6 +98,41 @@ def notice_context(
         "disclosure": "",
         "unsubscribe_url": "",
     }
+
+
+def bank_details_line() -> str:
+    """The configured bank-transfer details on one line ("" when none are set)."""
+    parts = [
+        (_("Bank"), settings.BANK_TRANSFER_BANK_NAME),
+        ("IBAN", settings.BANK_TRANSFER_IBAN),
+        ("BIC", settings.BANK_TRANSFER_BIC),
+        (_("Account"), settings.BANK_TRANSFER_ACCOUNT_NUMBER),
+        (_("Routing"), settings.BANK_TRANSFER_ROUTING_NUMBER),
+    ]
+    shown = [f"{label} {value}" for label, value in parts if value]
+    if not shown:
+        return ""
+    payee = settings.BANK_TRANSFER_PAYEE or settings.COMPANY_NAME
+    return ", ".join([payee, *shown])
+
+
+def empty_variables(template: Template, context: dict) -> list[str]:
+    """The variables this template uses that render empty for this context: a top-level
+    one ("pay_link"), or one of each invoice line ("invoices.pay_link") empty on a line.
+    The preview warns about them; the sender sends as rendered."""
+    sources = " ".join([template.subject, template.body_text, template.body_html])
+    empty = [
+        name
+        for name, value in context.items()
+        if value in ("", None, [], {}) and name not in ("disclosure", "unsubscribe_url")
+        if _places(sources, name)
+    ]
+    for line in context.get("invoices") or []:
+        for name, value in line.items():
+            key = f"invoices.{name}"
+            if value in ("", None) and key not in empty and re.search(rf"\.{name}\b", sources):
+                empty.append(key)
+    return empty
 
 
 def amount_display(value: Decimal) -> str:

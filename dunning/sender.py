@@ -424,6 +424,11 @@ class Batch:
             return self._finish(
                 notice, Notice.Status.SKIPPED, "suppressed", f"no {notice.channel} contact allowed"
             )
+        if is_letter and not (customer.postal_address or "").strip():
+            # A letter goes in a window envelope: without an address it cannot be posted.
+            return self._finish(
+                notice, Notice.Status.SKIPPED, "suppressed", "no postal address for a letter"
+            )
         if not is_letter:  # letters go by post
             moment, why = contact_rules.next_contact(customer, now, rule)
             if moment > now:

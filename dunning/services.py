@@ -11,7 +11,7 @@ from django.utils.translation import gettext as _
 from accounts import timeline
 from accounts.models import Activity, Customer
 
-from . import rendering, sender
+from . import rendering, sender, tasks
 from .models import Channel, Notice, Policy
 
 DECIDABLE = (Notice.Status.AWAITING_APPROVAL,)
@@ -102,17 +102,34 @@ def skip(notices, *, by, reason: str) -> int:
 
 
 def send_now(notices, *, by, reason: str) -> int:
-    """Release notices to the sender at once (still subject to the send-time checks)."""
-    return _override(
-        notices,
-        by=by,
-        perm="dunning.send_notice_now",
-        allowed=OPEN,
-        status=Notice.Status.APPROVED,
-        verb=_("Released to send now"),
-        reason=reason,
-        not_before_at=timezone.now(),
-    )
+    """Release notices to the sender and send them at once through the worker.
+
+    Each released notice is queued (`tasks.send_notice`) when the release commits, so it
+    goes out within seconds, not at the next 15-minute tick; the sender's checks still
+    apply (contact hours defer it, a paid invoice cancels it). A notice the queue loses
+    is still sendable and goes out with the next tick.
+    """
+    with transaction.atomic():
+        done = _override(
+            notices,
+            by=by,
+            perm="dunning.send_notice_now",
+            allowed=OPEN,
+            status=Notice.Status.APPROVED,
+            verb=_("Released to send now"),
+            reason=reason,
+            not_before_at=timezone.now(),
+        )
+        released = list(
+            Notice.objects.filter(
+                pk__in=[n.pk for n in notices], status=Notice.Status.APPROVED, decided_by=by
+            ).values_list("pk", flat=True)
+        )
+        for notice_id in released:
+            transaction.on_commit(
+                lambda notice_id=notice_id: tasks.send_notice.delay(notice_id), robust=True
+            )
+    return done
 
 
 def _reason(reason: str) -> str:

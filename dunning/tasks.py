@@ -27,3 +27,13 @@ def send_due() -> dict:
     wait for their lease to run out, and one it was sending becomes uncertain.
     """
     return vars(sender.send_due(limit=settings.DUNNING_SEND_CHUNK))
+
+
+@shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True)
+def send_notice(notice_id: int) -> str | None:
+    """Send one notice a manager released ("Send now") at once, through the one sender.
+
+    The same claim as every send: a notice another worker took, or already sent, is left
+    alone (None), so a retry or a racing tick sends nothing twice.
+    """
+    return sender.send_next(now=timezone.now(), notice_id=notice_id)

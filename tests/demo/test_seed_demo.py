@@ -232,6 +232,10 @@ class TestSeededPortfolio:
         for payment in Payment.objects.all():
             assert payment.amount - payment.unallocated_amount == by_payment[payment.pk]
 
+    def test_every_customer_has_a_postal_address_for_letters(self, seeded):
+        addresses = [customer.postal_address for customer in Customer.objects.all()]
+        assert addresses and all("\n" in address for address in addresses)
+
     def test_invoices_mix_paid_partly_paid_disputed_and_open(self, seeded):
         statuses = set(Invoice.objects.values_list("status", flat=True))
         buckets = set(

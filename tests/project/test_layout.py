@@ -11,6 +11,7 @@ PRODUCT = (
     "integrations",
     "reporting",
     "privacy",
+    "portal",
     "demo",
     "collections_mgmt",
 )
