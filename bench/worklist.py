@@ -4,8 +4,9 @@ Seeds (or reuses) the ledger of bench/ledger_seed.py (200,000 customers, 1,000,0
 invoices), gives 200 agents 1,000 customers each, adds open tasks and promises to pay,
 scores every customer's risk, then times the worklist for one agent: the selector alone
 and the admin page through django.test.Client, as the agent and as a manager looking at
-that agent. Prints median and p95 wall time and the queries; with --route also times
-routing 10,000 unassigned customers. See bench/README.md.
+that agent, and the "Next account" selector. Prints median and p95 wall time and the
+queries; with --route also times routing 10,000 unassigned customers. See
+bench/README.md.
 
     .venv/bin/python bench/worklist.py --customers 2000 --invoices 10000 --agents 2 \\
         --database-url postgres://postgres@127.0.0.1:5432/collections_bench_c2_smoke
@@ -345,6 +346,16 @@ def main() -> int:
             check_page,
         ),
     ]
+    if hasattr(worklist, "next_account"):  # absent before the "Next account" flow
+        first = worklist.worklist(viewer=agent).rows[0].customer_id
+        results.append(
+            measure(
+                "selector: next_account(viewer=agent)",
+                lambda: worklist.next_account(viewer=agent, after=first),
+                args.repeat,
+                lambda row: None,
+            )
+        )
     for result in results:
         if args.explain or result["verdict"] == "FAIL":
             for ms, statement in sorted(result["typical"], reverse=True)[:2]:
