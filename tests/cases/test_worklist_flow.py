@@ -208,6 +208,16 @@ def test_the_page_puts_customers_first_and_pages_the_tasks(client, agent, accoun
     assert 'id="next-account"' in body
 
 
+def test_the_page_links_keep_whose_list_it_is(client, manager, agent, account):
+    customer, _task = account
+    for n in range(25):
+        TaskFactory(customer=customer, assignee=agent, due_at=NOW + dt.timedelta(minutes=n + 1))
+    client.force_login(manager)
+    body = client.get(WORKLIST, {"agent": agent.pk}).content.decode()
+    assert f"?agent={agent.pk}&amp;tasks_page=2" in body
+    assert 'id="next-account"' not in body  # the button walks the viewer's own list
+
+
 # --- Next account ---
 
 
