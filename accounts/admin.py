@@ -192,6 +192,30 @@ class OpenInvoiceInline(admin.TabularInline):
         return BUCKETS_BY_KEY[invoice.aging_bucket()].label if invoice.pk else "—"
 
 
+# A call's outcome that asks for a form next: the promise (or dispute) the customer gave.
+# URL names and rights of the case-work app, named here as strings (accounts imports
+# nothing above it).
+FOLLOW_UP_FORMS = {
+    Activity.CallOutcome.PROMISE_TO_PAY: (
+        "admin:cases_promisetopay_record",
+        "cases.add_promisetopay",
+    ),
+    Activity.CallOutcome.DISPUTE: ("admin:cases_dispute_open", "cases.add_dispute"),
+}
+
+
+def follow_up_form(user, customers, outcome: str) -> str | None:
+    """The form a call with this outcome leads to (the promise form after "promise to
+    pay"), for one customer and a user who may fill it in; else None."""
+    customers = list(customers)
+    if outcome not in FOLLOW_UP_FORMS or len(customers) != 1:
+        return None
+    url_name, perm = FOLLOW_UP_FORMS[outcome]
+    if not user.has_perm(perm):
+        return None
+    return reverse(url_name, args=[customers[0].pk])
+
+
 class CustomerActionsMixin:
     """The agent's daily actions, as changelist actions and as buttons on the customer."""
 
@@ -204,8 +228,9 @@ class CustomerActionsMixin:
     def has_pause_dunning_permission(self, request):
         return request.user.has_perm("accounts.pause_dunning")
 
-    def run_customer_form(self, request, customers, form_class, perform, title, perm):
-        """Show `form_class` for these customers; on a valid POST, call `perform`."""
+    def run_customer_form(self, request, customers, form_class, perform, title, perm, *, then=None):
+        """Show `form_class` for these customers; on a valid POST, call `perform`, then go
+        to `then(customers, data)` if it names a page, else back to the customer(s)."""
         if not request.user.has_perm(perm):
             raise PermissionDenied
         customers = list(customers)
@@ -226,11 +251,10 @@ class CustomerActionsMixin:
                 self.message_user(
                     request, _("%(title)s: %(n)d customer(s).") % {"title": title, "n": done}
                 )
-                if len(customers) == 1:
+                url = then(customers, form.cleaned_data) if then is not None else None
+                if not url and len(customers) == 1:
                     url = reverse("admin:accounts_customer_change", args=[customers[0].pk])
-                else:
-                    url = reverse("admin:accounts_customer_changelist")
-                return HttpResponseRedirect(url)
+                return HttpResponseRedirect(url or reverse("admin:accounts_customer_changelist"))
         context = {
             **self.admin_site.each_context(request),
             "title": title,
@@ -265,7 +289,13 @@ class CustomerActionsMixin:
             return len(customers)
 
         return self.run_customer_form(
-            request, customers, forms.CallForm, perform, _("Log call"), "accounts.log_activity"
+            request,
+            customers,
+            forms.CallForm,
+            perform,
+            _("Log call"),
+            "accounts.log_activity",
+            then=lambda customers, data: follow_up_form(request.user, customers, data["outcome"]),
         )
 
     def _pause(self, request, customers):

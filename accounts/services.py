@@ -44,12 +44,14 @@ def log_call(
     invoice: Invoice | None = None,
     phone: str = "",
 ) -> Activity:
+    """Log a call on the customer's timeline; the open call tasks due by the end of today
+    for that customer are closed as fulfilled by it (cases/receivers.py)."""
     require(by, "accounts.log_activity", [customer])
     if outcome not in Activity.CallOutcome.values:
         raise ValidationError(
             {"outcome": _("Unknown call outcome %(value)s.") % {"value": outcome}}
         )
-    return timeline.add(
+    call = timeline.add(
         Activity.Kind.CALL,
         customer=customer,
         channel=Activity.Channel.PHONE,
@@ -59,6 +61,9 @@ def log_call(
         invoice=invoice,
         details={"phone": phone} if phone else {},
     )
+    # Case work closes the call task this call fulfils (cases/receivers.py).
+    signals.call_logged.send(sender=log_call, activity=call, by=by)
+    return call
 
 
 @transaction.atomic

@@ -4,8 +4,11 @@ Nothing here writes a model directly: every action calls accounts.case_tasks,
 accounts.routing or accounts.recoveries, which check permissions, validate and write the
 timeline. URL names:
 
-- ``admin:cases_task_worklist``          the worklist (?agent=<id> or none, ?page=)
-- ``admin:cases_task_complete``          (task id) POST outcome and note
+- ``admin:cases_task_worklist``          the worklist (?agent=<id> or none, ?page=,
+                                          ?tasks_page=)
+- ``admin:cases_task_complete``          (task id) POST outcome and note; a call done with
+                                          "promise to pay" (or "dispute") goes on to that form
+- ``admin:cases_task_next_account``      (?after=<customer id>) the next customer to work
 - ``admin:cases_routingrule_route``      POST: route the unassigned queue now
 """
 
@@ -23,7 +26,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext_lazy as _
 
 from accounts import access_log, forms
-from accounts.admin import agent_filter
+from accounts.admin import agent_filter, follow_up_form
 from accounts.admin_decisions import ConfirmForm, Decision, DecisionAdmin
 from accounts.models import Activity
 
@@ -235,6 +238,11 @@ class TaskAdmin(DecisionAdmin):
                 name="cases_task_worklist",
             ),
             path(
+                "next-account/",
+                self.admin_site.admin_view(self.next_account_view),
+                name="cases_task_next_account",
+            ),
+            path(
                 "<int:task_id>/complete/",
                 self.admin_site.admin_view(self.complete_view),
                 name="cases_task_complete",
@@ -255,11 +263,13 @@ class TaskAdmin(DecisionAdmin):
         elif choice.isdigit() and int(choice) != user.pk:
             agent = get_object_or_404(get_user_model(), pk=int(choice))
         page = request.GET.get("page", "1")
+        tasks_page = request.GET.get("tasks_page", "1")
         result = worklist.worklist(
             viewer=user,
             agent=agent,
             unassigned=unassigned,
             page=int(page) if page.isdigit() else 1,
+            tasks_page=int(tasks_page) if tasks_page.isdigit() else 1,
         )
         access_log.record(
             request,
@@ -287,7 +297,33 @@ class TaskAdmin(DecisionAdmin):
                 ],
                 "next_page": request.get_full_path(),
                 "can_work_tasks": user.has_perm("cases.change_task"),
+                "is_own_list": result.agent is not None and result.agent.pk == user.pk,
             },
+        )
+
+    def next_account_view(self, request):
+        """Open the next customer of the user's own worklist they have not worked today
+        (worklist.next_account), after the one given by ?after=<customer id>."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        after = request.GET.get("after", "")
+        row = worklist.next_account(
+            viewer=request.user, after=int(after) if after.isdigit() else None
+        )
+        if row is None:
+            self.message_user(
+                request,
+                _("Nobody else on your worklist needs you today: every account is worked."),
+                messages.SUCCESS,
+            )
+            return HttpResponseRedirect(reverse("admin:cases_task_worklist"))
+        self.message_user(
+            request,
+            _("Next account: %(name)s (priority %(priority)d). Next action: %(action)s")
+            % {"name": row.name, "priority": row.priority, "action": row.next_action},
+        )
+        return HttpResponseRedirect(
+            reverse("admin:accounts_customer_change", args=[row.customer_id])
         )
 
     def complete_view(self, request, task_id):
@@ -309,6 +345,11 @@ class TaskAdmin(DecisionAdmin):
                 self.message_user(request, _messages(exc), messages.ERROR)
             else:
                 self.message_user(request, _("Done: %(title)s") % {"title": task.title})
+                follow_up = follow_up_form(
+                    request.user, [task.customer], form.cleaned_data["outcome"]
+                )
+                if task.kind == Task.Kind.CALL and follow_up:
+                    return HttpResponseRedirect(follow_up)
         target = request.POST.get("next", "")
         if not url_has_allowed_host_and_scheme(
             target, allowed_hosts={request.get_host()}, require_https=request.is_secure()

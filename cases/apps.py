@@ -10,8 +10,9 @@ class CasesConfig(AppConfig):
 
     def ready(self):
         # Imported here, once the models are loaded (Django's documented place for it).
-        from accounts.signals import allocations_applied
+        from accounts.signals import allocations_applied, call_logged
 
-        from .receivers import on_allocations_applied
+        from .receivers import on_allocations_applied, on_call_logged
 
         allocations_applied.connect(on_allocations_applied, dispatch_uid="cases.receivers")
+        call_logged.connect(on_call_logged, dispatch_uid="cases.receivers.call_logged")

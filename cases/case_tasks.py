@@ -280,6 +280,67 @@ def complete_for_source(source: str, *, outcome: str, by) -> None:
         complete_task(task=task, outcome=outcome, note="", by=by)
 
 
+@transaction.atomic
+def close_fulfilled(
+    *, customer: Customer, kinds: Iterable[str], by, outcome: str, cause: str, details: dict
+) -> list[Task]:
+    """Mark done the customer's open tasks of these kinds due by the end of today: an
+    action on the customer page (a call logged, a promise recorded) did what they asked.
+
+    1. Lock the customer's open tasks of `kinds` due by the end of today (the console's
+       day), whoever they are assigned to: the work was done on the account, by `by`,
+       whom the calling service has already checked may work this customer. A task due
+       on a later day (call back on Friday) stays open.
+    2. Mark each done with `outcome` and the note "Done by <cause>".
+    3. One timeline entry (kind task) per task, naming the cause and its `details` (the
+       call's or the promise's id): the call itself is already on the timeline, so the
+       task is not logged as a second call.
+    Returns the tasks closed (none: nothing was waiting).
+    """
+    end_of_today = due_at_end_of(timezone.localdate())
+    tasks = list(
+        Task.objects.select_for_update(of=("self",))
+        .filter(
+            customer=customer,
+            status=Task.Status.OPEN,
+            kind__in=list(kinds),
+            due_at__lte=end_of_today,
+        )
+        .order_by("due_at", "id")
+    )
+    if not tasks:
+        return []
+    now = timezone.now()
+    note = _("Done by %(cause)s") % {"cause": cause}
+    for task in tasks:
+        task.status = Task.Status.DONE
+        task.outcome = outcome[: Task._meta.get_field("outcome").max_length]
+        task.outcome_note = note
+        task.completed_at = now
+        task.completed_by = by
+    Task.objects.bulk_update(
+        tasks, ["status", "outcome", "outcome_note", "completed_at", "completed_by"]
+    )
+    timeline.add_all(
+        timeline.entry(
+            Activity.Kind.TASK,
+            customer=customer,
+            by=by,
+            outcome=task.outcome,
+            text=_("Task done: %(title)s — by %(cause)s") % {"title": task.title, "cause": cause},
+            details={
+                "task": task.pk,
+                "event": "done",
+                "source": task.source,
+                "outcome": task.outcome,
+                "fulfilled_by": details,
+            },
+        )
+        for task in tasks
+    )
+    return tasks
+
+
 def cancel_task(*, task: Task, by, reason: str) -> Task:
     """Close an open task without doing it (it no longer applies), saying why."""
     task = (

@@ -308,7 +308,15 @@ class PaymentPlan(models.Model):
         constraints = [
             models.CheckConstraint(condition=Q(total_amount__gt=0), name="plan_total_positive"),
         ]
-        indexes = [models.Index(fields=["customer", "status"], name="plan_customer_status")]
+        indexes = [
+            models.Index(fields=["customer", "status"], name="plan_customer_status"),
+            # The console's "approvals waiting" count reads this small index only.
+            models.Index(
+                fields=["created_at"],
+                condition=Q(status="proposed"),
+                name="plan_awaiting_approval",
+            ),
+        ]
 
     def __str__(self):
         return f"Plan #{self.pk}: {self.currency} {self.total_amount}"
@@ -419,7 +427,15 @@ class Recovery(models.Model):
         verbose_name_plural = _("write-offs and placements")
         ordering = ["-created_at", "-id"]
         permissions = [("approve_recovery", "Can approve and reverse write-offs and placements")]
-        indexes = [models.Index(fields=["customer", "status"], name="recovery_customer_status")]
+        indexes = [
+            models.Index(fields=["customer", "status"], name="recovery_customer_status"),
+            # The console's "approvals waiting" count (four eyes: by proposer).
+            models.Index(
+                fields=["proposed_by"],
+                condition=Q(status="proposed"),
+                name="recovery_awaiting_approval",
+            ),
+        ]
 
     def __str__(self):
         return f"{self.get_kind_display()} #{self.pk} ({self.get_status_display()})"

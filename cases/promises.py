@@ -173,6 +173,8 @@ def record_promise(
     default), inclusive. Refused, field by field: invoices of another customer, not
     outstanding, in several currencies or already under an open promise; an amount not
     above zero or above their open balance; a date in the past; an unknown channel.
+    The customer's open call tasks due by the end of today are closed as done by the
+    promise (case_tasks.close_fulfilled), on the timeline.
     """
     permissions.require(by, "cases.add_promisetopay", [customer])
     today = today or timezone.localdate()
@@ -257,6 +259,15 @@ def record_promise(
             "holds_until": holds_until.isoformat(),
             "invoices": [invoice.pk for invoice in rows],
         },
+    )
+    # The call or follow-up the customer was due today is what produced this promise.
+    case_tasks.close_fulfilled(
+        customer=customer,
+        kinds=[Task.Kind.CALL],
+        by=by,
+        outcome=Activity.CallOutcome.PROMISE_TO_PAY,
+        cause=_("the promise to pay #%(pk)s") % {"pk": promise.pk},
+        details={"promise": promise.pk},
     )
     return promise
 

@@ -24,8 +24,13 @@ WRITE_OFF_REVIEW_DAYS past due; else a call about the past-due amount (today).
 
 One SQL statement computes the page (the agent's customers, their past-due totals per
 currency, next task, promises, scores and the total count) with the invoice index that
-leads with customer_id; a second lists the tasks due today. Both are portable SQL
+leads with customer_id; a second lists one page of the tasks due today with their total
+and overdue counts (window functions: nothing is cut off unsaid). Both are portable SQL
 (PostgreSQL and SQLite).
+
+`next_account` walks the same order one customer at a time: the first customer on the
+agent's own list that the agent has not worked today (no timeline entry of theirs since
+the start of the day) and that is not the one just left.
 """
 
 import datetime as dt
@@ -35,12 +40,13 @@ from decimal import Decimal
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db import connection
+from django.db.models import Case, Count, Sum, Value, When, Window
 from django.db.models.expressions import Col
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
-from accounts.models import Customer, Invoice, InvoiceQuerySet
+from accounts.models import Activity, Customer, Invoice, InvoiceQuerySet
 
 from .models import PromiseToPay, Task
 
@@ -65,7 +71,7 @@ PRIORITY_RULES = [
 ]
 
 PAGE_SIZE = 50
-TASKS_SHOWN = 200
+TASKS_PAGE_SIZE = 25
 
 
 @dataclass
@@ -99,15 +105,31 @@ class Worklist:
     now: dt.datetime
     rows: list[WorklistRow]
     total: int
-    tasks: list[Task]  # open tasks due by the end of today, earliest first
-    overdue_tasks: int
+    tasks: list[Task]  # one page of the open tasks due by the end of today, earliest first
+    overdue_tasks: int  # of all the tasks due today, not only this page
     page: int = 1
     page_size: int = PAGE_SIZE
     rules: list = field(default_factory=lambda: PRIORITY_RULES)
+    tasks_total: int = 0
+    tasks_page: int = 1
+    tasks_page_size: int = TASKS_PAGE_SIZE
 
     @property
     def pages(self) -> int:
         return max(1, -(-self.total // self.page_size))
+
+    @property
+    def tasks_pages(self) -> int:
+        return max(1, -(-self.tasks_total // self.tasks_page_size))
+
+    @property
+    def first_task(self) -> int:
+        """The position of this page's first task (1-based), for "tasks 26-50 of 312"."""
+        return (self.tasks_page - 1) * self.tasks_page_size + 1 if self.tasks else 0
+
+    @property
+    def last_task(self) -> int:
+        return (self.tasks_page - 1) * self.tasks_page_size + len(self.tasks)
 
 
 def can_see(viewer, agent) -> bool:
@@ -243,7 +265,26 @@ def _points_case(column: str, rules, params: dict, *, name: str, default: int = 
     return f"CASE {' '.join(whens)} ELSE {int(default)} END"
 
 
-def _page_sql(*, agent_id: int | None, today: dt.date, now: dt.datetime, limit: int, offset: int):
+# Added to the scope by next_account: not the customer just left, not worked today by
+# the agent (any timeline entry of theirs since the start of the day; the index
+# activity_customer_time serves the probe).
+NOT_WORKED_SQL = """
+    AND c.id <> %(after)s
+    AND NOT EXISTS (
+        SELECT 1 FROM {activity} a
+        WHERE a.customer_id = c.id AND a.actor_id = %(agent)s AND a.occurred_at >= %(day_start)s
+    )"""
+
+
+def _page_sql(
+    *,
+    agent_id: int | None,
+    today: dt.date,
+    now: dt.datetime,
+    limit: int,
+    offset: int,
+    not_worked_after: int | None = None,
+):
     tomorrow = timezone.make_aware(dt.datetime.combine(today + dt.timedelta(days=1), dt.time()))
     params = {
         "agent": agent_id,
@@ -275,14 +316,17 @@ def _page_sql(*, agent_id: int | None, today: dt.date, now: dt.datetime, limit: 
         params,
         name="age",
     )
+    scope = "c.assigned_agent_id IS NULL" if agent_id is None else "c.assigned_agent_id = %(agent)s"
+    if not_worked_after is not None:
+        scope += NOT_WORKED_SQL.format(activity=Activity._meta.db_table)
+        params["after"] = not_worked_after
+        params["day_start"] = timezone.make_aware(dt.datetime.combine(today, dt.time()))
     sql = PAGE_SQL.format(
         customer=Customer._meta.db_table,
         invoice=Invoice._meta.db_table,
         task=Task._meta.db_table,
         promise=PromiseToPay._meta.db_table,
-        scope="c.assigned_agent_id IS NULL"
-        if agent_id is None
-        else "c.assigned_agent_id = %(agent)s",
+        scope=scope,
         mine="t.assignee_id IS NULL" if agent_id is None else "t.assignee_id = %(agent)s",
         outstanding=", ".join(outstanding),
         amount_points=amount_points,
@@ -351,37 +395,8 @@ def _next_action(row: WorklistRow, *, today: dt.date, now: dt.datetime) -> None:
         row.deadline = today
 
 
-def worklist(
-    *,
-    viewer,
-    agent=None,
-    unassigned: bool = False,
-    now: dt.datetime | None = None,
-    page: int = 1,
-    page_size: int = PAGE_SIZE,
-) -> Worklist:
-    """The worklist of `agent` (default: the viewer), or the unassigned queue.
-
-    Raises PermissionDenied when the viewer may not see that list.
-    """
-    now = now or timezone.now()
-    today = timezone.localdate(now)
-    target = None if unassigned else (agent or viewer)
-    if (unassigned and not viewer.has_perm("accounts.work_all_customers")) or (
-        target is not None and not can_see(viewer, target)
-    ):
-        raise PermissionDenied(_("You may only see your own worklist."))
-    page = max(1, page)
-    sql, params = _page_sql(
-        agent_id=target.pk if target is not None else None,
-        today=today,
-        now=now,
-        limit=page_size,
-        offset=(page - 1) * page_size,
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        records = cursor.fetchall()
+def _rows(records, *, today: dt.date, now: dt.datetime) -> tuple[list[WorklistRow], int]:
+    """The page query's records as rows (with their next action), and the list's total."""
     to_date = _converter("due_on")
     to_money = _converter("open_balance")
     to_datetime = _converter("due_at", Task)
@@ -415,20 +430,86 @@ def worklist(
             row.days_past_due = (today - row.oldest_due_on).days
         _next_action(row, today=today, now=now)
         rows.append(row)
+    return rows, int(total)
+
+
+def worklist(
+    *,
+    viewer,
+    agent=None,
+    unassigned: bool = False,
+    now: dt.datetime | None = None,
+    page: int = 1,
+    page_size: int = PAGE_SIZE,
+    tasks_page: int = 1,
+    tasks_page_size: int = TASKS_PAGE_SIZE,
+) -> Worklist:
+    """The worklist of `agent` (default: the viewer), or the unassigned queue: one page of
+    its customers (`page`) and one page of its tasks due today (`tasks_page`).
+
+    Raises PermissionDenied when the viewer may not see that list.
+    """
+    now = now or timezone.now()
+    today = timezone.localdate(now)
+    target = None if unassigned else (agent or viewer)
+    if (unassigned and not viewer.has_perm("accounts.work_all_customers")) or (
+        target is not None and not can_see(viewer, target)
+    ):
+        raise PermissionDenied(_("You may only see your own worklist."))
+    page, tasks_page = max(1, page), max(1, tasks_page)
+    sql, params = _page_sql(
+        agent_id=target.pk if target is not None else None,
+        today=today,
+        now=now,
+        limit=page_size,
+        offset=(page - 1) * page_size,
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        records = cursor.fetchall()
+    rows, total = _rows(records, today=today, now=now)
     if not rows and page > 1:
         total = _count(viewer=viewer, target=target, today=today, now=now)
-    tasks = due_tasks(agent=target, today=today)
+    tasks, tasks_total, overdue = due_tasks(
+        agent=target, today=today, now=now, page=tasks_page, page_size=tasks_page_size
+    )
     return Worklist(
         agent=target,
         today=today,
         now=now,
         rows=rows,
-        total=int(total),
+        total=total,
         tasks=tasks,
-        overdue_tasks=sum(1 for task in tasks if task.due_at < now),
+        overdue_tasks=overdue,
         page=page,
         page_size=page_size,
+        tasks_total=tasks_total,
+        tasks_page=tasks_page,
+        tasks_page_size=tasks_page_size,
     )
+
+
+def next_account(*, viewer, after: int | None = None, now: dt.datetime | None = None):
+    """The next customer the viewer should work: the first on their own worklist, in its
+    priority order, that they have not worked today and that is not `after` (the customer
+    just left). None when nobody else needs them today. One statement: the page query,
+    its scope narrowed by NOT_WORKED_SQL, one row.
+    """
+    now = now or timezone.now()
+    today = timezone.localdate(now)
+    sql, params = _page_sql(
+        agent_id=viewer.pk,
+        today=today,
+        now=now,
+        limit=1,
+        offset=0,
+        not_worked_after=after or 0,
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        records = cursor.fetchall()
+    rows, _total = _rows(records, today=today, now=now)
+    return rows[0] if rows else None
 
 
 def _count(*, viewer, target, today, now) -> int:
@@ -446,15 +527,32 @@ def _count(*, viewer, target, today, now) -> int:
     return int(first[-1]) if first else 0
 
 
-def due_tasks(*, agent, today: dt.date) -> list[Task]:
-    """Open tasks of the agent (None: unassigned) due by the end of `today`, earliest first.
+def due_tasks(
+    *,
+    agent,
+    today: dt.date,
+    now: dt.datetime | None = None,
+    page: int = 1,
+    page_size: int = TASKS_PAGE_SIZE,
+) -> tuple[list[Task], int, int]:
+    """One page of the open tasks of the agent (None: unassigned) due by the end of
+    `today`, earliest first, with the number of them all and of the overdue ones.
 
-    Served by the partial index task_open_by_assignee (assignee, due_at) WHERE open.
+    One query: the counts are window functions over the whole set, computed before the
+    page is cut. Served by the partial index task_open_by_assignee (assignee, due_at)
+    WHERE open. A page past the end asks the counts on their own.
     """
+    now = now or timezone.now()
     tomorrow = timezone.make_aware(dt.datetime.combine(today + dt.timedelta(days=1), dt.time()))
-    return list(
-        Task.objects.open()
-        .filter(assignee=agent, due_at__lt=tomorrow)
-        .select_related("customer")
-        .order_by("due_at", "id")[:TASKS_SHOWN]
+    due = Task.objects.open().filter(assignee=agent, due_at__lt=tomorrow)
+    overdue = Sum(Case(When(due_at__lt=now, then=Value(1)), default=Value(0)))
+    offset = (max(1, page) - 1) * page_size
+    tasks = list(
+        due.select_related("customer")
+        .annotate(all_due=Window(Count("id")), all_overdue=Window(overdue))
+        .order_by("due_at", "id")[offset : offset + page_size]
     )
+    if tasks:
+        return tasks, int(tasks[0].all_due), int(tasks[0].all_overdue or 0)
+    counts = due.aggregate(all_due=Count("id"), all_overdue=overdue)
+    return tasks, int(counts["all_due"]), int(counts["all_overdue"] or 0)

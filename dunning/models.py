@@ -261,6 +261,12 @@ class Notice(models.Model):
                 condition=Q(status="sending"),
                 name="notice_sending",
             ),
+            # The console's "notices await approval" count on the index page.
+            models.Index(
+                fields=["planned_on"],
+                condition=Q(status="awaiting_approval"),
+                name="notice_awaiting_approval",
+            ),
         ]
         constraints = [
             models.UniqueConstraint(
