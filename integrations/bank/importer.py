@@ -315,6 +315,8 @@ class _Loader:
                 "customer_id": payers[id(line)],
                 "method": Payment.Method.BANK_TRANSFER,
                 "remittance_reference": _remittance(line)[:255],
+                "payer_name": line.counterparty_name,
+                "payer_account": line.counterparty_account,
                 "source": PAYMENT_SOURCE,
                 "external_id": fp,
             }

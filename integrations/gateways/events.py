@@ -65,6 +65,8 @@ class MoneyMovement:
     reference: str = ""
     refunded_total: Decimal | None = None
     refund_amount: Decimal | None = None
+    payer_name: str = ""  # who paid, as the provider names them (card holder, sender)
+    payer_account: str = ""
 
 
 @dataclass(frozen=True)
@@ -278,6 +280,8 @@ def book_payment(*, provider: str, movement: MoneyMovement) -> tuple[Payment, st
         customer=customer,
         method=PAYMENT_METHOD[provider],
         remittance_reference=(movement.reference or movement.invoice_number)[:255],
+        payer_name=movement.payer_name,
+        payer_account=movement.payer_account,
         source=provider,
         external_id=movement.payment_key,
     )
