@@ -334,7 +334,12 @@ class _Loader:
                         payment, default_field="payment"
                     )
                     batches.reject(
-                        tally, batch, row_number=line.line_number, raw=line.raw, errors=error.errors
+                        tally,
+                        batch,
+                        row_number=line.line_number,
+                        raw=line.raw,
+                        errors=error.errors,
+                        at_stake=batches.amount_at_stake(line.amount, line.currency),
                     )
                     continue
                 payment_id = payment.pk

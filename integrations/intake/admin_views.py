@@ -253,7 +253,12 @@ def _confirm(request, kind: kinds.Kind):
             "%(read)d rows read: %(created)d created, %(updated)d updated, "
             "%(unchanged)d unchanged, %(rejected)d rejected."
         )
-        % batch.counts(),
+        % batch.counts()
+        + (
+            " " + _("%(warned)d loaded with a warning (see the batch's warnings).") % batch.counts()
+            if batch.warned
+            else ""
+        ),
     )
     return HttpResponseRedirect(reverse("admin:integrations_intakebatch_change", args=[batch.pk]))
 

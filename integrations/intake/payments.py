@@ -24,7 +24,7 @@ from accounts import services
 from accounts.models import Payment
 
 from ..models import IntakeBatch
-from . import records
+from . import batches, records
 from .batches import RowRejected, Tally
 from .contacts import customers_by_reference, the_customer
 from .parsing import Cells, whole_text
@@ -103,6 +103,15 @@ class PaymentParser:
             row_number=row_number,
             raw=raw if raw is not None else values,
         )
+
+    def at_stake(self, values: dict):
+        """A refused row's amount and currency, if they can be read (to rank the refusal)."""
+        try:
+            amount = self.cells.amount(values["amount"])
+            currency = self.cells.currency(values.get("currency"))
+        except (KeyError, ValueError):
+            return None
+        return batches.amount_at_stake(amount, currency)
 
     def read(self, name: str, cell):
         if name == "amount":
