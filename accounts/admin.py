@@ -783,15 +783,26 @@ class PaymentAdmin(LedgerAdmin):
         "amount",
         "unallocated_amount",
         "method",
+        "sender",
         "remittance_reference",
         "source",
     ]
     list_filter = ["kind", "method", "source"]
     list_select_related = ["customer"]
-    search_fields = ["remittance_reference", "external_id", "customer__name"]
+    search_fields = [
+        "remittance_reference",
+        "external_id",
+        "customer__name",
+        "payer_name",
+        "payer_account",
+    ]
     autocomplete_fields = ["customer"]
     readonly_fields = ["unallocated_amount", "created_by", "created_at"]
     inlines = [AllocationInline]
+
+    @admin.display(description=_("paid by"))
+    def sender(self, payment):
+        return payment.sender or "—"
 
     @admin.action(description=_("Resume dunning for these invoices"), permissions=["pause_dunning"])
     def resume_invoices(self, request, queryset):

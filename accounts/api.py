@@ -235,6 +235,8 @@ class PaymentSerializer(SavedThroughServices, PlainText, serializers.ModelSerial
             "received_on",
             "method",
             "remittance_reference",
+            "payer_name",
+            "payer_account",
             "source",
             "external_id",
             "created_at",

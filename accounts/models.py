@@ -475,6 +475,20 @@ class Payment(models.Model):
         _("method"), max_length=16, choices=Method, default=Method.BANK_TRANSFER
     )
     remittance_reference = models.CharField(_("remittance reference"), max_length=255, blank=True)
+    # Who sent the money, as the bank or the provider named them: kept even while the
+    # payer is unknown, so unapplied cash can be found and applied by the name it came with.
+    payer_name = models.CharField(
+        _("payer name"),
+        max_length=200,
+        blank=True,
+        help_text=_("The name the bank or payment provider gave for the sender."),
+    )
+    payer_account = models.CharField(
+        _("payer account"),
+        max_length=64,
+        blank=True,
+        help_text=_("The IBAN or account number the money came from."),
+    )
     source = models.CharField(_("source"), max_length=40, default="manual")
     external_id = models.CharField(_("external id"), max_length=100, blank=True)
     created_by = models.ForeignKey(
@@ -516,6 +530,14 @@ class Payment(models.Model):
 
     def __str__(self):
         return f"{self.get_kind_display()} {self.currency} {self.amount} on {self.received_on}"
+
+    @property
+    def sender(self) -> str:
+        """Who the money came from as the bank or provider named them: "Mystery Corp
+        (DE89…)", the name or the account alone, or "" when the source named nobody."""
+        if self.payer_name and self.payer_account:
+            return f"{self.payer_name} ({self.payer_account})"
+        return self.payer_name or self.payer_account
 
 
 class Allocation(models.Model):

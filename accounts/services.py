@@ -359,11 +359,16 @@ def record_payment(
     kind: str = Payment.Kind.PAYMENT,
     method: str = Payment.Method.BANK_TRANSFER,
     remittance_reference: str = "",
+    payer_name: str = "",
+    payer_account: str = "",
     source: str = "manual",
     external_id: str = "",
     by=None,
 ) -> Payment:
-    """Record money received (or a credit note); allocate it with `allocate`."""
+    """Record money received (or a credit note); allocate it with `allocate`.
+
+    `payer_name` and `payer_account` are who sent the money as the bank or provider named
+    them (kept for unapplied cash, whose customer is not known yet)."""
     amount = to_amount(amount)
     if amount <= 0:
         raise ValidationError({"amount": _("A payment must be more than zero.")})
@@ -376,6 +381,8 @@ def record_payment(
         received_on=received_on,
         method=method,
         remittance_reference=remittance_reference,
+        payer_name=payer_name[:200],
+        payer_account=payer_account[:64],
         source=source,
         external_id=external_id,
     )
@@ -617,6 +624,8 @@ PAYMENT_COLUMNS = (
     "received_on",
     "method",
     "remittance_reference",
+    "payer_name",
+    "payer_account",
     "source",
     "external_id",
     "created_by_id",
@@ -707,6 +716,8 @@ def record_payments(rows: list[dict], *, by=None) -> list[Payment | ValidationEr
                 if kind == Payment.Kind.CREDIT_NOTE
                 else row.get("method", Payment.Method.BANK_TRANSFER),
                 row.get("remittance_reference", "")[:255],
+                row.get("payer_name", "")[:200],
+                row.get("payer_account", "")[:64],
                 key[0],
                 key[1],
                 by_id,

@@ -413,6 +413,8 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 
 # Intake: a source is flagged in the health view after this many failures in a row.
 INTAKE_FAILING_AFTER = int(os.environ.get("INTAKE_FAILING_AFTER", "3"))
+# The health view's share of rows rejected and loaded with warnings covers this many days.
+INTAKE_HEALTH_WINDOW_DAYS = int(os.environ.get("INTAKE_HEALTH_WINDOW_DAYS", "30"))
 # Reconciliation: matches below this confidence wait for review instead of being booked.
 RECONCILIATION_AUTO_BOOK_CONFIDENCE = os.environ.get("RECONCILIATION_AUTO_BOOK_CONFIDENCE", "0.9")
 # Payment gateways and pay links.

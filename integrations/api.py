@@ -40,6 +40,7 @@ class IntakeBatchSerializer(serializers.ModelSerializer):
             "updated",
             "unchanged",
             "rejected",
+            "warned",
             "created_by",
             "started_at",
             "finished_at",
@@ -56,6 +57,9 @@ class RejectionSerializer(serializers.ModelSerializer):
             "raw",
             "errors",
             "reason",
+            "amount",
+            "currency",
+            "invoices_blocked",
             "status",
             "resolution",
             "resolved_at",
@@ -121,7 +125,10 @@ MAX_BULK_ITEMS = 5000
 
 
 def api_profile(source: str) -> ImportProfile:
-    """An unsaved profile: ISO dates, plain decimals, the fields an API caller must send."""
+    """An unsaved profile: ISO dates, plain decimals, the fields an API caller must send.
+
+    Strict: a program can correct and resend an item, so a bad e-mail or phone rejects
+    it with the reason rather than loading it without (the spreadsheet profiles warn)."""
     return ImportProfile(
         name="api",
         label="REST API",
@@ -130,6 +137,7 @@ def api_profile(source: str) -> ImportProfile:
         decimal_separator=".",
         thousands_separator="",
         required=["number", "customer_name", "issued_on", "due_on", "currency", "amount"],
+        warn_only=[],
     )
 
 
@@ -168,6 +176,7 @@ class BulkInvoiceResponse(serializers.Serializer):
     updated = serializers.IntegerField()
     unchanged = serializers.IntegerField()
     rejected = serializers.IntegerField()
+    warned = serializers.IntegerField(help_text="items loaded with a warning (none: strict)")
     errors = BulkRowError(many=True)
 
 
@@ -290,7 +299,13 @@ def load_bulk_items(*, batch, items: list, source: str, by, refused: dict | None
         except RowRejected as exc:
             raw = item if isinstance(item, dict) else {"item": item}
             batches.reject(
-                tally, batch, row_number=index + 1, raw=inbox.storable(raw), errors=exc.errors
+                tally,
+                batch,
+                row_number=index + 1,
+                raw=inbox.storable(raw),
+                errors=exc.errors,
+                at_stake=batches.amount_at_stake(raw.get("amount"), raw.get("currency")),
+                invoices_blocked=1,
             )
             errors.append({"index": index, "errors": exc.errors})
     invoices.upsert_invoices(records, batch=batch, by=by, source=source, tally=tally)

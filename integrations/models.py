@@ -8,6 +8,16 @@ from django.utils.translation import gettext_lazy as _
 from accounts.models import MONEY, Invoice, Payment
 from accounts.money import validate_currency
 
+# Invoice-row fields whose bad value can be only a warning: they describe how to reach the
+# customer, not the debt, so a malformed phone or e-mail need not keep a good invoice out.
+WARNABLE_FIELDS = ("email", "phone", "contact_name")
+
+
+def default_warn_only() -> list[str]:
+    """A malformed e-mail or phone warns (the invoice loads without it) unless a profile
+    says otherwise."""
+    return ["email", "phone"]
+
 
 class ImportProfile(models.Model):
     """How one kind of spreadsheet maps onto the ledger: headers, formats, defaults."""
@@ -35,6 +45,15 @@ class ImportProfile(models.Model):
         _("default currency"), max_length=3, blank=True, validators=[validate_currency]
     )
     required = models.JSONField(_("required fields"), default=list)
+    warn_only = models.JSONField(
+        _("fields that only warn"),
+        default=default_warn_only,
+        blank=True,
+        help_text=_(
+            "A bad value in one of these fields is dropped and noted as a warning on the "
+            "row; the invoice still loads. In any other field it rejects the row."
+        ),
+    )
     default_terms_days = models.PositiveSmallIntegerField(
         _("default payment terms (days)"),
         default=30,
@@ -98,6 +117,8 @@ class IntakeBatch(models.Model):
     updated = models.PositiveIntegerField(_("updated"), default=0)
     unchanged = models.PositiveIntegerField(_("unchanged"), default=0)
     rejected = models.PositiveIntegerField(_("rejected"), default=0)
+    # Rows loaded (created, updated or unchanged) with a warning: counted within those.
+    warned = models.PositiveIntegerField(_("loaded with warnings"), default=0)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
@@ -127,6 +148,7 @@ class IntakeBatch(models.Model):
             "updated": self.updated,
             "unchanged": self.unchanged,
             "rejected": self.rejected,
+            "warned": self.warned,
             "batch": self.pk,
         }
 
@@ -144,6 +166,14 @@ class Rejection(models.Model):
     raw = models.JSONField(_("raw values"), default=dict)
     errors = models.JSONField(_("errors"), default=dict, help_text=_("{field: [messages]}"))
     status = models.CharField(_("status"), max_length=10, choices=Status, default=Status.OPEN)
+    # What the refusal holds up, for ranking the dead-letter list by impact: the row's
+    # amount when it could be read (an invoice not loaded, cash not booked), and how many
+    # invoices it keeps out of the ledger.
+    amount = models.DecimalField(_("amount at stake"), **MONEY, null=True, blank=True)
+    currency = models.CharField(
+        _("currency"), max_length=3, blank=True, validators=[validate_currency]
+    )
+    invoices_blocked = models.PositiveIntegerField(_("invoices blocked"), default=0)
     resolution = models.CharField(_("resolution"), max_length=200, blank=True)
     resolved_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
@@ -162,7 +192,14 @@ class Rejection(models.Model):
             ),
         ]
         indexes = [
-            models.Index(fields=["status"], condition=Q(status="open"), name="rejection_open")
+            models.Index(fields=["status"], condition=Q(status="open"), name="rejection_open"),
+            # The dead-letter list's order: most money at stake, then most invoices blocked.
+            models.Index(
+                F("amount").desc(nulls_last=True),
+                F("invoices_blocked").desc(),
+                name="rejection_open_by_impact",
+                condition=Q(status="open"),
+            ),
         ]
         permissions = [("resolve_rejection", "Can correct, retry or dismiss rejected rows")]
 
@@ -176,12 +213,44 @@ class Rejection(models.Model):
         )
 
 
+class RowWarning(models.Model):
+    """A row that loaded with a value dropped (a malformed phone, say): the reason per field,
+    kept beside the batch so finance can fix the contact where it came from."""
+
+    batch = models.ForeignKey(IntakeBatch, on_delete=models.CASCADE, related_name="warnings")
+    row_number = models.PositiveIntegerField(_("row"))
+    number = models.CharField(
+        _("record"), max_length=100, blank=True, help_text=_("The invoice number, say.")
+    )
+    warnings = models.JSONField(_("warnings"), default=dict, help_text=_("{field: [messages]}"))
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("row loaded with a warning")
+        verbose_name_plural = _("rows loaded with warnings")
+        ordering = ["batch", "row_number"]
+        constraints = [
+            models.UniqueConstraint(fields=["batch", "row_number"], name="row_warning_once"),
+        ]
+
+    def __str__(self):
+        return f"row {self.row_number} of {self.batch}"
+
+    @property
+    def reason(self) -> str:
+        return "; ".join(
+            f"{field}: {' '.join(messages)}" for field, messages in sorted(self.warnings.items())
+        )
+
+
 class SourceHealth(models.Model):
     """Last success and consecutive failures per source, for the admin health view."""
 
     source = models.CharField(_("source"), max_length=60, unique=True)
     last_success_at = models.DateTimeField(_("last success"), null=True, blank=True)
     last_failure_at = models.DateTimeField(_("last failure"), null=True, blank=True)
+    # The first failure of the current run of failures; cleared by the next success.
+    failing_since = models.DateTimeField(_("failing since"), null=True, blank=True)
     consecutive_failures = models.PositiveIntegerField(_("consecutive failures"), default=0)
     last_error = models.TextField(_("last error"), blank=True)
 

@@ -9,7 +9,8 @@ e-mail address and phone number (the forms people write a number in too). Where 
   its append-only guard (`accounts.timeline.erase_personal_data`);
 - case work (tasks, promises, disputes, plans, agency placements): their free text;
 - the ledger's free text (invoice references and pause reasons, payment remittance
-  references, allocation reasons) and the bank lines and match proposals of its payments;
+  references and payers' names and accounts, allocation reasons) and the bank lines and
+  match proposals of its payments;
 - notices (subject, bodies, recipient; letters' PDF files are deleted), the outbox (the
   messages to its addresses or with its notices' Message-IDs, and their attachments),
   e-mail events (bounces and complaints) for its notices or addresses;
@@ -215,7 +216,11 @@ def erase_customer(*, customer: Customer | int, reason: str, by=None) -> dict[st
                 ("reference", "dunning_pause_reason"),
             ),
             _scrub_rows(
-                Payment.objects.filter(customer=customer), scrubber, ("remittance_reference",)
+                Payment.objects.filter(customer=customer),
+                scrubber,
+                ("remittance_reference",),
+                payer_name=ERASED,
+                payer_account=ERASED,
             ),
             _scrub_rows(
                 Allocation.objects.filter(invoice__customer=customer), scrubber, ("reason",)

@@ -13,6 +13,7 @@ PyPI reads a whole file into objects at once; this reader keeps one record in me
 """
 
 import datetime as dt
+import re
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import BinaryIO
@@ -32,6 +33,19 @@ CREDIT_CODES = {706, 708, *range(720, 729), 827, 829}
 DEBIT_CODES = {760, 828}
 NON_MONETARY = {890}
 OPENING_LEDGER, CLOSING_LEDGER = "010", "015"
+# BAI2 has no payer field; US banks write the sender into the free text under one of these
+# labels (ACH: "ORIG CO NAME:", wires: "B/O:", "BY ORDER OF:", "ORIGINATOR:"). The name runs
+# to the next label of one or two words ("ORIG ID:", "DESC:") or the end of the text.
+PAYER_LABEL = re.compile(
+    r"(?:ORIG(?:INATOR)? CO NAME|ORIGINATOR(?: NAME)?|SENDER(?: NAME)?|BY ORDER OF|B/O)"
+    r"\s*[:=]\s*(?P<name>.+?)(?=\s+[A-Z/]+(?:\s[A-Z/]+)?\s*[:=]|\s*$)",
+    re.IGNORECASE,
+)
+PAYER_ACCOUNT_LABEL = re.compile(
+    r"(?:ORIG(?:INATOR)? (?:ACCT|ACCOUNT)|SENDER (?:ACCT|ACCOUNT))\s*(?:NO\.?)?\s*[:=]\s*"
+    r"(?P<account>[A-Z0-9]{4,34})",
+    re.IGNORECASE,
+)
 # Minor units of the currencies that do not have two (ISO 4217).
 MINOR_UNITS = {
     **dict.fromkeys(
@@ -249,12 +263,16 @@ def _transaction(segments: list[str], statement: ParsedStatement, number: int):
     if errors:
         return BadLine(number, raw, errors)
     remittance = " ".join(filter(None, [text, customer_ref if customer_ref not in text else ""]))
+    payer = PAYER_LABEL.search(text)
+    payer_account = PAYER_ACCOUNT_LABEL.search(text)
     return StatementLine(
         line_number=number,
         booked_on=statement.from_on,
         value_on=value_on,
         amount=sign * amount,
         currency=statement.currency,
+        counterparty_name=payer["name"][:200] if payer else "",
+        counterparty_account=payer_account["account"][:64] if payer_account else "",
         remittance=remittance,
         bank_reference=bank_ref[:100],
         raw=raw,

@@ -315,6 +315,8 @@ class _Loader:
                 "customer_id": payers[id(line)],
                 "method": Payment.Method.BANK_TRANSFER,
                 "remittance_reference": _remittance(line)[:255],
+                "payer_name": line.counterparty_name,
+                "payer_account": line.counterparty_account,
                 "source": PAYMENT_SOURCE,
                 "external_id": fp,
             }
@@ -332,7 +334,12 @@ class _Loader:
                         payment, default_field="payment"
                     )
                     batches.reject(
-                        tally, batch, row_number=line.line_number, raw=line.raw, errors=error.errors
+                        tally,
+                        batch,
+                        row_number=line.line_number,
+                        raw=line.raw,
+                        errors=error.errors,
+                        at_stake=batches.amount_at_stake(line.amount, line.currency),
                     )
                     continue
                 payment_id = payment.pk

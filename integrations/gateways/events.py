@@ -21,12 +21,14 @@ from django.utils.translation import gettext as _
 
 from accounts import services, timeline
 from accounts.models import Activity, Customer, Invoice, Payment
+from accounts.money import ISO_4217
 from cases import disputes
 from cases.models import Dispute
 
 from ..intake import batches
 from ..intake.batches import RowRejected
 from ..models import IntakeBatch, Rejection, WebhookEvent
+from .minor_units import from_minor_units
 
 # How far a signed webhook's timestamp may be from now, either way (Stripe's default too).
 SIGNATURE_TOLERANCE_SECONDS = 300
@@ -65,6 +67,8 @@ class MoneyMovement:
     reference: str = ""
     refunded_total: Decimal | None = None
     refund_amount: Decimal | None = None
+    payer_name: str = ""  # who paid, as the provider names them (card holder, sender)
+    payer_account: str = ""
 
 
 @dataclass(frozen=True)
@@ -181,6 +185,7 @@ def receive_event(
                     row_number=1,
                     raw=_rejection_raw(event_id, event_type, payload),
                     errors=result.errors or {"event": [result.note]},
+                    at_stake=event_at_stake(payload),
                 )
             else:
                 setattr(tally, result.counted_as, getattr(tally, result.counted_as) + 1)
@@ -278,6 +283,8 @@ def book_payment(*, provider: str, movement: MoneyMovement) -> tuple[Payment, st
         customer=customer,
         method=PAYMENT_METHOD[provider],
         remittance_reference=(movement.reference or movement.invoice_number)[:255],
+        payer_name=movement.payer_name,
+        payer_account=movement.payer_account,
         source=provider,
         external_id=movement.payment_key,
     )
@@ -547,6 +554,27 @@ def find_customer(customer_ref: str) -> Customer | None:
         return None
     customers = list(Customer.objects.filter(external_ref=customer_ref)[:2])
     return customers[0] if len(customers) == 1 else None
+
+
+def event_at_stake(payload) -> tuple[Decimal, str] | None:
+    """The money a refused event carries, to rank it in the dead-letter list: the generic
+    webhook's decimal amount, or a Stripe object's amount in minor units."""
+    if not isinstance(payload, dict):
+        return None
+    if "amount" in payload and not isinstance(payload.get("data"), dict):
+        return batches.amount_at_stake(payload.get("amount"), payload.get("currency"))
+    obj = (payload.get("data") or {}).get("object")
+    if not isinstance(obj, dict):
+        return None
+    currency = str(obj.get("currency") or "").upper()
+    for name in ("amount_received", "amount_total", "amount"):
+        value = obj.get(name)
+        if isinstance(value, int) and not isinstance(value, bool) and currency in ISO_4217:
+            try:
+                return batches.amount_at_stake(from_minor_units(value, currency), currency)
+            except (ValidationError, ArithmeticError):
+                return None
+    return None
 
 
 def _rejection_raw(event_id: str, event_type: str, payload: dict) -> dict:

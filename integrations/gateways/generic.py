@@ -105,6 +105,12 @@ def parse_generic_event(payload: dict) -> MoneyMovement:
             errors[field] = [_("A string of at most 100 characters.")]
             value = ""
         text[field] = value.strip()
+    for field, limit in (("payer_name", 200), ("payer_account", 64)):
+        value = payload.get(field) or ""
+        if not isinstance(value, str) or len(value) > limit:
+            errors[field] = [_("A string of at most %(n)d characters.") % {"n": limit}]
+            value = ""
+        text[field] = " ".join(value.split())
     if kind == "refund" and not text["reference"]:
         errors["reference"] = [_("A refund must name the payment's reference.")]
     if errors:

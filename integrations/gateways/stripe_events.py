@@ -138,8 +138,32 @@ def translate_stripe_event(event: dict) -> MoneyMovement | DisputeNotice | Ignor
         amount=amount,
         refunded_total=refunded_total,
         reference=key,
+        payer_name=_stripe_payer_name(obj),
         **common,
     )
+
+
+def _stripe_payer_name(obj: dict) -> str:
+    """Who paid, as Stripe names them: the checkout's customer details, the charge's
+    billing details (a charge, or a PaymentIntent with its latest charge expanded), or
+    the shipping name; empty when the event carries none."""
+    charges = obj.get("charges")
+    charge_list = charges.get("data") if isinstance(charges, dict) else None
+    candidates = [
+        obj.get("customer_details"),
+        obj.get("billing_details"),
+        (obj.get("latest_charge") or {}) if isinstance(obj.get("latest_charge"), dict) else {},
+        charge_list[0] if isinstance(charge_list, list) and charge_list else {},
+        obj.get("shipping"),
+    ]
+    for candidate in candidates:
+        if not isinstance(candidate, dict):
+            continue
+        details = candidate.get("billing_details", candidate)
+        name = details.get("name") if isinstance(details, dict) else None
+        if isinstance(name, str) and name.strip():
+            return " ".join(name.split())[:200]
+    return ""
 
 
 def _translate_stripe_dispute(event_type: str, obj: dict) -> DisputeNotice:

@@ -1,8 +1,9 @@
 """The intake console: batches, the dead-letter list, import profiles and source health."""
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin
-from django.db.models import Count, Q
+from django.db.models import Count, F, Q
 from django.urls import path
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
@@ -10,8 +11,15 @@ from django.utils.translation import gettext_lazy as _
 from accounts.admin_decisions import Decision, DecisionAdmin, ReasonForm
 
 from .. import uploads
-from ..models import ImportProfile, IntakeBatch, Rejection, SourceHealth
-from . import admin_views, batches, spreadsheets
+from ..models import (
+    WARNABLE_FIELDS,
+    ImportProfile,
+    IntakeBatch,
+    Rejection,
+    RowWarning,
+    SourceHealth,
+)
+from . import admin_views, batches, health, spreadsheets
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -45,6 +53,33 @@ class RejectionInline(admin.TabularInline):
         return False
 
 
+class RowWarningInline(admin.TabularInline):
+    """Rows that loaded with a value left out: seen by whoever may see the batch."""
+
+    model = RowWarning
+    fields = ["row_number", "number", "reason_text"]
+    readonly_fields = fields
+    extra = 0
+    max_num = 0
+    verbose_name_plural = _("rows loaded with warnings (the value named was left out)")
+
+    @admin.display(description=_("warning"))
+    def reason_text(self, warning):
+        return warning.reason
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.has_perm("integrations.view_intakebatch")
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(IntakeBatch)
 class IntakeBatchAdmin(ReadOnlyAdmin):
     list_display = [
@@ -60,12 +95,13 @@ class IntakeBatchAdmin(ReadOnlyAdmin):
         "updated",
         "unchanged",
         "rejected",
+        "warned",
         "created_by",
     ]
     list_filter = ["source", "kind", "status", "is_dry_run"]
     list_select_related = ["profile", "created_by"]
     search_fields = ["filename", "file_sha256"]
-    inlines = [RejectionInline]
+    inlines = [RejectionInline, RowWarningInline]
     date_hierarchy = None
     change_list_template = "admin/integrations/spreadsheet/intakebatch_change_list.html"
 
@@ -95,15 +131,42 @@ class DismissForm(ReasonForm):
     reason = forms.CharField(label=_("Why dismiss these rows?"), max_length=200)
 
 
+def money(amount, currency) -> str:
+    return f"{currency} {amount:,.2f}" if amount is not None else "—"
+
+
 @admin.register(Rejection)
 class RejectionAdmin(DecisionAdmin):
-    list_display = ["batch", "row_number", "reason_text", "status", "resolution", "resolved_by"]
-    list_filter = ["status", "batch__source", "batch__kind"]
+    """The dead-letter list, ranked by impact: the most money at stake first (amounts
+    are compared as written: filter by currency to compare like with like), then the most
+    invoices blocked, then the oldest."""
+
+    list_display = [
+        "batch",
+        "row_number",
+        "at_stake",
+        "invoices_blocked",
+        "reason_text",
+        "status",
+        "created_at",
+        "resolution",
+        "resolved_by",
+    ]
+    list_filter = ["status", "batch__source", "batch__kind", "currency"]
     list_select_related = ["batch", "resolved_by"]
     search_fields = ["=batch__id", "resolution"]
+    ordering = [
+        F("amount").desc(nulls_last=True),
+        "-invoices_blocked",
+        "created_at",
+        "pk",
+    ]
+    change_list_template = "admin/integrations/spreadsheet/rejection_change_list.html"
     readonly_fields = [
         "batch",
         "row_number",
+        "at_stake",
+        "invoices_blocked",
         "errors",
         "status",
         "resolution",
@@ -131,6 +194,14 @@ class RejectionAdmin(DecisionAdmin):
     def reason_text(self, rejection):
         return rejection.reason
 
+    @admin.display(description=_("amount at stake"), ordering="amount")
+    def at_stake(self, rejection):
+        return money(rejection.amount, rejection.currency)
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {**(extra_context or {}), "waiting": health.waiting_by_source()}
+        return super().changelist_view(request, extra_context)
+
     def has_add_permission(self, request):
         return False
 
@@ -157,10 +228,99 @@ class RejectionAdmin(DecisionAdmin):
         return super().change_view(request, object_id, form_url, extra_context)
 
 
+# The invoice fields a profile can map, as finance names them.
+INVOICE_FIELDS = (
+    ("number", _("Invoice number")),
+    ("customer_ref", _("Customer reference")),
+    ("customer_name", _("Customer name")),
+    ("issued_on", _("Issue date")),
+    ("due_on", _("Due date")),
+    ("currency", _("Currency")),
+    ("amount", _("Amount")),
+    ("amount_due", _("Amount due")),
+    ("reference", _("Reference")),
+    ("email", _("Contact e-mail")),
+    ("phone", _("Contact phone")),
+    ("contact_name", _("Contact name")),
+    ("country", _("Country")),
+)
+
+
+class ImportProfileForm(forms.ModelForm):
+    """Which fields a row must have, and which only warn when their value is bad."""
+
+    required = forms.MultipleChoiceField(
+        label=_("Required fields"),
+        choices=INVOICE_FIELDS,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text=_("A row without one of these is rejected."),
+    )
+    warn_only = forms.MultipleChoiceField(
+        label=_("Fields that only warn"),
+        choices=[(name, label) for name, label in INVOICE_FIELDS if name in WARNABLE_FIELDS],
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text=_(
+            "A malformed value in one of these is left out and noted as a warning on the "
+            "row; the invoice still loads. Unticked, the row is rejected instead."
+        ),
+    )
+
+    class Meta:
+        model = ImportProfile
+        fields = [
+            "name",
+            "label",
+            "description",
+            "source",
+            "columns",
+            "date_formats",
+            "decimal_separator",
+            "thousands_separator",
+            "default_currency",
+            "required",
+            "warn_only",
+            "default_terms_days",
+        ]
+
+    def clean(self):
+        data = super().clean()
+        both = set(data.get("required") or ()) & set(data.get("warn_only") or ())
+        if both:
+            labels = dict(INVOICE_FIELDS)
+            self.add_error(
+                "warn_only",
+                _("%(fields)s cannot be both required and only warn.")
+                % {"fields": ", ".join(str(labels[name]) for name in sorted(both))},
+            )
+        return data
+
+
 @admin.register(ImportProfile)
 class ImportProfileAdmin(admin.ModelAdmin):
-    list_display = ["label", "name", "source", "default_currency", "is_builtin", "updated_at"]
+    form = ImportProfileForm
+    list_display = [
+        "label",
+        "name",
+        "source",
+        "default_currency",
+        "required_list",
+        "warn_only_list",
+        "is_builtin",
+        "updated_at",
+    ]
     readonly_fields = ["is_builtin", "updated_at"]
+
+    @admin.display(description=_("required"))
+    def required_list(self, profile):
+        labels = dict(INVOICE_FIELDS)
+        return ", ".join(str(labels.get(name, name)) for name in profile.required) or "—"
+
+    @admin.display(description=_("only warn"))
+    def warn_only_list(self, profile):
+        labels = dict(INVOICE_FIELDS)
+        return ", ".join(str(labels.get(name, name)) for name in profile.warn_only) or "—"
 
     def has_delete_permission(self, request, obj=None):
         if obj is not None and (obj.is_builtin or obj.batches.exists()):
@@ -173,18 +333,33 @@ class SourceHealthAdmin(ReadOnlyAdmin):
     list_display = [
         "source",
         "state",
+        "failing_since",
+        "waiting",
         "last_success_at",
         "last_failure_at",
         "consecutive_failures",
         "last_error",
     ]
-    ordering = ["-consecutive_failures", "source"]
+    ordering = ["-consecutive_failures", "failing_since", "source"]
 
     @admin.display(description=_("state"))
     def state(self, health):
         if health.is_failing:
             return format_html('<strong style="color:#ba2121">{}</strong>', _("failing"))
         return _("ok")
+
+    @admin.display(description=_("waiting"))
+    def waiting(self, source_health):
+        """How much this source's open rejections hold up (one small query per source)."""
+        waiting = health.waiting_for(source_health)
+        if not waiting.rows:
+            return "—"
+        amounts = ", ".join(money(total, currency) for currency, total in waiting.amounts_shown())
+        return _("%(rows)d rows, %(invoices)d invoices blocked%(amounts)s") % {
+            "rows": waiting.rows,
+            "invoices": waiting.invoices_blocked,
+            "amounts": f"; {amounts}" if amounts else "",
+        }
 
     def changelist_view(self, request, extra_context=None):
         open_rejections = Rejection.objects.filter(status=Rejection.Status.OPEN).aggregate(
@@ -195,5 +370,8 @@ class SourceHealthAdmin(ReadOnlyAdmin):
             **(extra_context or {}),
             "open_rejections": open_rejections,
             "failed_batches": failed,
+            "waiting": health.waiting_by_source(),
+            "shares": health.row_shares(),
+            "window_days": settings.INTAKE_HEALTH_WINDOW_DAYS,
         }
         return super().changelist_view(request, extra_context)

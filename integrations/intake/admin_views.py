@@ -66,7 +66,8 @@ PAGES = {
         gettext_lazy("Import payments from a spreadsheet"),
         gettext_lazy(
             "Columns: external_id (required), source, customer_ref, kind, amount, currency, "
-            "received_on, method, remittance_reference. A payment is found by source and "
+            "received_on, method, remittance_reference, payer_name, payer_account (who "
+            "sent the money). A payment is found by source and "
             "external_id; its amount, currency and payer never change once recorded. You "
             "will see what would change before anything is written."
         ),
@@ -252,7 +253,12 @@ def _confirm(request, kind: kinds.Kind):
             "%(read)d rows read: %(created)d created, %(updated)d updated, "
             "%(unchanged)d unchanged, %(rejected)d rejected."
         )
-        % batch.counts(),
+        % batch.counts()
+        + (
+            " " + _("%(warned)d loaded with a warning (see the batch's warnings).") % batch.counts()
+            if batch.warned
+            else ""
+        ),
     )
     return HttpResponseRedirect(reverse("admin:integrations_intakebatch_change", args=[batch.pk]))
 

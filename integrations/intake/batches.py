@@ -12,19 +12,24 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import TypeVar
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import DatabaseError, IntegrityError, InterfaceError, OperationalError
 from django.db.models import F
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext
 
-from ..models import IntakeBatch, Rejection, SourceHealth
+from accounts.money import ISO_4217
+
+from ..models import IntakeBatch, Rejection, RowWarning, SourceHealth
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
+MAX_AMOUNT = Decimal("999999999999.99")  # DecimalField(max_digits=14, decimal_places=2)
 
 # Failures worth another try: the database was busy or went away, a provider timed out.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
@@ -57,7 +62,10 @@ class Tally:
     updated: int = 0
     unchanged: int = 0
     rejected: int = 0
+    # Rows loaded with a warning (also counted as created, updated or unchanged).
+    warned: int = 0
     rejections: list[Rejection] = field(default_factory=list)
+    warnings: list[RowWarning] = field(default_factory=list)
     # At most this many rejections are kept (all are counted): a preview or a dry run,
     # which writes none, must not hold a million of them in memory.
     keep: int | None = None
@@ -78,6 +86,7 @@ class RowOutcome:
     number: str
     outcome: str
     changes: dict = field(default_factory=dict)  # {field: [from, to]} or {field: [errors]}
+    warnings: dict = field(default_factory=dict)  # {field: [messages]}: loaded, value dropped
 
 
 def open_batch(
@@ -101,20 +110,69 @@ def open_batch(
     )
 
 
-def reject(tally: Tally, batch: IntakeBatch, *, row_number: int, raw: dict, errors: dict) -> None:
-    """Count a rejected row and queue it for the dead-letter list (written by `flush`)."""
+def reject(
+    tally: Tally,
+    batch: IntakeBatch,
+    *,
+    row_number: int,
+    raw: dict,
+    errors: dict,
+    at_stake: tuple[Decimal, str] | None = None,
+    invoices_blocked: int = 0,
+) -> None:
+    """Count a rejected row and queue it for the dead-letter list (written by `flush`).
+
+    `at_stake` is the row's (amount, currency) when it could be read, and
+    `invoices_blocked` how many invoices the refusal keeps out of the ledger: the
+    dead-letter list ranks rows by them.
+    """
     tally.rejected += 1
     if tally.keep is not None and len(tally.rejections) >= tally.keep:
         return
+    amount, currency = at_stake if at_stake is not None else (None, "")
     tally.rejections.append(
-        Rejection(batch=batch, row_number=row_number, raw=_jsonable(raw), errors=errors)
+        Rejection(
+            batch=batch,
+            row_number=row_number,
+            raw=_jsonable(raw),
+            errors=errors,
+            amount=amount,
+            currency=currency if amount is not None else "",
+            invoices_blocked=invoices_blocked,
+        )
+    )
+
+
+def amount_at_stake(amount, currency) -> tuple[Decimal, str] | None:
+    """(amount, currency) if both read as money the ledger could hold, else None."""
+    try:
+        amount = Decimal(str(amount)).quantize(Decimal("0.01"))
+    except (ArithmeticError, ValueError, TypeError):
+        return None
+    currency = str(currency or "").strip().upper()
+    if not amount.is_finite() or abs(amount) > MAX_AMOUNT or currency not in ISO_4217:
+        return None
+    return abs(amount), currency
+
+
+def warn(tally: Tally, batch: IntakeBatch, *, row_number: int, number: str, warnings: dict) -> None:
+    """Count a row that loaded with a warning and queue the warning (written by `flush`)."""
+    tally.warned += 1
+    if tally.keep is not None and len(tally.warnings) >= tally.keep:
+        return
+    tally.warnings.append(
+        RowWarning(batch=batch, row_number=row_number, number=number[:100], warnings=warnings)
     )
 
 
 def flush_rejections(tally: Tally) -> None:
+    """Write the queued rejected rows and warnings."""
     if tally.rejections:
         Rejection.objects.bulk_create(tally.rejections, batch_size=1000)
         tally.rejections.clear()
+    if tally.warnings:
+        RowWarning.objects.bulk_create(tally.warnings, batch_size=1000)
+        tally.warnings.clear()
 
 
 def close_batch(batch: IntakeBatch, tally: Tally) -> IntakeBatch:
@@ -123,6 +181,7 @@ def close_batch(batch: IntakeBatch, tally: Tally) -> IntakeBatch:
     batch.rows_read = tally.read
     batch.created, batch.updated = tally.created, tally.updated
     batch.unchanged, batch.rejected = tally.unchanged, tally.rejected
+    batch.warned = tally.warned
     batch.status = IntakeBatch.Status.COMPLETED
     batch.finished_at = timezone.now()
     batch.save(
@@ -132,6 +191,7 @@ def close_batch(batch: IntakeBatch, tally: Tally) -> IntakeBatch:
             "updated",
             "unchanged",
             "rejected",
+            "warned",
             "status",
             "finished_at",
         ]
@@ -198,14 +258,22 @@ def fail_abandoned_batches(*, source: str | None = None) -> int:
 def record_success(source: str) -> None:
     SourceHealth.objects.update_or_create(
         source=source,
-        defaults={"last_success_at": timezone.now(), "consecutive_failures": 0, "last_error": ""},
+        defaults={
+            "last_success_at": timezone.now(),
+            "consecutive_failures": 0,
+            "failing_since": None,
+            "last_error": "",
+        },
     )
 
 
 def record_failure(source: str, error: str) -> None:
+    """One more failure; the first of a run of failures says since when the source fails."""
     health, _ = SourceHealth.objects.get_or_create(source=source)
+    now = timezone.now()
     SourceHealth.objects.filter(pk=health.pk).update(
-        last_failure_at=timezone.now(),
+        last_failure_at=now,
+        failing_since=Coalesce(F("failing_since"), now),
         consecutive_failures=F("consecutive_failures") + 1,
         last_error=error[:2000],
     )

@@ -194,7 +194,16 @@ def dead_letter(*, source: str, kind: str, raw: dict, errors: dict) -> IntakeBat
         with transaction.atomic():
             batch = batches.open_batch(source=source, kind=kind)
             tally = batches.Tally()
-            batches.reject(tally, batch, row_number=1, raw=storable(raw), errors=storable(errors))
+            batches.reject(
+                tally,
+                batch,
+                row_number=1,
+                raw=storable(raw),
+                errors=storable(errors),
+                at_stake=batches.amount_at_stake(raw.get("amount"), raw.get("currency"))
+                if isinstance(raw, dict)
+                else None,
+            )
             return batches.close_batch(batch, tally)
 
     return batches.with_retries(operation, source=str(source))

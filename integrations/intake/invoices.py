@@ -17,6 +17,11 @@ Keys:
   renamed customer without a reference column arrives as a new customer);
 - an invoice is found by (profile source, number);
 - the customer's primary contact is created or updated when the row has an e-mail or phone.
+
+Validation is tuned by the import profile: a bad value in one of its `warn_only` fields
+(e-mail, phone, contact name) is dropped and noted as a warning on the row, which loads;
+the warnings are kept per row (`RowWarning`) and counted on the batch. In any other field
+a bad value rejects the row.
 """
 
 import datetime as dt
@@ -66,6 +71,8 @@ class InvoiceRecord:
     country: str = ""
     row_number: int = 0
     raw: Mapping = field(default_factory=dict, compare=False)
+    # {field: [messages]}: values the profile lets go with a warning (the row still loads).
+    warnings: Mapping = field(default_factory=dict, compare=False)
 
     def signature(self) -> tuple:
         """What two rows for the same invoice must agree on to count as one invoice."""
@@ -94,6 +101,7 @@ class InvoiceParser:
     def __init__(self, profile: ImportProfile):
         self.profile = profile
         self.required = set(profile.required)
+        self.warn_only = set(profile.warn_only or ())
         self.default_currency = profile.default_currency
         self.cells = cells = Cells(
             date_formats=profile.date_formats,
@@ -109,13 +117,31 @@ class InvoiceParser:
         self.parse_date, self.parse_amount = cells.date, cells.amount
         self.currency, self.email, self.country = cells.currency, cells.email, cells.country
 
+    def at_stake(self, values: dict) -> tuple[Decimal, str] | None:
+        """A refused row's amount and currency, if they can be read (to rank the refusal)."""
+        try:
+            amount = self.parse_amount(values["amount"])
+            currency = self.currency(parsing.text(values.get("currency")) or self.default_currency)
+        except (KeyError, ValueError):
+            return None
+        return batches.amount_at_stake(amount, currency)
+
     def parse(self, values: dict, *, row_number: int = 0, raw: Mapping | None = None):
         """Validate `values` ({ledger field: cell}) into an InvoiceRecord or raise RowRejected."""
         errors: dict[str, list[str]] = {}
+        warnings: dict[str, list[str]] = {}
         cleaned: dict = {}
 
         def fail(name: str, message: str) -> None:
             errors.setdefault(name, []).append(message)
+
+        def fail_or_warn(name: str, message: str) -> bool:
+            """True if the profile lets this field go with a warning (drop the value)."""
+            if name in self.warn_only:
+                warnings.setdefault(name, []).append(message)
+                return True
+            fail(name, message)
+            return False
 
         try:  # a CSV row: every cell is text, stripped in one C loop
             text = dict(zip(values, map(str.strip, values.values()), strict=True))
@@ -140,8 +166,10 @@ class InvoiceParser:
         limits = self.LIMITS
         for name, limit in limits:
             value = get(name, "")
-            if len(value) > limit:
-                fail(name, _("Longer than %(n)d characters.") % {"n": limit})
+            if len(value) > limit and fail_or_warn(
+                name, _("Longer than %(n)d characters.") % {"n": limit}
+            ):
+                value = ""
             cleaned[name] = value
 
         dates = self.dates
@@ -203,9 +231,13 @@ class InvoiceParser:
             try:
                 self.email(email)
             except ValueError as exc:
-                fail("email", str(exc))
-        if len(text.get("phone", "")) > 40:
-            fail("phone", _("Longer than %(n)d characters.") % {"n": 40})
+                if fail_or_warn("email", str(exc)):
+                    email = ""
+        phone = text.get("phone", "")
+        if len(phone) > 40 and fail_or_warn(
+            "phone", _("Longer than %(n)d characters.") % {"n": 40}
+        ):
+            phone = ""
 
         customer_key = cleaned["customer_ref"] or cleaned["customer_name"]
         if not cleaned["customer_ref"] and len(customer_key) > 100:
@@ -226,11 +258,12 @@ class InvoiceParser:
             amount_due=amount_due,
             reference=cleaned["reference"],
             email=email.lower(),
-            phone=text.get("phone", ""),
+            phone=phone,
             contact_name=cleaned["contact_name"],
             country=self.country(get("country", "")),
             row_number=row_number,
             raw=raw if raw is not None else values,
+            warnings=warnings,
         )
 
 
@@ -295,6 +328,7 @@ class _Plan:
     )
     outcomes: list = field(default_factory=list)  # RowOutcome, only when someone listens
     rejections: list = field(default_factory=list)  # (record, errors)
+    warnings: list = field(default_factory=list)  # (record, warnings): loaded, value dropped
 
 
 class InvoiceUpserter:
@@ -339,6 +373,8 @@ class InvoiceUpserter:
         self.customers: dict[str, _Customer] = {}  # external_ref -> customer, for the batch
         self.created_per_customer: dict[int, list] = defaultdict(list)
         self.today = timezone.localdate()
+        # Fields whose bad value only warns: the profile's (the API's batches have none).
+        self.warn_only = frozenset(batch.profile.warn_only or ()) if batch.profile_id else ()
 
     # -- feeding -----------------------------------------------------------------------
 
@@ -347,9 +383,24 @@ class InvoiceUpserter:
         if len(self.pending) >= self.chunk_size:
             self.apply_pending()
 
-    def reject(self, row_number: int, raw: Mapping, errors: dict, number: str = "") -> None:
-        """A row refused before it became a record (by the parser)."""
-        batches.reject(self.tally, self.batch, row_number=row_number, raw=raw, errors=errors)
+    def reject(
+        self,
+        row_number: int,
+        raw: Mapping,
+        errors: dict,
+        number: str = "",
+        at_stake: tuple[Decimal, str] | None = None,
+    ) -> None:
+        """A row refused before it became a record (by the parser): an invoice blocked."""
+        batches.reject(
+            self.tally,
+            self.batch,
+            row_number=row_number,
+            raw=raw,
+            errors=errors,
+            at_stake=at_stake,
+            invoices_blocked=1,
+        )
         self._report(RowOutcome(row_number, number, "rejected", errors))
 
     def finish(self) -> Tally:
@@ -385,6 +436,16 @@ class InvoiceUpserter:
                     row_number=record.row_number,
                     raw=record.raw,
                     errors=errors,
+                    at_stake=(record.amount, record.currency),
+                    invoices_blocked=1,
+                )
+            for record, warnings in plan.warnings:
+                batches.warn(
+                    self.tally,
+                    self.batch,
+                    row_number=record.row_number,
+                    number=record.number,
+                    warnings=warnings,
                 )
             created = self.created_per_customer
             for record, customer in plan.new_invoices:
@@ -438,7 +499,13 @@ class InvoiceUpserter:
                             % {"n": record.number, "row": first[0]}
                         ]
                     }
-                self.reject(record.row_number, record.raw, errors, record.number)
+                self.reject(
+                    record.row_number,
+                    record.raw,
+                    errors,
+                    record.number,
+                    at_stake=(record.amount, record.currency),
+                )
         return kept
 
     @transaction.atomic
@@ -503,11 +570,14 @@ class InvoiceUpserter:
     def _plan_row(self, record, customers, contacts, existing, plan: _Plan) -> None:
         customer = customers[record.customer_key]
         errors: dict[str, list[str]] = {}
+        warnings = record.warnings
         customer_changes = self._customer_changes(customer, record)
         phone = ""
         if record.phone:
             phone, phone_errors = parsing.phone(record.phone, record.country or customer.country)
-            if phone_errors:
+            if phone_errors and "phone" in self.warn_only:
+                warnings = {**warnings, "phone": list(phone_errors)}
+            elif phone_errors:
                 errors["phone"] = list(phone_errors)
         state = existing.get(record.number)
         invoice_changes, settlement = {}, None
@@ -528,6 +598,8 @@ class InvoiceUpserter:
             customer, record, phone, contacts, plan
         )
 
+        if warnings:
+            plan.warnings.append((record, warnings))
         outcome = "unchanged"
         if state is None:
             plan.new_invoices.append((record, customer))
@@ -549,7 +621,9 @@ class InvoiceUpserter:
             changes.update({f"customer {k}": [a, b] for k, (a, b) in customer_changes.items()})
         if contact_changed:
             changes["contact"] = ["", record.email or phone]
-        plan.outcomes.append(RowOutcome(record.row_number, record.number, outcome, changes))
+        plan.outcomes.append(
+            RowOutcome(record.row_number, record.number, outcome, changes, dict(warnings))
+        )
 
     @staticmethod
     def _customer_changes(customer: _Customer, record) -> dict:

@@ -131,13 +131,16 @@ def load_rows(
         options["source"] = profile.source
     upserter = kind.upserter(**options)
     parse, fields, add = parser.parse, columns.fields, upserter.add
+    at_stake = getattr(parser, "at_stake", None)
     for row_number, values in rows:
         raw = RawRow(columns, values)
         try:
             record = parse(fields(values), row_number=row_number, raw=raw)
         except RowRejected as exc:
-            label = parsing.text(fields(values).get(kind.key_field))
-            upserter.reject(row_number, raw, exc.errors, label)
+            cells = fields(values)
+            label = parsing.text(cells.get(kind.key_field))
+            stake = at_stake(cells) if at_stake is not None else None
+            upserter.reject(row_number, raw, exc.errors, label, at_stake=stake)
             continue
         add(record)
     return upserter.finish()

@@ -1,7 +1,8 @@
 """Payment rows: read, keyed by source + external_id, recorded once through the ledger.
 
 Columns (each header as named here, any case): source, external_id, customer_ref,
-customer_source, kind, amount, currency, received_on, method, remittance_reference. Only
+customer_source, kind, amount, currency, received_on, method, remittance_reference,
+payer_name, payer_account (who sent the money, as the bank named them). Only
 external_id is required; a new payment also needs an amount, a currency and a date. Amounts
 are exact (more than two decimals is an error, never rounded); dates are YYYY-MM-DD,
 DD/MM/YYYY or DD.MM.YYYY. An empty source means "spreadsheet", an empty kind a payment, an
@@ -10,7 +11,7 @@ empty method a bank transfer.
 A new payment is recorded by `accounts.services.save_new_payment` (wholly unallocated, with
 its timeline entry when the payer is known). A recorded payment's money and payer never
 change: a row that says otherwise is refused (record a refund or a new payment instead);
-its date, method and remittance reference may be corrected.
+its date, method, remittance reference and payer's name and account may be corrected.
 """
 
 import copy
@@ -23,7 +24,7 @@ from accounts import services
 from accounts.models import Payment
 
 from ..models import IntakeBatch
-from . import records
+from . import batches, records
 from .batches import RowRejected, Tally
 from .contacts import customers_by_reference, the_customer
 from .parsing import Cells, whole_text
@@ -40,6 +41,8 @@ FIELDS = (
     "received_on",
     "method",
     "remittance_reference",
+    "payer_name",
+    "payer_account",
 )
 COLUMNS = {name: [name] for name in FIELDS}
 REQUIRED = ("external_id",)
@@ -52,7 +55,7 @@ DEFAULTS = {
 # Never changed on a recorded payment: its money, and whose money it is.
 FIXED = ("amount", "currency", "kind", "customer")
 # What a row may correct on a recorded payment.
-CORRECTABLE = ("received_on", "method", "remittance_reference")
+CORRECTABLE = ("received_on", "method", "remittance_reference", "payer_name", "payer_account")
 NEEDED = ("amount", "currency", "received_on")  # by a new payment
 
 
@@ -100,6 +103,15 @@ class PaymentParser:
             row_number=row_number,
             raw=raw if raw is not None else values,
         )
+
+    def at_stake(self, values: dict):
+        """A refused row's amount and currency, if they can be read (to rank the refusal)."""
+        try:
+            amount = self.cells.amount(values["amount"])
+            currency = self.cells.currency(values.get("currency"))
+        except (KeyError, ValueError):
+            return None
+        return batches.amount_at_stake(amount, currency)
 
     def read(self, name: str, cell):
         if name == "amount":

@@ -119,9 +119,19 @@ class RecordUpserter:
         if len(self.pending) >= self.chunk_size:
             self.apply_pending()
 
-    def reject(self, row_number: int, raw: Mapping, errors: dict, label: str = "") -> None:
-        """A row refused before it became a record (by the parser)."""
-        batches.reject(self.tally, self.batch, row_number=row_number, raw=raw, errors=errors)
+    def reject(
+        self, row_number: int, raw: Mapping, errors: dict, label: str = "", at_stake=None
+    ) -> None:
+        """A row refused by the parser (`at_stake`: its amount and currency, if read) or
+        by the upserter (a payment row's own amount and currency, when it has them)."""
+        batches.reject(
+            self.tally,
+            self.batch,
+            row_number=row_number,
+            raw=raw,
+            errors=errors,
+            at_stake=at_stake,
+        )
         self._report(RowOutcome(row_number, label, "rejected", errors))
 
     def finish(self) -> Tally:
@@ -144,10 +154,11 @@ class RecordUpserter:
             with transaction.atomic():
                 outcome, changes = self.apply(record, found)
         except RowRejected as exc:
-            self.reject(record.row_number, record.raw, exc.errors, record.label)
+            self.reject(record.row_number, record.raw, exc.errors, record.label, _at_stake(record))
             return
         except (ValidationError, IntegrityError) as exc:
-            self.reject(record.row_number, record.raw, refused(exc, self.COLUMNS), record.label)
+            errors = refused(exc, self.COLUMNS)
+            self.reject(record.row_number, record.raw, errors, record.label, _at_stake(record))
             return
         setattr(self.tally, outcome, getattr(self.tally, outcome) + 1)
         if self.on_row is not None:
@@ -191,3 +202,11 @@ def _shown(value) -> str:
     if hasattr(value, "external_ref"):  # a customer: as the file names it
         return value.external_ref
     return str(value)
+
+
+def _at_stake(record: Record):
+    """A record's amount and currency, when it has them (payments do), for the ranking."""
+    values = record.values
+    if values.get("amount") is None:
+        return None
+    return batches.amount_at_stake(values["amount"], values.get("currency"))

@@ -332,6 +332,7 @@ class Preview:
     updated: int = 0
     unchanged: int = 0
     rejected: int = 0
+    warned: int = 0  # rows that would load with a warning (counted in the others too)
     total_rows: int | None = None
 
     @property
@@ -345,6 +346,7 @@ class Preview:
             "updated": self.updated,
             "unchanged": self.unchanged,
             "rejected": self.rejected,
+            "warned": self.warned,
             "batch": None,
         }
 
@@ -407,6 +409,7 @@ def preview_spreadsheet(
         updated=tally.updated,
         unchanged=tally.unchanged,
         rejected=tally.rejected,
+        warned=tally.warned,
         total_rows=sheet.total_rows,
     )
 

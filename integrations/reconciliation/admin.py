@@ -30,6 +30,22 @@ from . import matching
 TEMPLATES = "admin/integrations/reconciliation"
 
 
+def unapplied_search(term: str) -> Q:
+    """Unapplied cash by what finance knows of it: the remittance text (as stored on the
+    payment and, for a bank line, in full), the customer, or the payer's name or account
+    as the bank or provider gave them (an IBAN typed with or without its spaces)."""
+    query = (
+        Q(remittance_reference__icontains=term)
+        | Q(customer__name__icontains=term)
+        | Q(payer_name__icontains=term)
+        | Q(bank_line__remittance__icontains=term)
+    )
+    account = "".join(term.split())
+    if account:
+        query |= Q(payer_account__icontains=account)
+    return query
+
+
 def payment_link(payment_id):
     """A link to the payment's page, or a dash when there is none."""
     if not payment_id:
@@ -56,7 +72,12 @@ class MatchProposalAdmin(ReadOnlyAdmin):
     ]
     list_filter = ["status", "rule"]
     list_select_related = ["payment", "payment__customer", "decided_by"]
-    search_fields = ["=payment__id", "payment__remittance_reference"]
+    search_fields = [
+        "=payment__id",
+        "payment__remittance_reference",
+        "payment__payer_name",
+        "payment__payer_account",
+    ]
     readonly_fields = [
         "payment_link",
         "rule",
@@ -78,7 +99,7 @@ class MatchProposalAdmin(ReadOnlyAdmin):
 
     @admin.display(description=_("payer"))
     def payer(self, proposal):
-        return proposal.payment.customer or "—"
+        return proposal.payment.customer or proposal.payment.sender or "—"
 
     @admin.display(description=_("amount"))
     def amount(self, proposal):
@@ -162,14 +183,12 @@ class MatchProposalAdmin(ReadOnlyAdmin):
             raise PermissionDenied
         payments = (
             Payment.objects.filter(unallocated_amount__gt=0, kind=Payment.Kind.PAYMENT)
-            .select_related("customer")
+            .select_related("customer", "bank_line")
             .order_by("received_on", "pk")
         )
         term = request.GET.get("q", "").strip()
         if term:
-            payments = payments.filter(
-                Q(remittance_reference__icontains=term) | Q(customer__name__icontains=term)
-            )
+            payments = payments.filter(unapplied_search(term))
         page = Paginator(payments, 50).get_page(request.GET.get("p"))
         context = {
             **self.admin_site.each_context(request),
@@ -184,7 +203,9 @@ class MatchProposalAdmin(ReadOnlyAdmin):
         """Apply one payment to one or several invoices, each with an amount."""
         if not request.user.has_perm("accounts.add_allocation"):
             raise PermissionDenied
-        payment = get_object_or_404(Payment.objects.select_related("customer"), pk=payment_id)
+        payment = get_object_or_404(
+            Payment.objects.select_related("customer", "bank_line"), pk=payment_id
+        )
         formset = SplitFormSet(
             request.POST or None, form_kwargs={"payment": payment}, prefix="split"
         )

@@ -129,6 +129,7 @@ def test_customer_csv_confirm_loads_rows_and_keeps_the_rejected_one(client, fina
         "updated": 1,
         "unchanged": 1,
         "rejected": 1,
+        "warned": 0,
         "batch": batch.pk,
     }
     assert Customer.objects.get(external_ref="C-1").name == "Acme Rockets"

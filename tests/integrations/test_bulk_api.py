@@ -92,3 +92,19 @@ def test_bulk_body_must_be_a_bounded_list(api, monkeypatch):
     monkeypatch.setattr(integrations_api, "MAX_BULK_ITEMS", 2)
     too_many = api.post(URL, {"invoices": [item("1"), item("2"), item("3")]}, format="json")
     assert too_many.status_code == 400 and "at most 2" in too_many.json()["invoices"][0]
+
+
+def test_api_items_stay_strict_a_bad_email_rejects_the_item_with_its_amount_at_stake(api):
+    body = {"source": "erp", "invoices": [item("B-1", email="not-an-address"), item("B-2")]}
+
+    response = api.post(URL, body, format="json")
+
+    data = response.json()
+    assert (data["created"], data["rejected"], data["warned"]) == (1, 1, 0)
+    assert "email" in data["errors"][0]["errors"]
+    rejection = Rejection.objects.get(batch_id=data["batch"])
+    assert (str(rejection.amount), rejection.currency, rejection.invoices_blocked) == (
+        "1250.00",
+        "USD",
+        1,
+    )

@@ -243,3 +243,20 @@ def test_an_event_without_an_id_is_refused_and_kept(client, invoice):
 
     assert response.status_code == 400 and "id" in response.json()["errors"]
     assert Rejection.objects.count() == 1
+
+
+def test_payer_name_and_account_are_kept_on_the_payment(client, invoice):
+    post(
+        client,
+        body(invoice_number="INV-NONE", payer_name="Mystery Corp", payer_account="DE02120300"),
+    )
+
+    payment = Payment.objects.get()
+    assert (payment.payer_name, payment.payer_account) == ("Mystery Corp", "DE02120300")
+
+
+def test_a_payer_name_that_is_not_a_string_is_refused_naming_the_field(client, invoice):
+    response = post(client, body(payer_name=["Mystery"]))
+
+    assert response.status_code == 400 and "payer_name" in response.content.decode()
+    assert not Payment.objects.exists()

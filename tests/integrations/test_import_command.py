@@ -50,6 +50,7 @@ def test_a_readable_file_exits_0_and_ends_with_the_counts_as_json(tmp_path, run,
         "updated": 0,
         "unchanged": 0,
         "rejected": 1,
+        "warned": 0,
         "batch": batch.pk,
     }
     assert batch.created_by == finance

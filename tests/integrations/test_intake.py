@@ -20,6 +20,7 @@ def test_a_closed_batch_accounts_for_every_row():
         "updated": 2,
         "unchanged": 1,
         "rejected": 1,
+        "warned": 0,
         "batch": batch.pk,
     }
     rejection = Rejection.objects.get(batch=batch)

@@ -653,3 +653,21 @@ def test_the_event_is_stored_and_answered_before_the_ledger_is_touched(client, i
     item.refresh_from_db()
     assert item.status == "processed" and item.note.startswith("processed")
     assert Payment.objects.count() == 1
+
+
+def test_unapplied_stripe_payment_keeps_the_card_holder_as_payer(client, invoice):
+    checkout = checkout_completed()
+    checkout["data"]["object"]["metadata"] = metadata(invoice_number="X-1", customer_ref="NOBODY")
+    checkout["data"]["object"]["customer_details"] = {"name": "Mystery  Corp", "email": "a@b.c"}
+    post(client, checkout)
+
+    payment = Payment.objects.get()
+    assert payment.customer is None and payment.payer_name == "Mystery Corp"
+
+
+def test_charge_billing_details_name_the_payer(client, invoice):
+    refund = charge_refunded(2500, pi="pi_9")
+    refund["data"]["object"]["billing_details"] = {"name": "Jane Payer"}
+    post(client, refund)
+
+    assert Payment.objects.get().payer_name == "Jane Payer"

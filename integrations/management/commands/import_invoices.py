@@ -77,7 +77,8 @@ class Command(BaseCommand):
         self.stdout.write(
             f"{prefix}{counts['read']} rows read from {file.name} with profile {profile_obj.name}:"
             f" {counts['created']} created, {counts['updated']} updated,"
-            f" {counts['unchanged']} unchanged, {counts['rejected']} rejected."
+            f" {counts['unchanged']} unchanged, {counts['rejected']} rejected"
+            + (f" ({counts['warned']} loaded with a warning)." if counts["warned"] else ".")
         )
         if counts["rejected"] and dry_run:
             for rejection in batch.dry_run_rejections:
@@ -97,7 +98,7 @@ class Command(BaseCommand):
         counts = (
             batch.counts()
             if batch is not None
-            else dict.fromkeys(["read", "created", "updated", "unchanged", "rejected"], 0)
+            else dict.fromkeys(["read", "created", "updated", "unchanged", "rejected", "warned"], 0)
             | {"batch": None}
         )
         self.stdout.write(json.dumps(counts))
