@@ -240,3 +240,12 @@ def test_the_demo_ships_a_rate_file_the_loader_reads():
     assert result.days == 1 and result.created >= 9
     demo_currencies = {"USD", "GBP", "MXN", "BRL", "AUD", "JPY", "ZAR", "CAD"}
     assert demo_currencies <= set(FxRate.objects.values_list("currency", flat=True))
+
+
+@pytest.mark.parametrize("role", ["agent", "manager", "finance"])
+def test_every_role_reads_the_rates_in_the_console_and_nobody_edits_them(client, request, role):
+    FxRate.objects.create(rate_on=dt.date(2026, 11, 20), currency="USD", rate=D("1.1634"))
+    client.force_login(request.getfixturevalue(role))
+    page = client.get("/admin/accounts/fxrate/")
+    assert page.status_code == 200 and "1.163400" in page.content.decode()
+    assert client.get("/admin/accounts/fxrate/add/").status_code == 403
