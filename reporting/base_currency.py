@@ -33,6 +33,19 @@ class ConvertedRow:
     def is_missing(self) -> bool:
         return self.buckets is None
 
+    @property
+    def rate_text(self) -> str:
+        return rate_text(self.cross_rate)
+
+
+def rate_text(rate: Decimal | None) -> str:
+    """A cross rate with the six significant digits the ECB gives: 0.859550, 181.42."""
+    if rate is None:
+        return ""
+    if rate < 1:  # 0.0000571847, never 5.7e-05
+        return f"{rate.quantize(Decimal(1).scaleb(rate.adjusted() - 5)):f}"
+    return f"{rate.quantize(Decimal('0.000001')).normalize():f}"
+
 
 @dataclass
 class BaseCurrencyTotals:

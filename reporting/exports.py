@@ -263,7 +263,7 @@ def converted_lines(converted: BaseCurrencyTotals) -> Iterator[tuple]:
             continue
         label = _("%(currency)s at %(rate)s %(base)s") % {
             "currency": row.currency,
-            "rate": _rate_text(row.cross_rate),
+            "rate": row.rate_text,
             "base": base,
         }
         yield ("converted", label, base, row.buckets, row.total, row.disputed)
@@ -273,13 +273,6 @@ def converted_lines(converted: BaseCurrencyTotals) -> Iterator[tuple]:
     yield ("converted total", label, base, converted.buckets, converted.total, converted.disputed)
     for note in [converted.caption, *converted.warnings]:
         yield ("note", note, "", [""] * width, "", "")
-
-
-def _rate_text(rate: Decimal | None) -> str:
-    """A cross rate with six significant digits, as the ECB gives its rates."""
-    if rate is None:
-        return ""
-    return f"{rate:.6g}" if rate < 1 else f"{rate.quantize(Decimal('0.000001')).normalize():f}"
 
 
 def _subtotals(report_summary: Summary, group_key: str, width: int) -> Iterator[list]:
@@ -504,7 +497,7 @@ def pdf_context(
                     {
                         "currency": row.currency,
                         "is_missing": row.is_missing,
-                        "rate": _rate_text(row.cross_rate),
+                        "rate": row.rate_text,
                         "buckets": [_fmt_exact(v) for v in row.buckets or []],
                         "total": _fmt_exact(row.total),
                         "disputed": _fmt_exact(row.disputed),

@@ -14,7 +14,7 @@ from pypdf import PdfReader
 from accounts.models import FxRate
 from reporting import services
 from reporting.aging import AgingReport
-from reporting.base_currency import convert_totals
+from reporting.base_currency import convert_totals, rate_text
 from tests.factories import CustomerFactory, InvoiceFactory
 
 pytestmark = pytest.mark.django_db
@@ -174,3 +174,10 @@ def test_dashboard_shows_every_currency_converted_with_the_rate_date(client, man
     assert "Totals in EUR" in body
     assert "Converted into EUR at ECB rates of 2026-11-20." in body
     assert "300.01" in body and "Total in EUR (incomplete)" in body
+
+
+def test_cross_rates_are_printed_with_six_significant_digits_never_in_exponent_form():
+    assert rate_text(D(1) / D("1.1634")) == "0.859550"
+    assert rate_text(D(1) / D("17487.21")) == "0.0000571847"  # IDR in EUR
+    assert rate_text(D("181.42")) == "181.42"
+    assert rate_text(D(1)) == "1" and rate_text(None) == ""
