@@ -25,7 +25,16 @@ from django.utils.translation import gettext_lazy as _
 from . import forms, permissions, selectors, services, timezones
 from .access_log import LoggedChangelistMixin, Surface
 from .aging import BUCKET_CHOICES, BUCKETS_BY_KEY
-from .models import AccessLog, Activity, Allocation, Contact, Customer, Invoice, Payment
+from .models import (
+    AccessLog,
+    Activity,
+    Allocation,
+    Contact,
+    Customer,
+    FxRate,
+    Invoice,
+    Payment,
+)
 
 
 class CappedCountPaginator(Paginator):
@@ -943,4 +952,27 @@ class AccessLogAdmin(LedgerAdmin):
         return False
 
     def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(FxRate)
+class FxRateAdmin(admin.ModelAdmin):
+    """The ECB's euro reference rates the reports convert with: read-only here; they come
+    from `manage.py load_fx_rates` and the daily task (integrations.fx)."""
+
+    list_display = ["rate_on", "currency", "rate", "source", "loaded_at"]
+    list_filter = ["currency"]
+    date_hierarchy = "rate_on"
+    search_fields = ["currency"]
+    search_help_text = _("Currency code, e.g. USD")
+    show_facets = admin.ShowFacets.NEVER
+    readonly_fields = list_display
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
         return False

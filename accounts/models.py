@@ -738,6 +738,37 @@ class Activity(AppendOnlyModel):
         return self.actor.get_username() if self.actor_id else "system"
 
 
+class FxRate(models.Model):
+    """One ECB euro reference rate: how many units of `currency` one euro was worth on
+    `rate_on`. Loaded by integrations.fx (the ECB's files); read by accounts.fx."""
+
+    rate_on = models.DateField(_("date"))
+    currency = models.CharField(_("currency"), max_length=3, validators=[validate_currency])
+    rate = models.DecimalField(
+        _("units per euro"),
+        max_digits=18,
+        decimal_places=6,
+        validators=[MinValueValidator(Decimal("0.000001"))],
+    )
+    source = models.CharField(_("source"), max_length=200, blank=True)
+    loaded_at = models.DateTimeField(_("loaded at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("FX rate")
+        verbose_name_plural = _("FX rates")
+        ordering = ["-rate_on", "currency"]
+        constraints = [
+            # Also the index "the latest rate on or before a date" walks backwards.
+            models.UniqueConstraint(fields=["currency", "rate_on"], name="fx_rate_once_a_day"),
+            models.CheckConstraint(condition=Q(rate__gt=0), name="fx_rate_positive"),
+            models.CheckConstraint(condition=~Q(currency="EUR"), name="fx_rate_not_euro"),
+        ]
+        indexes = [models.Index(fields=["-rate_on"], name="fx_rate_latest_day")]
+
+    def __str__(self):
+        return f"1 EUR = {self.rate} {self.currency} ({self.rate_on:%Y-%m-%d})"
+
+
 class IdempotencyRecord(models.Model):
     """The first answer to a request with an Idempotency-Key, replayed for its retries."""
 

@@ -22,6 +22,21 @@ ISO_4217 = frozenset(
 )
 
 CENT = Decimal("0.01")
+# ISO 4217 minor units of the currencies above that do not have two (the exponent).
+MINOR_UNITS = {
+    **dict.fromkeys("BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX VND VUV XAF XOF XPF".split(), 0),
+    **dict.fromkeys("BHD IQD JOD KWD LYD OMR TND".split(), 3),
+}
+
+
+def minor_units(currency: str) -> int:
+    """How many decimals the currency's smallest unit has (ISO 4217): JPY 0, EUR 2, KWD 3."""
+    return MINOR_UNITS.get(currency.upper(), 2)
+
+
+def quantize_to_currency(amount: Decimal, currency: str) -> Decimal:
+    """`amount` rounded half up to the currency's minor units (JPY 1, EUR 0.01, KWD 0.001)."""
+    return amount.quantize(Decimal(1).scaleb(-minor_units(currency)), rounding=ROUND_HALF_UP)
 
 
 def validate_currency(value: str) -> None:

@@ -33,12 +33,15 @@ class Job:
 
 
 NIGHT = "Nightly run: case work, then dunning"
+FX_RATES = "Load the ECB's FX reference rates"
 JOBS = (
     Job(NIGHT, "collections_mgmt.tasks.run_night", crontab="30 1 * * *"),
     Job("Send due dunning notices", "dunning.tasks.send_due", every_minutes=15),
     Job("Send scheduled reports", "reporting.tasks.send_scheduled_reports", crontab="0 6 * * *"),
     # Webhooks and bulk requests whose task message was lost: stored, so applied here.
     Job("Apply stored webhooks left waiting", "integrations.tasks.sweep_inbox", every_minutes=1),
+    # The ECB publishes around 16:00 CET on TARGET working days; an extra run changes nothing.
+    Job(FX_RATES, "integrations.tasks.load_fx_rates", crontab="30 17 * * *"),
 )
 # Rows earlier releases seeded, replaced by the jobs above: the two halves of the night
 # (each on its own clock) and the hourly installment e-mails (now dunning notices).

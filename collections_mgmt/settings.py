@@ -6,6 +6,7 @@ to move to PostgreSQL and Redis (or RabbitMQ). See README.md for every variable.
 """
 
 import os
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -342,6 +343,18 @@ DEFAULT_CURRENCY = os.environ.get("DEFAULT_CURRENCY", "USD")
 # Longest pause an agent may set without the manager permission.
 AGENT_MAX_PAUSE_DAYS = int(os.environ.get("AGENT_MAX_PAUSE_DAYS", "14"))
 AGING_BUCKET_EDGES = os.environ.get("AGING_BUCKET_EDGES", "30,60,90,120")  # aging report, days
+# Reports can show every amount converted into this currency too (ISO 4217), at the ECB's
+# euro reference rates (integrations/fx: `load_fx_rates`, daily at FX_RATES_LOAD_AT).
+BASE_CURRENCY = os.environ.get("BASE_CURRENCY", "EUR").strip().upper()
+if not re.fullmatch(r"[A-Z]{3}", BASE_CURRENCY):
+    raise ImproperlyConfigured(f"BASE_CURRENCY must be an ISO 4217 code, not {BASE_CURRENCY!r}")
+FX_RATES_URL = os.environ.get(
+    "FX_RATES_URL", "https://www.ecb.europa.eu/stats/eurofxref/eurofxref-daily.xml"
+)
+FX_RATES_TIMEOUT_SECONDS = int(os.environ.get("FX_RATES_TIMEOUT_SECONDS", "30"))
+FX_RATES_MAX_BYTES = int(os.environ.get("FX_RATES_MAX_BYTES", str(20 * 1024 * 1024)))
+# Reports warn when the rate they use is older than this (weekends and holidays: 4 days).
+FX_RATES_STALE_AFTER_DAYS = int(os.environ.get("FX_RATES_STALE_AFTER_DAYS", "7"))
 # The admin changelists stop counting past this many rows (COUNT(*) is slow at scale).
 ADMIN_COUNT_LIMIT = int(os.environ.get("ADMIN_COUNT_LIMIT", "10000"))
 ADMIN_SEARCH_COUNT_LIMIT = int(os.environ.get("ADMIN_SEARCH_COUNT_LIMIT", "1000"))

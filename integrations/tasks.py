@@ -11,6 +11,7 @@ from django.db import OperationalError
 
 from . import api
 from .email_events import webhooks as email_event_webhooks
+from .fx import loading as fx_loading
 from .gateways import generic, stripe_events
 from .intake import inbox
 from .models import InboxItem
@@ -69,3 +70,12 @@ def sweep_inbox(older_than_seconds: int | None = None, limit: int | None = None)
         else older_than_seconds,
         limit=settings.INBOX_SWEEP_LIMIT if limit is None else limit,
     )
+
+
+@shared_task(acks_late=True, **RETRY)
+def load_fx_rates() -> str:
+    """Load the ECB's daily reference rates (setting FX_RATES_URL); returns what changed.
+
+    A failed fetch raises, so the task shows as failed in the worker's log and results; the
+    reports keep the latest rates they have and print their date."""
+    return fx_loading.load_url().describe()

@@ -20,6 +20,7 @@ from accounts.models import Customer
 
 from . import charts, services
 from .aging import GROUP_BY_CHOICES, AgingReport, Filters, customer_rows, parse_edges, summary
+from .base_currency import convert_summary
 from .models import Aging, ReportExport, ReportFormat
 
 ON_SCREEN_CUSTOMERS = 25
@@ -62,6 +63,13 @@ class AgingReportForm(forms.Form):
         widget=forms.TextInput(attrs={"size": 14, "placeholder": "30,60,90,120"}),
     )
     detail = forms.BooleanField(label=gettext_lazy("Invoice-level detail"), required=False)
+    in_base_currency = forms.BooleanField(
+        label=gettext_lazy("Also in the base currency"),
+        required=False,
+        help_text=gettext_lazy(
+            "Every total converted at the ECB rates of the date (BASE_CURRENCY)."
+        ),
+    )
 
     def clean_edges(self):
         value = self.cleaned_data["edges"].strip()
@@ -81,6 +89,7 @@ class AgingReportForm(forms.Form):
             ),
             edges=data.get("edges"),
             detail=bool(data.get("detail")),
+            in_base_currency=bool(data.get("in_base_currency")),
         )
 
 
@@ -123,6 +132,7 @@ def aging_report(request, model_admin):
                     for amounts in report_summary.totals.values()
                 ],
                 "largest": largest,
+                "converted": convert_summary(report_summary) if report.in_base_currency else None,
                 "downloads": [
                     (label, f"{export_url}?{urlencode({**query.dict(), 'format': fmt})}")
                     for fmt, label in ReportFormat.choices

@@ -179,6 +179,7 @@ class AgingReport:
     group_by: str = ""
     edges: tuple[int, ...] | None = None  # None: settings.AGING_BUCKET_EDGES
     detail: bool = False
+    in_base_currency: bool = False  # also every total converted into BASE_CURRENCY
 
     def __post_init__(self):
         if self.group_by not in ("", *GROUP_BY_FIELDS):
@@ -201,6 +202,7 @@ class AgingReport:
             "group_by": self.group_by,
             "edges": list(self.edges),
             "detail": self.detail,
+            "in_base_currency": self.in_base_currency,
         }
 
     @classmethod
@@ -212,6 +214,7 @@ class AgingReport:
             group_by=options.get("group_by") or "",
             edges=tuple(options["edges"]) if options.get("edges") else None,
             detail=bool(options.get("detail")),
+            in_base_currency=bool(options.get("in_base_currency")),
         )
 
 

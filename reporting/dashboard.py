@@ -27,6 +27,7 @@ from accounts.forms import AGENT_GROUPS
 from accounts.models import Activity, Customer, Payment
 from cases.models import PromiseToPay
 from reporting import charts, kpis, ledger
+from reporting.base_currency import convert_totals
 
 # Who sees the dashboard besides superusers: this permission (for a reporting model to
 # define and the roles migration to grant), or membership of the managers' group.
@@ -531,6 +532,13 @@ def dashboard_view(request, admin_site=None):
         ],
         "aging": currency_aging,
         "aging_rows": aging_rows,
+        # Every currency's aging converted into BASE_CURRENCY, beside the one shown above.
+        "converted": convert_totals(
+            ((code, item.bucket_totals, None) for code, item in aging.items()), as_of=as_of
+        )
+        if aging
+        else None,
+        "bucket_labels": [str(bucket.label) for bucket in BUCKETS],
         "figures": key_figures[currency].as_json() if currency in key_figures else None,
         "charts": _charts(currency, currency_aging, trend.get(currency)),
         "largest": largest_past_due(as_of, currency) if currency else [],

@@ -37,6 +37,7 @@ from .aging import (
     invoice_rows,
     summary,
 )
+from .base_currency import BaseCurrencyTotals, convert_summary
 
 CONTENT_TYPES = {
     "csv": "text/csv; charset=utf-8",
@@ -240,6 +241,38 @@ def rows(report: AgingReport, report_summary: Summary) -> Iterator[list]:
         yield from _subtotals(report_summary, current_group, width)
     for amounts in report_summary.totals.values():
         yield [_cell(v) for v in _total_values("total", _("Total"), amounts, width)]
+    if report.in_base_currency:
+        for kind, label, currency, buckets, total, disputed in converted_lines(
+            convert_summary(report_summary)
+        ):
+            values = [kind, label, "", "", "", currency, *buckets, total, disputed]
+            yield [_cell(v) for v in values + [""] * (width - len(values))]
+
+
+def converted_lines(converted: BaseCurrencyTotals) -> Iterator[tuple]:
+    """The base-currency rows of a file: (kind, label, currency, buckets, total, disputed).
+
+    One per currency (its cross rate in the label; "no rate" when missing), the total,
+    then the caption and any warning as label-only lines, so a file says what it used."""
+    width = len(converted.buckets)
+    base = converted.base_currency
+    for row in converted.rows:
+        if row.is_missing:
+            label = _("%(currency)s: no rate, not converted") % {"currency": row.currency}
+            yield ("converted", label, base, [""] * width, "", "")
+            continue
+        label = _("%(currency)s at %(rate)s %(base)s") % {
+            "currency": row.currency,
+            "rate": row.rate_text,
+            "base": base,
+        }
+        yield ("converted", label, base, row.buckets, row.total, row.disputed)
+    label = _("Total in %(base)s") % {"base": base}
+    if not converted.is_complete:
+        label += " " + _("(incomplete)")
+    yield ("converted total", label, base, converted.buckets, converted.total, converted.disputed)
+    for note in [converted.caption, *converted.warnings]:
+        yield ("note", note, "", [""] * width, "", "")
 
 
 def _subtotals(report_summary: Summary, group_key: str, width: int) -> Iterator[list]:
@@ -355,6 +388,11 @@ def _summary_values(report_summary: Summary) -> Iterator[list]:
             yield line("subtotal", group.group_label, group)
     for amounts in report_summary.totals.values():
         yield line("total", _("Total"), amounts)
+    if report_summary.report.in_base_currency:
+        for kind, label, currency, buckets, total, disputed in converted_lines(
+            convert_summary(report_summary)
+        ):
+            yield [kind, _text(label), currency, *buckets, total, disputed, "", ""]
 
 
 # --- PDF -----------------------------------------------------------------------------------
@@ -362,6 +400,11 @@ def _summary_values(report_summary: Summary) -> Iterator[list]:
 
 def _fmt(value: Decimal | None) -> str:
     return "" if value is None else f"{value:,.2f}"
+
+
+def _fmt_exact(value: Decimal | None) -> str:
+    """With the places the amount has (converted amounts: the currency's minor units)."""
+    return "" if value is None else f"{value:,f}"
 
 
 def _chart(report: AgingReport, report_summary: Summary, currency: str) -> str:
@@ -428,6 +471,7 @@ def pdf_context(
         }
         for amounts in report_summary.totals.values()
     ]
+    converted = convert_summary(report_summary) if report.in_base_currency else None
     listing = Listing(report)
     for row in customers:
         listing.customer(row, lines_by_customer.get((row.customer_id, row.currency), []))
@@ -444,6 +488,30 @@ def pdf_context(
         "charts": [mark_safe(_chart(report, report_summary, c)) for c in report_summary.totals],  # noqa: S308 - charts escape every label
         "groups": groups,
         "totals": totals,
+        "converted": (
+            {
+                "base_currency": converted.base_currency,
+                "caption": converted.caption,
+                "warnings": converted.warnings,
+                "rows": [
+                    {
+                        "currency": row.currency,
+                        "is_missing": row.is_missing,
+                        "rate": row.rate_text,
+                        "buckets": [_fmt_exact(v) for v in row.buckets or []],
+                        "total": _fmt_exact(row.total),
+                        "disputed": _fmt_exact(row.disputed),
+                    }
+                    for row in converted.rows
+                ],
+                "buckets": [_fmt_exact(v) for v in converted.buckets],
+                "total": _fmt_exact(converted.total),
+                "disputed": _fmt_exact(converted.disputed),
+                "is_complete": converted.is_complete,
+            }
+            if converted
+            else None
+        ),
         "customer_count": report_rows,
         "show_customers": report_summary.customer_count is not None,
         "listed": len(customers),

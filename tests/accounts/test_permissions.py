@@ -133,6 +133,9 @@ MATRIX["Collections manager"] |= {
     "view_accesslog",
     "revoke_any_apitoken",
 }
+# The ECB's FX rates the reports convert with (accounts.0028_fx_rates): everyone reads them.
+for role in MATRIX:
+    MATRIX[role] |= {"view_fxrate"}
 
 
 def test_groups_hold_exactly_the_documented_permissions():

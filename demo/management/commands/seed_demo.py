@@ -5,6 +5,7 @@ import datetime as dt
 import os
 import time
 from collections import Counter
+from pathlib import Path
 
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
@@ -24,6 +25,11 @@ from demo.portfolio import (
     write_credentials,
 )
 from dunning.contact_rules import load_public_holidays
+from integrations.fx import loading as fx_loading
+
+# The ECB's reference rates of one real day, so the reports can show totals in
+# BASE_CURRENCY offline; `manage.py load_fx_rates` (and the daily task) fetch current ones.
+DEMO_FX_RATES = Path(__file__).resolve().parents[2] / "eurofxref-daily.xml"
 
 
 def _date(value: str) -> dt.date:
@@ -60,6 +66,7 @@ class Command(BaseCommand):
     def handle(self, *args, customers: int, seed: int, today: dt.date | None, **options):
         if options["if_empty"] and Customer.objects.exists():
             self.stdout.write("Demo data is already there (the database has customers); skipped.")
+            self.load_fx_rates()
             if os.environ.get("DEMO_PASSWORD"):
                 self.report_logins(*ensure_users()[1:])
             return
@@ -112,7 +119,12 @@ class Command(BaseCommand):
         self.stdout.write(
             f"  public holidays {holidays:,} (this year and next, customers' countries)"
         )
+        self.load_fx_rates()
         self.report_logins(password, has_password)
+
+    def load_fx_rates(self) -> None:
+        """The shipped ECB rates (idempotent: a second load changes nothing)."""
+        self.stdout.write("  FX rates: " + fx_loading.load_file(DEMO_FX_RATES).describe())
 
     def report_logins(self, password: str, has_password: list[str]) -> None:
         everyone = [user[0] for user in DEMO_USERS]

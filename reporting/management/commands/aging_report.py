@@ -23,6 +23,11 @@ class Command(BaseCommand):
         parser.add_argument("--output", required=True, help="file to write")
         parser.add_argument("--group-by", choices=GROUP_BY_FIELDS, default="")
         parser.add_argument("--detail", action="store_true", help="one row per open invoice")
+        parser.add_argument(
+            "--in-base-currency",
+            action="store_true",
+            help="also every total converted into BASE_CURRENCY at the ECB rates of --as-of",
+        )
         parser.add_argument("--segment", default="", help="only this segment")
         parser.add_argument("--agent", default="", help="only customers of this username")
         parser.add_argument("--currency", default="", help="only this currency (ISO 4217)")
@@ -68,6 +73,7 @@ class Command(BaseCommand):
                 group_by=options["group_by"],
                 edges=options["edges"],
                 detail=options["detail"],
+                in_base_currency=options["in_base_currency"],
             )
             file = services.export_aging(
                 report=report,
