@@ -133,7 +133,7 @@ MATRIX["Collections manager"] |= {
     "view_accesslog",
     "revoke_any_apitoken",
 }
-# The ECB's FX rates the reports convert with (accounts.0028_fx_rates): everyone reads them.
+# The ECB's FX rates the reports convert with (accounts.0029_fx_rates): everyone reads them.
 for role in MATRIX:
     MATRIX[role] |= {"view_fxrate"}
 

@@ -23,7 +23,7 @@ def revoke(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("accounts", "0027_customer_permissions_merged"),
+        ("accounts", "0028_payment_payer"),
     ]
 
     operations = [
