@@ -78,6 +78,9 @@ class RowOutcome:
     number: str
     outcome: str
     changes: dict = field(default_factory=dict)  # {field: [from, to]} or {field: [errors]}
+    # Invoices: the customer the row goes to ({"id", "name", "ref", "match"}: "key",
+    # "reference", "name" or "new"); None where the kind has no such thing.
+    customer: dict | None = None
 
 
 def open_batch(
