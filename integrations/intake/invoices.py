@@ -21,8 +21,9 @@ Keys:
   3. the normalised name (accounts/customer_names.py: case, accents, punctuation,
      spacing and legal forms such as SA, GmbH, Ltd, Inc set aside), through its index;
      when the file has a reference column, a customer the same source knows under
-     another reference is another account and is not taken. Two or more customers with
-     the name: the row is rejected, naming them, and nothing is guessed;
+     another reference is another account and is not taken, and consumers (people, who
+     may share a name) are never taken by name. Two or more customers with the name: the
+     row is rejected, naming them, and nothing is guessed;
   4. otherwise the customer is new, created from the row;
 - an invoice is found by (profile source, number);
 - the customer's primary contact is created or updated when the row has an e-mail or phone.
@@ -281,6 +282,7 @@ CUSTOMER_STATE = (
     "source",
     "merged_into_id",
     "normalized_name",
+    "kind",
 )
 
 
@@ -586,7 +588,9 @@ class InvoiceUpserter:
         for row in select_rows(
             Customer, CUSTOMER_STATE, key="normalized_name", keys=sorted(set(wanted.values()))
         ):
-            if row[6] is None:  # a merged customer is reached through its survivor
+            # A merged customer is reached through its survivor; a consumer (a person)
+            # is found by reference only: two people may share a name.
+            if row[6] is None and row[8] != Customer.Kind.CONSUMER:
                 named[row[7]].append(row)
         has_ref = {r.customer_key: _has_ref(r) for r in records}
         for customer_key, name in wanted.items():

@@ -236,3 +236,15 @@ def test_after_a_merge_the_duplicates_key_leads_to_the_survivor(summit, manager)
     assert (batch.created, batch.unchanged, batch.rejected) == (1, 1, 0)
     assert set(Invoice.objects.values_list("customer", flat=True)) == {summit.pk}
     assert Invoice.objects.get(number="OLD-2").amount == Decimal("15.00")
+
+
+def test_a_person_is_never_taken_by_name_alone():
+    CustomerFactory(name="Marie Dupont", kind="consumer", source="erp", external_ref="P-1")
+
+    load(HEADER + f"INV-1,MARIE DUPONT,{ISSUED},{DUE},EUR,10.00\n")
+
+    invoice = Invoice.objects.get(number="INV-1")
+    assert (invoice.customer.source, invoice.customer.external_ref) == (
+        "spreadsheet",
+        "MARIE DUPONT",
+    )
