@@ -22,7 +22,7 @@ from django.utils.functional import cached_property
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from . import forms, permissions, selectors, services, timezones
+from . import admin_merge, forms, permissions, selectors, services, timezones
 from .access_log import LoggedChangelistMixin, Surface
 from .aging import BUCKET_CHOICES, BUCKETS_BY_KEY
 from .models import (
@@ -391,6 +391,19 @@ def add_customer_action(action: CustomerAction) -> None:
     CUSTOMER_ACTIONS.append(action)
 
 
+add_customer_action(
+    CustomerAction(
+        "merge",
+        _("Merge a duplicate into this customer"),
+        "merge_customers",
+        _("Merge two selected customers"),
+        permissions.MERGE_PERMISSION,
+        admin_merge.merge_page,
+        shown=lambda customer: customer.merged_into_id is None and customer.erased_at is None,
+    )
+)
+
+
 @admin.register(Customer)
 class CustomerAdmin(LoggedChangelistMixin, CustomerActionsMixin, LedgerAdmin):
     access_list_surface = Surface.CUSTOMER_LIST
@@ -595,6 +608,12 @@ class CustomerAdmin(LoggedChangelistMixin, CustomerActionsMixin, LedgerAdmin):
                     if user.has_perm("accounts.view_accesslog")
                     else ""
                 ),
+                likely_duplicates=(
+                    admin_merge.likely_duplicates(customer, limit=5)
+                    if customer.merged_into_id is None
+                    else []
+                ),
+                can_merge=user.has_perm(permissions.MERGE_PERMISSION),
             )
         return super().change_view(request, object_id, form_url, extra_context)
 

@@ -24,6 +24,7 @@ from .crypto import (
     lookup_hash,
     normal_phone,
 )
+from .customer_names import NormalizedNameField
 from .money import validate_currency
 
 MONEY = {"max_digits": 14, "decimal_places": 2}
@@ -84,8 +85,11 @@ class Customer(models.Model):
         PLACED_WITH_AGENCY = "placed_with_agency", _("Placed with agency")
         WRITTEN_OFF = "written_off", _("Written off")
         CLOSED = "closed", _("Closed")
+        MERGED = "merged", _("Merged into another customer")
 
     name = models.CharField(_("name"), max_length=200)
+    # The name as imports match it (accounts/customer_names.py), kept in step with `name`.
+    normalized_name = NormalizedNameField(_("normalised name"), source="name", db_default="")
     source = models.CharField(_("source"), max_length=40, default="manual")
     external_ref = models.CharField(_("external reference"), max_length=100, blank=True)
     kind = models.CharField(_("kind"), max_length=10, choices=Kind, default=Kind.BUSINESS)
@@ -168,6 +172,18 @@ class Customer(models.Model):
         help_text=_("The region the zone was inferred from, e.g. US-TX."),
     )
 
+    # Set when this customer was merged into another (accounts/merging.py): the duplicate
+    # row stays, empty, pointing at the customer that took over its invoices and history.
+    merged_into = models.ForeignKey(
+        "self",
+        verbose_name=_("merged into"),
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="merged_customers",
+    )
+    merged_at = models.DateTimeField(_("merged at"), null=True, blank=True)
+
     # Set when the customer's personal data was erased (privacy/erasure.py).
     erased_at = models.DateTimeField(_("personal data erased at"), null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -190,12 +206,25 @@ class Customer(models.Model):
                 condition=Q(dunning_paused_until__isnull=True) | ~Q(dunning_pause_reason=""),
                 name="customer_pause_has_reason",
             ),
+            # A merged customer says into which customer and when, and is marked merged.
+            models.CheckConstraint(
+                condition=(
+                    Q(merged_into__isnull=True, merged_at__isnull=True) & ~Q(status="merged")
+                )
+                | Q(merged_into__isnull=False, merged_at__isnull=False, status="merged"),
+                name="customer_merged_has_survivor",
+            ),
+            models.CheckConstraint(
+                condition=~Q(merged_into=F("pk")), name="customer_not_merged_into_itself"
+            ),
         ]
         indexes = [
             models.Index(fields=["assigned_agent", "name"]),
             models.Index(fields=["segment"]),
             models.Index(fields=["name", "id"], name="customer_name_id"),
             models.Index(Upper("name"), name="customer_name_upper"),
+            # Imports find a customer by its normalised name (accounts/customer_names.py).
+            models.Index(fields=["normalized_name"], name="customer_normalized_name"),
             models.Index(
                 fields=["external_ref"],
                 condition=~Q(external_ref=""),
@@ -213,10 +242,32 @@ class Customer(models.Model):
                 "change_customer_terms",
                 "Can change a customer's segment, credit limit, status and source",
             ),
+            ("merge_customers", "Can merge a duplicate customer into another"),
         ]
 
     def __str__(self):
         return self.name
+
+    def save(self, *args, **kwargs):
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None and "name" in update_fields:
+            # A save of the name alone keeps its normalised form in step.
+            kwargs["update_fields"] = {*update_fields, "normalized_name"}
+        super().save(*args, **kwargs)
+
+    def clean(self):
+        super().clean()
+        # The status "merged" belongs to the merge (accounts/merging.py), which also says
+        # into which customer; an edit neither sets nor clears it.
+        if (self.status == self.Status.MERGED) != (self.merged_into_id is not None):
+            raise ValidationError(
+                {
+                    "status": _(
+                        "Only a merge of two customers sets or clears the status "
+                        "'Merged into another customer'."
+                    )
+                }
+            )
 
     def is_dunning_paused(self, on: dt.date) -> bool:
         return self.dunning_paused_until is not None and on <= self.dunning_paused_until
@@ -673,6 +724,7 @@ class Activity(AppendOnlyModel):
         PLACEMENT = "placement", _("Agency placement")
         RISK = "risk", _("Risk score")
         ERASURE = "erasure", _("Personal data erased")
+        MERGE = "merge", _("Customers merged")
 
     class Channel(models.TextChoices):
         NONE = "", _("—")

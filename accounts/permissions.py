@@ -8,9 +8,10 @@ Services call `require(by, perm, customers)` first thing; `by=None` is the syste
 (a nightly run, a webhook), which the services trust.
 
 Some fields of a customer need more than the right to edit it (`CUSTOMER_FIELD_RIGHTS`),
-and some change only through their own service (`CUSTOMER_FIELDS_BY_SERVICE`). The
-console makes them read-only (`locked_customer_fields`), the API refuses them, and
-`services.save_customer` checks them (`require_customer_edit`) whoever calls it.
+and some change only through their own service (`CUSTOMER_FIELDS_BY_SERVICE`; the merge
+of a duplicate, `accounts.merging`, sets `merged_into`). The console makes them read-only
+(`locked_customer_fields`), the API refuses them, and `services.save_customer` checks
+them (`require_customer_edit`) whoever calls it.
 """
 
 from collections.abc import Iterable
@@ -45,7 +46,11 @@ CUSTOMER_FIELDS_BY_SERVICE: tuple[str, ...] = (
     "risk_band",
     "risk_factors",
     "risk_scored_at",
+    "merged_into",
+    "merged_at",
 )
+# Merging a duplicate customer into another (accounts/merging.py): managers and finance.
+MERGE_PERMISSION = "accounts.merge_customers"
 
 
 def can_work(user, customer: Customer) -> bool:

@@ -2,9 +2,11 @@
 
 Every touch on an account (a payment, a call, a notice, a promise, a hold) is an entry.
 Entries are append-only: the model refuses updates and deletes, and so does a trigger on
-PostgreSQL. One narrow exception, `erase_personal_data`: the erasure of a customer's
-personal data (privacy/erasure.py) rewrites the text and details of that customer's
-entries, nothing else, and says so in an entry of its own (`erased`). Three ways in, for
+PostgreSQL. Two narrow exceptions, each saying so in an entry of its own:
+`erase_personal_data`, the erasure of a customer's personal data (privacy/erasure.py),
+rewrites the text and details of that customer's entries, nothing else (`erased`); and
+`move_entries`, the merge of a duplicate customer (accounts/merging.py), moves the
+duplicate's entries to the surviving customer, changing nothing else. Three ways in, for
 three kinds of caller, all writing the same rows:
 
 - `add(kind, ...)`: one entry, now (or `at`), for a service handling one thing;
@@ -304,4 +306,69 @@ def erased(customer: Customer | int, *, by, reason: str, counts: dict) -> Activi
         by=by,
         text=_("Personal data erased: %(reason)s") % {"reason": reason},
         details={"reason": reason, "rows": counts},
+    )
+
+
+# The transaction-local setting the append-only trigger checks for a merge (migration 0028).
+MERGE_SETTING = "accounts.timeline_merge"
+
+
+def move_entries(*, from_customer_id: int, to_customer_id: int) -> int:
+    """The other sanctioned change to written entries: every entry of one customer moves,
+    unchanged, to another (a duplicate merged into the customer it duplicates); returns
+    how many moved.
+
+    1. Inside the caller's transaction (one is opened if there is none), set the setting
+       the append-only trigger checks, for this transaction only (set_config ..., true).
+    2. Change only the customer, in one UPDATE; the trigger refuses any other column, and
+       DELETE whatever the setting.
+    3. Turn the setting off again before returning, so nothing else in the transaction
+       gets past the guard.
+    """
+    with transaction.atomic(), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SELECT set_config(%s, 'on', true)", [MERGE_SETTING])
+        try:
+            cursor.execute(
+                "UPDATE accounts_activity SET customer_id = %s WHERE customer_id = %s",
+                [to_customer_id, from_customer_id],
+            )
+            return cursor.rowcount
+        finally:
+            if connection.vendor == "postgresql":
+                cursor.execute("SELECT set_config(%s, 'off', true)", [MERGE_SETTING])
+
+
+def merged(
+    survivor: Customer, *, duplicate: Customer, by, reason: str, moved: dict, filled: dict
+) -> Activity:
+    """The entry saying that a duplicate customer was merged into this one: who, when,
+    why, what moved (rows per kind) and which blank fields the duplicate filled in."""
+    return add(
+        Kind.MERGE,
+        customer=survivor,
+        by=by,
+        text=_("Merged %(name)s (#%(id)s) into this customer: %(reason)s")
+        % {"name": duplicate.name, "id": duplicate.pk, "reason": reason},
+        details={
+            "merged": duplicate.pk,
+            "merged_name": duplicate.name,
+            "merged_source": duplicate.source,
+            "merged_ref": duplicate.external_ref,
+            "reason": reason,
+            "moved": moved,
+            "filled": filled,
+        },
+    )
+
+
+def merged_away(duplicate: Customer, *, survivor: Customer, by, reason: str) -> Activity:
+    """The entry left on the emptied duplicate, pointing at the survivor."""
+    return add(
+        Kind.MERGE,
+        customer=duplicate,
+        by=by,
+        text=_("Merged into %(name)s (#%(id)s): %(reason)s")
+        % {"name": survivor.name, "id": survivor.pk, "reason": reason},
+        details={"survivor": survivor.pk, "reason": reason},
     )

@@ -308,8 +308,17 @@ def load_bulk_items(*, batch, items: list, source: str, by, refused: dict | None
                 invoices_blocked=1,
             )
             errors.append({"index": index, "errors": exc.errors})
-    invoices.upsert_invoices(records, batch=batch, by=by, source=source, tally=tally)
+    # Rows the pipeline rejects (an invoice of another customer, a name that matches
+    # several customers...) are answered with their index too, like the parser's.
+    refused_later = []
+
+    def heard(outcome) -> None:
+        if outcome.outcome == "rejected":
+            refused_later.append({"index": outcome.row_number - 1, "errors": outcome.changes})
+
+    invoices.upsert_invoices(records, batch=batch, by=by, source=source, tally=tally, on_row=heard)
     batches.close_batch(batch, tally)
+    errors = sorted([*errors, *refused_later], key=lambda error: error["index"])
     return {**batch.counts(), "errors": errors}
 
 

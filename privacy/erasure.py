@@ -4,7 +4,9 @@ What is personal: the customer's name and postal address, and each contact's nam
 e-mail address and phone number (the forms people write a number in too). Where it lives:
 
 - the customer (name -> "Erased customer #<id>", postal address, free-text reasons) and
-  its contacts (names, e-mails, phones, their lookup hashes, role);
+  its contacts (names, e-mails, phones, their lookup hashes, role); so too the names and
+  addresses of the duplicates merged into it (accounts/merging.py), whose entries and
+  contacts are its own since the merge;
 - the timeline (accounts.Activity text and details), through the one sanctioned path past
   its append-only guard (`accounts.timeline.erase_personal_data`);
 - case work (tasks, promises, disputes, plans, agency placements): their free text;
@@ -121,6 +123,13 @@ def personal_strings(customer: Customer, contacts: Iterable[Contact]) -> dict[st
         for form in _phone_forms(contact.phone) if contact.phone else ():
             replacements[form] = ERASED
         replacements[contact.name] = _("Erased contact #%(id)s") % {"id": contact.pk}
+    # Customers merged into this one (accounts/merging.py): their entries are its entries
+    # now, and their names and addresses are its personal data too.
+    for merged in customer.merged_customers.all():
+        address = merged.postal_address or ""
+        for line in [address, address.replace("\n", ", "), *address.splitlines()]:
+            replacements[line] = ERASED
+        replacements[merged.name] = erased_name(merged.pk)
     # The customer's name last: a contact named like the company reads as the company.
     replacements[customer.name] = erased_name(customer.pk)
     replacements.pop("", None)
@@ -182,9 +191,17 @@ def erase_customer(*, customer: Customer | int, reason: str, by=None) -> dict[st
     phones = [c.phone for c in contacts if c.phone]
     counts: dict[str, int] = {}
 
-    # The timeline first: its rewrite reads nothing else.
-    counts["timeline"] = timeline.erase_personal_data(
-        customer.pk, lambda text, details: (scrubber.text(text), scrubber.json(details))
+    # The timeline first: its rewrite reads nothing else. The duplicates merged into the
+    # customer keep one entry each, naming it.
+    def rewrite(text, details):
+        return scrubber.text(text), scrubber.json(details)
+
+    counts["timeline"] = sum(
+        timeline.erase_personal_data(customer_id, rewrite)
+        for customer_id in (
+            customer.pk,
+            *customer.merged_customers.values_list("pk", flat=True),
+        )
     )
     counts["cases"] = sum(
         (
@@ -282,6 +299,11 @@ def erase_customer(*, customer: Customer | int, reason: str, by=None) -> dict[st
         for field in ("email_opt_out_source", "sms_opt_out_source", "call_opt_out_source"):
             setattr(contact, field, scrubber.text(getattr(contact, field)))
         contact.save()  # the lookup hashes follow the emptied e-mail and phone
+    for merged in customer.merged_customers.filter(erased_at__isnull=True):
+        merged.name, merged.postal_address = erased_name(merged.pk), ""
+        merged.erased_at = timezone.now()
+        merged.save(update_fields=["name", "postal_address", "erased_at", "updated_at"])
+        counts["merged_customers"] = counts.get("merged_customers", 0) + 1
     customer.name = erased_name(customer.pk)
     customer.postal_address = ""
     customer.dunning_pause_reason = scrubber.text(customer.dunning_pause_reason)

@@ -536,7 +536,17 @@ def find_invoice(number: str, customer_ref: str = "") -> tuple[Invoice | None, s
         return None, _("the event names no invoice.")
     invoices = list(Invoice.objects.select_related("customer").filter(number=number)[:10])
     if customer_ref:
-        invoices = [i for i in invoices if i.customer.external_ref == customer_ref]
+        # A merged customer's reference names the customer it was merged into.
+        survivors = set(
+            Customer.objects.filter(
+                external_ref=customer_ref, merged_into__isnull=False
+            ).values_list("merged_into_id", flat=True)
+        )
+        invoices = [
+            i
+            for i in invoices
+            if i.customer.external_ref == customer_ref or i.customer_id in survivors
+        ]
     if len(invoices) == 1:
         return invoices[0], ""
     if not invoices:
@@ -552,8 +562,10 @@ def find_invoice(number: str, customer_ref: str = "") -> tuple[Invoice | None, s
 def find_customer(customer_ref: str) -> Customer | None:
     if not customer_ref:
         return None
-    customers = list(Customer.objects.filter(external_ref=customer_ref)[:2])
-    return customers[0] if len(customers) == 1 else None
+    named = Customer.objects.filter(external_ref=customer_ref).select_related("merged_into")[:3]
+    # A merged customer's reference names the customer it was merged into.
+    customers = {(c.merged_into or c).pk: c.merged_into or c for c in named}
+    return next(iter(customers.values())) if len(customers) == 1 else None
 
 
 def event_at_stake(payload) -> tuple[Decimal, str] | None:

@@ -27,6 +27,13 @@ OUTCOME_LABELS = {
     "unchanged": gettext_lazy("unchanged"),
     "rejected": gettext_lazy("error"),
 }
+# How a previewed invoice row found its customer (integrations/intake/invoices.py).
+CUSTOMER_MATCH_LABELS = {
+    "key": gettext_lazy("existing customer"),
+    "reference": gettext_lazy("existing customer, found by its reference"),
+    "name": gettext_lazy("existing customer, found by its name"),
+    "new": gettext_lazy("new customer"),
+}
 ENCODINGS = [
     ("", gettext_lazy("UTF-8 (default)")),
     ("cp1252", "Windows-1252"),
@@ -195,13 +202,32 @@ def _preview_upload(request, form: UploadForm, kind: kinds.Kind, context: dict) 
         default_storage.delete(stored)
         form.add_error(None, _("The preview stopped at an error: %(error)s") % {"error": exc})
         return
+    shows_customers = kind is kinds.INVOICES
+    for row in preview.outcomes:
+        if row.customer is not None:
+            row.customer["label"] = CUSTOMER_MATCH_LABELS[row.customer["match"]]
     context.update(
         preview=preview,
         rows=[(row, OUTCOME_LABELS[row.outcome]) for row in preview.outcomes],
+        shows_customers=shows_customers,
+        customer_counts=_customer_counts(preview.outcomes) if shows_customers else None,
         more_rows=preview.has_more,
         confirm=ConfirmForm(initial={"token": signing.dumps(upload, salt=UPLOAD_SALT)}),
         upload=upload,
     )
+
+
+def _customer_counts(outcomes) -> dict:
+    """How many existing and new customers the previewed rows go to."""
+    existing, new = set(), set()
+    for row in outcomes:
+        if row.customer is None:
+            continue
+        if row.customer["match"] == "new":
+            new.add(row.customer["name"])
+        else:
+            existing.add(row.customer["id"])
+    return {"existing": len(existing), "new": len(new)}
 
 
 def _confirm(request, kind: kinds.Kind):

@@ -87,6 +87,9 @@ class RowOutcome:
     outcome: str
     changes: dict = field(default_factory=dict)  # {field: [from, to]} or {field: [errors]}
     warnings: dict = field(default_factory=dict)  # {field: [messages]}: loaded, value dropped
+    # Invoices: the customer the row goes to ({"id", "name", "ref", "match"}: "key",
+    # "reference", "name" or "new"); None where the kind has no such thing.
+    customer: dict | None = None
 
 
 def open_batch(

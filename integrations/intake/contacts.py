@@ -76,16 +76,20 @@ class ContactParser:
 
 
 def customers_by_reference(refs: Iterable[str]) -> dict[str, list[Customer]]:
-    """The customers with each external reference (several sources may share one)."""
+    """The customers with each external reference (several sources may share one); a
+    merged customer comes with the customer it was merged into (`merged_into`)."""
     found: dict[str, list[Customer]] = {}
-    for customer in Customer.objects.filter(external_ref__in=set(refs)).order_by("pk"):
+    customers = Customer.objects.filter(external_ref__in=set(refs)).select_related("merged_into")
+    for customer in customers.order_by("pk"):
         found.setdefault(customer.external_ref, []).append(customer)
     return found
 
 
 def the_customer(customers: dict[str, list[Customer]], ref: str, source: str) -> Customer:
-    """The one customer `ref` (and `source`, when given) names, or RowRejected saying why."""
-    matches = [c for c in customers.get(ref, []) if not source or c.source == source]
+    """The one customer `ref` (and `source`, when given) names, or RowRejected saying why.
+    A reference of a merged customer names the customer it was merged into."""
+    named = [c for c in customers.get(ref, []) if not source or c.source == source]
+    matches = list({(c.merged_into or c).pk: c.merged_into or c for c in named}.values())
     if not matches:
         raise RowRejected(
             {"customer_ref": [_("No customer has the reference %(ref)r.") % {"ref": ref}]}

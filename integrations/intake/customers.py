@@ -133,8 +133,12 @@ class CustomerUpserter(RecordUpserter):
         for source, refs in by_source.items():
             query |= Q(source=source, external_ref__in=refs)
         found = {}
-        for customer in Customer.objects.filter(query).order_by("pk"):
-            found.setdefault((customer.source, customer.external_ref), customer)
+        customers = Customer.objects.filter(query).select_related("merged_into")
+        for customer in customers.order_by("pk"):
+            # A merged customer's key reaches the customer it was merged into.
+            found.setdefault(
+                (customer.source, customer.external_ref), customer.merged_into or customer
+            )
         return found
 
     def apply(self, record: Record, found: dict) -> tuple[str, dict]:

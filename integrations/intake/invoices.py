@@ -12,9 +12,19 @@ Every source adapter (spreadsheet, REST API, billing sync) ends here:
    each row as created, updated, unchanged or rejected in the batch's `Tally`.
 
 Keys:
-- a customer is found by (profile source, external_ref), where external_ref is the
-  customer reference column when the file has one and otherwise the customer name (so a
-  renamed customer without a reference column arrives as a new customer);
+- a customer is found (`InvoiceUpserter._load_customers`) by, in this order:
+  1. (profile source, external_ref), where external_ref is the customer reference column
+     when the file has one and otherwise the customer name; a customer merged into
+     another (accounts/merging.py) leads to the one it was merged into;
+  2. the reference alone, in any source, when the file has a reference column and
+     exactly one customer has it;
+  3. the normalised name (accounts/customer_names.py: case, accents, punctuation,
+     spacing and legal forms such as SA, GmbH, Ltd, Inc set aside), through its index;
+     when the file has a reference column, a customer the same source knows under
+     another reference is another account and is not taken, and consumers (people, who
+     may share a name) are never taken by name. Two or more customers with the name: the
+     row is rejected, naming them, and nothing is guessed;
+  4. otherwise the customer is new, created from the row;
 - an invoice is found by (profile source, number);
 - the customer's primary contact is created or updated when the row has an e-mail or phone.
 
@@ -35,6 +45,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts import bulk, services, timeline, timezones
+from accounts.customer_names import normalized_name
 from accounts.models import Activity, Contact, Customer, Invoice, Payment
 
 from ..models import ImportProfile, IntakeBatch
@@ -268,11 +279,16 @@ class InvoiceParser:
 
 
 class _Customer:
-    """A customer as the pipeline needs it: a plain row, not a model instance."""
+    """A customer as the pipeline needs it: a plain row, not a model instance.
 
-    __slots__ = ("country", "currency", "key", "name", "pk")
+    `match` says how the row found it: "key" (source and reference, or name), "reference"
+    (the reference in another source), "name" (the normalised name) or "new"; `ref` and
+    `source` are the customer's own, for the preview.
+    """
 
-    def __init__(self, pk, key, name, country, currency):
+    __slots__ = ("country", "currency", "key", "match", "name", "pk", "ref", "source")
+
+    def __init__(self, pk, key, name, country, currency, *, match="key", ref="", source=""):
         self.pk, self.key, self.name, self.country, self.currency = (
             pk,
             key,
@@ -280,6 +296,27 @@ class _Customer:
             country,
             currency,
         )
+        self.match, self.ref, self.source = match, ref or key, source
+
+    def shown(self) -> dict:
+        """The customer as a preview row shows it."""
+        if self.match == "new":
+            return {"id": None, "name": self.name, "ref": "", "match": "new"}
+        return {"id": self.pk, "name": self.name, "ref": self.ref, "match": self.match}
+
+
+# The customer columns `_load_customers` reads.
+CUSTOMER_STATE = (
+    "pk",
+    "external_ref",
+    "name",
+    "country",
+    "currency",
+    "source",
+    "merged_into_id",
+    "normalized_name",
+    "kind",
+)
 
 
 class _Contact:
@@ -511,7 +548,12 @@ class InvoiceUpserter:
     @transaction.atomic
     def _apply(self, records: list[InvoiceRecord]) -> _Plan:
         plan = _Plan()
-        customers = self._load_customers(records, plan)
+        customers, ambiguous = self._load_customers(records, plan)
+        if ambiguous:
+            plan.rejections.extend(
+                (r, ambiguous[r.customer_key]) for r in records if r.customer_key in ambiguous
+            )
+            records = [r for r in records if r.customer_key not in ambiguous]
         known = [c.pk for c in customers.values() if c.pk is not None]
         contacts = {
             customer_id: _Contact(pk, None, name, email, phone)
@@ -541,31 +583,112 @@ class InvoiceUpserter:
         self._write(plan)
         return plan
 
-    def _load_customers(self, records, plan: _Plan) -> dict[str, _Customer]:
+    def _load_customers(self, records, plan: _Plan) -> tuple[dict[str, _Customer], dict]:
+        """Each record's customer, by key, then reference, then normalised name (see the
+        module's docstring), in at most four queries per chunk; and the keys whose name
+        matches several customers, with the row's error naming them."""
         cached = self.customers
         missing = {r.customer_key for r in records if r.customer_key not in cached}
         rows = select_rows(
             Customer,
-            ("pk", "external_ref", "name", "country", "currency"),
+            CUSTOMER_STATE,
             key="external_ref",
             keys=list(missing),
             where=[("source", self.source)],
         )
-        for pk, key, name, country, currency in rows:
-            cached[key] = _Customer(pk, key, name, country, currency)
+        by_key = {row[1]: row for row in rows}
+        unmatched = [
+            r for r in records if r.customer_key in missing and r.customer_key not in by_key
+        ]
+        ambiguous: dict[str, dict] = {}
+        by_ref, by_name = self._match_elsewhere(unmatched, ambiguous) if unmatched else ({}, {})
+        # A merged customer leads to its survivor.
+        merged = {row[6] for row in (*by_key.values(), *by_ref.values()) if row[6] is not None}
+        survivors = {
+            row[0]: row
+            for row in select_rows(Customer, CUSTOMER_STATE, key="pk", keys=list(merged))
+        }
+        for key, matches in (("key", by_key), ("reference", by_ref), ("name", by_name)):
+            for customer_key, row in matches.items():
+                row = survivors.get(row[6], row)
+                pk, ref, name, country, currency, source = row[:6]
+                cached[customer_key] = _Customer(
+                    pk, customer_key, name, country, currency, match=key, ref=ref, source=source
+                )
         found = {}
         for record in records:
             key = record.customer_key
-            if key in found:
+            if key in found or key in ambiguous:
                 continue
             customer = cached.get(key) or plan.new_customers.get(key)
             if customer is None:
                 customer = _Customer(
-                    None, key, record.customer_name, record.country, record.currency
+                    None, key, record.customer_name, record.country, record.currency, match="new"
                 )
                 plan.new_customers[key] = customer
             found[key] = customer
-        return found
+        return found, ambiguous
+
+    def _match_elsewhere(self, records, ambiguous: dict) -> tuple[dict, dict]:
+        """Customers for rows their key did not find: by the reference in another source
+        (exactly one customer has it), then by the normalised name. Fills `ambiguous`."""
+        by_ref: dict[str, tuple] = {}
+        refs = {r.customer_key for r in records if _has_ref(r)}
+        if refs:
+            candidates: dict[str, list] = defaultdict(list)
+            for row in select_rows(Customer, CUSTOMER_STATE, key="external_ref", keys=list(refs)):
+                candidates[row[1]].append(row)
+            for ref, rows in candidates.items():
+                if len({row[6] or row[0] for row in rows}) == 1:
+                    by_ref[ref] = rows[0]
+        wanted: dict[str, str] = {}  # customer key -> normalised name
+        for record in records:
+            if record.customer_key in by_ref:
+                continue
+            name = normalized_name(record.customer_name)
+            if name:
+                wanted[record.customer_key] = name
+        by_name: dict[str, tuple] = {}
+        if not wanted:
+            return by_ref, by_name
+        named: dict[str, list] = defaultdict(list)
+        for row in select_rows(
+            Customer, CUSTOMER_STATE, key="normalized_name", keys=sorted(set(wanted.values()))
+        ):
+            # A merged customer is reached through its survivor; a consumer (a person)
+            # is found by reference only: two people may share a name.
+            if row[6] is None and row[8] != Customer.Kind.CONSUMER:
+                named[row[7]].append(row)
+        has_ref = {r.customer_key: _has_ref(r) for r in records}
+        for customer_key, name in wanted.items():
+            rows = named.get(name, [])
+            if has_ref[customer_key]:
+                # The same source knows this customer under another reference: another
+                # account that happens to share the name (a name-keyed one does not count).
+                rows = [
+                    row
+                    for row in rows
+                    if row[5] != self.source or normalized_name(row[1]) == row[7] or not row[1]
+                ]
+            if len(rows) == 1:
+                by_name[customer_key] = rows[0]
+            elif len(rows) > 1:
+                ambiguous[customer_key] = {
+                    "customer_name": [
+                        _(
+                            "%(n)d customers match this name: %(names)s. Nothing is guessed: "
+                            "add a customer reference column, or merge the duplicates."
+                        )
+                        % {
+                            "n": len(rows),
+                            "names": "; ".join(
+                                f"#{row[0]} {row[2]}" + (f" ({row[1]})" if row[1] else "")
+                                for row in sorted(rows)[:5]
+                            ),
+                        }
+                    ]
+                }
+        return by_ref, by_name
 
     def _plan_row(self, record, customers, contacts, existing, plan: _Plan) -> None:
         customer = customers[record.customer_key]
@@ -622,7 +745,14 @@ class InvoiceUpserter:
         if contact_changed:
             changes["contact"] = ["", record.email or phone]
         plan.outcomes.append(
-            RowOutcome(record.row_number, record.number, outcome, changes, dict(warnings))
+            RowOutcome(
+                record.row_number,
+                record.number,
+                outcome,
+                changes,
+                warnings=dict(warnings),
+                customer=customer.shown(),
+            )
         )
 
     @staticmethod
@@ -630,8 +760,13 @@ class InvoiceUpserter:
         if customer.pk is None:
             return {}
         changes = {}
-        has_ref = record.customer_name and record.customer_key != record.customer_name
-        if has_ref and customer.name != record.customer_name:
+        if customer.match in ("reference", "name"):
+            # Found by its reference elsewhere or by its name: this file does not own the
+            # customer; it only fills a missing country.
+            if record.country and not customer.country:
+                changes["country"] = (customer.country, record.country)
+            return changes
+        if _has_ref(record) and customer.name != record.customer_name:
             changes["name"] = (customer.name, record.customer_name)
         if record.country and customer.country != record.country:
             changes["country"] = (customer.country, record.country)
@@ -997,6 +1132,12 @@ def select_rows(
     return rows
 
 
+def _has_ref(record: InvoiceRecord) -> bool:
+    """Whether the row named its customer by a reference (a column of its own), not by
+    the name alone."""
+    return bool(record.customer_name) and record.customer_key != record.customer_name
+
+
 def _plain(value):
     if isinstance(value, dt.date | Decimal):
         return str(value)
@@ -1011,15 +1152,17 @@ def upsert_invoices(
     source: str | None = None,
     tally: Tally | None = None,
     chunk_size: int = CHUNK_SIZE,
+    on_row: Callable[[RowOutcome], None] | None = None,
 ) -> Tally:
     """Apply already-validated records (e.g. from the REST API) to the ledger; returns counts.
 
     The caller opens and closes the batch; rows it rejected itself go through `batches.reject`.
+    `on_row` hears what happened to each row (the rows this pipeline rejects among them).
     """
     tally = tally if tally is not None else Tally()
     source = source or (batch.profile.source if batch.profile_id else batch.source)
     upserter = InvoiceUpserter(
-        batch=batch, tally=tally, source=source, by=by, chunk_size=chunk_size
+        batch=batch, tally=tally, source=source, by=by, chunk_size=chunk_size, on_row=on_row
     )
     for record in records:
         upserter.add(record)

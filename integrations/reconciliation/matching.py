@@ -35,7 +35,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.db.models.functions import Upper
+from django.db.models.functions import Coalesce, Upper
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
@@ -92,6 +92,10 @@ def _name_key(name: str) -> str:
 # --- who paid -------------------------------------------------------------------------
 
 
+# A customer merged into another (accounts/merging.py) stands for the one it was merged into.
+SURVIVOR = Coalesce("merged_into_id", "pk")
+
+
 def identify_payers(lines: Sequence) -> list[int | None]:
     """The customer id behind each bank line, or None; conservative on purpose.
 
@@ -128,7 +132,7 @@ def identify_payers(lines: Sequence) -> list[int | None]:
             Customer.objects.filter(bulk.one_of("external_ref", all_words))
             .exclude(external_ref="")  # the partial index's condition, so the planner uses it
             .order_by()
-            .values_list("external_ref", "pk")
+            .values_list("external_ref", SURVIVOR)
         ):
             by_ref[ref].add(customer_id)
         for number, customer_id, currency in (
@@ -180,7 +184,7 @@ def _customers_by_name(names: set[str]) -> dict[str, set[int]]:
     names = sorted({name.upper() for name in names if len(name) >= 3})
     for start in range(0, len(names), 1000):
         part = names[start : start + 1000]
-        for model, column in ((Customer, "pk"), (Contact, "customer_id")):
+        for model, column in ((Customer, SURVIVOR), (Contact, "customer_id")):
             rows = (
                 model.objects.annotate(upper_name=Upper("name"))
                 .filter(upper_name__in=part)

@@ -125,6 +125,9 @@ MATRIX["Collections manager"] |= REPORTING_EXPORT | {
 MATRIX["Finance"] |= REPORTING_EXPORT | {"view_scheduledreport"}
 MATRIX["Collections manager"] |= {"view_accesslog"}  # who looked at which debtor
 MATRIX["Collections manager"] |= {"erase_customer"}  # privacy: erasure of personal data
+# Merging a duplicate customer into another (accounts/merging.py).
+MATRIX["Collections manager"] |= {"merge_customers"}
+MATRIX["Finance"] |= {"merge_customers"}
 # Staff login (accounts.0022_staff_auth): managers unlock logins and revoke anyone's tokens.
 MATRIX["Collections manager"] |= {
     "view_accessattempt",
