@@ -338,7 +338,9 @@ class RoutingRuleForm(djforms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["agents"].queryset = forms.agents()
+        # A read-only viewer (agent, finance) gets the form without its read-only fields.
+        if "agents" in self.fields:
+            self.fields["agents"].queryset = forms.agents()
 
 
 @admin.register(RoutingRule)
