@@ -407,7 +407,7 @@ class CustomerAdmin(LoggedChangelistMixin, CustomerActionsMixin, LedgerAdmin):
                 ]
             },
         ),
-        (_("Work"), {"fields": ["assigned_agent", "status"]}),
+        (_("Work"), {"fields": ["agent_in_charge", "status"]}),
         (
             _("Holds"),
             {
@@ -432,6 +432,18 @@ class CustomerAdmin(LoggedChangelistMixin, CustomerActionsMixin, LedgerAdmin):
     @admin.display(description=_("holds"))
     def hold_list(self, customer):
         return ", ".join(customer.holds) or "—"
+
+    @admin.display(description=_("assigned agent"))
+    def agent_in_charge(self, customer):
+        """The agent's name, linking to their customers: a page every role may see (the
+        read-only field linked to the user admin, which answers 403 to all of them).
+        Assigning goes through the Assign action."""
+        agent = customer.assigned_agent
+        if agent is None:
+            return _("Unassigned")
+        name = agent.get_full_name() or agent.get_username()
+        url = reverse("admin:accounts_customer_changelist") + f"?agent={agent.pk}"
+        return format_html('{} (<a href="{}">{}</a>)', name, url, _("their customers"))
 
     def access_customer_id(self, customer):
         return customer.pk
@@ -461,7 +473,11 @@ class CustomerAdmin(LoggedChangelistMixin, CustomerActionsMixin, LedgerAdmin):
     def get_readonly_fields(self, request, obj=None):
         # The one rule set (accounts.permissions): fields with their own services (assign,
         # pause, policy) and, for agents, the terms managers and finance decide.
-        return [*permissions.locked_customer_fields(request.user), "timezone_in_use"]
+        return [
+            *permissions.locked_customer_fields(request.user),
+            "timezone_in_use",
+            "agent_in_charge",
+        ]
 
     def get_search_results(self, request, queryset, search_term):
         return selectors.search_customers(queryset, search_term), False

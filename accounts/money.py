@@ -1,10 +1,12 @@
-"""Money rules: ISO 4217 currencies, two-place Decimal amounts, per-currency totals."""
+"""Money rules: ISO 4217 currencies, two-place Decimal amounts, per-currency totals, and
+the one way an amount is shown to a person (its currency's minor units, the reader's locale)."""
 
 from collections import defaultdict
 from collections.abc import Iterable
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from django.core.exceptions import ValidationError
+from django.utils.formats import number_format
 from django.utils.translation import gettext_lazy as _
 
 # Active ISO 4217 codes (2024 list), minus funds codes and precious metals.
@@ -22,6 +24,12 @@ ISO_4217 = frozenset(
 )
 
 CENT = Decimal("0.01")
+
+# ISO 4217 exponents that are not 2 (the number of digits after the decimal point).
+MINOR_UNITS = {
+    **dict.fromkeys("BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX VND VUV XAF XOF XPF".split(), 0),
+    **dict.fromkeys("BHD IQD JOD KWD LYD OMR TND".split(), 3),
+}
 
 
 def validate_currency(value: str) -> None:
@@ -54,3 +62,27 @@ def totals_by_currency(pairs: Iterable[tuple[str, Decimal]]) -> dict[str, Decima
     for currency, amount in pairs:
         totals[currency] += amount
     return dict(sorted(totals.items()))
+
+
+def minor_units(currency: str) -> int:
+    """The currency's ISO 4217 exponent: 0 for JPY, 3 for KWD, 2 for most."""
+    return MINOR_UNITS.get(currency, 2)
+
+
+def format_amount(amount, currency: str) -> str:
+    """`amount` as the reader expects it: rounded to the currency's minor units and grouped
+    and punctuated by the active locale ("20,016.80" in English, "20.016,80" in German,
+    "12,000" for JPY). No currency code; empty for None."""
+    if amount is None or amount == "":
+        return ""
+    value = amount if isinstance(amount, Decimal) else Decimal(str(amount))
+    places = minor_units(currency)
+    value = value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+    return number_format(value, decimal_pos=places, force_grouping=True)
+
+
+def format_money(amount, currency: str) -> str:
+    """`amount` with its currency code in front: "EUR 20,016.80", "JPY 12,000"."""
+    if amount is None or amount == "":
+        return ""
+    return f"{currency} {format_amount(amount, currency)}"

@@ -32,6 +32,7 @@ from accounts import forms, permissions, services
 from accounts.admin import agent_filter
 from accounts.admin_decisions import ConfirmForm, Decision, DecisionAdmin
 from accounts.models import Activity, Customer, Invoice
+from accounts.money import format_amount, format_money
 
 from . import disputes, plans, promises
 from .models import Dispute, Installment, PaymentPlan, PromiseToPay
@@ -53,12 +54,11 @@ class InvoiceChoices(djforms.ModelMultipleChoiceField):
         )
 
     def label_from_instance(self, invoice):
-        return _("%(n)s · due %(due)s · %(currency)s %(open)s open of %(amount)s (%(status)s)") % {
+        return _("%(n)s · due %(due)s · %(open)s open of %(amount)s (%(status)s)") % {
             "n": invoice.number,
             "due": invoice.due_on.isoformat(),
-            "currency": invoice.currency,
-            "open": invoice.open_balance,
-            "amount": invoice.amount,
+            "open": format_money(invoice.open_balance, invoice.currency),
+            "amount": format_amount(invoice.amount, invoice.currency),
             "status": invoice.get_status_display().lower(),
         }
 
@@ -359,9 +359,8 @@ class PromiseToPayAdmin(CaseAdmin):
                 note=data["note"],
                 by=request.user,
             )
-            return _("Promise recorded: %(currency)s %(amount)s by %(date)s.") % {
-                "currency": promise.currency,
-                "amount": promise.amount,
+            return _("Promise recorded: %(amount)s by %(date)s.") % {
+                "amount": format_money(promise.amount, promise.currency),
                 "date": promise.promised_on,
             }
 

@@ -25,7 +25,8 @@ from django.utils.translation import gettext_lazy as _
 from accounts import access_log, forms
 from accounts.admin import agent_filter
 from accounts.admin_decisions import ConfirmForm, Decision, DecisionAdmin
-from accounts.models import Activity
+from accounts.models import Activity, outcome_label
+from accounts.money import format_money
 
 from . import case_tasks, recoveries, routing, worklist
 from .models import Recovery, RoutingRule, Task
@@ -124,7 +125,7 @@ class TaskAdmin(DecisionAdmin):
         "kind",
         "assignee",
         "status",
-        "outcome",
+        "outcome_text",
     ]
     list_filter = [agent_filter("assignee"), OverdueFilter, "kind", "status"]
     list_select_related = ["customer", "assignee"]
@@ -226,6 +227,12 @@ class TaskAdmin(DecisionAdmin):
     @admin.display(description=_("customer"), ordering="customer__name")
     def customer_name(self, task):
         return customer_link(task.customer)
+
+    @admin.display(description=_("outcome"), ordering="outcome")
+    def outcome_text(self, task):
+        if task.outcome in case_tasks.TaskOutcome.values:
+            return case_tasks.TaskOutcome(task.outcome).label
+        return outcome_label(task.outcome) if task.outcome else "—"
 
     def get_urls(self):
         return [
@@ -544,7 +551,7 @@ class RecoveryAdmin(DecisionAdmin):
     @admin.display(description=_("invoices"))
     def invoice_list(self, recovery):
         return ", ".join(
-            f"{i.number} ({i.currency} {i.amount}, {i.get_status_display().lower()})"
+            f"{i.number} ({format_money(i.amount, i.currency)}, {i.get_status_display().lower()})"
             for i in recovery.invoices.order_by("due_on", "id")
         )
 

@@ -13,6 +13,7 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy as _
@@ -194,23 +195,36 @@ def _notice_decision(name, label, perm, service, statuses, action=""):
     )
 
 
+def _cut(text: str, length: int):
+    """A long text cut to `length` characters in a list column, whole on hover."""
+    if not text:
+        return "—"
+    if len(text) <= length:
+        return text
+    return format_html('<span title="{}">{}…</span>', text, text[: length - 1])
+
+
 @admin.register(Notice)
 class NoticeAdmin(DecisionAdmin):
+    # Few, narrow columns so Status, Reason and Edit stay on screen at 1280 px: the step
+    # with its channel, the status with its "not before", long texts cut (full on hover).
     list_display = [
         "planned_on",
         "customer",
-        "step",
-        "channel",
-        "status",
-        "not_before_at",
-        "recipient",
-        "reason",
+        "step_and_channel",
+        "status_text",
+        "recipient_short",
+        "reason_short",
         "letter",
     ]
     list_filter = ["status", "channel", "step__policy", "planned_on"]
     list_select_related = ["customer", "step", "step__policy"]
     search_fields = ["customer__name", "recipient", "=provider_message_id"]
-    readonly_fields = [f.name for f in Notice._meta.fields]
+    # Every field, read-only; the invoices an edited text is for by number, not by id.
+    readonly_fields = [
+        "edited_invoice_numbers" if f.name == "edited_invoices" else f.name
+        for f in Notice._meta.fields
+    ]
     decisions = (
         _notice_decision(
             "approve", _("Approve"), "dunning.approve_notice", services.approve, services.DECIDABLE
@@ -265,6 +279,35 @@ class NoticeAdmin(DecisionAdmin):
         if request.user.has_perm("dunning.approve_notice"):
             return [*self.list_display, "edit_link"]
         return self.list_display
+
+    @admin.display(description=_("step"), ordering="step__offset_days")
+    def step_and_channel(self, notice):
+        return f"{notice.step.name} · {notice.get_channel_display()}"
+
+    @admin.display(description=_("status"), ordering="status")
+    def status_text(self, notice):
+        if notice.not_before_at and notice.status in services.OPEN:
+            moment = date_format(timezone.localtime(notice.not_before_at), "SHORT_DATETIME_FORMAT")
+            return _("%(status)s, not before %(moment)s") % {
+                "status": notice.get_status_display(),
+                "moment": moment,
+            }
+        return notice.get_status_display()
+
+    @admin.display(description=_("recipient"), ordering="recipient")
+    def recipient_short(self, notice):
+        return _cut(notice.recipient, 32)
+
+    @admin.display(description=_("reason"))
+    def reason_short(self, notice):
+        return _cut(notice.reason, 60)
+
+    @admin.display(description=_("invoices the edited text is for"))
+    def edited_invoice_numbers(self, notice):
+        numbers = Invoice.objects.filter(pk__in=notice.edited_invoices).values_list(
+            "number", flat=True
+        )
+        return ", ".join(sorted(numbers)) or "—"
 
     @admin.display(description=_("text"))
     def edit_link(self, notice):
