@@ -718,6 +718,11 @@ class InvoiceAdmin(LedgerAdmin):
         return [*self.readonly_fields, "customer", "currency", "amount", "source"]
 
     def get_search_results(self, request, queryset, search_term):
+        if (request.GET.get("model_name"), request.GET.get("field_name")) == (
+            "allocation",
+            "invoice",
+        ):
+            queryset = queryset.outstanding()  # the allocation picker offers open invoices
         return selectors.search_invoices(queryset, search_term), False
 
     def save_model(self, request, obj, form, change):

@@ -12,8 +12,6 @@ which check permissions, validate, and write the timeline. The forms start from 
 - ``admin:cases_paymentplan_approve`` / ``_reject``    (plan id)
 """
 
-import datetime as dt
-
 from django import forms as djforms
 from django.conf import settings
 from django.contrib import admin, messages
@@ -24,7 +22,6 @@ from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
@@ -39,8 +36,6 @@ from .models import Dispute, Installment, PaymentPlan, PromiseToPay
 
 CASE_FORM = "admin/cases/promisetopay/case_form.html"
 DATE_INPUT = djforms.DateInput(attrs={"type": "date"})
-# Paid invoices a dispute may still name (a duplicate charge, goods not received).
-DISPUTABLE_PAID_DAYS = 365
 
 
 class InvoiceChoices(djforms.ModelMultipleChoiceField):
@@ -63,11 +58,8 @@ class InvoiceChoices(djforms.ModelMultipleChoiceField):
         }
 
 
-def customer_invoices(customer: Customer, statuses, *, paid_since: dt.date | None = None):
-    chosen = Q(status__in=statuses)
-    if paid_since is not None:
-        chosen |= Q(status=Invoice.Status.PAID, due_on__gte=paid_since)
-    return Invoice.objects.filter(chosen, customer=customer).order_by("due_on", "id")
+def customer_invoices(customer: Customer, statuses):
+    return Invoice.objects.filter(customer=customer, status__in=statuses).order_by("due_on", "id")
 
 
 class OwnerFilter(agent_filter("owner")):
@@ -114,10 +106,11 @@ class DisputeForm(djforms.Form):
 
     def __init__(self, *args, customer: Customer, **kwargs):
         super().__init__(*args, **kwargs)
+        # Open invoices only: the console's disputes are about money still owed (the
+        # service still accepts a paid invoice, e.g. a duplicate charge, through the API).
         self.fields["invoices"].queryset = customer_invoices(
             customer,
             (Invoice.Status.OPEN, Invoice.Status.PARTIALLY_PAID, Invoice.Status.DISPUTED),
-            paid_since=timezone.localdate() - dt.timedelta(days=DISPUTABLE_PAID_DAYS),
         )
         self.fields["owner"].queryset = forms.agents()
 
