@@ -5,6 +5,7 @@ import functools
 from django import forms
 from django.conf import settings
 from django.contrib import admin
+from django.contrib.admin.widgets import AutocompleteSelect
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.storage import default_storage
 from django.db.models import Count, Q
@@ -74,13 +75,23 @@ class PolicyAdmin(admin.ModelAdmin):
 
 class PreviewForm(forms.Form):
     customer = forms.ModelChoiceField(
-        queryset=Customer.objects.all(), widget=forms.NumberInput, label=_("Customer id")
+        queryset=Customer.objects.all(),
+        label=_("Customer"),
+        help_text=_("Type part of a name, a reference, an e-mail or a phone number."),
     )
     exact = forms.BooleanField(
         required=False,
         label=_("This template as written"),
         help_text=_("Otherwise: what the sender would send, in the customer's language."),
     )
+
+    def __init__(self, *args, admin_site, **kwargs):
+        super().__init__(*args, **kwargs)
+        # The console's customer search (a select with autocomplete), not a numeric id.
+        field = self.fields["customer"]
+        field.widget = AutocompleteSelect(Notice._meta.get_field("customer"), admin_site)
+        field.widget.choices = field.choices
+        field.widget.is_required = field.required
 
 
 @admin.register(Template)
@@ -123,7 +134,7 @@ class TemplateAdmin(admin.ModelAdmin):
         if not self.has_view_permission(request):
             raise PermissionDenied
         template = get_object_or_404(Template, pk=pk)
-        form = PreviewForm(request.GET or None)
+        form = PreviewForm(request.GET or None, admin_site=self.admin_site)
         rendered, error, used, disclosure = None, None, None, None
         if form.is_valid():
             customer = form.cleaned_data["customer"]
@@ -221,6 +232,7 @@ class NoticeAdmin(DecisionAdmin):
     list_select_related = ["customer", "step", "step__policy"]
     search_fields = ["customer__name", "recipient", "=provider_message_id"]
     # Every field, read-only; the invoices an edited text is for by number, not by id.
+    exclude = ["edited_invoices"]
     readonly_fields = [
         "edited_invoice_numbers" if f.name == "edited_invoices" else f.name
         for f in Notice._meta.fields
