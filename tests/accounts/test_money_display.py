@@ -12,6 +12,7 @@ from accounts.money import format_amount, format_money, minor_units
 from tests.factories import CustomerFactory, InvoiceFactory, UserFactory
 
 D = Decimal
+pytestmark = pytest.mark.django_db
 
 
 @pytest.mark.parametrize(
