@@ -2,11 +2,13 @@
 list whose Status, Reason and Edit columns fit."""
 
 import re
+from decimal import Decimal
 
 import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from dunning import rendering
 from dunning.models import Notice, Template
 from tests.factories import CustomerFactory, InvoiceFactory
 from tests.reporting.test_kpis import make_step, notice
@@ -75,3 +77,14 @@ def test_the_notice_page_names_edited_invoices_by_number(client, manager):
     page = client.get(reverse("admin:dunning_notice_change", args=[edited.pk])).content.decode()
     assert "INV-NAMED" in page
     assert f"[{invoice.pk}]" not in page
+
+
+def test_a_notice_shows_each_currency_by_its_minor_units():
+    """Debtors' messages use the same formatter as the console: yen have no decimals."""
+    customer = CustomerFactory(language="en")
+    invoice = InvoiceFactory(customer=customer, currency="JPY", amount=Decimal("1250000.00"))
+    context = rendering.notice_context(
+        customer=customer, invoices=[invoice], contact=None, on=timezone.localdate()
+    )
+    assert context["invoices"][0]["open_balance_display"] == "1,250,000"
+    assert context["totals_display"] == {"JPY": "1,250,000"}
