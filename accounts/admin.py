@@ -459,7 +459,7 @@ class CustomerAdmin(LoggedChangelistMixin, CustomerActionsMixin, LedgerAdmin):
                 ]
             },
         ),
-        (_("Work"), {"fields": ["assigned_agent", "status"]}),
+        (_("Work"), {"fields": ["agent_in_charge", "status"]}),
         (
             _("Holds"),
             {
@@ -484,6 +484,18 @@ class CustomerAdmin(LoggedChangelistMixin, CustomerActionsMixin, LedgerAdmin):
     @admin.display(description=_("holds"))
     def hold_list(self, customer):
         return ", ".join(customer.holds) or "—"
+
+    @admin.display(description=_("assigned agent"))
+    def agent_in_charge(self, customer):
+        """The agent's name, linking to their customers: a page every role may see (the
+        read-only field linked to the user admin, which answers 403 to all of them).
+        Assigning goes through the Assign action."""
+        agent = customer.assigned_agent
+        if agent is None:
+            return _("Unassigned")
+        name = agent.get_full_name() or agent.get_username()
+        url = reverse("admin:accounts_customer_changelist") + f"?agent={agent.pk}"
+        return format_html('{} (<a href="{}">{}</a>)', name, url, _("their customers"))
 
     def access_customer_id(self, customer):
         return customer.pk
@@ -513,7 +525,11 @@ class CustomerAdmin(LoggedChangelistMixin, CustomerActionsMixin, LedgerAdmin):
     def get_readonly_fields(self, request, obj=None):
         # The one rule set (accounts.permissions): fields with their own services (assign,
         # pause, policy) and, for agents, the terms managers and finance decide.
-        return [*permissions.locked_customer_fields(request.user), "timezone_in_use"]
+        return [
+            *permissions.locked_customer_fields(request.user),
+            "timezone_in_use",
+            "agent_in_charge",
+        ]
 
     def get_search_results(self, request, queryset, search_term):
         return selectors.search_customers(queryset, search_term), False
@@ -760,6 +776,11 @@ class InvoiceAdmin(LedgerAdmin):
         return [*self.readonly_fields, "customer", "currency", "amount", "source"]
 
     def get_search_results(self, request, queryset, search_term):
+        if (request.GET.get("model_name"), request.GET.get("field_name")) == (
+            "allocation",
+            "invoice",
+        ):
+            queryset = queryset.outstanding()  # the allocation picker offers open invoices
         return selectors.search_invoices(queryset, search_term), False
 
     def save_model(self, request, obj, form, change):

@@ -25,7 +25,7 @@ from .crypto import (
     normal_phone,
 )
 from .customer_names import NormalizedNameField
-from .money import validate_currency
+from .money import format_money, validate_currency
 
 MONEY = {"max_digits": 14, "decimal_places": 2}
 ZERO = Decimal("0.00")
@@ -40,6 +40,22 @@ def validate_timezone(value: str) -> None:
         )
 
 
+# phonenumbers' own messages ("(0) Missing or invalid default region.") in words a
+# person can act on.
+_PARSE = phonenumbers.NumberParseException
+PHONE_PARSE_ERRORS = {
+    _PARSE.INVALID_COUNTRY_CODE: _(
+        "%(value)s has no country code: write it in international form, starting with + "
+        "(+44 20 7946 0000), or set the customer's country first."
+    ),
+    _PARSE.NOT_A_NUMBER: _("%(value)s is not a phone number."),
+    _PARSE.TOO_SHORT_AFTER_IDD: _("%(value)s is too short to be a phone number."),
+    _PARSE.TOO_SHORT_NSN: _("%(value)s is too short to be a phone number."),
+    _PARSE.TOO_LONG: _("%(value)s is too long to be a phone number."),
+    None: _("%(value)s is not a phone number."),
+}
+
+
 def normalize_phone(raw: str, default_region: str = "") -> str:
     """Return the number in E.164 (+14155550123), or raise ValidationError naming the input."""
     raw = (raw or "").strip()
@@ -48,11 +64,8 @@ def normalize_phone(raw: str, default_region: str = "") -> str:
     try:
         number = phonenumbers.parse(raw, (default_region or "").upper() or None)
     except phonenumbers.NumberParseException as exc:
-        raise ValidationError(
-            _("%(value)s is not a phone number: %(reason)s"),
-            code="invalid_phone",
-            params={"value": raw, "reason": str(exc)},
-        ) from exc
+        reason = PHONE_PARSE_ERRORS.get(exc.error_type, PHONE_PARSE_ERRORS[None])
+        raise ValidationError(reason, code="invalid_phone", params={"value": raw}) from exc
     if not phonenumbers.is_valid_number(number):
         raise ValidationError(
             _("%(value)s is not a valid phone number; use international form (+44 20 7946 0000)."),
@@ -465,7 +478,7 @@ class Invoice(models.Model):
         ]
 
     def __str__(self):
-        return f"{self.number} ({self.currency} {self.amount})"
+        return f"{self.number} ({format_money(self.amount, self.currency)})"
 
     @property
     def is_outstanding(self) -> bool:
@@ -580,7 +593,10 @@ class Payment(models.Model):
         ]
 
     def __str__(self):
-        return f"{self.get_kind_display()} {self.currency} {self.amount} on {self.received_on}"
+        return (
+            f"{self.get_kind_display()} {format_money(self.amount, self.currency)}"
+            f" on {self.received_on}"
+        )
 
     @property
     def sender(self) -> str:
@@ -589,6 +605,40 @@ class Payment(models.Model):
         if self.payer_name and self.payer_account:
             return f"{self.payer_name} ({self.payer_account})"
         return self.payer_name or self.payer_account
+
+    def clean(self):
+        """The amount and date checks, naming their field (the database constraint behind
+        the amount would only say `Constraint "payment_amount_positive" is violated.`)."""
+        super().clean()
+        errors = {}
+        if self.amount is not None and self.amount <= 0:
+            errors["amount"] = _("A payment must be more than zero.")
+        try:
+            check_received_on(self.received_on)
+        except ValidationError as exc:
+            errors.update(exc.message_dict)
+        if errors:
+            raise ValidationError(errors)
+
+
+def check_received_on(received_on: dt.date | None, *, today: dt.date | None = None) -> None:
+    """Refuse a payment dated further in the future than PAYMENT_FUTURE_DAYS_ALLOWED
+    (ValidationError on `received_on`). Money is received on or before today."""
+    if not isinstance(received_on, dt.date):
+        return  # a missing or unparsed date has its own error
+    latest = (today or timezone.localdate()) + dt.timedelta(
+        days=settings.PAYMENT_FUTURE_DAYS_ALLOWED
+    )
+    if received_on > latest:
+        raise ValidationError(
+            {
+                "received_on": _(
+                    "%(date)s is in the future: a payment is dated on or before the day it "
+                    "was received (at the latest %(latest)s)."
+                )
+                % {"date": received_on.isoformat(), "latest": latest.isoformat()}
+            }
+        )
 
 
 class Allocation(models.Model):
@@ -788,6 +838,17 @@ class Activity(AppendOnlyModel):
     @property
     def actor_name(self) -> str:
         return self.actor.get_username() if self.actor_id else "system"
+
+    def get_outcome_display(self) -> str:
+        return outcome_label(self.outcome)
+
+
+def outcome_label(value: str) -> str:
+    """An outcome code in words for a person: a call outcome's label ("No answer"), else
+    the code made readable ("write_off_proposed" -> "Write off proposed")."""
+    if value in Activity.CallOutcome.values:
+        return str(Activity.CallOutcome(value).label)
+    return value.replace("_", " ").capitalize()
 
 
 class FxRate(models.Model):

@@ -1,10 +1,12 @@
-"""Money rules: ISO 4217 currencies, two-place Decimal amounts, per-currency totals."""
+"""Money rules: ISO 4217 currencies, two-place Decimal amounts, per-currency totals, and
+the one way an amount is shown to a person (its currency's minor units, the reader's locale)."""
 
 from collections import defaultdict
 from collections.abc import Iterable
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from django.core.exceptions import ValidationError
+from django.utils.formats import number_format
 from django.utils.translation import gettext_lazy as _
 
 # Active ISO 4217 codes (2024 list), minus funds codes and precious metals.
@@ -69,3 +71,24 @@ def totals_by_currency(pairs: Iterable[tuple[str, Decimal]]) -> dict[str, Decima
     for currency, amount in pairs:
         totals[currency] += amount
     return dict(sorted(totals.items()))
+
+
+def format_amount(amount, currency: str) -> str:
+    """`amount` as the reader expects it: rounded to the currency's minor units and grouped
+    and punctuated by the active locale ("20,016.80" in English, "20.016,80" in German,
+    "12,000" for JPY). No currency code; empty for None."""
+    if amount is None or amount == "":
+        return ""
+    value = amount if isinstance(amount, Decimal) else Decimal(str(amount))
+    return number_format(
+        quantize_to_currency(value, currency),
+        decimal_pos=minor_units(currency),
+        force_grouping=True,
+    )
+
+
+def format_money(amount, currency: str) -> str:
+    """`amount` with its currency code in front: "EUR 20,016.80", "JPY 12,000"."""
+    if amount is None or amount == "":
+        return ""
+    return f"{currency} {format_amount(amount, currency)}"

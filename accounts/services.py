@@ -19,7 +19,7 @@ from django.utils.translation import gettext as _
 
 from . import signals, timeline
 from .bulk import insert_rows, one_of, write_rows
-from .models import Activity, Allocation, Contact, Customer, Invoice, Payment
+from .models import Activity, Allocation, Contact, Customer, Invoice, Payment, check_received_on
 from .money import to_amount, validate_currency
 from .permissions import require, require_customer_edit
 
@@ -689,6 +689,7 @@ def record_payments(rows: list[dict], *, by=None) -> list[Payment | ValidationEr
             if amount <= 0:
                 raise ValidationError({"amount": _("A payment must be more than zero.")})
             validate_currency(row["currency"])
+            check_received_on(row["received_on"])
             kind = row.get("kind", Payment.Kind.PAYMENT)
             key = (row.get("source", "manual"), row.get("external_id", ""))
             if key[1] and key in taken:

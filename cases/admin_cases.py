@@ -12,8 +12,6 @@ which check permissions, validate, and write the timeline. The forms start from 
 - ``admin:cases_paymentplan_approve`` / ``_reject``    (plan id)
 """
 
-import datetime as dt
-
 from django import forms as djforms
 from django.conf import settings
 from django.contrib import admin, messages
@@ -24,7 +22,6 @@ from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
@@ -32,14 +29,13 @@ from accounts import forms, permissions, services
 from accounts.admin import agent_filter
 from accounts.admin_decisions import ConfirmForm, Decision, DecisionAdmin
 from accounts.models import Activity, Customer, Invoice
+from accounts.money import format_amount, format_money
 
 from . import disputes, plans, promises
 from .models import Dispute, Installment, PaymentPlan, PromiseToPay
 
 CASE_FORM = "admin/cases/promisetopay/case_form.html"
 DATE_INPUT = djforms.DateInput(attrs={"type": "date"})
-# Paid invoices a dispute may still name (a duplicate charge, goods not received).
-DISPUTABLE_PAID_DAYS = 365
 
 
 class InvoiceChoices(djforms.ModelMultipleChoiceField):
@@ -53,21 +49,17 @@ class InvoiceChoices(djforms.ModelMultipleChoiceField):
         )
 
     def label_from_instance(self, invoice):
-        return _("%(n)s · due %(due)s · %(currency)s %(open)s open of %(amount)s (%(status)s)") % {
+        return _("%(n)s · due %(due)s · %(open)s open of %(amount)s (%(status)s)") % {
             "n": invoice.number,
             "due": invoice.due_on.isoformat(),
-            "currency": invoice.currency,
-            "open": invoice.open_balance,
-            "amount": invoice.amount,
+            "open": format_money(invoice.open_balance, invoice.currency),
+            "amount": format_amount(invoice.amount, invoice.currency),
             "status": invoice.get_status_display().lower(),
         }
 
 
-def customer_invoices(customer: Customer, statuses, *, paid_since: dt.date | None = None):
-    chosen = Q(status__in=statuses)
-    if paid_since is not None:
-        chosen |= Q(status=Invoice.Status.PAID, due_on__gte=paid_since)
-    return Invoice.objects.filter(chosen, customer=customer).order_by("due_on", "id")
+def customer_invoices(customer: Customer, statuses):
+    return Invoice.objects.filter(customer=customer, status__in=statuses).order_by("due_on", "id")
 
 
 class OwnerFilter(agent_filter("owner")):
@@ -114,10 +106,11 @@ class DisputeForm(djforms.Form):
 
     def __init__(self, *args, customer: Customer, **kwargs):
         super().__init__(*args, **kwargs)
+        # Open invoices only: the console's disputes are about money still owed (the
+        # service still accepts a paid invoice, e.g. a duplicate charge, through the API).
         self.fields["invoices"].queryset = customer_invoices(
             customer,
             (Invoice.Status.OPEN, Invoice.Status.PARTIALLY_PAID, Invoice.Status.DISPUTED),
-            paid_since=timezone.localdate() - dt.timedelta(days=DISPUTABLE_PAID_DAYS),
         )
         self.fields["owner"].queryset = forms.agents()
 
@@ -359,9 +352,8 @@ class PromiseToPayAdmin(CaseAdmin):
                 note=data["note"],
                 by=request.user,
             )
-            return _("Promise recorded: %(currency)s %(amount)s by %(date)s.") % {
-                "currency": promise.currency,
-                "amount": promise.amount,
+            return _("Promise recorded: %(amount)s by %(date)s.") % {
+                "amount": format_money(promise.amount, promise.currency),
                 "date": promise.promised_on,
             }
 

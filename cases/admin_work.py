@@ -28,7 +28,8 @@ from django.utils.translation import gettext_lazy as _
 from accounts import access_log, forms
 from accounts.admin import agent_filter, follow_up_form
 from accounts.admin_decisions import ConfirmForm, Decision, DecisionAdmin
-from accounts.models import Activity
+from accounts.models import Activity, outcome_label
+from accounts.money import format_money
 
 from . import case_tasks, recoveries, routing, worklist
 from .models import Recovery, RoutingRule, Task
@@ -127,7 +128,7 @@ class TaskAdmin(DecisionAdmin):
         "kind",
         "assignee",
         "status",
-        "outcome",
+        "outcome_text",
     ]
     list_filter = [agent_filter("assignee"), OverdueFilter, "kind", "status"]
     list_select_related = ["customer", "assignee"]
@@ -229,6 +230,12 @@ class TaskAdmin(DecisionAdmin):
     @admin.display(description=_("customer"), ordering="customer__name")
     def customer_name(self, task):
         return customer_link(task.customer)
+
+    @admin.display(description=_("outcome"), ordering="outcome")
+    def outcome_text(self, task):
+        if task.outcome in case_tasks.TaskOutcome.values:
+            return case_tasks.TaskOutcome(task.outcome).label
+        return outcome_label(task.outcome) if task.outcome else "—"
 
     def get_urls(self):
         return [
@@ -379,7 +386,9 @@ class RoutingRuleForm(djforms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["agents"].queryset = forms.agents()
+        # A read-only viewer (agent, finance) gets the form without its read-only fields.
+        if "agents" in self.fields:
+            self.fields["agents"].queryset = forms.agents()
 
 
 @admin.register(RoutingRule)
@@ -583,7 +592,7 @@ class RecoveryAdmin(DecisionAdmin):
     @admin.display(description=_("invoices"))
     def invoice_list(self, recovery):
         return ", ".join(
-            f"{i.number} ({i.currency} {i.amount}, {i.get_status_display().lower()})"
+            f"{i.number} ({format_money(i.amount, i.currency)}, {i.get_status_display().lower()})"
             for i in recovery.invoices.order_by("due_on", "id")
         )
 

@@ -13,7 +13,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import MONEY, ZERO, Activity, Customer, Invoice, Payment, RiskBand
-from accounts.money import validate_currency
+from accounts.money import format_money, validate_currency
 
 
 class TaskQuerySet(models.QuerySet):
@@ -169,7 +169,7 @@ class PromiseToPay(models.Model):
         ]
 
     def __str__(self):
-        return f"{self.currency} {self.amount} by {self.promised_on}"
+        return f"{format_money(self.amount, self.currency)} by {self.promised_on}"
 
 
 class Dispute(models.Model):
@@ -319,7 +319,7 @@ class PaymentPlan(models.Model):
         ]
 
     def __str__(self):
-        return f"Plan #{self.pk}: {self.currency} {self.total_amount}"
+        return f"Plan #{self.pk}: {format_money(self.total_amount, self.currency)}"
 
 
 class Installment(models.Model):

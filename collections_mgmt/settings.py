@@ -357,6 +357,9 @@ FX_RATES_MAX_BYTES = int(os.environ.get("FX_RATES_MAX_BYTES", str(20 * 1024 * 10
 FX_RATES_STALE_AFTER_DAYS = int(os.environ.get("FX_RATES_STALE_AFTER_DAYS", "7"))
 # The admin changelists stop counting past this many rows (COUNT(*) is slow at scale).
 ADMIN_COUNT_LIMIT = int(os.environ.get("ADMIN_COUNT_LIMIT", "10000"))
+# A payment dated more than this many days after today is refused (a typo such as
+# 2099-01-01); one day covers a bank in a time zone ahead of ours.
+PAYMENT_FUTURE_DAYS_ALLOWED = int(os.environ.get("PAYMENT_FUTURE_DAYS_ALLOWED", "1"))
 ADMIN_SEARCH_COUNT_LIMIT = int(os.environ.get("ADMIN_SEARCH_COUNT_LIMIT", "1000"))
 
 REST_FRAMEWORK = {

@@ -5,6 +5,7 @@ import functools
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.admin.widgets import AutocompleteSelect
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.storage import default_storage
 from django.db.models import Count, Q
@@ -13,6 +14,7 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy as _
@@ -74,13 +76,23 @@ class PolicyAdmin(admin.ModelAdmin):
 
 class PreviewForm(forms.Form):
     customer = forms.ModelChoiceField(
-        queryset=Customer.objects.all(), widget=forms.NumberInput, label=_("Customer id")
+        queryset=Customer.objects.all(),
+        label=_("Customer"),
+        help_text=_("Type part of a name, a reference, an e-mail or a phone number."),
     )
     exact = forms.BooleanField(
         required=False,
         label=_("This template as written"),
         help_text=_("Otherwise: what the sender would send, in the customer's language."),
     )
+
+    def __init__(self, *args, admin_site, **kwargs):
+        super().__init__(*args, **kwargs)
+        # The console's customer search (a select with autocomplete), not a numeric id.
+        field = self.fields["customer"]
+        field.widget = AutocompleteSelect(Notice._meta.get_field("customer"), admin_site)
+        field.widget.choices = field.choices
+        field.widget.is_required = field.required
 
 
 @admin.register(Template)
@@ -123,7 +135,7 @@ class TemplateAdmin(admin.ModelAdmin):
         if not self.has_view_permission(request):
             raise PermissionDenied
         template = get_object_or_404(Template, pk=pk)
-        form = PreviewForm(request.GET or None)
+        form = PreviewForm(request.GET or None, admin_site=self.admin_site)
         rendered, error, used, disclosure, empty = None, None, None, None, []
         if form.is_valid():
             customer = form.cleaned_data["customer"]
@@ -197,27 +209,41 @@ def _notice_decision(name, label, perm, service, statuses, action=""):
     )
 
 
+def _cut(text: str, length: int):
+    """A long text cut to `length` characters in a list column, whole on hover."""
+    if not text:
+        return "—"
+    if len(text) <= length:
+        return text
+    return format_html('<span title="{}">{}…</span>', text, text[: length - 1])
+
+
 @admin.register(Notice)
 class NoticeAdmin(DecisionAdmin):
+    # Few, narrow columns so Status, Reason and Edit stay on screen at 1280 px: the step
+    # with its channel, the status with its "not before", long texts cut (full on hover).
     list_display = [
         "planned_on",
         "customer",
-        "step",
-        "channel",
-        "status",
-        "not_before_at",
-        "recipient",
-        "reason",
+        "step_and_channel",
+        "status_text",
+        "recipient_short",
+        "reason_short",
         "letter",
     ]
     list_filter = ["status", "channel", "step__policy", "planned_on"]
     list_select_related = ["customer", "step", "step__policy"]
     search_fields = ["customer__name", "recipient", "=provider_message_id"]
-    # The stored letter is shown as a link to the permission-checked letter view: the
-    # file field's own link points under MEDIA_URL, which nothing serves (letters are
-    # personal data).
+    # Every field, read-only; the invoices an edited text is for by number, not by id. The
+    # stored letter is shown as a link to the permission-checked letter view: the file
+    # field's own link points under MEDIA_URL, which nothing serves (letters are personal
+    # data).
     readonly_fields = [
-        *(f.name for f in Notice._meta.fields if f.name != "document"),
+        *(
+            "edited_invoice_numbers" if f.name == "edited_invoices" else f.name
+            for f in Notice._meta.fields
+            if f.name != "document"
+        ),
         "letter_pdf",
         "text_to_go_out",
     ]
@@ -277,6 +303,35 @@ class NoticeAdmin(DecisionAdmin):
         if request.user.has_perm("dunning.approve_notice"):
             return [*self.list_display, "edit_link"]
         return self.list_display
+
+    @admin.display(description=_("step"), ordering="step__offset_days")
+    def step_and_channel(self, notice):
+        return f"{notice.step.name} · {notice.get_channel_display()}"
+
+    @admin.display(description=_("status"), ordering="status")
+    def status_text(self, notice):
+        if notice.not_before_at and notice.status in services.OPEN:
+            moment = date_format(timezone.localtime(notice.not_before_at), "SHORT_DATETIME_FORMAT")
+            return _("%(status)s, not before %(moment)s") % {
+                "status": notice.get_status_display(),
+                "moment": moment,
+            }
+        return notice.get_status_display()
+
+    @admin.display(description=_("recipient"), ordering="recipient")
+    def recipient_short(self, notice):
+        return _cut(notice.recipient, 32)
+
+    @admin.display(description=_("reason"))
+    def reason_short(self, notice):
+        return _cut(notice.reason, 60)
+
+    @admin.display(description=_("invoices the edited text is for"))
+    def edited_invoice_numbers(self, notice):
+        numbers = Invoice.objects.filter(pk__in=notice.edited_invoices).values_list(
+            "number", flat=True
+        )
+        return ", ".join(sorted(numbers)) or "—"
 
     @admin.display(description=_("text"))
     def edit_link(self, notice):

@@ -10,7 +10,7 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Contact, Customer, Invoice
-from accounts.money import validate_currency
+from accounts.money import format_money, validate_currency
 from cases.models import Installment
 
 from . import template_engine
@@ -167,7 +167,9 @@ class Step(models.Model):
 
     def __str__(self):
         sign = "+" if self.offset_days >= 0 else ""
-        return f"{self.policy}: {self.name} ({sign}{self.offset_days}d, {self.channel})"
+        return (
+            f"{self.policy}: {self.name} ({sign}{self.offset_days}d, {self.get_channel_display()})"
+        )
 
 
 class Notice(models.Model):
@@ -454,7 +456,7 @@ class HighValueThreshold(models.Model):
         ]
 
     def __str__(self):
-        return f"{self.currency} {self.amount}"
+        return format_money(self.amount, self.currency)
 
     @classmethod
     def by_currency(cls) -> defaultdict[str, Decimal]:

@@ -20,6 +20,7 @@ from django.utils.translation import gettext as _
 
 from accounts import statement_links
 from accounts.models import Contact, Customer, Invoice
+from accounts.money import format_amount
 
 from . import template_engine, unsubscribe
 from .models import REGIONS, Channel, Disclosure, Template
@@ -62,15 +63,15 @@ def notice_context(
                     "days_past_due": invoice.days_past_due(on),
                     "currency": invoice.currency,
                     "amount": str(invoice.amount),
-                    "amount_display": amount_display(invoice.amount),
+                    "amount_display": amount_display(invoice.amount, invoice.currency),
                     "open_balance": str(invoice.open_balance),
-                    "open_balance_display": amount_display(invoice.open_balance),
+                    "open_balance_display": amount_display(invoice.open_balance, invoice.currency),
                     "pay_link": invoice.pay_link or statement_url,
                     "payment_reference": statement_links.transfer_reference(customer, [invoice]),
                 }
             )
         totals_display = {
-            currency: amount_display(total) for currency, total in sorted(totals.items())
+            currency: amount_display(total, currency) for currency, total in sorted(totals.items())
         }
         today_display = date_display(on)
     agent = customer.assigned_agent
@@ -135,9 +136,10 @@ def empty_variables(template: Template, context: dict) -> list[str]:
     return empty
 
 
-def amount_display(value: Decimal) -> str:
-    """An amount in the active language's format (1.234,50 in German), from the Decimal."""
-    return formats.number_format(value, use_l10n=True, force_grouping=True)
+def amount_display(value: Decimal, currency: str) -> str:
+    """An amount in the active language's format (1.234,50 in German) and its currency's
+    minor units (JPY 12.000), from the Decimal: the one formatter, accounts.money."""
+    return format_amount(value, currency)
 
 
 def date_display(value: dt.date) -> str:

@@ -686,7 +686,7 @@ def _installment_context(installment: Installment, customer) -> dict:
     plan = installment.plan
     due = installment.amount - installment.paid_amount
     with translation.override(customer.language or settings.LANGUAGE_CODE):
-        due_display = rendering.amount_display(due)
+        due_display = rendering.amount_display(due, plan.currency)
         due_on_display = rendering.date_display(installment.due_on)
     return {
         "plan_id": plan.pk,

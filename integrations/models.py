@@ -376,8 +376,21 @@ class MatchProposal(models.Model):
         ACCEPTED = "accepted", _("Accepted")
         REJECTED = "rejected", _("Rejected")
 
+    class Rule(models.TextChoices):
+        """The matcher's rules (reconciliation/matching.py), in the words finance uses."""
+
+        INVOICE_NUMBER = "invoice_number", _("Invoice number quoted")
+        INVOICE_NUMBER_AMOUNT_DIFFERS = (
+            "invoice_number_amount_differs",
+            _("Invoice number quoted, amount differs"),
+        )
+        EXACT_AMOUNT = "exact_amount", _("Exact amount of one invoice")
+        SUBSET_SUM = "subset_sum", _("Sum of several invoices")
+        EXACT_AMOUNT_SEVERAL = "exact_amount_several", _("Exact amount of several invoices")
+        OLDEST_FIRST = "oldest_first", _("Oldest invoices first")
+
     payment = models.ForeignKey(Payment, on_delete=models.CASCADE, related_name="proposals")
-    rule = models.CharField(_("rule"), max_length=40)
+    rule = models.CharField(_("rule"), max_length=40, choices=Rule)
     confidence = models.DecimalField(_("confidence"), max_digits=4, decimal_places=3)
     # [{"invoice": id, "amount": "12.50"}, ...]
     lines = models.JSONField(_("allocations proposed"))
@@ -406,7 +419,7 @@ class MatchProposal(models.Model):
         permissions = [("review_match", "Can accept or reject reconciliation proposals")]
 
     def __str__(self):
-        return f"{self.rule} for payment {self.payment_id} ({self.confidence})"
+        return f"{self.get_rule_display()} for {self.payment} ({self.confidence})"
 
     def invoices(self):
         return Invoice.objects.filter(pk__in=[line["invoice"] for line in self.lines])

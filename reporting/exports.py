@@ -24,6 +24,7 @@ from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 
 from accounts.api_policy import CONTROL_CHARACTERS
+from accounts.money import format_amount, format_money
 
 from . import charts
 from .aging import (
@@ -398,8 +399,9 @@ def _summary_values(report_summary: Summary) -> Iterator[list]:
 # --- PDF -----------------------------------------------------------------------------------
 
 
-def _fmt(value: Decimal | None) -> str:
-    return "" if value is None else f"{value:,.2f}"
+def _fmt(value: Decimal | None, currency: str) -> str:
+    """The one money format (accounts.money): the currency's minor units, grouped."""
+    return "" if value is None else format_amount(value, currency)
 
 
 def _fmt_exact(value: Decimal | None) -> str:
@@ -453,9 +455,9 @@ def pdf_context(
             {
                 "label": _printable(row.group_label),
                 "currency": row.currency,
-                "buckets": [_fmt(v) for v in row.buckets],
-                "total": _fmt(row.total),
-                "disputed": _fmt(row.disputed),
+                "buckets": [_fmt(v, row.currency) for v in row.buckets],
+                "total": _fmt(row.total, row.currency),
+                "disputed": _fmt(row.disputed, row.currency),
                 "customers": row.customers,
                 "invoices": row.invoices,
             }
@@ -463,9 +465,9 @@ def pdf_context(
     totals = [
         {
             "currency": amounts.currency,
-            "buckets": [_fmt(v) for v in amounts.buckets],
-            "total": _fmt(amounts.total),
-            "disputed": _fmt(amounts.disputed),
+            "buckets": [_fmt(v, amounts.currency) for v in amounts.buckets],
+            "total": _fmt(amounts.total, amounts.currency),
+            "disputed": _fmt(amounts.disputed, amounts.currency),
             "customers": amounts.customers,
             "invoices": amounts.invoices,
         }
@@ -560,19 +562,19 @@ class Listing:
         if self.report.group_by and row.group_label != self._group:
             self._group = row.group_label
             self.rows.append({"kind": "group", "text": _clip(row.group_label, len(self.header))})
-        amounts = "".join(f"{_fmt(value):>{self.AMOUNT}}" for value in row.buckets)
+        amounts = "".join(f"{_fmt(value, row.currency):>{self.AMOUNT}}" for value in row.buckets)
         oldest = f"{row.oldest_invoice_number} {row.oldest_due_on or ''}"
         main = (
             f"{_clip(row.name, self.NAME):<{self.NAME}} {row.currency:<3}{amounts}"
-            f"{_fmt(row.total):>{self.TOTAL}}"
-            f"{(_fmt(row.disputed) if row.disputed else ''):>{self.AMOUNT}}  "
+            f"{_fmt(row.total, row.currency):>{self.TOTAL}}"
+            f"{(_fmt(row.disputed, row.currency) if row.disputed else ''):>{self.AMOUNT}}  "
             f"{_clip(oldest, self.OLDEST):<{self.OLDEST}} {_clip(row.agent, self.AGENT)}"
         )
         details = [row.external_ref]
         if row.credit_limit is not None:
             details.append(
                 _("limit %(amount)s")
-                % {"amount": f"{row.credit_limit_currency} {_fmt(row.credit_limit)}"}
+                % {"amount": format_money(row.credit_limit, row.credit_limit_currency)}
             )
         contact = " ".join(
             part for part in (row.contact_name, row.contact_phone, row.contact_email) if part
@@ -592,12 +594,13 @@ class Listing:
         indent = self.NAME + 4  # the bucket columns start after name, space and currency
         for line in lines:
             label = f"  {line.number} {line.due_on} {line.days_past_due:>4}d"
+            balance = _fmt(line.balance, line.currency)
             cells = "".join(
-                f"{(_fmt(line.balance) if bucket == line.bucket else ''):>{self.AMOUNT}}"
+                f"{(balance if bucket == line.bucket else ''):>{self.AMOUNT}}"
                 for bucket in self.report.buckets
             )
             status = f"  {_('disputed')}" if line.status == "disputed" else ""
-            total = f"{_fmt(line.balance):>{self.TOTAL}}"
+            total = f"{_fmt(line.balance, line.currency):>{self.TOTAL}}"
             text = f"{_clip(label, indent - 1):<{indent}}{cells}{total}{status}"
             self.rows.append({"kind": "line", "text": text})
 

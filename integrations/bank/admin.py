@@ -162,7 +162,7 @@ class BankLineAdmin(ReadOnlyAdmin):
         "statement",
     ]
     list_filter = ["currency", "statement__format"]
-    list_select_related = ["statement"]
+    list_select_related = ["statement", "payment"]
     search_fields = ["=bank_reference", "=fingerprint", "counterparty_name"]
     readonly_fields = [
         "statement",
@@ -187,4 +187,4 @@ class BankLineAdmin(ReadOnlyAdmin):
 
     @admin.display(description=_("payment"))
     def payment_link(self, line):
-        return payment_link(line.payment_id)
+        return payment_link(line.payment)

@@ -5,7 +5,7 @@ from django.conf import settings
 from django.contrib import admin
 from django.db.models import Count, F, Q
 from django.urls import path
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
 from accounts.admin_decisions import Decision, DecisionAdmin, ReasonForm
@@ -19,7 +19,7 @@ from ..models import (
     RowWarning,
     SourceHealth,
 )
-from . import admin_views, batches, health, spreadsheets
+from . import admin_views, batches, health, invoices, spreadsheets
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -228,44 +228,13 @@ class RejectionAdmin(DecisionAdmin):
         return super().change_view(request, object_id, form_url, extra_context)
 
 
-# The invoice fields a profile can map, as finance names them.
-INVOICE_FIELDS = (
-    ("number", _("Invoice number")),
-    ("customer_ref", _("Customer reference")),
-    ("customer_name", _("Customer name")),
-    ("issued_on", _("Issue date")),
-    ("due_on", _("Due date")),
-    ("currency", _("Currency")),
-    ("amount", _("Amount")),
-    ("amount_due", _("Amount due")),
-    ("reference", _("Reference")),
-    ("email", _("Contact e-mail")),
-    ("phone", _("Contact phone")),
-    ("contact_name", _("Contact name")),
-    ("country", _("Country")),
-)
+def _column_field(name: str) -> str:
+    return f"headers_{name}"
 
 
 class ImportProfileForm(forms.ModelForm):
-    """Which fields a row must have, and which only warn when their value is bad."""
-
-    required = forms.MultipleChoiceField(
-        label=_("Required fields"),
-        choices=INVOICE_FIELDS,
-        required=False,
-        widget=forms.CheckboxSelectMultiple,
-        help_text=_("A row without one of these is rejected."),
-    )
-    warn_only = forms.MultipleChoiceField(
-        label=_("Fields that only warn"),
-        choices=[(name, label) for name, label in INVOICE_FIELDS if name in WARNABLE_FIELDS],
-        required=False,
-        widget=forms.CheckboxSelectMultiple,
-        help_text=_(
-            "A malformed value in one of these is left out and noted as a warning on the "
-            "row; the invoice still loads. Unticked, the row is rejected instead."
-        ),
-    )
+    """An import profile as a form with one row per ledger field (the header names that
+    fill it) and check boxes for the required fields, instead of raw JSON."""
 
     class Meta:
         model = ImportProfile
@@ -274,26 +243,98 @@ class ImportProfileForm(forms.ModelForm):
             "label",
             "description",
             "source",
-            "columns",
-            "date_formats",
             "decimal_separator",
             "thousands_separator",
             "default_currency",
-            "required",
-            "warn_only",
             "default_terms_days",
         ]
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        columns = self.instance.columns or {}
+        for name, label in invoices.PROFILE_FIELDS.items():
+            self.fields[_column_field(name)] = forms.CharField(
+                label=label,
+                required=False,
+                initial=", ".join(columns.get(name, [])),
+                widget=forms.TextInput(attrs={"size": 60}),
+                help_text=_(
+                    "Header names in the file, separated by commas (case and spaces "
+                    "do not matter); the first one found is used."
+                ),
+            )
+        self.fields["required_fields"] = forms.MultipleChoiceField(
+            label=_("Required columns"),
+            choices=list(invoices.PROFILE_FIELDS.items()),
+            required=False,
+            initial=list(self.instance.required or []),
+            widget=forms.CheckboxSelectMultiple,
+            help_text=_(
+                "A file without one of these columns is refused as a whole, and a row "
+                "with one of them empty is rejected."
+            ),
+        )
+        self.fields["warn_only_fields"] = forms.MultipleChoiceField(
+            label=_("Fields that only warn"),
+            choices=[(n, invoices.PROFILE_FIELDS[n]) for n in WARNABLE_FIELDS],
+            required=False,
+            initial=list(self.instance.warn_only or []),
+            widget=forms.CheckboxSelectMultiple,
+            help_text=_(
+                "A malformed value in one of these is left out and noted as a warning on "
+                "the row; the invoice still loads. Unticked, the row is rejected instead."
+            ),
+        )
+        self.fields["date_format_list"] = forms.CharField(
+            label=_("Date formats"),
+            required=False,
+            initial="\n".join(self.instance.date_formats or []),
+            widget=forms.Textarea(attrs={"rows": 3, "cols": 30}),
+            help_text=_("One strftime pattern a line, tried in order, e.g. %d/%m/%Y."),
+        )
+
     def clean(self):
         data = super().clean()
-        both = set(data.get("required") or ()) & set(data.get("warn_only") or ())
+        columns, seen = {}, {}
+        for name in invoices.PROFILE_FIELDS:
+            aliases = [a.strip() for a in data.get(_column_field(name), "").split(",")]
+            aliases = [a for a in aliases if a]
+            for alias in aliases:
+                key = " ".join(alias.lower().split())
+                if key in seen and seen[key] != name:
+                    self.add_error(
+                        _column_field(name),
+                        _("“%(alias)s” is already a header of %(other)s.")
+                        % {"alias": alias, "other": invoices.PROFILE_FIELDS[seen[key]]},
+                    )
+                seen[key] = name
+            if aliases:
+                columns[name] = aliases
+        both = set(data.get("required_fields") or ()) & set(data.get("warn_only_fields") or ())
         if both:
-            labels = dict(INVOICE_FIELDS)
             self.add_error(
-                "warn_only",
+                "warn_only_fields",
                 _("%(fields)s cannot be both required and only warn.")
-                % {"fields": ", ".join(str(labels[name]) for name in sorted(both))},
+                % {
+                    "fields": ", ".join(str(invoices.PROFILE_FIELDS[name]) for name in sorted(both))
+                },
             )
+        for name in data.get("required_fields", []):
+            if name not in columns:
+                self.add_error(
+                    _column_field(name),
+                    _("%(field)s is required: give at least one header name.")
+                    % {"field": invoices.PROFILE_FIELDS[name]},
+                )
+        # Fields this form does not know (added by hand) are kept as they were.
+        unknown = self.instance.columns or {}
+        unknown = {k: v for k, v in unknown.items() if k not in invoices.PROFILE_FIELDS}
+        self.instance.columns = {**unknown, **columns}
+        self.instance.required = list(data.get("required_fields", []))
+        self.instance.warn_only = list(data.get("warn_only_fields", []))
+        self.instance.date_formats = [
+            line.strip() for line in data.get("date_format_list", "").splitlines() if line.strip()
+        ]
         return data
 
 
@@ -305,22 +346,93 @@ class ImportProfileAdmin(admin.ModelAdmin):
         "name",
         "source",
         "default_currency",
-        "required_list",
-        "warn_only_list",
+        "required_in_words",
+        "warn_only_in_words",
         "is_builtin",
         "updated_at",
     ]
-    readonly_fields = ["is_builtin", "updated_at"]
+    readonly_fields = [
+        "is_builtin",
+        "updated_at",
+        "columns_in_words",
+        "required_in_words",
+        "warn_only_in_words",
+    ]
 
-    @admin.display(description=_("required"))
-    def required_list(self, profile):
-        labels = dict(INVOICE_FIELDS)
-        return ", ".join(str(labels.get(name, name)) for name in profile.required) or "—"
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        # The form lists its own fields: the header rows it adds are not model fields.
+        if self.has_change_permission(request, obj):
+            kwargs["fields"] = None
+        return super().get_form(request, obj, change, **kwargs)
+
+    @admin.display(description=_("columns"))
+    def columns_in_words(self, profile):
+        rows = [
+            (label, ", ".join(profile.columns.get(name, [])) or "—")
+            for name, label in invoices.PROFILE_FIELDS.items()
+        ]
+        return format_html(
+            "<table>{}</table>", format_html_join("", "<tr><th>{}</th><td>{}</td></tr>", rows)
+        )
+
+    @admin.display(description=_("required columns"))
+    def required_in_words(self, profile):
+        return ", ".join(str(invoices.PROFILE_FIELDS.get(n, n)) for n in profile.required) or "—"
 
     @admin.display(description=_("only warn"))
-    def warn_only_list(self, profile):
-        labels = dict(INVOICE_FIELDS)
-        return ", ".join(str(labels.get(name, name)) for name in profile.warn_only) or "—"
+    def warn_only_in_words(self, profile):
+        return ", ".join(str(invoices.PROFILE_FIELDS.get(n, n)) for n in profile.warn_only) or "—"
+
+    def get_fieldsets(self, request, obj=None):
+        if not self.has_change_permission(request, obj):
+            return [
+                (None, {"fields": ["name", "label", "description", "source", "is_builtin"]}),
+                (
+                    None,
+                    {
+                        "fields": [
+                            "columns_in_words",
+                            "required_in_words",
+                            "warn_only_in_words",
+                            "date_formats",
+                        ]
+                    },
+                ),
+                (
+                    None,
+                    {
+                        "fields": [
+                            "decimal_separator",
+                            "thousands_separator",
+                            "default_currency",
+                            "default_terms_days",
+                            "updated_at",
+                        ]
+                    },
+                ),
+            ]
+        columns = [_column_field(name) for name in invoices.PROFILE_FIELDS]
+        return [
+            (None, {"fields": ["name", "label", "description", "source", "is_builtin"]}),
+            (_("Columns: the header names for each field"), {"fields": columns}),
+            (
+                _("Required and warn-only fields"),
+                {"fields": ["required_fields", "warn_only_fields"]},
+            ),
+            (
+                _("Formats and defaults"),
+                {
+                    "fields": [
+                        "date_format_list",
+                        "decimal_separator",
+                        "thousands_separator",
+                        "default_currency",
+                        "default_terms_days",
+                        "updated_at",
+                    ]
+                },
+            ),
+        ]
 
     def has_delete_permission(self, request, obj=None):
         if obj is not None and (obj.is_builtin or obj.batches.exists()):

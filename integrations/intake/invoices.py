@@ -43,6 +43,7 @@ from decimal import Decimal
 from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from accounts import bulk, services, timeline, timezones
 from accounts.customer_names import normalized_name
@@ -60,6 +61,25 @@ FIELD_LABELS = {
     "due_on": "due date",
     "amount": "amount",
     "reference": "reference",
+}
+
+
+# The fields an import profile maps headers onto, in the order a person reads a row.
+PROFILE_FIELDS = {
+    "number": gettext_lazy("Invoice number"),
+    "customer_ref": gettext_lazy("Customer reference"),
+    "customer_name": gettext_lazy("Customer name"),
+    "contact_name": gettext_lazy("Contact name"),
+    "email": gettext_lazy("Contact e-mail"),
+    "phone": gettext_lazy("Contact phone"),
+    "country": gettext_lazy("Country"),
+    "issued_on": gettext_lazy("Issue date"),
+    "due_on": gettext_lazy("Due date"),
+    "currency": gettext_lazy("Currency"),
+    "amount": gettext_lazy("Amount"),
+    "amount_due": gettext_lazy("Amount due"),
+    "reference": gettext_lazy("Reference"),
+    "transaction_type": gettext_lazy("Transaction type (only rows of type Invoice load)"),
 }
 
 

@@ -21,6 +21,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Invoice, Payment
+from accounts.money import format_money
 from accounts.selectors import search_invoices
 
 from ..intake.admin import ReadOnlyAdmin
@@ -46,12 +47,13 @@ def unapplied_search(term: str) -> Q:
     return query
 
 
-def payment_link(payment_id):
-    """A link to the payment's page, or a dash when there is none."""
-    if not payment_id:
+def payment_link(payment):
+    """A link to the payment's page named as finance knows it ("Bank transfer EUR 1,200.00
+    on 2026-11-02"), or a dash when there is none."""
+    if payment is None:
         return "—"
-    url = reverse("admin:accounts_payment_change", args=[payment_id])
-    return format_html('<a href="{}">{}</a>', url, _("payment %(id)s") % {"id": payment_id})
+    url = reverse("admin:accounts_payment_change", args=[payment.pk])
+    return format_html('<a href="{}">{}</a>', url, payment)
 
 
 @admin.register(MatchProposal)
@@ -95,7 +97,7 @@ class MatchProposalAdmin(ReadOnlyAdmin):
 
     @admin.display(description=_("payment"))
     def payment_link(self, proposal):
-        return payment_link(proposal.payment_id)
+        return payment_link(proposal.payment)
 
     @admin.display(description=_("payer"))
     def payer(self, proposal):
@@ -103,7 +105,7 @@ class MatchProposalAdmin(ReadOnlyAdmin):
 
     @admin.display(description=_("amount"))
     def amount(self, proposal):
-        return f"{proposal.payment.currency} {proposal.payment.amount}"
+        return format_money(proposal.payment.amount, proposal.payment.currency)
 
     @admin.display(description=_("allocations proposed"))
     def proposed(self, proposal):

@@ -170,8 +170,14 @@ def test_an_agent_proposes_only_for_own_and_unassigned_customers(agent):
         propose(theirs, [invoice], [(days(3), "100.00")], by=agent)
 
 
-def test_payments_fill_installments_in_order_and_complete_the_plan(customer):
+def on_the_day(clock, day: dt.date) -> None:
+    """Payments are received on or before today: move the clock to the day money arrives."""
+    clock.move_to(dt.datetime.combine(day, dt.time(16), tzinfo=dt.UTC))
+
+
+def test_payments_fill_installments_in_order_and_complete_the_plan(customer, clock):
     plan, invoice = three_hundreds(customer)
+    on_the_day(clock, days(6))
     pay(invoice, "150.00", on=days(6))
     assert installments(plan) == [
         (1, Decimal("100.00"), "paid", days(6)),
@@ -180,6 +186,7 @@ def test_payments_fill_installments_in_order_and_complete_the_plan(customer):
     ]
     texts = list(Activity.objects.filter(kind="payment_plan").values_list("text", flat=True))
     assert f"Installment 1 of 3 of plan #{plan.pk} paid: USD 100.00" in texts
+    on_the_day(clock, days(30))
     pay(invoice, "150.00", on=days(30))
     assert [row[2] for row in installments(plan)] == ["paid", "paid", "paid"]
     plan.refresh_from_db()

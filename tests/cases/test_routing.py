@@ -216,3 +216,13 @@ def test_the_route_action(client, manager, senior):
         {"action": "route_now", "_selected_action": [rule.pk]},
     )
     assert agent_of(customer) == senior
+
+
+@pytest.mark.parametrize("role", ["agent", "finance", "manager"])
+def test_every_role_opens_a_rule(client, role, request, senior):
+    """A read-only viewer's form has no `agents` field: opening a rule answered 500."""
+    rule = RoutingRuleFactory(name="Strategic", agents=[senior])
+    client.force_login(request.getfixturevalue(role))
+    response = client.get(reverse("admin:cases_routingrule_change", args=[rule.pk]))
+    assert response.status_code == 200
+    assert "Strategic" in response.content.decode()

@@ -4,7 +4,6 @@ warnings are kept per row, shown in the preview and the batch, and counted per s
 
 import datetime as dt
 import io
-import json
 
 import pytest
 
@@ -135,28 +134,21 @@ def test_finance_edits_required_and_warn_only_fields_on_the_profile(client, fina
     form = client.get(url)
     assert form.status_code == 200
     page = form.content.decode()
-    assert 'name="warn_only"' in page and 'value="phone"' in page and "checked" in page
+    assert 'name="warn_only_fields"' in page and 'value="phone"' in page and "checked" in page
     data = {
-        "name": profile.name,
-        "label": profile.label,
-        "description": profile.description,
-        "source": profile.source,
-        "columns": json.dumps(profile.columns),
-        "date_formats": json.dumps(profile.date_formats),
-        "decimal_separator": profile.decimal_separator,
-        "thousands_separator": profile.thousands_separator,
-        "default_currency": profile.default_currency,
-        "required": ["number", "customer_name", "issued_on", "amount", "currency"],
-        "warn_only": ["email"],
-        "default_terms_days": profile.default_terms_days,
+        name: form.context["adminform"].form.initial.get(name, field.initial)
+        for name, field in form.context["adminform"].form.fields.items()
     }
+    data = {name: value for name, value in data.items() if value is not None}
+    data["required_fields"] = ["number", "customer_name", "issued_on", "amount", "currency"]
+    data["warn_only_fields"] = ["email"]
 
     saved = client.post(url, data)
 
     assert saved.status_code == 302, saved.content.decode()[:2000]
     profile.refresh_from_db()
     assert profile.warn_only == ["email"]
-    both = client.post(url, {**data, "required": [*data["required"], "email"]})
+    both = client.post(url, {**data, "required_fields": [*data["required_fields"], "email"]})
     assert both.status_code == 200
     assert "Contact e-mail cannot be both required and only warn." in both.content.decode()
     profile.refresh_from_db()
