@@ -19,7 +19,7 @@ from django.core.exceptions import PermissionDenied
 from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 
-from .models import Customer
+from .models import SUMMARY_FIELDS, Customer
 
 TERMS_PERMISSION = "accounts.change_customer_terms"
 
@@ -45,6 +45,7 @@ CUSTOMER_FIELDS_BY_SERVICE: tuple[str, ...] = (
     "risk_band",
     "risk_factors",
     "risk_scored_at",
+    *SUMMARY_FIELDS,
 )
 
 

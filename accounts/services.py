@@ -17,9 +17,9 @@ from django.db.models import F, Max, Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from . import signals, timeline
+from . import signals, summaries, timeline
 from .bulk import insert_rows, one_of, write_rows
-from .models import Activity, Allocation, Contact, Customer, Invoice, Payment
+from .models import SUMMARY_FIELDS, Activity, Allocation, Contact, Customer, Invoice, Payment
 from .money import to_amount, validate_currency
 from .permissions import require, require_customer_edit
 
@@ -247,10 +247,11 @@ def save_customer(*, customer: Customer, by) -> Customer:
     before = None
     if customer.pk:
         before = Customer.objects.select_for_update().get(pk=customer.pk)
+    # The summary columns are never saved by an edit (Customer.save), so a stale copy's
+    # figures are no change anyone asked for.
+    changed = _changed_fields(before if before is not None else Customer(), customer)
     require_customer_edit(
-        by,
-        before=before,
-        fields=_changed_fields(before if before is not None else Customer(), customer),
+        by, before=before, fields=[name for name in changed if name not in SUMMARY_FIELDS]
     )
     customer.full_clean()
     customer.save()
@@ -321,6 +322,7 @@ def save_new_invoice(*, invoice: Invoice, by=None) -> Invoice:
     invoice.status = Invoice.Status.OPEN
     invoice.full_clean()
     invoice.save()
+    summaries.refresh_past_due(customer_ids=[invoice.customer_id])
     return invoice
 
 
@@ -341,6 +343,7 @@ def save_invoice(*, invoice: Invoice, by) -> Invoice:
         customer=invoice.customer,
         invoice=invoice,
     )
+    summaries.refresh_past_due(customer_ids={before.customer_id, invoice.customer_id})
     return invoice
 
 
@@ -484,6 +487,7 @@ def allocate(
     timeline.allocation_applied(
         payment=payment, invoice=invoice, allocation=allocation, new_balance=new_balance, by=by
     )
+    summaries.refresh_past_due(customer_ids=[invoice.customer_id])
     signals.allocations_applied.send(sender=Allocation, invoice_ids=[invoice.pk])
     return allocation
 
@@ -586,6 +590,7 @@ def refund_payment(
         unallocated_amount=F("unallocated_amount") - from_unapplied,
         refunded_amount=F("refunded_amount") + amount,
     )
+    summaries.refresh_past_due(customer_ids={r.invoice.customer_id for r in reversals})
     if payment.customer_id:
         timeline.add(
             Activity.Kind.PAYMENT,
@@ -867,5 +872,6 @@ def allocate_many(
         by=by,
         at=now,
     )
+    summaries.refresh_past_due(customer_ids={invoices[pk].customer_id for pk in touched_invoices})
     signals.allocations_applied.send(sender=Allocation, invoice_ids=sorted(touched_invoices))
     return outcomes
