@@ -135,3 +135,29 @@ def test_the_command_refreshes_every_customer():
     call_command("refresh_customer_summaries", stdout=out)
     assert "past due: 1 customers changed" in out.getvalue()
     assert fresh(customer).past_due_amount == Decimal("12.00")
+
+
+def test_an_imported_invoice_and_an_amount_change_move_the_customers_figures(tmp_path):
+    from integrations.intake import spreadsheets
+    from integrations.models import ImportProfile
+
+    header = "Invoice Number,Customer,Invoice Date,Due Date,Currency,Amount\n"
+
+    def load(content: str):
+        path = tmp_path / "invoices.csv"
+        path.write_text(header + content)
+        with open(path, "rb") as stream:
+            spreadsheets.import_invoices(
+                stream,
+                filename=path.name,
+                profile=ImportProfile.objects.get(name="generic-csv"),
+            )
+
+    load("IMP-1,Acme Imports,2026-09-01,2026-10-01,USD,250.00\n")
+    customer = Customer.objects.get(name="Acme Imports")
+    assert (customer.past_due_amount, customer.oldest_due_on) == (
+        Decimal("250.00"),
+        dt.date(2026, 10, 1),
+    )
+    load("IMP-1,Acme Imports,2026-09-01,2026-10-01,USD,275.00\n")
+    assert fresh(customer).past_due_amount == Decimal("275.00")
