@@ -72,7 +72,7 @@ SUMMARY_FIELDS = (
     "past_due_currency",
     "past_due_currencies",
     "oldest_due_on",
-    "past_due_as_of",
+    "past_due_changed_on",
     "next_action_at",
     "next_action",
 )
@@ -202,7 +202,7 @@ class Customer(models.Model):
         blank=True,
         help_text=_("Days past due are counted from it."),
     )
-    past_due_as_of = models.DateField(_("past due as of"), null=True, blank=True)
+    past_due_changed_on = models.DateField(_("past due changed on"), null=True, blank=True)
     next_action_at = models.DateTimeField(_("next action due"), null=True, blank=True)
     next_action = models.CharField(
         _("next action"), max_length=200, blank=True, default="", db_default=""

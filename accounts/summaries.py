@@ -3,7 +3,7 @@
 The customer list sorts and filters 200,000 customers by amount past due, days past due,
 risk and next action. Aggregating a million invoices for each page view cannot be fast,
 so the figures are kept on the customer row (columns `past_due_amount`,
-`past_due_currency`, `past_due_currencies`, `oldest_due_on`, `past_due_as_of`; the next
+`past_due_currency`, `past_due_currencies`, `oldest_due_on`, `past_due_changed_on`; the next
 action's columns are kept by `cases.summaries`) and indexed, and the list is one index
 scan on one table.
 
@@ -26,7 +26,9 @@ Kept up to date in two ways:
 
 `oldest_due_on` is the due date of the oldest open invoice, due or not, so the days past
 due (today minus that date) are right on any day without a refresh; `past_due_amount` is
-as of `past_due_as_of`.
+as of the last refresh (the night, or the last ledger write);
+`past_due_changed_on` is the day the figures last changed. Rows whose figures did not
+change are not written, so a night's refresh rewrites only the customers whose debt moved.
 
 Amounts are never added across currencies: `past_due_amount` is the largest past-due
 total in any one currency (the worklist's rule), `past_due_currency` names it and
@@ -98,11 +100,10 @@ def _update_sql(scope: str) -> str:
             past_due_currency = figures.past_due_currency,
             past_due_currencies = figures.past_due_currencies,
             oldest_due_on = figures.oldest_due_on,
-            past_due_as_of = %s
+            past_due_changed_on = %s
         FROM figures
         WHERE {_table(Customer)}.id = figures.customer_id
-            AND ({changed} OR {_table(Customer)}.past_due_as_of IS NULL
-                OR {_table(Customer)}.past_due_as_of <> %s)
+            AND ({changed})
     """  # noqa: S608 - table names are ours, every value a parameter
 
 
@@ -122,7 +123,6 @@ def _run(scope: str, scope_params: list, today: dt.date) -> int:
         *InvoiceQuerySet.OPEN_STATUSES,
         *scope_params,
         *scope_params,
-        today,
         today,
     ]
     with connection.cursor() as cursor:

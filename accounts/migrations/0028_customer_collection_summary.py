@@ -64,8 +64,8 @@ class Migration(migrations.Migration):
         ),
         migrations.AddField(
             model_name="customer",
-            name="past_due_as_of",
-            field=models.DateField(blank=True, null=True, verbose_name="past due as of"),
+            name="past_due_changed_on",
+            field=models.DateField(blank=True, null=True, verbose_name="past due changed on"),
         ),
         migrations.AddField(
             model_name="customer",

@@ -41,7 +41,7 @@ def test_a_new_invoice_and_a_payment_move_the_amount_past_due_at_once():
     row = fresh(customer)
     assert (row.past_due_amount, row.past_due_currency) == (Decimal("300.00"), "USD")
     assert row.oldest_due_on == ON - dt.timedelta(days=40) and row.days_past_due == 40
-    assert row.past_due_as_of == ON
+    assert row.past_due_changed_on == ON
 
     payment = services.record_payment(
         amount="120", currency="USD", received_on=ON, customer=customer
@@ -87,7 +87,9 @@ def test_an_invoice_falling_due_overnight_counts_after_the_nightly_refresh(clock
     assert fresh(customer).days_past_due == 1  # counted from the stored due date
     nightly.run_case_work(on=tomorrow, now=NOW + dt.timedelta(days=1))
     row = fresh(customer)
-    assert (row.past_due_amount, row.past_due_as_of) == (Decimal("70.00"), tomorrow)
+    assert (row.past_due_amount, row.past_due_changed_on) == (Decimal("70.00"), tomorrow)
+    # The night after, nothing changed: nothing is written.
+    assert summaries.refresh_past_due(today=tomorrow + dt.timedelta(days=1)) == 0
 
 
 def test_the_full_refresh_repairs_rows_written_behind_the_services_back():
