@@ -133,6 +133,9 @@ MATRIX["Collections manager"] |= {
     "view_accesslog",
     "revoke_any_apitoken",
 }
+# Console lists to CSV/XLSX (staff.0002_saved_filters_and_list_exports): managers, finance.
+MATRIX["Collections manager"] |= {"export_lists"}
+MATRIX["Finance"] |= {"export_lists"}
 
 
 def test_groups_hold_exactly_the_documented_permissions():
