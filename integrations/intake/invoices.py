@@ -29,7 +29,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from accounts import bulk, services, summaries, timeline, timezones
+from accounts import bulk, services, timeline, timezones
 from accounts.models import Activity, Contact, Customer, Invoice, Payment
 
 from ..models import ImportProfile, IntakeBatch
@@ -796,7 +796,7 @@ class InvoiceUpserter:
                 self._settle(invoices[number], amount, external_id)
         touched = {customer.pk for _record, customer in plan.new_invoices}
         touched |= {invoice.customer_id for invoice in plan.changed_invoices.values()}
-        summaries.refresh_past_due(customer_ids=touched)
+        services.refresh_past_due_later(customer_ids=touched)
 
     def _settle(self, invoice: Invoice, amount: Decimal, external_id: str) -> None:
         """The source says less is due than our balance: it was paid there; book it here."""

@@ -12,6 +12,7 @@ from django.db import transaction
 from accounts import services, summaries
 from accounts.models import Customer, Invoice
 from cases import case_tasks, next_actions, nightly
+from collections_mgmt.celery import app
 from tests.clock import NOW, ON
 from tests.factories import CustomerFactory, InvoiceFactory
 
@@ -53,13 +54,30 @@ def test_a_new_invoice_and_a_payment_move_the_amount_past_due_at_once():
     assert fresh(customer).past_due_amount == Decimal("300.00")
 
 
-def test_allocate_many_refreshes_every_customer_it_touched():
+@pytest.fixture
+def eager():
+    """Queued tasks run in this process, as a worker would run them."""
+    before = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = before
+
+
+def test_allocate_many_queues_a_refresh_of_every_customer_it_touched(
+    eager, django_capture_on_commit_callbacks
+):
     a, b = CustomerFactory(), CustomerFactory()
     ia = new_invoice(a, number="A-1", due_on=ON - dt.timedelta(days=5))
     ib = new_invoice(b, number="B-1", due_on=ON - dt.timedelta(days=5))
     pa = services.record_payment(amount="100", currency="USD", received_on=ON, customer=a)
     pb = services.record_payment(amount="60", currency="USD", received_on=ON, customer=b)
-    services.allocate_many([(pa.pk, [(ia.pk, Decimal("100"))]), (pb.pk, [(ib.pk, Decimal("60"))])])
+    with django_capture_on_commit_callbacks() as queued:
+        services.allocate_many(
+            [(pa.pk, [(ia.pk, Decimal("100"))]), (pb.pk, [(ib.pk, Decimal("60"))])]
+        )
+    # Not on the booking's own path: the figures move when the worker runs the task.
+    assert fresh(b).past_due_amount == Decimal("100.00") and len(queued) == 1
+    queued[0]()
     assert fresh(a).past_due_amount == 0 and fresh(a).past_due_currency == ""
     assert fresh(a).oldest_due_on is None
     assert fresh(b).past_due_amount == Decimal("40.00")
@@ -139,7 +157,9 @@ def test_the_command_refreshes_every_customer():
     assert fresh(customer).past_due_amount == Decimal("12.00")
 
 
-def test_an_imported_invoice_and_an_amount_change_move_the_customers_figures(tmp_path):
+def test_an_imported_invoice_and_an_amount_change_move_the_customers_figures(
+    tmp_path, eager, django_capture_on_commit_callbacks
+):
     from integrations.intake import spreadsheets
     from integrations.models import ImportProfile
 
@@ -148,7 +168,7 @@ def test_an_imported_invoice_and_an_amount_change_move_the_customers_figures(tmp
     def load(content: str):
         path = tmp_path / "invoices.csv"
         path.write_text(header + content)
-        with open(path, "rb") as stream:
+        with open(path, "rb") as stream, django_capture_on_commit_callbacks(execute=True):
             spreadsheets.import_invoices(
                 stream,
                 filename=path.name,
@@ -163,3 +183,23 @@ def test_an_imported_invoice_and_an_amount_change_move_the_customers_figures(tmp
     )
     load("IMP-1,Acme Imports,2026-09-01,2026-10-01,USD,275.00\n")
     assert fresh(customer).past_due_amount == Decimal("275.00")
+
+
+def test_a_broker_that_cannot_be_reached_does_not_undo_the_booking(
+    monkeypatch, django_capture_on_commit_callbacks
+):
+    from accounts import tasks
+
+    def down(*args, **kwargs):
+        raise ConnectionError("broker down")
+
+    monkeypatch.setattr(tasks.refresh_past_due, "delay", down)
+    customer = CustomerFactory()
+    invoice = new_invoice(customer, number="X-1", due_on=ON - dt.timedelta(days=5))
+    payment = services.record_payment(
+        amount="100", currency="USD", received_on=ON, customer=customer
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        services.allocate_many([(payment.pk, [(invoice.pk, Decimal("100"))])])
+    assert Invoice.objects.get(pk=invoice.pk).open_balance == 0
+    assert fresh(customer).past_due_amount == Decimal("100.00")  # until the night
