@@ -440,7 +440,13 @@ class CustomerAdmin(LoggedChangelistMixin, CustomerActionsMixin, LedgerAdmin):
 
     @admin.display(description=_("holds"))
     def hold_list(self, customer):
-        return ", ".join(customer.holds) or "—"
+        holds = list(customer.holds)
+        if customer.is_dunning_paused(timezone.localdate()):
+            holds.append(
+                str(_("dunning paused until %(day)s"))
+                % {"day": date_format(customer.dunning_paused_until, "SHORT_DATE_FORMAT")}
+            )
+        return ", ".join(holds) or "—"
 
     @admin.display(description=_("past due"), ordering=admin_lists.PAST_DUE_ORDER)
     def past_due(self, customer):

@@ -98,3 +98,12 @@ def test_the_list_shows_the_figures(client, manager, book):
     client.force_login(manager)
     html = client.get(CUSTOMERS).content.decode()
     assert "USD 5000.00" in html and "Call B" in html and "80 (High)" in html
+
+
+def test_a_paused_customer_says_so_among_its_holds(client, manager, book):
+    Customer.objects.filter(pk=book["D"].pk).update(
+        dunning_paused_until=ON + dt.timedelta(days=3), dunning_pause_reason="Audit"
+    )
+    client.force_login(manager)
+    html = client.get(CUSTOMERS, {"q": "D"}).content.decode()
+    assert "dunning paused until 11/26/2026" in html
