@@ -17,10 +17,14 @@ stale copy never writes an old balance back.
 
 Kept up to date in two ways:
 
-1. The ledger's services that move an invoice's balance or status (a new or changed
-   invoice, an allocation, a refund, the intake's upserts, write-offs and disputes) call
+1. The ledger's services that move one invoice's balance or status (a new or changed
+   invoice, an allocation, a refund, a reversed write-off) call
    `refresh_past_due(customer_ids=...)` in their own transaction, so the list is right
-   as soon as the payment is booked.
+   as soon as the payment is booked. The bulk paths (`services.allocate_many`, so
+   reconciliation and write-offs; the intake's invoice upserts) queue the same refresh
+   to a worker when they commit (`services.refresh_past_due_later`): rewriting a
+   customer row touches every index of the customer table, which inline cost
+   reconciliation a quarter of its booking time.
 2. The nightly case-work run calls it for every customer (`customer_ids=None`): an
    invoice that falls due overnight is past due tomorrow with no write to the ledger.
 
