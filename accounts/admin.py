@@ -18,11 +18,13 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.functional import cached_property
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
-from . import admin_merge, forms, permissions, selectors, services, timezones
+from . import admin_lists, admin_merge, forms, permissions, selectors, services, timezones
 from .access_log import LoggedChangelistMixin, Surface
 from .aging import BUCKET_CHOICES, BUCKETS_BY_KEY
 from .models import (
@@ -35,6 +37,7 @@ from .models import (
     Invoice,
     Payment,
 )
+from .money import format_money
 
 
 class CappedCountPaginator(Paginator):
@@ -416,11 +419,18 @@ class CustomerAdmin(LoggedChangelistMixin, CustomerActionsMixin, LedgerAdmin):
         "currency",
         "assigned_agent",
         "status",
-        "dunning_paused_until",
+        "past_due",
+        "days_past_due",
+        "risk",
+        "next_action_due",
         "hold_list",
     ]
     list_filter = [
         agent_filter("assigned_agent"),
+        admin_lists.PastDueAmountFilter,
+        admin_lists.DaysPastDueFilter,
+        "risk_band",
+        admin_lists.NextActionFilter,
         "segment",
         "kind",
         "status",
@@ -483,7 +493,45 @@ class CustomerAdmin(LoggedChangelistMixin, CustomerActionsMixin, LedgerAdmin):
 
     @admin.display(description=_("holds"))
     def hold_list(self, customer):
-        return ", ".join(customer.holds) or "—"
+        holds = list(customer.holds)
+        if customer.is_dunning_paused(timezone.localdate()):
+            holds.append(
+                str(_("dunning paused until %(day)s"))
+                % {"day": date_format(customer.dunning_paused_until, "SHORT_DATE_FORMAT")}
+            )
+        return ", ".join(holds) or "—"
+
+    @admin.display(description=_("past due"), ordering=admin_lists.PAST_DUE_ORDER)
+    def past_due(self, customer):
+        if not customer.past_due_amount:
+            return "—"
+        text = format_money(customer.past_due_amount, customer.past_due_currency)
+        others = customer.past_due_currencies - 1
+        if others > 0:
+            text += " " + str(
+                ngettext("(+%(n)s currency)", "(+%(n)s currencies)", others) % {"n": others}
+            )
+        return text
+
+    @admin.display(description=_("days past due"), ordering=admin_lists.DAYS_PAST_DUE_ORDER)
+    def days_past_due(self, customer):
+        return customer.days_past_due or "—"
+
+    @admin.display(description=_("risk"), ordering=admin_lists.RISK_ORDER)
+    def risk(self, customer):
+        if customer.risk_score is None:
+            return "—"
+        return f"{customer.risk_score} ({customer.get_risk_band_display()})"
+
+    @admin.display(description=_("next action"), ordering=admin_lists.NEXT_ACTION_ORDER)
+    def next_action_due(self, customer):
+        if customer.next_action_at is None:
+            return "—"
+        day = timezone.localdate(customer.next_action_at)
+        return f"{date_format(day, 'SHORT_DATE_FORMAT')} {customer.next_action}"
+
+    def get_changelist(self, request, **kwargs):
+        return admin_lists.SummaryChangeList
 
     @admin.display(description=_("assigned agent"))
     def agent_in_charge(self, customer):

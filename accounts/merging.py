@@ -36,7 +36,7 @@ from django.utils import timezone
 from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 
-from . import timeline
+from . import summaries, timeline
 from .models import AccessLog, Activity, Allocation, AppendOnlyModel, Contact, Customer
 from .permissions import MERGE_PERMISSION, require
 
@@ -231,6 +231,9 @@ def merge_customers(*, survivor: Customer, duplicate: Customer, by, reason: str)
                 **{rel.field.name: survivor}
             )
     moved = {key: n for key, n in moved.items() if n}
+    # The customer list's past-due figures follow the invoices (the next action follows
+    # the tasks at the nightly refresh).
+    summaries.refresh_past_due(customer_ids=[survivor.pk, duplicate.pk])
 
     filled = _filled(survivor, duplicate)
     now = timezone.now()

@@ -81,6 +81,17 @@ class RiskBand(models.TextChoices):
     HIGH = "high", _("High")
 
 
+SUMMARY_FIELDS = (
+    "past_due_amount",
+    "past_due_currency",
+    "past_due_currencies",
+    "oldest_due_on",
+    "past_due_changed_on",
+    "next_action_at",
+    "next_action",
+)
+
+
 class Customer(models.Model):
     """The debtor account."""
 
@@ -197,6 +208,35 @@ class Customer(models.Model):
     )
     merged_at = models.DateTimeField(_("merged at"), null=True, blank=True)
 
+    # The collection summary (accounts/summaries.py): what the customer list sorts and
+    # filters on, kept on the row so the list stays one index scan at 200,000 customers.
+    # Written only by summaries.refresh_* (raw UPDATEs: never by an edit, see save()).
+    past_due_amount = models.DecimalField(
+        _("amount past due"),
+        max_digits=14,
+        decimal_places=2,
+        default=Decimal("0.00"),
+        db_default=Decimal("0.00"),
+        help_text=_("The largest past-due total in any one currency (never added across)."),
+    )
+    past_due_currency = models.CharField(
+        _("past-due currency"), max_length=3, blank=True, default="", db_default=""
+    )
+    past_due_currencies = models.PositiveSmallIntegerField(
+        _("currencies past due"), default=0, db_default=0
+    )
+    oldest_due_on = models.DateField(
+        _("oldest open invoice due on"),
+        null=True,
+        blank=True,
+        help_text=_("Days past due are counted from it."),
+    )
+    past_due_changed_on = models.DateField(_("past due changed on"), null=True, blank=True)
+    next_action_at = models.DateTimeField(_("next action due"), null=True, blank=True)
+    next_action = models.CharField(
+        _("next action"), max_length=200, blank=True, default="", db_default=""
+    )
+
     # Set when the customer's personal data was erased (privacy/erasure.py).
     erased_at = models.DateTimeField(_("personal data erased at"), null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -243,6 +283,13 @@ class Customer(models.Model):
                 condition=~Q(external_ref=""),
                 name="customer_external_ref",
             ),
+            # The customer list's sorts (accounts/admin.py SummaryChangeList breaks ties on
+            # the id in the key's direction, so each index serves both directions).
+            models.Index(fields=["past_due_amount", "id"], name="customer_past_due_amount"),
+            models.Index(fields=["oldest_due_on", "id"], name="customer_oldest_due_on"),
+            models.Index(fields=["next_action_at", "id"], name="customer_next_action_at"),
+            # The risk sort's index (risk_score DESC NULLS LAST, id DESC) is PostgreSQL
+            # only (SQLite has no NULLS LAST in an index): migration 0028 makes it.
         ]
         permissions = [
             ("log_activity", "Can add notes and log calls"),
@@ -262,9 +309,17 @@ class Customer(models.Model):
         return self.name
 
     def save(self, *args, **kwargs):
+        """Save, leaving the summary columns alone unless named in update_fields (an edit
+        made on a copy loaded before a payment must not write an old balance back), and
+        keeping the normalised name in step with the name."""
         update_fields = kwargs.get("update_fields")
-        if update_fields is not None and "name" in update_fields:
-            # A save of the name alone keeps its normalised form in step.
+        if update_fields is None and not self._state.adding and self.pk:
+            kwargs["update_fields"] = [
+                field.name
+                for field in self._meta.concrete_fields
+                if not field.primary_key and field.name not in SUMMARY_FIELDS
+            ]
+        elif update_fields is not None and "name" in update_fields:
             kwargs["update_fields"] = {*update_fields, "normalized_name"}
         super().save(*args, **kwargs)
 
@@ -281,6 +336,13 @@ class Customer(models.Model):
                     )
                 }
             )
+
+    @property
+    def days_past_due(self) -> int:
+        """Days past due of the oldest open invoice today (0 when none is past due)."""
+        if self.oldest_due_on is None:
+            return 0
+        return max(0, (timezone.localdate() - self.oldest_due_on).days)
 
     def is_dunning_paused(self, on: dt.date) -> bool:
         return self.dunning_paused_until is not None and on <= self.dunning_paused_until
@@ -935,6 +997,7 @@ class AccessLog(AppendOnlyModel):
         STATEMENT = "statement", _("Statement download")
         REPORT = "report", _("Aging report on screen")
         EXPORT = "export", _("Portfolio export download")
+        LIST_EXPORT = "list_export", _("Console list export")
 
     at = models.DateTimeField(_("when"), default=timezone.now)
     user = models.ForeignKey(

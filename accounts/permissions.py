@@ -20,7 +20,7 @@ from django.core.exceptions import PermissionDenied
 from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 
-from .models import Customer
+from .models import SUMMARY_FIELDS, Customer
 
 TERMS_PERMISSION = "accounts.change_customer_terms"
 
@@ -48,6 +48,7 @@ CUSTOMER_FIELDS_BY_SERVICE: tuple[str, ...] = (
     "risk_scored_at",
     "merged_into",
     "merged_at",
+    *SUMMARY_FIELDS,
 )
 # Merging a duplicate customer into another (accounts/merging.py): managers and finance.
 MERGE_PERMISSION = "accounts.merge_customers"

@@ -19,6 +19,7 @@ from django.utils.translation import gettext_lazy
 from accounts import bulk, permissions, timeline
 from accounts.models import Activity, Customer
 
+from . import next_actions
 from .models import Task
 
 
@@ -162,6 +163,7 @@ def create_task(
             raise
         return winner
     _created_entry(task, by=by).save()
+    next_actions.refresh_next_actions(customer_ids=[task.customer_id])
     return task
 
 
@@ -213,6 +215,7 @@ def create_tasks(tasks: Iterable[Task], *, by=None) -> list[Task]:
         fresh.append(task)
     Task.objects.bulk_create(fresh, batch_size=1000)
     timeline.add_all(_created_entry(task, by=by) for task in fresh)
+    next_actions.refresh_next_actions(customer_ids={task.customer_id for task in fresh})
     return fresh
 
 
@@ -268,6 +271,7 @@ def complete_task(*, task: Task, outcome: str, note: str = "", by) -> Task:
         by=by,
         details={"task": task.pk, "event": "done", "source": task.source, "outcome": outcome},
     )
+    next_actions.refresh_next_actions(customer_ids=[task.customer_id])
     return task
 
 
@@ -368,6 +372,7 @@ def cancel_task(*, task: Task, by, reason: str) -> Task:
         by=by,
         details={"task": task.pk, "event": "cancelled", "source": task.source, "reason": reason},
     )
+    next_actions.refresh_next_actions(customer_ids=[task.customer_id])
     return task
 
 

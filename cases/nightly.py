@@ -1,4 +1,5 @@
-"""The nightly case-work run: promises, installments, risk, routing, reviews, aging alerts.
+"""The nightly case-work run: promises, installments, risk, routing, reviews, aging alerts,
+and the customer list's figures (amount past due, next action).
 
 (Installment reminders are not part of it: they are dunning notices, planned by the
 dunning run and sent by its sender.)
@@ -15,7 +16,9 @@ import dataclasses
 import datetime as dt
 import logging
 
-from . import plans, promises, recoveries, risk, routing
+from accounts import summaries
+
+from . import next_actions, plans, promises, recoveries, risk, routing
 from .alerts import raise_aging_alerts
 
 logger = logging.getLogger(__name__)
@@ -41,6 +44,9 @@ def run_case_work(*, on: dt.date, now: dt.datetime) -> dict:
         ("routed", lambda: routing.route_customers()),
         ("write_off_reviews", lambda: recoveries.propose_reviews(today=on)),
         ("aging_alerts", lambda: raise_aging_alerts(on=on)),
+        # Last, so the customer list's figures include what the jobs above changed.
+        ("past_due_summaries", lambda: summaries.refresh_past_due(today=on)),
+        ("next_actions", lambda: next_actions.refresh_next_actions()),
     ]
     summary: dict = {"errors": {}}
     for name, job in jobs:

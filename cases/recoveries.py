@@ -34,7 +34,7 @@ from django.db.models.functions import Cast, Concat
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from accounts import permissions, services, timeline
+from accounts import permissions, services, summaries, timeline
 from accounts.models import Activity, Customer, Invoice, Payment
 from accounts.money import to_amount
 
@@ -466,3 +466,5 @@ def _restore_statuses(invoice_ids: list[int]) -> None:
         ),
         updated_at=timezone.now(),
     )
+    customers = Invoice.objects.filter(pk__in=invoice_ids).values_list("customer_id", flat=True)
+    summaries.refresh_past_due(customer_ids=customers)

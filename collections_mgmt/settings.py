@@ -361,6 +361,11 @@ ADMIN_COUNT_LIMIT = int(os.environ.get("ADMIN_COUNT_LIMIT", "10000"))
 # 2099-01-01); one day covers a bank in a time zone ahead of ours.
 PAYMENT_FUTURE_DAYS_ALLOWED = int(os.environ.get("PAYMENT_FUTURE_DAYS_ALLOWED", "1"))
 ADMIN_SEARCH_COUNT_LIMIT = int(os.environ.get("ADMIN_SEARCH_COUNT_LIMIT", "1000"))
+# A console list exported to CSV/XLSX holds at most this many rows (accounts/list_exports.py);
+# a longer list is refused with a request to filter it first.
+LIST_EXPORT_MAX_ROWS = int(os.environ.get("LIST_EXPORT_MAX_ROWS", "100000"))
+# Saved filters a user may keep per console list (staff/saved_filters.py).
+SAVED_FILTERS_PER_LIST = int(os.environ.get("SAVED_FILTERS_PER_LIST", "30"))
 
 REST_FRAMEWORK = {
     # A session counts only once its second factor is verified where the role needs one;

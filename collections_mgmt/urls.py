@@ -9,11 +9,13 @@ from rest_framework.routers import DefaultRouter
 from two_factor.urls import urlpatterns as two_factor_urls
 
 from accounts import api as accounts_api
+from accounts import list_exports
 from collections_mgmt import views
 from dunning import api as dunning_api
 from integrations import api as integrations_api
 from integrations.email_events import webhooks as email_event_webhooks
 from integrations.gateways import pay_page
+from staff import saved_filters
 from staff.urls import sso_urlpatterns
 
 admin.site.site_header = "Collections Management"
@@ -75,6 +77,22 @@ urlpatterns = [
             ("contact", "contacts"),
             ("payment", "payments"),
         )
+    ),
+    # Tools of every console list, before the admin's own URLs.
+    path(
+        "admin/export/<slug:app_label>/<slug:model_name>/",
+        admin.site.admin_view(list_exports.export_list),
+        name="console-list-export",
+    ),
+    path(
+        "admin/saved-filters/",
+        admin.site.admin_view(saved_filters.save_filter),
+        name="console-saved-filter-save",
+    ),
+    path(
+        "admin/saved-filters/<int:filter_id>/delete/",
+        admin.site.admin_view(saved_filters.delete_filter),
+        name="console-saved-filter-delete",
     ),
     path("admin/", admin.site.urls),
     path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),

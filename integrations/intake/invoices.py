@@ -1023,6 +1023,9 @@ class InvoiceUpserter:
             }
             for number, amount, external_id in plan.settlements:
                 self._settle(invoices[number], amount, external_id)
+        touched = {customer.pk for _record, customer in plan.new_invoices}
+        touched |= {invoice.customer_id for invoice in plan.changed_invoices.values()}
+        services.refresh_past_due_later(customer_ids=touched)
 
     def _settle(self, invoice: Invoice, amount: Decimal, external_id: str) -> None:
         """The source says less is due than our balance: it was paid there; book it here."""

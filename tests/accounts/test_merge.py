@@ -7,7 +7,7 @@ import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import DatabaseError, connection, transaction
 
-from accounts import merging, services
+from accounts import merging, services, summaries
 from accounts.models import AccessLog, Activity, AppendOnlyError, Contact, Customer, Invoice
 from cases.disputes import open_dispute
 from cases.models import Dispute, PromiseToPay, Task
@@ -310,3 +310,19 @@ def test_erasing_the_survivor_erases_the_names_merged_into_it(pair, manager):
     assert duplicate.erased_at is not None
     assert not Activity.objects.filter(text__icontains="TRANSPORTS SUMMIT S.A.").exists()
     assert not Activity.objects.filter(text__icontains="Transports Summit SA").exists()
+
+
+def test_the_survivor_takes_the_duplicates_past_due_figures(pair, manager):
+    survivor, duplicate = pair
+    summaries.refresh_past_due(customer_ids=[survivor.pk, duplicate.pk], today=ON)
+    duplicate.refresh_from_db()
+    assert duplicate.past_due_amount > 0
+
+    merging.merge_customers(
+        survivor=survivor, duplicate=duplicate, by=manager, reason="Import made a duplicate"
+    )
+
+    survivor.refresh_from_db()
+    duplicate.refresh_from_db()
+    assert survivor.past_due_amount > 0 and survivor.oldest_due_on is not None
+    assert duplicate.past_due_amount == 0 and duplicate.oldest_due_on is None
