@@ -193,13 +193,9 @@ class Rejection(models.Model):
         ]
         indexes = [
             models.Index(fields=["status"], condition=Q(status="open"), name="rejection_open"),
-            # The dead-letter list's order: most money at stake, then most invoices blocked.
-            models.Index(
-                F("amount").desc(nulls_last=True),
-                F("invoices_blocked").desc(),
-                name="rejection_open_by_impact",
-                condition=Q(status="open"),
-            ),
+            # The dead-letter list's order (most money at stake, then most invoices blocked)
+            # has its index, rejection_open_by_impact, on PostgreSQL only: SQLite cannot
+            # put NULLS LAST in an index (integrations/migrations/0009).
         ]
         permissions = [("resolve_rejection", "Can correct, retry or dismiss rejected rows")]
 
