@@ -50,7 +50,7 @@ def test_csv_holds_the_lists_rows_with_its_filters_search_and_order(client, mana
     assert [row[0] for row in rows[1:]] == ["Acme Tools", "Acme Rockets"]
     rows = csv_rows(client.get(EXPORT_CUSTOMERS, {"format": "csv", "past_due": "1000"}))
     assert [row[0] for row in rows[1:]] == ["Acme Rockets"]
-    assert "USD 1500.00" in rows[1]
+    assert "USD 1,500.00" in rows[1]
 
 
 def test_text_is_stripped_of_control_characters_and_formulas_are_quoted(client, manager, book):
