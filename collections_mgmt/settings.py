@@ -85,6 +85,7 @@ INSTALLED_APPS = [
     "cases",
     "dunning",
     "reporting",
+    "predictions",
     "integrations",
     "privacy",
     "portal",

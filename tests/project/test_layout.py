@@ -10,6 +10,7 @@ PRODUCT = (
     "dunning",
     "integrations",
     "reporting",
+    "predictions",
     "privacy",
     "portal",
     "demo",
