@@ -117,6 +117,7 @@ def test_each_feature_on_a_hand_built_history(history):
         "late_share": D("0.7143"),  # 5 of 7 paid after the due date
         "mean_days_late": D("11.43"),  # 80 / 7
         "recent_mean_days_late": D("14.00"),  # 0, 20, 5, 30, 15
+        "recent_late_count": 4,
         "trend_days_late": D("9.00"),  # 14.00 against 5.00 for the earlier two
         "last_days_late": 15,
         "open_count": 2,  # the part-paid overdue invoice and the target; not the EUR one
