@@ -206,4 +206,4 @@ def test_query_count_does_not_grow_with_invoices(history):
         invoice_features([target.pk], AS_OF)
     with CaptureQueriesContext(connection) as many:
         invoice_features([target.pk, *others], AS_OF)
-    assert len(many) == len(one) <= 10
+    assert len(many) == len(one) == 8
