@@ -98,32 +98,32 @@ def invoice_features(invoice_ids, as_of: dt.date) -> dict[int, dict]:
     customer_ids = {t["customer_id"] for t in targets}
     cutoff = _end_of_day(as_of)
 
-    # 1. The customers' invoices known at as_of, with what allocations known then paid.
-    history = list(
-        Invoice.objects.filter(customer_id__in=customer_ids, issued_on__lte=as_of)
-        .exclude(status=Invoice.Status.CANCELLED)
-        .values("id", "customer_id", "currency", "amount", "due_on")
-    )
+    # 1. What allocations known at as_of paid on each of the customers' invoices, then the
+    #    invoices themselves, streamed as tuples (a whole book fits in little memory).
     known = Allocation.objects.annotate(
         known_on=Greatest("allocated_on", "payment__received_on")
     ).filter(invoice__customer_id__in=customer_ids, known_on__lte=as_of)
     paid = {
-        row["invoice_id"]: row
-        for row in known.values("invoice_id").annotate(paid=Sum("amount"), last=Max("known_on"))
+        invoice_id: (amount, last)
+        for invoice_id, amount, last in known.values_list("invoice_id")
+        .annotate(paid=Sum("amount"), last=Max("known_on"))
+        .iterator(chunk_size=10000)
     }
-
+    history = (
+        Invoice.objects.filter(customer_id__in=customer_ids, issued_on__lte=as_of)
+        .exclude(status=Invoice.Status.CANCELLED)
+        .values_list("id", "customer_id", "currency", "amount", "due_on")
+        .iterator(chunk_size=10000)
+    )
     settled = defaultdict(list)  # customer -> [(settled_on, due_on, id, currency, amount)]
     open_rows = defaultdict(list)  # customer -> [(currency, due_on, balance)]
-    for inv in history:
-        row = paid.get(inv["id"])
-        balance = inv["amount"] - (row["paid"] if row and row["paid"] else ZERO)
-        cid = inv["customer_id"]
-        if balance <= ZERO and row:
-            settled[cid].append(
-                (row["last"], inv["due_on"], inv["id"], inv["currency"], inv["amount"])
-            )
+    for invoice_id, cid, currency, amount, due_on in history:
+        amount_paid, last = paid.get(invoice_id, (None, None))
+        balance = amount - (amount_paid or ZERO)
+        if balance <= ZERO and last:
+            settled[cid].append((last, due_on, invoice_id, currency, amount))
         elif balance > ZERO:
-            open_rows[cid].append((inv["currency"], inv["due_on"], balance))
+            open_rows[cid].append((currency, due_on, balance))
     for rows in settled.values():
         rows.sort()
 
