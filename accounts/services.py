@@ -681,6 +681,27 @@ ALLOCATION_COLUMNS = (
 )
 
 
+@transaction.atomic
+def book_paid_history(*, invoice: Invoice, paid_on: dt.date, amount, by=None) -> Payment:
+    """A new invoice that was already paid (history loaded through the API): a payment
+    received on `paid_on` and its allocation that day, keyed by the invoice's source,
+    number, date and amount (the spreadsheet intake books the same, in bulk)."""
+    amount = to_amount(amount)
+    payment = record_payment(
+        amount=amount,
+        currency=invoice.currency,
+        received_on=paid_on,
+        customer=invoice.customer,
+        method=Payment.Method.OTHER,
+        remittance_reference=_("Paid in %(source)s") % {"source": invoice.source},
+        source=invoice.source,
+        external_id=f"paid:{invoice.source}:{invoice.number}:{paid_on.isoformat()}:{amount}"[:100],
+        by=by,
+    )
+    allocate(payment=payment, invoice=invoice, amount=amount, by=by, on=paid_on, rule="import-paid")
+    return payment
+
+
 def next_allocation_seqs(invoice_ids) -> dict[int, int]:
     """{invoice id: the number its next allocation row takes} (1 for an invoice with none).
 

@@ -11,6 +11,7 @@ from accounts.models import Activity, Allocation, Invoice, Payment
 from cases.models import Dispute
 from integrations.intake import spreadsheets
 from integrations.models import ImportProfile, IntakeBatch, Rejection
+from tests.factories import CustomerFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -192,3 +193,46 @@ def test_the_bulk_api_takes_paid_history_and_stays_idempotent(finance):
     again = client.post("/api/v1/invoices/bulk/", body, format="json").json()
     assert (again["created"], again["unchanged"]) == (0, 1)
     assert Payment.objects.count() == 1 and Dispute.objects.count() == 1
+
+
+def test_the_single_invoice_api_books_a_paid_date_and_amount(finance):
+    customer = CustomerFactory()
+    client = APIClient()
+    client.force_authenticate(finance)
+    invoice = {
+        "customer": customer.pk,
+        "number": "S-1",
+        "issued_on": "2025-11-01",
+        "due_on": "2025-12-01",
+        "currency": "USD",
+        "amount": "120.00",
+    }
+    created = client.post(
+        "/api/v1/invoices/",
+        {**invoice, "paid_on": "2025-12-09", "amount_paid": "100.00"},
+        format="json",
+    )
+    assert created.status_code == 201, created.content
+    assert created.json()["open_balance"] == "20.00"
+    payment = Payment.objects.get()
+    assert (payment.amount, payment.received_on) == (Decimal("100.00"), dt.date(2025, 12, 9))
+    assert Allocation.objects.get().allocated_on == dt.date(2025, 12, 9)
+    whole = client.post(
+        "/api/v1/invoices/", {**invoice, "number": "S-2", "paid_on": "2025-11-20"}, format="json"
+    )
+    assert whole.json()["status"] == "paid"
+    early = client.post(
+        "/api/v1/invoices/", {**invoice, "number": "S-3", "paid_on": "2025-10-01"}, format="json"
+    )
+    assert early.status_code == 400 and "paid_on" in early.json()
+    future = client.post(
+        "/api/v1/invoices/", {**invoice, "number": "S-4", "paid_on": "2027-01-01"}, format="json"
+    )
+    assert future.status_code == 400 and "paid_on" in future.json()
+    too_much = client.post(
+        "/api/v1/invoices/",
+        {**invoice, "number": "S-5", "paid_on": "2025-11-20", "amount_paid": "500.00"},
+        format="json",
+    )
+    assert too_much.status_code == 400 and "amount_paid" in too_much.json()
+    assert Payment.objects.count() == 2
