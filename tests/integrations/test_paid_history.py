@@ -5,6 +5,8 @@ import io
 from decimal import Decimal
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from accounts.models import Activity, Allocation, Invoice, Payment
@@ -236,3 +238,19 @@ def test_the_single_invoice_api_books_a_paid_date_and_amount(finance):
     )
     assert too_much.status_code == 400 and "amount_paid" in too_much.json()
     assert Payment.objects.count() == 2
+
+
+def test_paid_rows_cost_no_query_per_row():
+    def rows(start, n):
+        return "".join(
+            f"P-{i},Acme {i % 3},2025-01-10,2025-02-09,USD,100.00,2025-02-20,60.00,\n"
+            for i in range(start, start + n)
+        )
+
+    load(HEADER + rows(0, 3))  # the customers exist before the counted loads
+    with CaptureQueriesContext(connection) as few:
+        load(HEADER + rows(100, 5))
+    with CaptureQueriesContext(connection) as many:
+        load(HEADER + rows(200, 60))
+    assert Payment.objects.count() == 68
+    assert len(many.captured_queries) == len(few.captured_queries)
