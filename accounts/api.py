@@ -13,6 +13,8 @@ import datetime as dt
 import django_filters
 from django import forms
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import transaction
+from django.utils import timezone
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import mixins, serializers, viewsets
@@ -179,6 +181,19 @@ class ContactSerializer(SavedThroughServices, PlainText, serializers.ModelSerial
 class InvoiceSerializer(SavedThroughServices, PlainText, serializers.ModelSerializer):
     days_past_due = serializers.SerializerMethodField()
     aging_bucket = serializers.SerializerMethodField()
+    # Settlement history, on creation only: a payment received that day and its allocation.
+    paid_on = serializers.DateField(
+        write_only=True,
+        required=False,
+        help_text="on creation: the day it was paid; books a payment dated that day",
+    )
+    amount_paid = serializers.DecimalField(
+        max_digits=14,
+        decimal_places=2,
+        write_only=True,
+        required=False,
+        help_text="on creation, with paid_on: paid in all (at most the amount; default all)",
+    )
 
     class Meta:
         model = Invoice
@@ -200,6 +215,8 @@ class InvoiceSerializer(SavedThroughServices, PlainText, serializers.ModelSerial
             "aging_bucket",
             "created_at",
             "updated_at",
+            "paid_on",
+            "amount_paid",
         ]
         read_only_fields = ["open_balance", "status", "created_at", "updated_at"]
 
@@ -214,12 +231,42 @@ class InvoiceSerializer(SavedThroughServices, PlainText, serializers.ModelSerial
             for field in ("amount", "currency", "customer"):
                 if field in attrs and attrs[field] != getattr(self.instance, field):
                     raise ValidationError({field: "cannot change once the invoice is issued"})
+            for field in ("paid_on", "amount_paid"):
+                if field in attrs:
+                    raise ValidationError({field: "only on creation; record later payments"})
+            return attrs
+        paid_on, amount_paid = attrs.get("paid_on"), attrs.get("amount_paid")
+        if amount_paid is not None and paid_on is None:
+            raise ValidationError({"paid_on": "the day it was paid is required with amount_paid"})
+        if paid_on is not None:
+            today = timezone.localdate()
+            if paid_on > today:
+                raise ValidationError({"paid_on": f"{paid_on} is in the future (today {today})"})
+            if attrs.get("issued_on") and paid_on < attrs["issued_on"]:
+                raise ValidationError({"paid_on": "before the issue date"})
+            amount = attrs.get("amount")
+            if amount_paid is not None and amount_paid <= 0:
+                raise ValidationError({"amount_paid": "must be more than zero"})
+            if amount_paid is not None and amount is not None and amount_paid > amount:
+                raise ValidationError({"amount_paid": f"more than the amount {amount}"})
         return attrs
 
+    def create(self, validated_data):
+        self._paid = (validated_data.pop("paid_on", None), validated_data.pop("amount_paid", None))
+        return super().create(validated_data)
+
+    @transaction.atomic
     def save_through_service(self, invoice, by):
-        if invoice.pk is None:
-            return services.save_new_invoice(invoice=invoice, by=by)
-        return services.save_invoice(invoice=invoice, by=by)
+        if invoice.pk is not None:
+            return services.save_invoice(invoice=invoice, by=by)
+        invoice = services.save_new_invoice(invoice=invoice, by=by)
+        paid_on, amount_paid = getattr(self, "_paid", (None, None))
+        if paid_on is not None:
+            services.book_paid_history(
+                invoice=invoice, paid_on=paid_on, amount=amount_paid or invoice.amount, by=by
+            )
+            invoice.refresh_from_db()
+        return invoice
 
 
 class PaymentSerializer(SavedThroughServices, PlainText, serializers.ModelSerializer):

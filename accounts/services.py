@@ -681,6 +681,27 @@ ALLOCATION_COLUMNS = (
 )
 
 
+@transaction.atomic
+def book_paid_history(*, invoice: Invoice, paid_on: dt.date, amount, by=None) -> Payment:
+    """A new invoice that was already paid (history loaded through the API): a payment
+    received on `paid_on` and its allocation that day, keyed by the invoice's source,
+    number, date and amount (the spreadsheet intake books the same, in bulk)."""
+    amount = to_amount(amount)
+    payment = record_payment(
+        amount=amount,
+        currency=invoice.currency,
+        received_on=paid_on,
+        customer=invoice.customer,
+        method=Payment.Method.OTHER,
+        remittance_reference=_("Paid in %(source)s") % {"source": invoice.source},
+        source=invoice.source,
+        external_id=f"paid:{invoice.source}:{invoice.number}:{paid_on.isoformat()}:{amount}"[:100],
+        by=by,
+    )
+    allocate(payment=payment, invoice=invoice, amount=amount, by=by, on=paid_on, rule="import-paid")
+    return payment
+
+
 def next_allocation_seqs(invoice_ids) -> dict[int, int]:
     """{invoice id: the number its next allocation row takes} (1 for an invoice with none).
 
@@ -832,7 +853,9 @@ def allocate_many(
     """Book many payments' allocations at once; each payment's lines all or none.
 
     `plans` is [(payment_id, [(invoice_id, amount), ...]), ...]; a plan may name its own
-    rule as a third item, (payment_id, lines, rule), instead of `rule`. Returns, plan by
+    rule as a third item, (payment_id, lines, rule), instead of `rule`, and its own date
+    as a fourth, (payment_id, lines, rule, on), instead of `on` (an import of history
+    books each allocation on the day it was paid). Returns, plan by
     plan, "" when booked or the reason it was refused.
 
     1. Lock every payment, then every invoice, each in id order: the order `allocate`
@@ -862,8 +885,9 @@ def allocate_many(
         .values_list(*_LockedInvoice.COLUMNS)
     }
     outcomes, allocations, touched_payments, touched_invoices = [], [], set(), set()
-    for payment_id, lines, *own_rule in plans:
-        plan_rule = own_rule[0] if own_rule else rule
+    for payment_id, lines, *own in plans:
+        plan_rule = own[0] if own else rule
+        plan_on = own[1] if len(own) > 1 else on
         payment = payments.get(payment_id)
         saved = (payment.unallocated_amount, payment.customer_id) if payment else None
         saved_invoices = {
@@ -897,7 +921,7 @@ def allocate_many(
         touched_payments.add(payment.pk)
         for invoice, amount, new_balance, status in planned:
             touched_invoices.add(invoice.pk)
-            allocations.append((payment, invoice, amount, new_balance, status, plan_rule))
+            allocations.append((payment, invoice, amount, new_balance, status, plan_rule, plan_on))
     now = timezone.now()
     for pk in touched_invoices:
         invoices[pk].updated_at = now
@@ -910,14 +934,14 @@ def allocate_many(
     by_id = by.pk if by is not None else None
     seqs = next_allocation_seqs(touched_invoices)
     rows = []
-    for payment, invoice, amount, _balance, _status, plan_rule in allocations:
-        rows.append((payment.pk, invoice.pk, amount, on, seqs[invoice.pk], plan_rule, by_id))
+    for payment, invoice, amount, _balance, _status, plan_rule, plan_on in allocations:
+        rows.append((payment.pk, invoice.pk, amount, plan_on, seqs[invoice.pk], plan_rule, by_id))
         seqs[invoice.pk] += 1
     written = insert_rows(Allocation, ALLOCATION_COLUMNS, rows)
     timeline.allocations_applied(
         (
             (payment, invoice, row[0], amount, new_balance, status, plan_rule)
-            for (payment, invoice, amount, new_balance, status, plan_rule), row in zip(
+            for (payment, invoice, amount, new_balance, status, plan_rule, _on), row in zip(
                 allocations, written, strict=True
             )
         ),

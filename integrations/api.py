@@ -119,8 +119,11 @@ BULK_FIELDS = (
     "amount",
     "amount_due",
     "reference",
+    "paid_on",
+    "amount_paid",
+    "disputed",
 )
-MONEY_FIELDS = ("amount", "amount_due")
+MONEY_FIELDS = ("amount", "amount_due", "amount_paid")
 MAX_BULK_ITEMS = 5000
 
 
@@ -157,6 +160,17 @@ class BulkInvoiceItem(serializers.Serializer):
         max_digits=14, decimal_places=2, required=False, help_text="what the source says is due"
     )
     reference = serializers.CharField(required=False)
+    paid_on = serializers.DateField(
+        required=False,
+        help_text="the day it was paid in full or in part: books a payment dated that day",
+    )
+    amount_paid = serializers.DecimalField(
+        max_digits=14,
+        decimal_places=2,
+        required=False,
+        help_text="paid in all by paid_on (at most the amount; the whole amount if omitted)",
+    )
+    disputed = serializers.BooleanField(required=False, help_text="opens a dispute, once")
 
 
 class BulkInvoiceRequest(serializers.Serializer):
@@ -191,7 +205,10 @@ class InvoiceBulkUpsert(APIView):
 
     Body: {"source": "erp", "invoices": [{number, customer_ref, customer_name, email,
     phone, contact_name, country, issued_on, due_on, currency, amount, amount_due,
-    reference}, ...]}. Amounts are decimal strings. Valid items load; invalid ones are
+    reference, paid_on, amount_paid, disputed}, ...]}. A paid_on books a payment received
+    that day and its allocation (amount_paid, or the whole amount); loading the same item
+    again books nothing, a larger amount_paid books the difference; disputed opens a
+    dispute once. Amounts are decimal strings. Valid items load; invalid ones are
     rejected with their index and a reason per field, and kept in the dead-letter list.
     Send an Idempotency-Key header: a retried request returns the first answer.
 

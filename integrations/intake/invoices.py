@@ -35,6 +35,7 @@ a bad value rejects the row.
 """
 
 import datetime as dt
+import hashlib
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -80,7 +81,14 @@ PROFILE_FIELDS = {
     "amount_due": gettext_lazy("Amount due"),
     "reference": gettext_lazy("Reference"),
     "transaction_type": gettext_lazy("Transaction type (only rows of type Invoice load)"),
+    "paid_on": gettext_lazy("Paid date (books a dated payment)"),
+    "amount_paid": gettext_lazy("Amount paid (with the paid date; the whole amount if blank)"),
+    "disputed": gettext_lazy("Disputed (yes/no: opens a dispute)"),
 }
+
+# How a "disputed" cell says yes or no (case-insensitive); anything else rejects the row.
+YES = frozenset(("yes", "y", "true", "1", "x", "disputed"))
+NO = frozenset(("", "no", "n", "false", "0", "-"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +108,11 @@ class InvoiceRecord:
     phone: str = ""
     contact_name: str = ""
     country: str = ""
+    # Settlement history: paid in the source on `paid_on`, `amount_paid` in all (booked as
+    # a dated payment and allocation); `disputed` opens a dispute once.
+    paid_on: dt.date | None = None
+    amount_paid: Decimal | None = None
+    disputed: bool = False
     row_number: int = 0
     raw: Mapping = field(default_factory=dict, compare=False)
     # {field: [messages]}: values the profile lets go with a warning (the row still loads).
@@ -115,6 +128,9 @@ class InvoiceRecord:
             self.amount,
             self.amount_due,
             self.reference,
+            self.paid_on,
+            self.amount_paid,
+            self.disputed,
         )
 
 
@@ -204,7 +220,7 @@ class InvoiceParser:
             cleaned[name] = value
 
         dates = self.dates
-        for name in ("issued_on", "due_on"):
+        for name in ("issued_on", "due_on", "paid_on"):
             if get(name):
                 value = values[name]
                 date = dates.get(value) if value.__class__ is str else None
@@ -226,7 +242,7 @@ class InvoiceParser:
         if not currency and "currency" not in errors:
             fail("currency", _("A currency is required; this profile has no default."))
 
-        for name in ("amount", "amount_due"):
+        for name in ("amount", "amount_due", "amount_paid"):
             if text.get(name):
                 try:
                     cleaned[name] = self.parse_amount(values[name])
@@ -246,6 +262,14 @@ class InvoiceParser:
                 _("The amount due %(due)s is more than the invoice amount %(amount)s.")
                 % {"due": amount_due, "amount": amount},
             )
+
+        paid_on, amount_paid = self._paid(cleaned, errors, fail)
+        disputed = values.get("disputed")
+        if disputed.__class__ is not bool:
+            word = (get("disputed") or "").lower()
+            disputed = word in YES
+            if not disputed and word not in NO:
+                fail("disputed", _("Say yes or no, not '%(value)s'.") % {"value": word[:20]})
 
         issued_on, due_on = cleaned.get("issued_on"), cleaned.get("due_on")
         if issued_on and not due_on and "due_on" not in errors and "due_on" not in self.required:
@@ -292,10 +316,50 @@ class InvoiceParser:
             phone=phone,
             contact_name=cleaned["contact_name"],
             country=self.country(get("country", "")),
+            paid_on=paid_on,
+            amount_paid=amount_paid,
+            disputed=disputed,
             row_number=row_number,
             raw=raw if raw is not None else values,
             warnings=warnings,
         )
+
+    def _paid(self, cleaned: dict, errors: dict, fail) -> tuple[dt.date | None, Decimal | None]:
+        """The row's (paid date, amount paid), checked; (None, None) when nothing was paid.
+
+        A paid date alone means the whole amount was paid; an amount paid without a date
+        cannot be dated and is left to the amount due column (settled as of today)."""
+        paid_on, amount_paid = cleaned.get("paid_on"), cleaned.get("amount_paid")
+        amount, issued_on = cleaned.get("amount"), cleaned.get("issued_on")
+        if amount_paid is not None and amount_paid < 0:
+            fail("amount_paid", _("The amount paid cannot be negative."))
+        elif amount_paid is not None and amount is not None and amount_paid > amount:
+            fail(
+                "amount_paid",
+                _("The amount paid %(paid)s is more than the invoice amount %(amount)s.")
+                % {"paid": amount_paid, "amount": amount},
+            )
+        if paid_on is not None:
+            today = timezone.localdate()
+            if paid_on > today:
+                fail(
+                    "paid_on",
+                    _("The paid date %(paid)s is in the future (today is %(today)s).")
+                    % {"paid": paid_on, "today": today},
+                )
+            elif issued_on is not None and paid_on < issued_on:
+                fail(
+                    "paid_on",
+                    _("The paid date %(paid)s is before the issue date %(issued)s.")
+                    % {"paid": paid_on, "issued": issued_on},
+                )
+        if "paid_on" in errors or "amount_paid" in errors or paid_on is None:
+            return None, None
+        if amount_paid is None:
+            amount_paid = amount
+        if not amount_paid:
+            return None, None
+        return paid_on, amount_paid
 
 
 class _Customer:
@@ -380,6 +444,8 @@ class _Plan:
     changed_invoices: dict = field(default_factory=dict)  # pk -> Invoice
     activities: list = field(default_factory=list)
     settlements: list = field(default_factory=list)  # (invoice, amount, external_id)
+    paid: list = field(default_factory=list)  # (record, amount to book, external_id)
+    disputed: list = field(default_factory=list)  # numbers of the invoices to dispute
     counts: dict = field(
         default_factory=lambda: dict.fromkeys(("created", "updated", "unchanged"), 0)
     )
@@ -723,12 +789,18 @@ class InvoiceUpserter:
             elif phone_errors:
                 errors["phone"] = list(phone_errors)
         state = existing.get(record.number)
-        invoice_changes, settlement = {}, None
+        invoice_changes, settlement, paid = {}, None, None
         if state is None:
-            if record.amount_due is not None and record.amount_due < record.amount:
-                settlement = record.amount - record.amount_due
+            balance = record.amount
+            if record.amount_paid:
+                paid = record.amount_paid
+                balance -= paid
+            if record.amount_due is not None and record.amount_due < balance:
+                settlement = balance - record.amount_due
         else:
-            invoice_changes, settlement = self._invoice_changes(state, customer, record, errors)
+            invoice_changes, settlement, paid = self._invoice_changes(
+                state, customer, record, errors
+            )
         if errors:
             plan.rejections.append((record, errors))
             return
@@ -747,7 +819,7 @@ class InvoiceUpserter:
         if state is None:
             plan.new_invoices.append((record, customer))
             outcome = "created"
-        elif invoice_changes or settlement or customer_changes or contact_changed:
+        elif invoice_changes or settlement or paid or customer_changes or contact_changed:
             outcome = "updated"
         plan.counts[outcome] += 1
         if invoice_changes:
@@ -755,11 +827,17 @@ class InvoiceUpserter:
         if settlement:
             external_id = f"{record.number}:settled-in-{self.source}:{record.amount_due}"
             plan.settlements.append((record.number, settlement, external_id[:100]))
+        if paid:
+            plan.paid.append((record, paid, payment_key(self.source, record)))
+        if record.disputed:
+            plan.disputed.append(record.number)
         if self.on_row is None:
             return
         changes = {name: [str(a), str(b)] for name, (a, b) in invoice_changes.items()}
         if settlement:
             changes["amount_due"] = [str(record.amount_due + settlement), str(record.amount_due)]
+        if paid:
+            changes["amount_paid"] = [str(record.amount_paid - paid), str(record.amount_paid)]
         if customer_changes:
             changes.update({f"customer {k}": [a, b] for k, (a, b) in customer_changes.items()})
         if contact_changed:
@@ -792,7 +870,9 @@ class InvoiceUpserter:
             changes["country"] = (customer.country, record.country)
         return changes
 
-    def _invoice_changes(self, state, customer, record, errors) -> tuple[dict, Decimal | None]:
+    def _invoice_changes(
+        self, state, customer, record, errors
+    ) -> tuple[dict, Decimal | None, Decimal | None]:
         _pk, customer_id, currency, issued_on, due_on, amount, reference, open_balance, status = (
             state
         )
@@ -800,13 +880,13 @@ class InvoiceUpserter:
             errors["customer_name"] = [
                 _("Invoice %(n)s belongs to another customer in the ledger.") % {"n": record.number}
             ]
-            return {}, None
+            return {}, None, None
         if currency != record.currency:
             errors["currency"] = [
                 _("Invoice %(n)s is in %(was)s; the currency of an issued invoice cannot change.")
                 % {"n": record.number, "was": currency}
             ]
-            return {}, None
+            return {}, None, None
         changes = {}
         if (issued_on, due_on, amount, reference) != (
             record.issued_on,
@@ -829,14 +909,22 @@ class InvoiceUpserter:
                     _("amount %(new)s is below the %(paid)s already paid.")
                     % {"new": record.amount, "paid": paid}
                 ]
-                return {}, None
+                return {}, None, None
         if status in (Invoice.Status.CANCELLED, Invoice.Status.WRITTEN_OFF):
             if "amount" in changes:
                 errors["amount"] = [
                     _("Invoice %(n)s is %(status)s; its amount cannot change.")
                     % {"n": record.number, "status": str(Invoice.Status(status).label).lower()}
                 ]
-            return ({k: v for k, v in changes.items() if k != "amount"}, None)
+            return ({k: v for k, v in changes.items() if k != "amount"}, None, None)
+        # Paid in the source: book what the ledger does not hold yet (a later file with a
+        # larger amount paid books the difference; the same file again books nothing).
+        paid = None
+        if record.amount_paid:
+            already = record.amount - balance
+            if record.amount_paid > already:
+                paid = min(record.amount_paid - already, balance)
+                balance -= paid
         settlement = None
         if record.amount_due is not None and record.amount_due != balance:
             if record.amount_due > balance:
@@ -847,9 +935,9 @@ class InvoiceUpserter:
                     )
                     % {"source": self.source, "due": record.amount_due, "open": balance}
                 ]
-                return {}, None
+                return {}, None, None
             settlement = balance - record.amount_due
-        return changes, settlement
+        return changes, settlement, paid
 
     def _apply_invoice_changes(self, number, state, changes, plan: _Plan) -> None:
         pk, customer_id, currency, issued_on, due_on, amount, reference, open_balance, status = (
@@ -1023,6 +1111,10 @@ class InvoiceUpserter:
             }
             for number, amount, external_id in plan.settlements:
                 self._settle(invoices[number], amount, external_id)
+        if plan.paid:
+            self._book_paid(plan.paid)
+        if plan.disputed:
+            self._dispute(plan.disputed)
         touched = {customer.pk for _record, customer in plan.new_invoices}
         touched |= {invoice.customer_id for invoice in plan.changed_invoices.values()}
         services.refresh_past_due_later(customer_ids=touched)
@@ -1051,6 +1143,82 @@ class InvoiceUpserter:
                 by=self.by,
                 on=self.today,
                 rule="source-sync",
+            )
+
+    def _book_paid(self, paid: list) -> None:
+        """Book what the source says was paid, dated: one payment per row, received on the
+        paid date, and its allocation on that date; set-based (record_payments and
+        allocate_many write each table with one statement). A payment key already in the
+        ledger (the same row loaded twice at once) books nothing."""
+        ids = {
+            number: (pk, customer_id)
+            for number, pk, customer_id in select_rows(
+                Invoice,
+                ("number", "pk", "customer_id"),
+                key="number",
+                keys=[record.number for record, _amount, _key in paid],
+                where=[("source", self.source)],
+            )
+        }
+        note = _("Paid in %(source)s (import batch %(batch)s)") % {
+            "source": self.source,
+            "batch": self.batch.pk,
+        }
+        results = services.record_payments(
+            [
+                {
+                    "amount": amount,
+                    "currency": record.currency,
+                    "received_on": record.paid_on,
+                    "customer_id": ids[record.number][1],
+                    "method": Payment.Method.OTHER,
+                    "remittance_reference": note,
+                    "source": self.source,
+                    "external_id": key,
+                }
+                for record, amount, key in paid
+            ],
+            by=self.by,
+        )
+        plans = [
+            (payment.pk, [(ids[record.number][0], amount)], "import-paid", record.paid_on)
+            for (record, amount, _key), payment in zip(paid, results, strict=True)
+            if isinstance(payment, Payment)
+        ]
+        if plans:
+            services.allocate_many(plans, by=self.by)
+
+    def _dispute(self, numbers: list[str]) -> None:
+        """Open a dispute, once, on each invoice the source marks disputed (keyed by source
+        and number, so a re-import opens none); one query finds those already opened.
+
+        The dispute was raised in the source: the import records it as the system does
+        (by=None; the owner is the customer's agent), with the batch named, so a loader
+        who may import but not open disputes still loads the history. A cancelled or
+        written-off invoice is not disputed."""
+        from cases.disputes import DISPUTABLE, open_dispute
+        from cases.models import Dispute
+
+        keys = {number: _short_key(f"import:{self.source}:{number}", 60) for number in numbers}
+        opened = set(
+            Dispute.objects.filter(bulk.one_of("source", keys.values())).values_list(
+                "source", flat=True
+            )
+        )
+        wanted = [number for number, key in keys.items() if key not in opened]
+        if not wanted:
+            return
+        for invoice in Invoice.objects.select_related("customer").filter(
+            bulk.one_of("number", wanted), source=self.source, status__in=DISPUTABLE
+        ):
+            open_dispute(
+                customer=invoice.customer,
+                invoices=[invoice],
+                reason=Dispute.Reason.OTHER,
+                description=_("Marked disputed in %(source)s (import batch %(batch)s)")
+                % {"source": self.source, "batch": self.batch.pk},
+                by=None,
+                source=keys[invoice.number],
             )
 
     @transaction.atomic
@@ -1153,6 +1321,21 @@ def select_rows(
                 row[i] = read(row[i], None, connection)
         rows = [tuple(row) for row in rows]
     return rows
+
+
+def payment_key(source: str, record: InvoiceRecord) -> str:
+    """The external id of the payment a row's paid date and amount book: source, number,
+    date and amount, so loading the same row again finds it (and books nothing)."""
+    return _short_key(
+        f"paid:{source}:{record.number}:{record.paid_on.isoformat()}:{record.amount_paid}", 100
+    )
+
+
+def _short_key(key: str, limit: int) -> str:
+    """`key`, or a digest of it when it is longer than the column holds (still unique)."""
+    if len(key) <= limit:
+        return key
+    return key[:8] + hashlib.sha256(key.encode()).hexdigest()[: limit - 8]
 
 
 def _has_ref(record: InvoiceRecord) -> bool:
