@@ -14,7 +14,6 @@ import django_filters
 from django import forms
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
-from django.utils import timezone
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import mixins, serializers, viewsets
@@ -238,17 +237,16 @@ class InvoiceSerializer(SavedThroughServices, PlainText, serializers.ModelSerial
         paid_on, amount_paid = attrs.get("paid_on"), attrs.get("amount_paid")
         if amount_paid is not None and paid_on is None:
             raise ValidationError({"paid_on": "the day it was paid is required with amount_paid"})
-        if paid_on is not None:
-            today = timezone.localdate()
-            if paid_on > today:
-                raise ValidationError({"paid_on": f"{paid_on} is in the future (today {today})"})
-            if attrs.get("issued_on") and paid_on < attrs["issued_on"]:
-                raise ValidationError({"paid_on": "before the issue date"})
-            amount = attrs.get("amount")
-            if amount_paid is not None and amount_paid <= 0:
-                raise ValidationError({"amount_paid": "must be more than zero"})
-            if amount_paid is not None and amount is not None and amount_paid > amount:
-                raise ValidationError({"amount_paid": f"more than the amount {amount}"})
+        if amount_paid is not None and amount_paid <= 0:
+            raise ValidationError({"amount_paid": "must be more than zero"})
+        problems = services.paid_history_problems(
+            paid_on=paid_on,
+            amount_paid=amount_paid,
+            amount=attrs.get("amount"),
+            issued_on=attrs.get("issued_on"),
+        )
+        if problems:
+            raise ValidationError(problems)
         return attrs
 
     def create(self, validated_data):

@@ -7,6 +7,7 @@ the set-based paths write through `bulk` (COPY).
 """
 
 import datetime as dt
+import hashlib
 import logging
 from collections.abc import Iterable
 from decimal import Decimal
@@ -681,11 +682,52 @@ ALLOCATION_COLUMNS = (
 )
 
 
+def paid_history_problems(
+    *, paid_on: dt.date | None, amount_paid, amount, issued_on: dt.date | None
+) -> dict[str, str]:
+    """{field: why} for an invoice's settlement history as a source gives it (a paid date,
+    an amount paid), checked the same way for the API and the spreadsheet intake: the
+    amount paid neither negative nor above the invoice's amount, the paid date neither in
+    the future nor before the issue date. Empty when it can be booked."""
+    problems = {}
+    if amount_paid is not None and amount_paid < 0:
+        problems["amount_paid"] = _("The amount paid cannot be negative.")
+    elif amount_paid is not None and amount is not None and amount_paid > amount:
+        problems["amount_paid"] = _(
+            "The amount paid %(paid)s is more than the invoice amount %(amount)s."
+        ) % {"paid": amount_paid, "amount": amount}
+    if paid_on is not None:
+        today = timezone.localdate()
+        if paid_on > today:
+            problems["paid_on"] = _(
+                "The paid date %(paid)s is in the future (today is %(today)s)."
+            ) % {"paid": paid_on, "today": today}
+        elif issued_on is not None and paid_on < issued_on:
+            problems["paid_on"] = _(
+                "The paid date %(paid)s is before the issue date %(issued)s."
+            ) % {"paid": paid_on, "issued": issued_on}
+    return problems
+
+
+def paid_history_key(*, source: str, number: str, paid_on: dt.date, amount) -> str:
+    """The external id of the payment an invoice's paid date and amount book (source,
+    number, date, amount), so loading the same history again finds it and books nothing,
+    through the API or a spreadsheet alike."""
+    return short_key(f"paid:{source}:{number}:{paid_on.isoformat()}:{amount}", 100)
+
+
+def short_key(key: str, limit: int) -> str:
+    """`key`, or a digest of it when it is longer than the column holds (still unique)."""
+    if len(key) <= limit:
+        return key
+    return key[:8] + hashlib.sha256(key.encode()).hexdigest()[: limit - 8]
+
+
 @transaction.atomic
 def book_paid_history(*, invoice: Invoice, paid_on: dt.date, amount, by=None) -> Payment:
     """A new invoice that was already paid (history loaded through the API): a payment
-    received on `paid_on` and its allocation that day, keyed by the invoice's source,
-    number, date and amount (the spreadsheet intake books the same, in bulk)."""
+    received on `paid_on` and its allocation that day, keyed by `paid_history_key` (the
+    spreadsheet intake books the same, in bulk)."""
     amount = to_amount(amount)
     payment = record_payment(
         amount=amount,
@@ -695,7 +737,9 @@ def book_paid_history(*, invoice: Invoice, paid_on: dt.date, amount, by=None) ->
         method=Payment.Method.OTHER,
         remittance_reference=_("Paid in %(source)s") % {"source": invoice.source},
         source=invoice.source,
-        external_id=f"paid:{invoice.source}:{invoice.number}:{paid_on.isoformat()}:{amount}"[:100],
+        external_id=paid_history_key(
+            source=invoice.source, number=invoice.number, paid_on=paid_on, amount=amount
+        ),
         by=by,
     )
     allocate(payment=payment, invoice=invoice, amount=amount, by=by, on=paid_on, rule="import-paid")

@@ -35,7 +35,6 @@ a bad value rejects the row.
 """
 
 import datetime as dt
-import hashlib
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -330,29 +329,15 @@ class InvoiceParser:
         A paid date alone means the whole amount was paid; an amount paid without a date
         cannot be dated and is left to the amount due column (settled as of today)."""
         paid_on, amount_paid = cleaned.get("paid_on"), cleaned.get("amount_paid")
-        amount, issued_on = cleaned.get("amount"), cleaned.get("issued_on")
-        if amount_paid is not None and amount_paid < 0:
-            fail("amount_paid", _("The amount paid cannot be negative."))
-        elif amount_paid is not None and amount is not None and amount_paid > amount:
-            fail(
-                "amount_paid",
-                _("The amount paid %(paid)s is more than the invoice amount %(amount)s.")
-                % {"paid": amount_paid, "amount": amount},
-            )
-        if paid_on is not None:
-            today = timezone.localdate()
-            if paid_on > today:
-                fail(
-                    "paid_on",
-                    _("The paid date %(paid)s is in the future (today is %(today)s).")
-                    % {"paid": paid_on, "today": today},
-                )
-            elif issued_on is not None and paid_on < issued_on:
-                fail(
-                    "paid_on",
-                    _("The paid date %(paid)s is before the issue date %(issued)s.")
-                    % {"paid": paid_on, "issued": issued_on},
-                )
+        problems = services.paid_history_problems(
+            paid_on=paid_on,
+            amount_paid=amount_paid,
+            amount=cleaned.get("amount"),
+            issued_on=cleaned.get("issued_on"),
+        )
+        for name, why in problems.items():
+            fail(name, why)
+        amount = cleaned.get("amount")
         if "paid_on" in errors or "amount_paid" in errors or paid_on is None:
             return None, None
         if amount_paid is None:
@@ -1199,7 +1184,9 @@ class InvoiceUpserter:
         from cases.disputes import DISPUTABLE, open_dispute
         from cases.models import Dispute
 
-        keys = {number: _short_key(f"import:{self.source}:{number}", 60) for number in numbers}
+        keys = {
+            number: services.short_key(f"import:{self.source}:{number}", 60) for number in numbers
+        }
         opened = set(
             Dispute.objects.filter(bulk.one_of("source", keys.values())).values_list(
                 "source", flat=True
@@ -1324,18 +1311,10 @@ def select_rows(
 
 
 def payment_key(source: str, record: InvoiceRecord) -> str:
-    """The external id of the payment a row's paid date and amount book: source, number,
-    date and amount, so loading the same row again finds it (and books nothing)."""
-    return _short_key(
-        f"paid:{source}:{record.number}:{record.paid_on.isoformat()}:{record.amount_paid}", 100
+    """The external id of the payment a row's paid date and amount book."""
+    return services.paid_history_key(
+        source=source, number=record.number, paid_on=record.paid_on, amount=record.amount_paid
     )
-
-
-def _short_key(key: str, limit: int) -> str:
-    """`key`, or a digest of it when it is longer than the column holds (still unique)."""
-    if len(key) <= limit:
-        return key
-    return key[:8] + hashlib.sha256(key.encode()).hexdigest()[: limit - 8]
 
 
 def _has_ref(record: InvoiceRecord) -> bool:
