@@ -3,15 +3,13 @@ how to pay each (an invoice's pay link, or a bank transfer with its reference)."
 
 import datetime as dt
 from dataclasses import dataclass, field
-from decimal import Decimal
 
 from django.conf import settings
-from django.utils import formats, translation
+from django.utils import translation
 
 from accounts.models import Customer, Invoice
-from accounts.money import totals_by_currency
+from accounts.money import format_amount, totals_by_currency
 from accounts.statement_links import transfer_reference
-from integrations.gateways.minor_units import minor_unit_exponent
 
 
 @dataclass
@@ -36,12 +34,6 @@ class Statement:
     totals: list[tuple[str, str]]  # (currency, formatted balance)
     reference: str  # for one transfer paying everything
     bank: dict = field(default_factory=dict)
-
-
-def money(amount: Decimal, currency: str) -> str:
-    """An amount by its currency's minor units, in the active language's format."""
-    places = min(minor_unit_exponent(currency), 2)
-    return formats.number_format(amount, places, use_l10n=True, force_grouping=True)
 
 
 def bank_details() -> dict:
@@ -72,8 +64,8 @@ def build(customer: Customer, *, as_of: dt.date) -> Statement:
                 due_on=invoice.due_on,
                 days_past_due=max(invoice.days_past_due(as_of), 0),
                 currency=invoice.currency,
-                amount=money(invoice.amount, invoice.currency),
-                open_balance=money(invoice.open_balance, invoice.currency),
+                amount=format_amount(invoice.amount, invoice.currency),
+                open_balance=format_amount(invoice.open_balance, invoice.currency),
                 is_disputed=invoice.status == Invoice.Status.DISPUTED,
                 pay_link=invoice.pay_link,
                 reference=transfer_reference(customer, [invoice]),
@@ -81,7 +73,9 @@ def build(customer: Customer, *, as_of: dt.date) -> Statement:
             for invoice in invoices
         ]
         totals = totals_by_currency((i.currency, i.open_balance) for i in invoices)
-        totals_display = [(currency, money(total, currency)) for currency, total in totals.items()]
+        totals_display = [
+            (currency, format_amount(total, currency)) for currency, total in totals.items()
+        ]
     return Statement(
         customer=customer,
         as_of=as_of,

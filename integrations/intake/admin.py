@@ -9,6 +9,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
 from accounts.admin_decisions import Decision, DecisionAdmin, ReasonForm
+from accounts.money import format_money
 
 from .. import uploads
 from ..models import (
@@ -132,7 +133,7 @@ class DismissForm(ReasonForm):
 
 
 def money(amount, currency) -> str:
-    return f"{currency} {amount:,.2f}" if amount is not None else "—"
+    return format_money(amount, currency) if amount is not None else "—"
 
 
 @admin.register(Rejection)
