@@ -6,6 +6,8 @@ keep their tables (`accounts_*`), so no row was copied, and their permissions mo
 them (the same rows, relabelled `cases.*`), so every role keeps exactly its rights.
 """
 
+from decimal import Decimal
+
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
@@ -484,3 +486,57 @@ class RoutingRule(models.Model):
 
     def __str__(self):
         return self.name
+
+
+class InvoicePrediction(models.Model):
+    """The latest prediction for one open invoice: will it be paid late, and when.
+
+    Written in bulk by the nightly scoring (predictions/scoring.py), one row per open
+    invoice, replaced each night; read by the console (invoice list, customer page,
+    worklist priority), the dunning planner (a step's predicted-lateness threshold) and the
+    cash forecast. It lives in `cases` so that everything below the predictions app can
+    read it without importing it. `reasons` are plain sentences, strongest first.
+    """
+
+    invoice = models.OneToOneField(
+        Invoice,
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="prediction",
+        verbose_name=_("invoice"),
+    )
+    customer = models.ForeignKey(
+        Customer, on_delete=models.CASCADE, related_name="invoice_predictions", db_index=False
+    )
+    probability_late = models.DecimalField(
+        _("probability of paying late"),
+        max_digits=5,
+        decimal_places=4,
+        help_text=_("0 to 1: how likely the invoice is paid after its due date."),
+    )
+    expected_pay_on = models.DateField(_("expected pay date"))
+    reasons = models.JSONField(_("reasons"), default=list, blank=True)
+    model_version = models.CharField(_("model version"), max_length=40)
+    as_of = models.DateField(_("as of"))
+    scored_at = models.DateTimeField(_("scored at"))
+
+    class Meta:
+        db_table = "cases_invoiceprediction"
+        verbose_name = _("invoice prediction")
+        indexes = [
+            models.Index(fields=["customer", "-probability_late"], name="prediction_customer"),
+            models.Index(fields=["-probability_late"], name="prediction_probability"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(probability_late__gte=0) & Q(probability_late__lte=1),
+                name="prediction_probability_0_1",
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.invoice_id}: {self.probability_late:.0%}"
+
+    @property
+    def is_predicted_late(self) -> bool:
+        return self.probability_late >= Decimal(str(settings.PREDICTED_LATE_THRESHOLD))

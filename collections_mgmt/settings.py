@@ -522,3 +522,6 @@ INSTALLMENT_REMINDER_DAYS = int(os.environ.get("INSTALLMENT_REMINDER_DAYS", "3")
 # README, "Risk score") unless they are strategic or have their own dunning policy.
 WRITE_OFF_REVIEW_DAYS = int(os.environ.get("WRITE_OFF_REVIEW_DAYS", "120"))
 RISK_DRIVES_SEGMENT = env_bool("RISK_DRIVES_SEGMENT", True)
+# Predictions (predictions/, README "Predicting late payment"): an open invoice whose
+# predicted probability of paying late is at least this is "predicted late" in the console.
+PREDICTED_LATE_THRESHOLD = float(os.environ.get("PREDICTED_LATE_THRESHOLD", "0.5"))

@@ -98,6 +98,22 @@ class TaskFactory(factory.django.DjangoModelFactory):
     due_at = factory.LazyFunction(lambda: dt.datetime(2026, 11, 23, 17, tzinfo=dt.UTC))
 
 
+class InvoicePredictionFactory(factory.django.DjangoModelFactory):
+    """InvoicePredictionFactory(invoice=inv, probability_late=Decimal("0.8"))."""
+
+    class Meta:
+        model = "cases.InvoicePrediction"
+
+    invoice = factory.SubFactory(InvoiceFactory)
+    customer = factory.LazyAttribute(lambda p: p.invoice.customer)
+    probability_late = Decimal("0.5000")
+    expected_pay_on = factory.LazyAttribute(lambda p: p.invoice.due_on)
+    reasons = factory.LazyFunction(lambda: ["paid 4 of the last 5 invoices late"])
+    model_version = "test-1"
+    as_of = TODAY
+    scored_at = factory.LazyFunction(lambda: dt.datetime(2026, 11, 23, 2, tzinfo=dt.UTC))
+
+
 class RoutingRuleFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = "cases.RoutingRule"
