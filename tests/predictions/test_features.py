@@ -118,16 +118,22 @@ def test_each_feature_on_a_hand_built_history(history):
         "mean_days_late": D("11.43"),  # 80 / 7
         "recent_mean_days_late": D("14.00"),  # 0, 20, 5, 30, 15
         "recent_late_count": 4,
+        "mean_days_to_due": D("10.57"),  # 0, 10, -6, 20, 5, 30, 15: early counts as early
+        "recent_days_to_due": D("12.80"),  # -6, 20, 5, 30, 15
         "trend_days_late": D("9.00"),  # 14.00 against 5.00 for the earlier two
         "last_days_late": 15,
         "open_count": 2,  # the part-paid overdue invoice and the target; not the EUR one
         "open_amount": D("350.00"),
         "overdue_count": 1,
         "overdue_amount": D("100.00"),
-        "amount_ratio": D("2.5000"),  # 250 against a median of 100
+        # 250 against the geometric mean of the settled USD amounts, (100^4 200^2 300)^(1/7)
+        "amount_ratio": D("1.7530"),
         "terms_days": 30,
         "issue_month": 10,
         "due_weekday": 1,
+        "days_to_due": 25,
+        "customer_age_days": 287,  # since the first invoice, issued on 1 January
+        "invoices_90_days": 3,  # the EUR one, the part-paid one and the target
         "disputes": 1,
         "promises_kept": 1,
         "promises_broken": 1,
@@ -206,4 +212,4 @@ def test_query_count_does_not_grow_with_invoices(history):
         invoice_features([target.pk], AS_OF)
     with CaptureQueriesContext(connection) as many:
         invoice_features([target.pk, *others], AS_OF)
-    assert len(many) == len(one) == 8
+    assert len(many) == len(one) == 12
