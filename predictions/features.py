@@ -58,7 +58,7 @@ def to_people(vector) -> dict:
         if value is None or math.isnan(value):
             answer[name] = None
         elif name in COUNTS:
-            answer[name] = int(round(value))
+            answer[name] = round(float(value))
         else:
             places = "0.0001" if name in SHARES else "0.01"
             answer[name] = Decimal(repr(float(value))).quantize(Decimal(places), ROUND_HALF_UP)

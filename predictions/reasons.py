@@ -11,6 +11,21 @@ sentences unchanged. Reasons that point to payment on time are left out: the lis
 from decimal import ROUND_HALF_UP, Decimal
 
 ONE = Decimal(1)
+# The features the sentences below read: a model's contributions are asked for these.
+REASON_FEATURES = (
+    "recent_late_count",
+    "mean_days_late",
+    "trend_days_late",
+    "last_days_late",
+    "overdue_count",
+    "amount_ratio",
+    "promises_broken",
+    "disputes",
+    "payment_plans",
+    "credit_use",
+    "bounces",
+    "settled_count",
+)
 
 
 def _cap(value) -> Decimal:

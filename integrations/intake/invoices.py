@@ -430,7 +430,8 @@ class _Plan:
     activities: list = field(default_factory=list)
     settlements: list = field(default_factory=list)  # (invoice, amount, external_id)
     paid: list = field(default_factory=list)  # (record, amount to book, external_id)
-    disputed: list = field(default_factory=list)  # numbers of the invoices to dispute
+    # (number, paid date or None) of the invoices to dispute
+    disputed: list = field(default_factory=list)
     counts: dict = field(
         default_factory=lambda: dict.fromkeys(("created", "updated", "unchanged"), 0)
     )
@@ -815,7 +816,7 @@ class InvoiceUpserter:
         if paid:
             plan.paid.append((record, paid, payment_key(self.source, record)))
         if record.disputed:
-            plan.disputed.append(record.number)
+            plan.disputed.append((record.number, record.paid_on))
         if self.on_row is None:
             return
         changes = {name: [str(a), str(b)] for name, (a, b) in invoice_changes.items()}
@@ -1173,19 +1174,25 @@ class InvoiceUpserter:
         if plans:
             services.allocate_many(plans, by=self.by)
 
-    def _dispute(self, numbers: list[str]) -> None:
-        """Open a dispute, once, on each invoice the source marks disputed (keyed by source
-        and number, so a re-import opens none); one query finds those already opened.
+    def _dispute(self, disputed: list[tuple[str, dt.date | None]]) -> None:
+        """Record, once, the dispute the source marks on each invoice (keyed by source and
+        number, so a re-import records none); one query finds those already recorded.
 
         The dispute was raised in the source: the import records it as the system does
         (by=None; the owner is the customer's agent), with the batch named, so a loader
-        who may import but not open disputes still loads the history. A cancelled or
-        written-off invoice is not disputed."""
+        who may import but not open disputes still loads the history. An open invoice gets
+        an open dispute (dunning holds for it). An invoice the history says was paid gets
+        a dispute already resolved, dated as the history allows: raised no later than its
+        due date (or its payment, if earlier) and resolved on the day it was paid, so the
+        predictor's point-in-time features see a customer's past disputes on the days
+        they were known, and never the invoice's own dispute before its due date. A
+        cancelled or written-off invoice is not disputed."""
         from cases.disputes import DISPUTABLE, open_dispute
         from cases.models import Dispute
 
+        paid_on = dict(disputed)
         keys = {
-            number: services.short_key(f"import:{self.source}:{number}", 60) for number in numbers
+            number: services.short_key(f"import:{self.source}:{number}", 60) for number in paid_on
         }
         opened = set(
             Dispute.objects.filter(bulk.one_of("source", keys.values())).values_list(
@@ -1195,15 +1202,38 @@ class InvoiceUpserter:
         wanted = [number for number, key in keys.items() if key not in opened]
         if not wanted:
             return
+        description = _("Marked disputed in %(source)s (import batch %(batch)s)") % {
+            "source": self.source,
+            "batch": self.batch.pk,
+        }
         for invoice in Invoice.objects.select_related("customer").filter(
-            bulk.one_of("number", wanted), source=self.source, status__in=DISPUTABLE
+            bulk.one_of("number", wanted),
+            source=self.source,
+            status__in=(*DISPUTABLE, Invoice.Status.PAID),
         ):
+            if invoice.status == Invoice.Status.PAID:
+                paid = paid_on.get(invoice.number)
+                if paid is None:
+                    continue  # paid in this product, not in the history: nothing to date
+                dispute = Dispute.objects.create(
+                    customer=invoice.customer,
+                    reason=Dispute.Reason.OTHER,
+                    description=description,
+                    status=Dispute.Status.RESOLVED_US,
+                    owner=invoice.customer.assigned_agent,
+                    source=keys[invoice.number],
+                )
+                dispute.invoices.add(invoice)
+                Dispute.objects.filter(pk=dispute.pk).update(
+                    opened_at=_start_of(min(invoice.due_on, paid)),
+                    resolved_at=_start_of(paid),
+                )
+                continue
             open_dispute(
                 customer=invoice.customer,
                 invoices=[invoice],
                 reason=Dispute.Reason.OTHER,
-                description=_("Marked disputed in %(source)s (import batch %(batch)s)")
-                % {"source": self.source, "batch": self.batch.pk},
+                description=description,
                 by=None,
                 source=keys[invoice.number],
             )
@@ -1352,3 +1382,7 @@ def upsert_invoices(
     for record in records:
         upserter.add(record)
     return upserter.finish()
+
+
+def _start_of(day: dt.date) -> dt.datetime:
+    return timezone.make_aware(dt.datetime.combine(day, dt.time()))

@@ -254,3 +254,20 @@ def test_paid_rows_cost_no_query_per_row():
         load(HEADER + rows(200, 60))
     assert Payment.objects.count() == 68
     assert len(many.captured_queries) == len(few.captured_queries)
+
+
+def test_a_paid_disputed_invoice_gets_a_resolved_dispute_dated_by_its_history():
+    """The predictor counts a customer's past disputes on the day they were known: an
+    invoice the history says was disputed and paid gets a resolved dispute raised no later
+    than its due date and resolved the day it was paid; once, however often re-imported."""
+    from django.utils import timezone
+
+    content = HEADER + "H-9,Acme,2025-01-10,2025-02-09,USD,100.00,2025-03-20,,yes\n"
+    load(content)
+    load(content)
+    dispute = Dispute.objects.get()
+    assert dispute.status == Dispute.Status.RESOLVED_US
+    assert list(dispute.invoices.values_list("number", flat=True)) == ["H-9"]
+    assert timezone.localtime(dispute.opened_at).date() == dt.date(2025, 2, 9)
+    assert timezone.localtime(dispute.resolved_at).date() == dt.date(2025, 3, 20)
+    assert Invoice.objects.get(number="H-9").status == Invoice.Status.PAID
