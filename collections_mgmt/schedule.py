@@ -7,9 +7,11 @@ declaration to those rows: the migration collections_mgmt 0001 runs it, and so d
 that was deleted). It never moves a time someone changed in the console.
 
 The night is one job, a chain: the case work (broken promises, missed installments, risk,
-routing, alerts) and then, when it has finished, the dunning run, which plans on what the
-case work changed and fans sending out to the workers; last, the retention (privacy:
-accounts closed longer than RETENTION_CLOSED_ACCOUNT_YEARS are erased; off by default).
+routing, alerts), the scoring of every open invoice by the late-payment model (a failure
+there is logged and the night goes on), and then, when it has finished, the dunning run,
+which plans on what the case work changed and fans sending out to the workers; last, the
+retention (privacy: accounts closed longer than RETENTION_CLOSED_ACCOUNT_YEARS are erased;
+off by default).
 If the case work fails after its retries the chain stops there, and that night nobody is
 dunned on stale promises; the dunning run's catch-up window picks the notices up the
 next night.
@@ -21,6 +23,7 @@ from celery import chain
 
 from cases.tasks import run_case_work
 from dunning.tasks import run_nightly
+from predictions.tasks import score_invoices
 from privacy.tasks import apply_retention
 
 
@@ -34,6 +37,7 @@ class Job:
 
 NIGHT = "Nightly run: case work, then dunning"
 FX_RATES = "Load the ECB's FX reference rates"
+RETRAIN = "Retrain the late-payment model"
 JOBS = (
     Job(NIGHT, "collections_mgmt.tasks.run_night", crontab="30 1 * * *"),
     Job("Send due dunning notices", "dunning.tasks.send_due", every_minutes=15),
@@ -42,6 +46,8 @@ JOBS = (
     Job("Apply stored webhooks left waiting", "integrations.tasks.sweep_inbox", every_minutes=1),
     # The ECB publishes around 16:00 CET on TARGET working days; an extra run changes nothing.
     Job(FX_RATES, "integrations.tasks.load_fx_rates", crontab="30 17 * * *"),
+    # A new late-payment model from last week's outcomes, activated only if it is better.
+    Job(RETRAIN, "predictions.tasks.train_predictor", crontab="0 3 * * 0"),
 )
 # Rows earlier releases seeded, replaced by the jobs above: the two halves of the night
 # (each on its own clock) and the hourly installment e-mails (now dunning notices).
@@ -53,9 +59,10 @@ RETIRED = {
 
 
 def night():
-    """The night's chain: case work, the dunning run, then the retention (immutable: each
-    takes no input)."""
-    return chain(run_case_work.si(), run_nightly.si(), apply_retention.si())
+    """The night's chain: case work, the scoring of open invoices (the dunning steps with a
+    predicted-lateness threshold read it), the dunning run, then the retention (immutable:
+    each takes no input)."""
+    return chain(run_case_work.si(), score_invoices.si(), run_nightly.si(), apply_retention.si())
 
 
 def sync(apps) -> list[str]:

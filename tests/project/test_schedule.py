@@ -12,6 +12,7 @@ from cases import nightly
 from collections_mgmt import schedule, tasks
 from collections_mgmt.celery import app
 from dunning import planner
+from predictions import scoring
 from privacy import retention as privacy_retention
 
 pytestmark = pytest.mark.django_db
@@ -85,13 +86,34 @@ def test_the_night_runs_the_case_work_then_the_dunning_run(monkeypatch, eager):
         ran.append("retention")
         return []
 
+    def score(**kwargs):
+        ran.append("scoring")
+        return {"scored": 0}
+
     monkeypatch.setattr(nightly, "run_case_work", case_work)
+    monkeypatch.setattr(scoring, "score_open_invoices", score)
     monkeypatch.setattr(planner, "plan", plan)
     monkeypatch.setattr(privacy_retention, "apply_retention", retention)
 
     tasks.run_night()
 
-    assert ran == ["case work", "dunning", "retention"]
+    assert ran == ["case work", "scoring", "dunning", "retention"]
+
+
+def test_a_night_whose_scoring_fails_still_duns_on_yesterdays_predictions(monkeypatch, eager):
+    planned = []
+
+    def score(**kwargs):
+        raise RuntimeError("model file unreadable")
+
+    monkeypatch.setattr(nightly, "run_case_work", lambda **kwargs: {"errors": {}})
+    monkeypatch.setattr(scoring, "score_open_invoices", score)
+    monkeypatch.setattr(planner, "plan", lambda **kwargs: planned.append(1) or planner.PlanResult())
+    monkeypatch.setattr(privacy_retention, "apply_retention", lambda **kwargs: [])
+
+    tasks.run_night()
+
+    assert planned == [1]
 
 
 def test_a_night_whose_case_work_fails_duns_nobody(monkeypatch, eager):
