@@ -4,6 +4,26 @@ import django.db.models.deletion
 from django.conf import settings
 from django.db import migrations, models
 
+from accounts import roles
+
+# Every role reads the model card; managers choose which model is active.
+ROLES = {
+    "Collections agent": ["predictions.view_predictormodel"],
+    "Collections manager": [
+        "predictions.view_predictormodel",
+        "predictions.activate_predictormodel",
+    ],
+    "Finance": ["predictions.view_predictormodel"],
+}
+
+
+def grant(apps, schema_editor):
+    roles.grant(apps, ROLES)
+
+
+def revoke(apps, schema_editor):
+    roles.revoke(apps, ROLES)
+
 
 class Migration(migrations.Migration):
     initial = True
@@ -93,4 +113,5 @@ class Migration(migrations.Migration):
                 ],
             },
         ),
+        migrations.RunPython(grant, revoke),
     ]

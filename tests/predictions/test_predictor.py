@@ -126,9 +126,9 @@ def test_backtest_scores_later_invoices_at_both_moments_beside_the_baselines(tmp
     assert issue["baseline_risk_score"]["rows"] == issue["predictor"]["rows"]
     assert issue["baseline_customer_late_share"]["roc_auc"] is not None
     assert result["as_of_14_days_before_due"]["predictor"]["rows"] > 0
-    assert result["all"]["pay_date"]["mean_days_off"] < result["all"]["pay_date"][
-        "due_date_days_off"
-    ]
+    assert (
+        result["all"]["pay_date"]["mean_days_off"] < result["all"]["pay_date"]["due_date_days_off"]
+    )
     lines = csv_path.read_text().splitlines()
     assert lines[0].startswith("invoice_number,as_of,moment,probability_late,expected_pay_on")
     assert len(lines) - 1 == result["all"]["predictor"]["rows"]
