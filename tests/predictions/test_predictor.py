@@ -34,7 +34,7 @@ def test_training_uses_only_outcomes_known_at_its_date(ledger_with_habits):
     assert len(rows) and (ledger.due[rows] <= day_number(AS_OF)).all()
     # An invoice due later has no known outcome and is not learnt from.
     assert not set(np.flatnonzero(ledger.due > day_number(AS_OF))) & set(rows)
-    late, delta, censored = training.outcomes(ledger, rows, day_number(AS_OF))
+    late, delta, _censored = training.outcomes(ledger, rows, day_number(AS_OF))
     assert late.any() and (~late).any()
     assert np.isfinite(delta).all()
 
@@ -86,7 +86,7 @@ def test_a_tampered_or_forged_model_file_is_refused_before_it_is_read(ledger_wit
 
 
 def test_scoring_writes_a_prediction_per_open_invoice_with_reasons(ledger_with_habits):
-    late_payers, good_payers = ledger_with_habits
+    late_payers, _good_payers = ledger_with_habits
     registry.train(as_of=AS_OF)
     result = score_open_invoices(as_of=AS_OF)
     open_count = Invoice.objects.outstanding().filter(issued_on__lte=AS_OF).count()
