@@ -10,6 +10,7 @@ FEATURE_LABELS = {
     "mean_days_late": _("average days late"),
     "recent_mean_days_late": _("average days late, last 5 invoices"),
     "recent_late_count": _("late among the last 5 invoices"),
+    "late_share_10": _("share paid late of the last 10 invoices"),
     "trend_days_late": _("paying later than before (days)"),
     "last_days_late": _("days late of the last invoice"),
     "mean_days_to_due": _("average days from due date to payment"),
@@ -35,6 +36,11 @@ FEATURE_LABELS = {
     "bounces": _("bounced e-mails"),
     "replies": _("replies"),
     "calls_reached": _("calls that reached someone"),
+    "late_log_odds": _("record of late payment, last 10 invoices (log-odds)"),
+    "all_late_log_odds": _("record of late payment, all invoices (log-odds)"),
+    "recent_late_log_odds": _("recent record of late payment (log-odds)"),
+    "history_size": _("how many invoices paid so far (log)"),
+    "days_to_due_shrunk": _("average days from due date to payment (shrunk)"),
 }
 CANDIDATE_NAMES = {"logistic": _("Logistic regression"), "boosting": _("Gradient boosting")}
 SIZE = 240  # the calibration chart's side, in pixels

@@ -48,7 +48,8 @@ COUNTS = {
     "replies",
     "calls_reached",
 }
-SHARES = {"late_share", "amount_ratio", "credit_use"}  # 4 places; the rest 2 places
+# Shares and ratios have 4 places; the rest 2.
+SHARES = {"late_share", "late_share_10", "amount_ratio", "credit_use"}
 
 
 def to_people(vector) -> dict:

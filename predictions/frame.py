@@ -20,7 +20,8 @@ How it stays point in time (ARCHITECTURE rule 7) and fast:
 
 Settlement history is per customer in every currency (lateness is a habit, not a
 currency); open and overdue figures are in the invoice's own currency; credit use is in
-the customer's currency. "Recent" means the last RECENT invoices by settlement day; a
+the customer's currency; case work and engagement count over the year before the as-of
+day. "Recent" means the last RECENT invoices by settlement day; a
 settlement later undone by a reversal still counts among them (rare, and said here rather
 than hidden). A cancelled invoice is no history at all (its status is read as it is now).
 """
@@ -36,6 +37,8 @@ from accounts.models import Activity, Allocation, Customer, Invoice
 from cases.models import Dispute, PaymentPlan, PromiseToPay
 
 RECENT = 5
+LONGER = 10  # the window of the longer record (late_share_10)
+YEAR = 365  # case work and engagement are counted over the year before the as-of day
 SPAN = 1 << 22  # more days than any date's ordinal: (group, day) packs into one int64
 NEVER = SPAN - 1  # the day an interval that has not ended ends
 EPSILON = 0.005  # half a cent: balances this close to zero are settled
@@ -46,6 +49,7 @@ FEATURES = (
     "mean_days_late",
     "recent_mean_days_late",
     "recent_late_count",
+    "late_share_10",
     "trend_days_late",
     "last_days_late",
     "mean_days_to_due",
@@ -392,7 +396,12 @@ def feature_matrix(ledger: Ledger, rows, as_of_days) -> np.ndarray:
             window = np.arange(first[i], upto[i])
             hit = window[sorted_rows[window] == rows[i]]
             own_pos[i] = hit[-1] if len(hit) else -1
-    recent_late, recent_count, recent_delta, recent_n, last = _recent(ordered, first, upto, own_pos)
+    recent_late, recent_count, recent_delta, recent_n, last = _recent(
+        ordered, first, upto, own_pos, RECENT
+    )
+    _late10, count10, _delta10, n10, _last10 = _recent(ordered, first, upto, own_pos, LONGER)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out[:, INDEX["late_share_10"]] = np.where(n10 > 0, count10 / n10, np.nan)
     earlier_n = count - recent_n
     with np.errstate(invalid="ignore", divide="ignore"):
         recent_mean = np.where(recent_n > 0, recent_late / recent_n, np.nan)
@@ -487,16 +496,20 @@ def feature_matrix(ledger: Ledger, rows, as_of_days) -> np.ndarray:
         issued_prefix.at(cust, days)[:, 0] - issued_prefix.at(cust, days - 90)[:, 0]
     )
 
-    # --- 5. Case work and engagement, counted up to the as-of day. -----------------------
+    # --- 5. Case work and engagement, counted over the year up to the as-of day. ---------
+    # A year, not all time: a count that only grows with tenure would mean something else
+    # in a young ledger than in an old one, and the model learns from the old to score the new.
     for name, (who, when) in ledger.events.items():
-        out[:, INDEX[name]] = (
-            _Prefix(who, when, np.ones(len(who))).at(cust, days)[:, 0] if len(who) else 0
-        )
+        if len(who):
+            counts = _Prefix(who, when, np.ones(len(who)))
+            out[:, INDEX[name]] = counts.at(cust, days)[:, 0] - counts.at(cust, days - YEAR)[:, 0]
+        else:
+            out[:, INDEX[name]] = 0
     return out
 
 
-def _recent(ordered: _Prefix, first, upto, own_pos):
-    """Sums over the last RECENT settled invoices before each pair's day, leaving out the
+def _recent(ordered: _Prefix, first, upto, own_pos, window: int):
+    """Sums over the last `window` settled invoices before each pair's day, leaving out the
     target's own position when it is among them; and the last one's days late."""
     n = len(first)
     late = np.zeros(n)
@@ -505,10 +518,10 @@ def _recent(ordered: _Prefix, first, upto, own_pos):
     taken = np.zeros(n)
     last = np.full(n, np.nan)
     values = ordered.values
-    # Up to RECENT + 1 positions back, skipping the target's own.
-    for back in range(1, RECENT + 2):
+    # Up to window + 1 positions back, skipping the target's own.
+    for back in range(1, window + 2):
         pos = upto - back
-        valid = (pos >= first) & (pos != own_pos) & (taken < RECENT)
+        valid = (pos >= first) & (pos != own_pos) & (taken < window)
         idx = np.where(valid, pos, 0)
         picked = values[idx] if len(values) else np.zeros((n, 3))
         late += np.where(valid, picked[:, 0], 0)

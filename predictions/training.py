@@ -26,6 +26,7 @@ that moment has nothing to predict and is left out.
 
 import datetime as dt
 import math
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -41,7 +42,16 @@ from threadpoolctl import threadpool_limits
 
 from cases.risk import WEIGHTS
 
-from .frame import FEATURES, INDEX, Ledger, day_number, feature_matrix, from_day_number
+from .frame import (
+    FEATURES,
+    INDEX,
+    LONGER,
+    RECENT,
+    Ledger,
+    day_number,
+    feature_matrix,
+    from_day_number,
+)
 
 PRE_DUE_DAYS = 14
 MOMENTS = ("issue", "pre_due")
@@ -49,9 +59,22 @@ HOLD_OUT = 0.2
 MIN_ROWS = 100
 MIN_EACH_CLASS = 10
 MISSING = -1e6  # below every feature's real values
+CAP_HISTORY = 20  # invoices paid so far, as a model sees it
+CAP_AGE = 365  # days since the customer's first invoice, as a model sees it
 MONEY = ("open_amount", "overdue_amount")
-# Model inputs: the features, amounts on a log scale, the month as a point on a circle.
-INPUTS = (*FEATURES, "issue_month_sin", "issue_month_cos")
+# Model inputs: the features, amounts on a log scale, the month as a point on a circle, and
+# the customer's record as log-odds shrunk toward even for a short history (a customer with
+# 1 late of 1 is not a customer with 20 of 20): what a linear model can weigh directly.
+INPUTS = (
+    *FEATURES,
+    "issue_month_sin",
+    "issue_month_cos",
+    "late_log_odds",
+    "all_late_log_odds",
+    "recent_late_log_odds",
+    "history_size",
+    "days_to_due_shrunk",
+)
 
 
 class NotEnoughHistory(Exception):
@@ -68,16 +91,46 @@ def model_inputs(matrix: np.ndarray) -> np.ndarray:
         x[:, INDEX["amount_ratio"]] = np.log(np.where(ratio > 0, ratio, np.nan))
     month = x[:, INDEX["issue_month"]]
     angle = 2 * math.pi * (month - 1) / 12
-    return np.column_stack([x, np.sin(angle), np.cos(angle)])
+    # Inputs that would only grow with a customer's tenure are capped, so the older
+    # ledger a model is scored on looks like the younger one it learnt from.
+    settled = np.nan_to_num(matrix[:, INDEX["settled_count"]])
+    x[:, INDEX["settled_count"]] = np.minimum(settled, CAP_HISTORY)
+    x[:, INDEX["customer_age_days"]] = np.minimum(x[:, INDEX["customer_age_days"]], CAP_AGE)
+    longer = np.minimum(settled, LONGER)
+    late = np.nan_to_num(matrix[:, INDEX["late_share_10"]]) * longer
+    all_late = np.nan_to_num(matrix[:, INDEX["late_share"]]) * settled
+    recent = np.minimum(settled, RECENT)
+    recent_late = np.nan_to_num(matrix[:, INDEX["recent_late_count"]])
+    mean_delta = np.nan_to_num(matrix[:, INDEX["mean_days_to_due"]])
+    return np.column_stack(
+        [
+            x,
+            np.sin(angle),
+            np.cos(angle),
+            np.log((late + 1) / (longer - late + 1)),
+            np.log((all_late + 1) / (settled - all_late + 1)),
+            np.log((recent_late + 1) / (recent - recent_late + 1)),
+            np.log1p(np.minimum(settled, CAP_HISTORY)),
+            mean_delta * settled / (settled + 2),
+        ]
+    )
 
 
-def classifiers() -> dict:
+# The logistic regression's regularisation is chosen on the held-out rows too.
+STRENGTHS = (0.01, 0.03, 0.1, 0.3, 1.0)
+
+
+def logistic(strength: float = 0.1):
+    return make_pipeline(
+        SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True),
+        StandardScaler(),
+        LogisticRegression(C=strength, max_iter=2000),
+    )
+
+
+def classifiers(strength: float = 0.1) -> dict:
     return {
-        "logistic": make_pipeline(
-            SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True),
-            StandardScaler(),
-            LogisticRegression(C=0.5, max_iter=2000),
-        ),
+        "logistic": logistic(strength),
         "boosting": make_pipeline(
             _missing_apart(),
             HistGradientBoostingClassifier(
@@ -309,7 +362,9 @@ def _fit(as_of: dt.date, *, ledger: Ledger | None) -> Fitted:
     figures = {"held_out_from": str(from_day_number(int(split_day))), "candidates": {}}
     prior = float(data.late[learn].mean())
     candidates = {}
-    for kind, model in classifiers().items():
+    strength = _strength(data, learn, held)
+    figures["logistic_strength"] = strength
+    for kind, model in classifiers(strength).items():
         if len(np.unique(data.late[learn])) < 2:
             continue
         model.fit(data.x[learn], data.late[learn])
@@ -357,13 +412,15 @@ def _fit(as_of: dt.date, *, ledger: Ledger | None) -> Fitted:
     figures["pay_date"] = regressor_figures
     figures["weights"] = _weights(candidates[best], best, held_examples)
     figures["chosen"] = {"classifier": best, "regressor": best_regressor}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a column with no value at all
+        medians = np.nanmedian(_finite_or_nan(data.x), axis=0)
     figures["medians"] = {
-        name: (None if np.isnan(v) else float(v))
-        for name, v in zip(INPUTS, np.nanmedian(_finite_or_nan(data.x), axis=0), strict=True)
+        name: (None if np.isnan(v) else float(v)) for name, v in zip(INPUTS, medians, strict=True)
     }
 
     # The winners learn again from every row.
-    classifier = classifiers()[best].fit(data.x, data.late)
+    classifier = classifiers(strength)[best].fit(data.x, data.late)
     regressor = regressors()[best_regressor].fit(data.x[pay_rows], data.delta[pay_rows])
     issued = ledger.issued[data.rows]
     return Fitted(
@@ -380,6 +437,19 @@ def _fit(as_of: dt.date, *, ledger: Ledger | None) -> Fitted:
         figures=figures,
         held_out=held_examples,
     )
+
+
+def _strength(data: Examples, learn, held) -> float:
+    """The logistic regression's C with the best held-out log loss (ties: stronger)."""
+    if len(np.unique(data.late[learn])) < 2 or len(np.unique(data.late[held])) < 2:
+        return 0.1
+    losses = {}
+    for strength in STRENGTHS:
+        model = logistic(strength).fit(data.x[learn], data.late[learn])
+        p = np.clip(model.predict_proba(data.x[held])[:, 1], 1e-6, 1 - 1e-6)
+        y = data.late[held]
+        losses[strength] = -np.mean(y * np.log(p) + (1 - y) * np.log(1 - p))
+    return min(STRENGTHS, key=lambda c: (round(losses[c], 4), c))
 
 
 def _finite_or_nan(x):

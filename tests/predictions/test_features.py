@@ -118,6 +118,7 @@ def test_each_feature_on_a_hand_built_history(history):
         "mean_days_late": D("11.43"),  # 80 / 7
         "recent_mean_days_late": D("14.00"),  # 0, 20, 5, 30, 15
         "recent_late_count": 4,
+        "late_share_10": D("0.7143"),  # all seven are among the last ten
         "mean_days_to_due": D("10.57"),  # 0, 10, -6, 20, 5, 30, 15: early counts as early
         "recent_days_to_due": D("12.80"),  # -6, 20, 5, 30, 15
         "trend_days_late": D("9.00"),  # 14.00 against 5.00 for the earlier two
@@ -213,3 +214,13 @@ def test_query_count_does_not_grow_with_invoices(history):
     with CaptureQueriesContext(connection) as many:
         invoice_features([target.pk, *others], AS_OF)
     assert len(many) == len(one) == 12
+
+
+def test_case_work_counts_over_the_year_before_as_of(history):
+    """A dispute from more than a year ago no longer counts: counts that only grow with
+    tenure would mean something else in a young ledger than in an old one."""
+    customer, _overdue, target = history
+    dispute(customer, AS_OF - dt.timedelta(days=400))
+    assert invoice_features([target.pk], AS_OF)[target.pk]["disputes"] == 1
+    dispute(customer, AS_OF - dt.timedelta(days=10))
+    assert invoice_features([target.pk], AS_OF)[target.pk]["disputes"] == 2
