@@ -34,6 +34,7 @@ class Job:
 
 NIGHT = "Nightly run: case work, then dunning"
 FX_RATES = "Load the ECB's FX reference rates"
+CASH_FORECAST = "Snapshot the cash forecast"
 JOBS = (
     Job(NIGHT, "collections_mgmt.tasks.run_night", crontab="30 1 * * *"),
     Job("Send due dunning notices", "dunning.tasks.send_due", every_minutes=15),
@@ -42,6 +43,8 @@ JOBS = (
     Job("Apply stored webhooks left waiting", "integrations.tasks.sweep_inbox", every_minutes=1),
     # The ECB publishes around 16:00 CET on TARGET working days; an extra run changes nothing.
     Job(FX_RATES, "integrations.tasks.load_fx_rates", crontab="30 17 * * *"),
+    # Monday before the working day, after the night's run: the forecasts' track record.
+    Job(CASH_FORECAST, "predictions.tasks.snapshot_cash_forecast", crontab="0 5 * * 1"),
 )
 # Rows earlier releases seeded, replaced by the jobs above: the two halves of the night
 # (each on its own clock) and the hourly installment e-mails (now dunning notices).
