@@ -252,7 +252,14 @@ def cash_forecast(as_of: dt.date, weeks: int = WEEKS) -> CashForecast:
             getattr(forecast, series)[index] += amount
 
     open_invoices = _open_invoices(as_of)
-    promises = _open_promises(as_of)
+    # The promises that count: open, and none of their invoices in an active plan.
+    promises = _open_promises(as_of).exclude(
+        Exists(
+            PaymentPlan.invoices.through.objects.filter(
+                invoice__promises=OuterRef("pk"), paymentplan__status=PaymentPlan.Status.ACTIVE
+            )
+        )
+    )
     promised = PromiseToPay.invoices.through.objects.filter(
         invoice_id=OuterRef("pk"), promisetopay__in=promises
     )
@@ -302,15 +309,7 @@ def cash_forecast(as_of: dt.date, weeks: int = WEEKS) -> CashForecast:
     )
     unpaid = F("amount") - F("paid_amount")
     promise_rows = (
-        promises.exclude(
-            Exists(
-                PaymentPlan.invoices.through.objects.filter(
-                    invoice__promises=OuterRef("pk"),
-                    paymentplan__status=PaymentPlan.Status.ACTIVE,
-                )
-            )
-        )
-        .annotate(covered=Subquery(covered, output_field=_MONEY_FIELD))
+        promises.annotate(covered=Subquery(covered, output_field=_MONEY_FIELD))
         .annotate(
             expected=Case(
                 When(covered__isnull=True, then=unpaid),

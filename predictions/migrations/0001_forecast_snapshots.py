@@ -5,30 +5,74 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='ForecastSnapshot',
+            name="ForecastSnapshot",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('made_on', models.DateField(verbose_name='made on')),
-                ('week_start', models.DateField(help_text='A Monday.', verbose_name='week starting')),
-                ('week', models.PositiveSmallIntegerField(help_text='1 is the week containing the day the forecast was made.', verbose_name='week')),
-                ('currency', models.CharField(max_length=3, validators=[accounts.money.validate_currency], verbose_name='currency')),
-                ('expected_amount', models.DecimalField(decimal_places=2, max_digits=14, verbose_name='expected')),
-                ('naive_amount', models.DecimalField(decimal_places=2, help_text='Every open invoice paid on its due date.', max_digits=14, verbose_name='naive')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("made_on", models.DateField(verbose_name="made on")),
+                (
+                    "week_start",
+                    models.DateField(help_text="A Monday.", verbose_name="week starting"),
+                ),
+                (
+                    "week",
+                    models.PositiveSmallIntegerField(
+                        help_text="1 is the week containing the day the forecast was made.",
+                        verbose_name="week",
+                    ),
+                ),
+                (
+                    "currency",
+                    models.CharField(
+                        max_length=3,
+                        validators=[accounts.money.validate_currency],
+                        verbose_name="currency",
+                    ),
+                ),
+                (
+                    "expected_amount",
+                    models.DecimalField(decimal_places=2, max_digits=14, verbose_name="expected"),
+                ),
+                (
+                    "naive_amount",
+                    models.DecimalField(
+                        decimal_places=2,
+                        help_text="Every open invoice paid on its due date.",
+                        max_digits=14,
+                        verbose_name="naive",
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
             ],
             options={
-                'verbose_name': 'cash forecast snapshot',
-                'ordering': ['-made_on', 'currency', 'week_start'],
-                'indexes': [models.Index(fields=['week_start', 'currency'], name='forecast_snapshot_week')],
-                'constraints': [models.UniqueConstraint(fields=('made_on', 'week_start', 'currency'), name='forecast_snapshot_once'), models.CheckConstraint(condition=models.Q(('expected_amount__gte', 0), ('naive_amount__gte', 0)), name='forecast_snapshot_not_negative'), models.CheckConstraint(condition=models.Q(('week__gte', 1), ('week__lte', 53)), name='forecast_snapshot_week_in_range')],
+                "verbose_name": "cash forecast snapshot",
+                "ordering": ["-made_on", "currency", "week_start"],
+                "indexes": [
+                    models.Index(fields=["week_start", "currency"], name="forecast_snapshot_week")
+                ],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("made_on", "week_start", "currency"), name="forecast_snapshot_once"
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(("expected_amount__gte", 0), ("naive_amount__gte", 0)),
+                        name="forecast_snapshot_not_negative",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(("week__gte", 1), ("week__lte", 53)),
+                        name="forecast_snapshot_week_in_range",
+                    ),
+                ],
             },
         ),
     ]
