@@ -31,8 +31,9 @@ Where each amount goes, one source per invoice so nothing is counted twice:
 The naive forecast beside it: every open invoice's whole balance on its due date (overdue
 into week 1), ignoring predictions, promises and plans.
 
-Set-based: four aggregate queries (invoices, naive, promises, installments) grouped per
-currency and day, and one FX query, whatever the size of the book; Python only sorts the
+Set-based: six aggregate queries grouped per currency and day (the naive and the expected
+invoice totals, each as today's balances plus the allocations dated since; the promises;
+the installments) and one FX query, whatever the size of the book; Python only sorts the
 day totals into weeks.
 
 `snapshot_forecast(as_of)` stores the forecast (ForecastSnapshot) and
@@ -59,7 +60,7 @@ from django.db.models import (
     Value,
     When,
 )
-from django.db.models.functions import Coalesce, Greatest, Least
+from django.db.models.functions import Greatest, Least
 from django.utils import timezone
 
 from accounts import fx
@@ -164,47 +165,50 @@ class CashForecast:
         return len(self.week_starts)
 
 
-def _share_case(as_of: dt.date) -> Case:
+def _share_case(as_of: dt.date, due_on: str = "due_on") -> Case:
     """The index into COLLECTABLE_SHARES of an invoice's days past due (len: nothing)."""
     whens = [
-        When(due_on__gte=as_of - dt.timedelta(days=days), then=Value(index))
+        When(**{f"{due_on}__gte": as_of - dt.timedelta(days=days)}, then=Value(index))
         for index, (days, _share) in enumerate(COLLECTABLE_SHARES)
     ]
     return Case(*whens, default=Value(len(COLLECTABLE_SHARES)), output_field=IntegerField())
 
 
-def _open_invoices(as_of: dt.date):
-    """Invoices open at the start of `as_of`, annotated with `balance` (> 0).
+def _balances_by(as_of: dt.date, keys, excluding=lambda ref: ()) -> dict[tuple, Decimal]:
+    """{key: the open balances at the start of `as_of` summed} over the open invoices.
 
-    Today's balance plus the allocations dated on or after `as_of` (a written-off invoice
-    counts only through its dated write-off adjustment). When no allocation is dated that
-    late (a forecast made first thing in the morning) the balance is the open balance."""
-    invoices = Invoice.objects.filter(issued_on__lte=as_of).exclude(status=Invoice.Status.CANCELLED)
-    today = Q(open_balance__gt=0) & ~Q(status=Invoice.Status.WRITTEN_OFF)
-    if not Allocation.objects.filter(allocated_on__gte=as_of).exists():
-        return invoices.filter(today).annotate(balance=F("open_balance"))
-    later = Allocation.objects.filter(invoice=OuterRef("pk"), allocated_on__gte=as_of)
-    later_total = later.order_by().values("invoice").annotate(total=Sum("amount")).values("total")
-    return (
-        invoices.filter(today | Exists(later))
-        .annotate(
-            balance=Case(
-                When(status=Invoice.Status.WRITTEN_OFF, then=Value(ZERO)),
-                default=F("open_balance"),
-                output_field=_MONEY_FIELD,
-            )
-            + Coalesce(Subquery(later_total, output_field=_MONEY_FIELD), Value(ZERO))
-        )
-        .filter(balance__gt=0)
+    `keys(prefix)` gives the grouping expressions over the invoice's columns (reached
+    through `prefix`); `excluding(ref)` the conditions on the invoice's id (`ref`, an
+    OuterRef) that leave it out. A balance at the start of `as_of` is today's balance
+    plus the allocations dated on or after `as_of` (allocations are never edited; a
+    written-off invoice counts only through its dated write-off adjustment), and a sum is
+    linear, so two grouped sums do it without a per-invoice subquery: today's balances of
+    the invoices open now, plus the later allocations grouped by their invoice's key. An
+    invoice paid before `as_of` adds nothing (its later allocations are none).
+    """
+    open_now = Invoice.objects.filter(issued_on__lte=as_of, open_balance__gt=0).exclude(
+        status__in=(Invoice.Status.CANCELLED, Invoice.Status.WRITTEN_OFF)
     )
-
-
-def _in_active_plan(invoice_ref) -> Exists:
-    return Exists(
-        PaymentPlan.invoices.through.objects.filter(
-            invoice_id=invoice_ref, paymentplan__status=PaymentPlan.Status.ACTIVE
+    later = Allocation.objects.filter(
+        allocated_on__gte=as_of, invoice__issued_on__lte=as_of
+    ).exclude(invoice__status=Invoice.Status.CANCELLED)
+    totals: dict[tuple, Decimal] = defaultdict(Decimal)
+    for queryset, prefix, ref, amount in (
+        (open_now, "", "pk", "open_balance"),
+        (later, "invoice__", "invoice_id", "amount"),
+    ):
+        for condition in excluding(OuterRef(ref)):
+            queryset = queryset.exclude(condition)
+        annotations = keys(prefix)
+        rows = (
+            queryset.annotate(**annotations)
+            .values_list(*annotations)
+            .annotate(total=Sum(amount))
+            .order_by()
         )
-    )
+        for *key, total in rows.iterator(chunk_size=5000):
+            totals[tuple(key)] += _money(total)
+    return totals
 
 
 def _open_promises(as_of: dt.date):
@@ -251,7 +255,6 @@ def cash_forecast(as_of: dt.date, weeks: int = WEEKS) -> CashForecast:
         else:
             getattr(forecast, series)[index] += amount
 
-    open_invoices = _open_invoices(as_of)
     # The promises that count: open, and none of their invoices in an active plan.
     promises = _open_promises(as_of).exclude(
         Exists(
@@ -260,40 +263,52 @@ def cash_forecast(as_of: dt.date, weeks: int = WEEKS) -> CashForecast:
             )
         )
     )
-    promised = PromiseToPay.invoices.through.objects.filter(
-        invoice_id=OuterRef("pk"), promisetopay__in=promises
-    )
+
+    def replaced(invoice_id) -> list[Exists]:
+        return [
+            Exists(
+                PaymentPlan.invoices.through.objects.filter(
+                    invoice_id=invoice_id, paymentplan__status=PaymentPlan.Status.ACTIVE
+                )
+            ),
+            Exists(
+                PromiseToPay.invoices.through.objects.filter(
+                    invoice_id=invoice_id, promisetopay__in=promises
+                )
+            ),
+        ]
+
     # 1. The naive forecast: every open balance on its due date.
-    naive = (
-        open_invoices.annotate(on=_clamped("due_on", as_of))
-        .values_list("currency", "on")
-        .annotate(total=Sum("balance"))
-        .order_by()
+    naive = _balances_by(
+        as_of,
+        lambda prefix: {
+            "key_currency": F(f"{prefix}currency"),
+            "key_on": _clamped(f"{prefix}due_on", as_of),
+        },
     )
-    for currency, day, total in naive.iterator():
-        place(currency, day, _money(total), "naive", "naive_later")
+    for (currency, day), total in naive.items():
+        place(currency, day, total, "naive", "naive_later")
 
     # 2. Invoices neither in an active plan nor promised, on their expected pay date.
-    predicted = Q(prediction__as_of__lte=as_of)
-    expected_on = Case(
-        When(predicted, then=F("prediction__expected_pay_on")),
-        default=F("due_on"),
-        output_field=DateField(),
-    )
-    own = (
-        open_invoices.exclude(_in_active_plan(OuterRef("pk")))
-        .exclude(Exists(promised))
-        .annotate(
-            on=Greatest(expected_on, Value(as_of), output_field=DateField()),
-            share=_share_case(as_of),
+    def expected_keys(prefix: str) -> dict:
+        expected_on = Case(
+            When(
+                Q(**{f"{prefix}prediction__as_of__lte": as_of}),
+                then=F(f"{prefix}prediction__expected_pay_on"),
+            ),
+            default=F(f"{prefix}due_on"),
+            output_field=DateField(),
         )
-        .values_list("currency", "on", "share")
-        .annotate(total=Sum("balance"))
-        .order_by()
-    )
+        return {
+            "key_currency": F(f"{prefix}currency"),
+            "key_on": Greatest(expected_on, Value(as_of), output_field=DateField()),
+            "key_share": _share_case(as_of, f"{prefix}due_on"),
+        }
+
     shares = [share for _days, share in COLLECTABLE_SHARES] + [Decimal(0)]
-    for currency, day, share_index, total in own.iterator():
-        balance = _money(total)
+    for (currency, day, share_index), balance in _balances_by(
+        as_of, expected_keys, replaced
+    ).items():
         expected = balance * shares[share_index]
         of(currency).not_expected += balance - expected
         if expected:
