@@ -356,3 +356,15 @@ def test_wape_by_hand_for_the_forecast_and_the_naive_one_per_horizon():
     # Only snapshots since a day.
     assert forecast_accuracy(AS_OF, since=dt.date(2026, 11, 5))["EUR"][0].actual == D("0")
     assert forecast_accuracy(dt.date(2026, 11, 2)) == {}  # nothing has passed yet
+
+
+def test_a_promise_left_out_for_a_plan_gives_its_other_invoices_back_their_own_date():
+    customer = CustomerFactory()
+    planned = invoice("100.00", dt.date(2026, 11, 1), customer=customer)
+    other = invoice("40.00", dt.date(2026, 12, 9), customer=customer)  # week 3
+    plan([planned], [(dt.date(2026, 12, 1), "100.00", "0.00", Installment.Status.PENDING)])
+    promise([planned, other], "140.00", dt.date(2026, 12, 2))
+    eur = cash_forecast(AS_OF).currencies["EUR"]
+    assert eur.promises == weeks()
+    assert eur.installments == weeks(w2="100.00")
+    assert eur.invoices == weeks(w3="40.00")
