@@ -31,10 +31,12 @@ Where each amount goes, one source per invoice so nothing is counted twice:
 The naive forecast beside it: every open invoice's whole balance on its due date (overdue
 into week 1), ignoring predictions, promises and plans.
 
-Set-based: six aggregate queries grouped per currency and day (the naive and the expected
-invoice totals, each as today's balances plus the allocations dated since; the promises;
-the installments) and one FX query, whatever the size of the book; Python only sorts the
-day totals into weeks.
+Set-based, a fixed handful of queries whatever the size of the book: one grouped pass over
+the open invoices and one over the allocations dated since `as_of` (together the balances
+at the start of the day, grouped by currency, due date, expected date, share and whether
+a promise or plan replaces the invoice: both forecasts at once), two small ones for the
+promises, one for the installments, one for the FX rates. Python only sorts the grouped
+rows into weeks.
 
 `snapshot_forecast(as_of)` stores the forecast (ForecastSnapshot) and
 `forecast_accuracy(as_of)` compares past snapshots with the cash that came in (WAPE).
@@ -55,16 +57,16 @@ from django.db.models import (
     IntegerField,
     OuterRef,
     Q,
-    Subquery,
     Sum,
     Value,
     When,
 )
-from django.db.models.functions import Greatest, Least
+from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from accounts import fx
-from accounts.models import MONEY, Allocation, Invoice, Payment
+from accounts.bulk import one_of
+from accounts.models import MONEY, Allocation, Invoice, InvoiceQuerySet, Payment
 from accounts.money import quantize_to_currency
 from cases.models import Installment, PaymentPlan, PromiseToPay
 
@@ -174,17 +176,17 @@ def _share_case(as_of: dt.date, due_on: str = "due_on") -> Case:
     return Case(*whens, default=Value(len(COLLECTABLE_SHARES)), output_field=IntegerField())
 
 
-def _balances_by(as_of: dt.date, keys, excluding=lambda ref: ()) -> dict[tuple, Decimal]:
+def _balances_by(as_of: dt.date, keys, *, only=None) -> dict[tuple, Decimal]:
     """{key: the open balances at the start of `as_of` summed} over the open invoices.
 
     `keys(prefix)` gives the grouping expressions over the invoice's columns (reached
-    through `prefix`); `excluding(ref)` the conditions on the invoice's id (`ref`, an
-    OuterRef) that leave it out. A balance at the start of `as_of` is today's balance
-    plus the allocations dated on or after `as_of` (allocations are never edited; a
-    written-off invoice counts only through its dated write-off adjustment), and a sum is
-    linear, so two grouped sums do it without a per-invoice subquery: today's balances of
-    the invoices open now, plus the later allocations grouped by their invoice's key. An
-    invoice paid before `as_of` adds nothing (its later allocations are none).
+    through `prefix`).
+    A balance at the start of `as_of` is today's balance plus the allocations dated on or
+    after `as_of` (allocations are never edited; a written-off invoice counts only through
+    its dated write-off adjustment), and a sum is linear, so two grouped sums do it
+    without a per-invoice subquery: today's balances of the invoices open now, plus the
+    later allocations grouped by their invoice's key. An invoice paid before `as_of` adds
+    nothing (it has no later allocations). `only`: these invoice ids alone.
     """
     open_now = Invoice.objects.filter(issued_on__lte=as_of, open_balance__gt=0).exclude(
         status__in=(Invoice.Status.CANCELLED, Invoice.Status.WRITTEN_OFF)
@@ -192,13 +194,16 @@ def _balances_by(as_of: dt.date, keys, excluding=lambda ref: ()) -> dict[tuple, 
     later = Allocation.objects.filter(
         allocated_on__gte=as_of, invoice__issued_on__lte=as_of
     ).exclude(invoice__status=Invoice.Status.CANCELLED)
+    if only is not None:
+        open_now, later = (
+            open_now.filter(one_of("id", only)),
+            later.filter(one_of("invoice_id", only)),
+        )
     totals: dict[tuple, Decimal] = defaultdict(Decimal)
-    for queryset, prefix, ref, amount in (
-        (open_now, "", "pk", "open_balance"),
-        (later, "invoice__", "invoice_id", "amount"),
+    for queryset, prefix, amount in (
+        (open_now, "", "open_balance"),
+        (later, "invoice__", "amount"),
     ):
-        for condition in excluding(OuterRef(ref)):
-            queryset = queryset.exclude(condition)
         annotations = keys(prefix)
         rows = (
             queryset.annotate(**annotations)
@@ -256,41 +261,27 @@ def cash_forecast(as_of: dt.date, weeks: int = WEEKS) -> CashForecast:
             getattr(forecast, series)[index] += amount
 
     # The promises that count: open, and none of their invoices in an active plan.
+    plans = PaymentPlan.objects.filter(
+        status=PaymentPlan.Status.ACTIVE, created_at__lt=_start_of_day_after(as_of)
+    )
+    planned = PaymentPlan.invoices.through.objects.filter(paymentplan__in=plans)
+    # The promises that count: open, and none of their invoices in an active plan.
     promises = _open_promises(as_of).exclude(
-        Exists(
-            PaymentPlan.invoices.through.objects.filter(
-                invoice__promises=OuterRef("pk"), paymentplan__status=PaymentPlan.Status.ACTIVE
+        Exists(planned.filter(invoice__promises=OuterRef("pk")))
+    )
+    # The invoices a plan or a promise replaces: a few thousand ids, whose sums are taken
+    # from the totals of all invoices (a flag per invoice in the grouped pass, by EXISTS or
+    # by an array, costs seconds at a million invoices).
+    replaced_ids = list(
+        planned.values_list("invoice_id", flat=True).union(
+            PromiseToPay.invoices.through.objects.filter(promisetopay__in=promises).values_list(
+                "invoice_id", flat=True
             )
         )
     )
 
-    def replaced(invoice_id) -> list[Exists]:
-        return [
-            Exists(
-                PaymentPlan.invoices.through.objects.filter(
-                    invoice_id=invoice_id, paymentplan__status=PaymentPlan.Status.ACTIVE
-                )
-            ),
-            Exists(
-                PromiseToPay.invoices.through.objects.filter(
-                    invoice_id=invoice_id, promisetopay__in=promises
-                )
-            ),
-        ]
-
-    # 1. The naive forecast: every open balance on its due date.
-    naive = _balances_by(
-        as_of,
-        lambda prefix: {
-            "key_currency": F(f"{prefix}currency"),
-            "key_on": _clamped(f"{prefix}due_on", as_of),
-        },
-    )
-    for (currency, day), total in naive.items():
-        place(currency, day, total, "naive", "naive_later")
-
-    # 2. Invoices neither in an active plan nor promised, on their expected pay date.
-    def expected_keys(prefix: str) -> dict:
+    def invoice_keys(prefix: str) -> dict:
+        """Currency, due date (naive), expected pay date, index into the shares."""
         expected_on = Case(
             When(
                 Q(**{f"{prefix}prediction__as_of__lte": as_of}),
@@ -301,51 +292,57 @@ def cash_forecast(as_of: dt.date, weeks: int = WEEKS) -> CashForecast:
         )
         return {
             "key_currency": F(f"{prefix}currency"),
+            "key_due_on": _clamped(f"{prefix}due_on", as_of),
             "key_on": Greatest(expected_on, Value(as_of), output_field=DateField()),
             "key_share": _share_case(as_of, f"{prefix}due_on"),
         }
 
+    # 1. and 2. in one pass over the invoices: the naive forecast (every open balance on
+    # its due date), and the invoices neither in an active plan nor promised (all of them
+    # less the replaced ones) on their expected pay date, for the share expected to be
+    # collected.
     shares = [share for _days, share in COLLECTABLE_SHARES] + [Decimal(0)]
-    for (currency, day, share_index), balance in _balances_by(
-        as_of, expected_keys, replaced
-    ).items():
+    every_invoice = _balances_by(as_of, invoice_keys)
+    own = dict(every_invoice)
+    for key, balance in _balances_by(as_of, invoice_keys, only=replaced_ids).items():
+        own[key] -= balance
+    for (currency, due_on, _day, _share), balance in every_invoice.items():
+        place(currency, due_on, balance, "naive", "naive_later")
+    for (currency, _due_on, day, share_index), balance in own.items():
         expected = balance * shares[share_index]
         of(currency).not_expected += balance - expected
         if expected:
             place(currency, day, expected, "invoices", "later")
 
-    # 3. Open promises not superseded by a plan, capped at what their invoices still owe.
-    covered = (
-        Invoice.objects.filter(promises=OuterRef("pk"), open_balance__gt=0)
-        .order_by()
-        .values("promises")
-        .annotate(total=Sum("open_balance"))
-        .values("total")
-    )
-    unpaid = F("amount") - F("paid_amount")
-    promise_rows = (
-        promises.annotate(covered=Subquery(covered, output_field=_MONEY_FIELD))
+    # 3. Open promises not superseded by a plan, at most what their invoices still owe
+    #    (two small queries: the promises, and what their invoices owe).
+    owed = dict(
+        PromiseToPay.invoices.through.objects.filter(promisetopay__in=promises)
+        .values_list("promisetopay_id")
         .annotate(
-            expected=Case(
-                When(covered__isnull=True, then=unpaid),
-                default=Least(unpaid, F("covered")),
-                output_field=_MONEY_FIELD,
-            ),
-            on=_clamped("promised_on", as_of),
+            total=Sum(
+                "invoice__open_balance",
+                filter=Q(invoice__status__in=InvoiceQuerySet.OPEN_STATUSES),
+                default=ZERO,
+            )
         )
-        .filter(expected__gt=0)
-        .values_list("currency", "on")
-        .annotate(total=Sum("expected"))
         .order_by()
     )
-    for currency, day, total in promise_rows.iterator():
-        place(currency, day, _money(total), "promises", "later")
+    promise_rows = (
+        promises.annotate(unpaid=F("amount") - F("paid_amount"), on=_clamped("promised_on", as_of))
+        .filter(unpaid__gt=0)
+        .values_list("pk", "currency", "on", "unpaid")
+    )
+    for promise_id, currency, day, unpaid in promise_rows.iterator(chunk_size=5000):
+        # A promise for no invoice in particular counts in full.
+        amount = min(unpaid, _money(owed[promise_id])) if promise_id in owed else unpaid
+        if amount > 0:
+            place(currency, day, amount, "promises", "later")
 
     # 4. The unpaid installments of active plans, on their due dates.
     installments = (
         Installment.objects.filter(
-            plan__status=PaymentPlan.Status.ACTIVE,
-            plan__created_at__lt=_start_of_day_after(as_of),
+            plan__in=plans,
             status__in=(Installment.Status.PENDING, Installment.Status.MISSED),
         )
         .annotate(unpaid=F("amount") - F("paid_amount"), on=_clamped("due_on", as_of))

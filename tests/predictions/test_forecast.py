@@ -368,3 +368,14 @@ def test_a_promise_left_out_for_a_plan_gives_its_other_invoices_back_their_own_d
     assert eur.promises == weeks()
     assert eur.installments == weeks(w2="100.00")
     assert eur.invoices == weeks(w3="40.00")
+
+
+def test_a_promise_whose_invoices_are_paid_expects_nothing_more():
+    paid = invoice("100.00", dt.date(2026, 11, 10), open_balance=D("0"), status=Invoice.Status.PAID)
+    promise([paid], "100.00", dt.date(2026, 12, 2))  # not yet marked kept by the night
+    no_invoice = PromiseToPay.objects.create(
+        customer=paid.customer, amount=D("25.00"), currency="EUR",
+        promised_on=dt.date(2026, 12, 2), holds_until=dt.date(2026, 12, 5),
+    )  # fmt: skip
+    assert not no_invoice.invoices.exists()
+    assert cash_forecast(AS_OF).currencies["EUR"].promises == weeks(w2="25.00")
