@@ -38,6 +38,7 @@ class Job:
 NIGHT = "Nightly run: case work, then dunning"
 FX_RATES = "Load the ECB's FX reference rates"
 RETRAIN = "Retrain the late-payment model"
+CASH_FORECAST = "Snapshot the cash forecast"
 JOBS = (
     Job(NIGHT, "collections_mgmt.tasks.run_night", crontab="30 1 * * *"),
     Job("Send due dunning notices", "dunning.tasks.send_due", every_minutes=15),
@@ -48,6 +49,8 @@ JOBS = (
     Job(FX_RATES, "integrations.tasks.load_fx_rates", crontab="30 17 * * *"),
     # A new late-payment model from last week's outcomes, activated only if it is better.
     Job(RETRAIN, "predictions.tasks.train_predictor", crontab="0 3 * * 0"),
+    # Monday before the working day, after the night's run: the forecasts' track record.
+    Job(CASH_FORECAST, "predictions.tasks.snapshot_cash_forecast", crontab="0 5 * * 1"),
 )
 # Rows earlier releases seeded, replaced by the jobs above: the two halves of the night
 # (each on its own clock) and the hourly installment e-mails (now dunning notices).

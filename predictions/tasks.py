@@ -1,11 +1,13 @@
 """Celery tasks for the predictor: thin wrappers over its services."""
 
+import datetime as dt
 import logging
 
 from celery import shared_task
-from django.db import OperationalError
+from django.db import IntegrityError, OperationalError
+from django.utils import timezone
 
-from . import registry, scoring
+from . import forecast, registry, scoring
 from .training import NotEnoughHistory
 
 log = logging.getLogger(__name__)
@@ -32,3 +34,13 @@ def train_predictor() -> dict:
         log.warning("No predictor trained: %s", exc)
         return {"version": None, "why": str(exc)}
     return {"version": record.version, "activated": activated, "why": why}
+
+
+@shared_task(acks_late=True, autoretry_for=(OperationalError, IntegrityError), retry_backoff=True)
+def snapshot_cash_forecast(as_of: str | None = None) -> int:
+    """Every Monday morning (celery beat): store the 13-week cash forecast made today.
+
+    Idempotent (it replaces the day's rows); an IntegrityError means a second run of the
+    same day committed first, and the retry replaces its rows with the same figures."""
+    day = dt.date.fromisoformat(as_of) if as_of else timezone.localdate()
+    return forecast.snapshot_forecast(day)

@@ -26,6 +26,7 @@ from accounts.aging import BUCKETS, BUCKETS_BY_KEY
 from accounts.forms import AGENT_GROUPS
 from accounts.models import Activity, Customer, Payment
 from cases.models import PromiseToPay
+from predictions import forecast
 from reporting import charts, kpis, ledger
 from reporting.base_currency import convert_totals
 
@@ -40,6 +41,8 @@ LARGEST_ACCOUNTS = 20
 CROSSING_WITHIN_DAYS = 7
 CROSSING_LIMIT = 50
 CONTACT_KINDS = (Activity.Kind.CALL, Activity.Kind.EMAIL, Activity.Kind.SMS)
+FORECAST_PAST_WEEKS = 8  # weeks of cash received shown before the forecast
+ACCURACY_WEEKS = 26  # the snapshots made in the last half year are scored
 
 
 def can_view_dashboard(user) -> bool:
@@ -393,6 +396,90 @@ def campaign_effectiveness(period: kpis.Period, currency: str) -> list[dict]:
     return sorted(rows, key=lambda row: (row["policy"], row["offset_days"], row["step_name"]))
 
 
+@dataclass
+class ForecastWeek:
+    """One row of the cash forecast table: a past week (received) or a coming one."""
+
+    week_start: dt.date
+    week: int | None = None  # 1..13 for the forecast's weeks, None for past ones
+    received: Decimal | None = None
+    expected: Decimal | None = None
+    naive: Decimal | None = None
+    promises: Decimal | None = None
+    installments: Decimal | None = None
+
+
+@dataclass
+class CashForecastSection:
+    as_of: dt.date
+    currency: str
+    forecast: forecast.CashForecast
+    rows: list[ForecastWeek]
+    accuracy: dict[str, list[forecast.Accuracy]]
+    chart: str = ""
+
+    @property
+    def currency_forecast(self) -> forecast.CurrencyForecast | None:
+        return self.forecast.currencies.get(self.currency)
+
+    @property
+    def base_rows(self) -> list[tuple[dt.date, Decimal, Decimal]]:
+        base = self.forecast.base
+        return list(zip(self.forecast.week_starts, base.expected, base.naive, strict=True))
+
+
+def cash_forecast_section(as_of: dt.date, currency: str) -> CashForecastSection:
+    """The 13 weeks ahead (predictions.forecast) with the weeks of cash received before
+    them for `currency`, every currency in the base currency, and the WAPE of the
+    snapshots of the last ACCURACY_WEEKS weeks (a fixed handful of queries)."""
+    result = forecast.cash_forecast(as_of)
+    actuals = forecast.cash_received(as_of, FORECAST_PAST_WEEKS)
+    received = actuals.currencies.get(currency, [Decimal("0.00")] * FORECAST_PAST_WEEKS)
+    rows = [
+        ForecastWeek(week_start=start, received=amount)
+        for start, amount in zip(actuals.week_starts, received, strict=True)
+    ]
+    ahead = result.currencies.get(currency)
+    for index, start in enumerate(result.week_starts):
+        row = ForecastWeek(week_start=start, week=index + 1)
+        if ahead is not None:
+            row.expected, row.naive = ahead.expected[index], ahead.naive[index]
+            row.promises, row.installments = ahead.promises[index], ahead.installments[index]
+        rows.append(row)
+    section = CashForecastSection(
+        as_of=as_of,
+        currency=currency,
+        forecast=result,
+        rows=rows,
+        accuracy=forecast.forecast_accuracy(
+            as_of, since=as_of - dt.timedelta(weeks=ACCURACY_WEEKS)
+        ),
+    )
+    if currency and (ahead is not None or currency in actuals.currencies):
+        section.chart = mark_safe(  # noqa: S308
+            charts.line_chart(
+                [row.week_start.strftime("%d %b") for row in rows],
+                [
+                    (_("Received"), [row.received for row in rows]),
+                    (_("Expected (forecast)"), [row.expected for row in rows]),
+                    (_("Naive (due dates)"), [row.naive for row in rows]),
+                ],
+                title=_("Cash in per week, %(currency)s") % {"currency": currency},
+                description=_(
+                    "Cash received in the last %(past)s weeks, then the cash expected in each "
+                    "of the next %(weeks)s weeks and the naive forecast (every invoice paid on "
+                    "its due date), in %(currency)s."
+                )
+                % {"past": FORECAST_PAST_WEEKS, "weeks": result.weeks, "currency": currency},
+                value_format=charts.format_compact,
+                y_label=currency,
+                width=720,
+                show_values=False,
+            )
+        )
+    return section
+
+
 # --- the page -------------------------------------------------------------------------------
 
 
@@ -548,6 +635,7 @@ def dashboard_view(request, admin_site=None):
         "campaigns": campaign_effectiveness(period, currency) if currency else [],
         "follow_up_days": kpis.FOLLOW_UP_DAYS,
         "largest_count": LARGEST_ACCOUNTS,
+        "cash_forecast": cash_forecast_section(as_of, currency),
         "invoices_url": _admin_url("accounts_invoice_changelist"),
         "notices_url": _admin_url("dunning_notice_changelist"),
     }

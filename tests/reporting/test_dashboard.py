@@ -67,10 +67,19 @@ def test_a_manager_sees_every_section(client_for, manager):
     response = client_for(manager).get(URL)
     assert response.status_code == 200
     page = response.content.decode()
-    for section in ["key-figures", "aging", "trends", "largest", "crossing", "team", "campaigns"]:
+    for section in [
+        "key-figures",
+        "aging",
+        "trends",
+        "cash-forecast",
+        "largest",
+        "crossing",
+        "team",
+        "campaigns",
+    ]:
         assert f'id="{section}"' in page, section
-    # Three charts, drawn on the server: the aging bars and the two trends.
-    assert len(re.findall(r'<svg [^>]*class="chart"', page)) == 3
+    # Four charts, drawn on the server: the aging bars, the two trends, the cash forecast.
+    assert len(re.findall(r'<svg [^>]*class="chart"', page)) == 4
     assert "Aging distribution, EUR" in page
     assert "DSO at each month end, EUR" in page
     assert "<script" not in page.split('id="content"')[1]  # no JavaScript needed
@@ -383,6 +392,7 @@ def test_the_number_of_queries_does_not_grow_with_the_portfolio(
     with CaptureQueriesContext(connection) as small:
         assert client.get(URL).status_code == 200
     small_portfolio(12, agent=agent)
-    with django_assert_max_num_queries(45), CaptureQueriesContext(connection) as large:
+    # 45 before the cash forecast section, which reads about eight more (predictions.forecast).
+    with django_assert_max_num_queries(55), CaptureQueriesContext(connection) as large:
         assert client.get(URL).status_code == 200
     assert len(large.captured_queries) == len(small.captured_queries)
