@@ -2,6 +2,7 @@
 proactive steps seeded with such a threshold (dunning 0018)."""
 
 import datetime as dt
+import importlib
 import zoneinfo
 from decimal import Decimal
 
@@ -218,3 +219,26 @@ def test_the_step_inline_edits_the_threshold_and_the_notice_page_shows_why(admin
     text = page.content.decode()
     assert "WHY-1: predicted 73% likely to be paid late" in text
     assert "This step applies from 50%." in text
+
+
+def test_the_seed_adds_a_call_only_strategic_policy_where_there_is_none_and_goes_back():
+    from django.apps import apps
+
+    seed = importlib.import_module("dunning.migrations.0018_proactive_steps")
+    Policy.objects.filter(segment="strategic").delete()
+    seed.forward(apps, None)
+    seed.forward(apps, None)  # twice: nothing more
+    policy = Policy.objects.get(segment="strategic")
+    assert policy.name == "Strategic accounts (white-glove)"
+    steps = list(policy.steps.values_list("offset_days", "channel", "min_probability_late"))
+    assert steps == [
+        (-7, "call", Decimal("0.5000")),
+        (3, "call", None),
+        (10, "call", None),
+        (30, "escalation", None),
+    ]
+    assert proactive().min_probability_late == Decimal("0.5000")  # kept, not duplicated
+    seed.backward(apps, None)
+    assert not Policy.objects.filter(segment="strategic").exists()
+    assert not Step.objects.filter(min_probability_late__isnull=False).exists()
+    assert not Template.objects.filter(name="proactive-pre-due").exists()
