@@ -32,7 +32,9 @@ With RISK_DRIVES_SEGMENT (default on) the score chooses the dunning policy: a cu
 in band high moves from the standard segment to high_risk (whose policy is firmer),
 unless it has its own dunning policy; strategic customers are never moved. When its
 band drops, a customer the score moved goes back to the segment it came from; a
-customer someone put in high_risk by hand stays there.
+customer someone put in high_risk by hand stays there. The band can also choose the
+policy within a segment, without moving anyone: a dunning policy may be set for one
+segment and band (dunning.Policy.risk_band), e.g. standard customers in band high.
 """
 
 import datetime as dt

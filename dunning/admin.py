@@ -47,14 +47,38 @@ from .sender import SENDABLE
 class StepInline(admin.TabularInline):
     model = Step
     extra = 0
-    fields = ["offset_days", "name", "channel", "template", "tone", "approval", "is_active"]
+    fields = [
+        "offset_days",
+        "name",
+        "channel",
+        "template",
+        "tone",
+        "approval",
+        "min_probability_late",
+        "is_active",
+    ]
     ordering = ["offset_days", "id"]
 
 
 @admin.register(Policy)
 class PolicyAdmin(admin.ModelAdmin):
-    list_display = ["name", "segment", "is_active", "step_count", "customer_count"]
+    list_display = [
+        "name",
+        "segment",
+        "risk_band_text",
+        "purpose",
+        "is_active",
+        "step_count",
+        "customer_count",
+    ]
+    list_filter = ["segment", "risk_band", "is_active", "purpose"]
     inlines = [StepInline]
+
+    @admin.display(description=_("for risk band"), ordering="risk_band")
+    def risk_band_text(self, policy):
+        if not policy.segment:
+            return "—"
+        return policy.get_risk_band_display() if policy.risk_band else _("any band")
 
     def get_queryset(self, request):
         return (
@@ -246,6 +270,7 @@ class NoticeAdmin(DecisionAdmin):
         ),
         "letter_pdf",
         "text_to_go_out",
+        "invoices_planned",
     ]
     fields = readonly_fields
     change_form_template = "admin/dunning/notice/change_form.html"
@@ -405,6 +430,35 @@ class NoticeAdmin(DecisionAdmin):
             return "—"
         url = reverse("admin:dunning_notice_letter", args=[notice.pk])
         return format_html('<a href="{}">{}</a>', url, _("Download the letter (PDF)"))
+
+    @admin.display(description=_("invoices, as planned"))
+    def invoices_planned(self, notice):
+        """Each invoice the planner listed, with its predicted probability of paying late
+        that night: why a step with a threshold applied."""
+        lines = notice.lines.select_related("invoice").order_by("invoice__due_on", "invoice_id")
+        rows = [
+            (
+                line.invoice.number,
+                _("predicted %(probability)s likely to be paid late")
+                % {"probability": f"{line.probability_late:.0%}"}
+                if line.probability_late is not None
+                else _("no prediction"),
+            )
+            for line in lines
+        ]
+        if not rows:
+            return "—"
+        threshold = notice.step.min_probability_late
+        note = (
+            _("This step applies from %(threshold)s.") % {"threshold": f"{threshold:.0%}"}
+            if threshold is not None
+            else ""
+        )
+        return format_html(
+            "<ul>{}</ul>{}",
+            format_html_join("", "<li>{}: {}</li>", rows),
+            format_html("<p>{}</p>", note) if note else "",
+        )
 
     @admin.display(description=_("text as it would go out now"))
     def text_to_go_out(self, notice):

@@ -5,11 +5,12 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
-from accounts.models import Contact, Customer, Invoice
+from accounts.models import Contact, Customer, Invoice, RiskBand
 from accounts.money import format_money, validate_currency
 from cases.models import Installment
 
@@ -40,7 +41,13 @@ class Tone(models.TextChoices):
 
 
 class Policy(models.Model):
-    """A named sequence of steps, chosen per customer by segment (or set on the customer).
+    """A named sequence of steps, chosen per customer by segment and risk band (or set on
+    the customer).
+
+    The planner picks a customer's policy in this order (dunning/planner.py,
+    `policy_condition`): the customer's own policy; else the active policy of the
+    customer's segment for the customer's risk band; else the active policy of the segment
+    for any band (risk band empty). At most one active policy per (segment, band).
 
     A policy for installments is not chosen by anyone: its steps remind customers in an
     active payment plan of each installment, days before it is due, through the same
@@ -60,6 +67,18 @@ class Policy(models.Model):
         blank=True,
         help_text=_("Customers of this segment follow this policy unless they have their own."),
     )
+    risk_band = models.CharField(
+        _("for risk band"),
+        max_length=8,
+        choices=RiskBand,
+        blank=True,
+        default="",
+        db_default="",
+        help_text=_(
+            "Empty: any band. With a band, customers of the segment in that risk band follow "
+            "this policy instead of the segment's any-band policy."
+        ),
+    )
     is_active = models.BooleanField(_("active"), default=True)
     purpose = models.CharField(
         _("purpose"),
@@ -77,13 +96,21 @@ class Policy(models.Model):
         ordering = ["name"]
         constraints = [
             models.UniqueConstraint(
-                fields=["segment"],
-                condition=~Q(segment="") & Q(is_active=True),
-                name="policy_one_active_per_segment",
+                fields=["segment", "risk_band"],
+                condition=~Q(segment="") & Q(is_active=True) & Q(purpose="dunning"),
+                name="policy_one_active_per_segment_and_band",
+                violation_error_message=_(
+                    "Another active policy already applies to this segment and risk band."
+                ),
             ),
             models.CheckConstraint(
                 condition=Q(purpose="dunning") | Q(segment=""),
                 name="policy_installments_not_by_segment",
+            ),
+            models.CheckConstraint(
+                condition=Q(risk_band="") | ~Q(segment=""),
+                name="policy_band_needs_segment",
+                violation_error_message=_("A risk band applies only with a segment."),
             ),
         ]
         permissions = [("switch_policy", "Can switch a customer's dunning policy")]
@@ -149,6 +176,21 @@ class Step(models.Model):
     approval = models.CharField(
         _("approval"), max_length=12, choices=Approval, default=Approval.NONE
     )
+    # A condition on the prediction (cases.InvoicePrediction): the step reaches only the
+    # invoices predicted likely to be paid late, so good payers are spared it.
+    min_probability_late = models.DecimalField(
+        _("only if predicted late from"),
+        max_digits=5,
+        decimal_places=4,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal(0)), MaxValueValidator(Decimal(1))],
+        help_text=_(
+            "0 to 1, e.g. 0.5: the step applies only to invoices whose predicted probability "
+            "of paying late is at least this, and never to an invoice without a prediction. "
+            "Empty: every invoice."
+        ),
+    )
     is_active = models.BooleanField(_("active"), default=True)
 
     class Meta:
@@ -162,6 +204,11 @@ class Step(models.Model):
                 condition=~Q(channel__in=["email", "sms", "letter", "legal"])
                 | Q(template__isnull=False),
                 name="step_message_has_template",
+            ),
+            models.CheckConstraint(
+                condition=Q(min_probability_late__isnull=True)
+                | Q(min_probability_late__gte=0, min_probability_late__lte=1),
+                name="step_min_probability_late_0_1",
             ),
         ]
 
@@ -292,6 +339,11 @@ class NoticeInvoice(models.Model):
     notice = models.ForeignKey(Notice, on_delete=models.CASCADE, related_name="lines")
     invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="notice_lines")
     step = models.ForeignKey(Step, on_delete=models.PROTECT, related_name="+")
+    # The invoice's predicted probability of paying late when the planner listed it (empty:
+    # no prediction then): why a step with a threshold applied, kept as it was that night.
+    probability_late = models.DecimalField(
+        _("predicted late when planned"), max_digits=5, decimal_places=4, null=True, blank=True
+    )
 
     class Meta:
         verbose_name = _("invoice on a notice")

@@ -7,6 +7,11 @@ customer gets one message listing every invoice at that step, never one per invo
 
 The steps of an installments policy plan reminders the same way, from the installments of
 active payment plans instead of invoices: one notice per installment and step, ever.
+
+A step with a predicted-lateness threshold (Step.min_probability_late) reaches only the
+invoices whose prediction (cases.InvoicePrediction) is at or above it, in the same query;
+an invoice without a prediction is not reached, since such a step is meant for invoices
+known to be likely late. Each planned line keeps the invoice's probability that night.
 """
 
 import datetime as dt
@@ -60,11 +65,26 @@ class PlanResult:
 
 
 def policy_condition(policy: Policy) -> Q:
-    """Invoices whose customer follows this policy (its own, or its segment's default)."""
+    """Invoices whose customer follows this policy, in SQL.
+
+    A customer follows, in this order: its own policy; else the active dunning policy of
+    its segment for its risk band; else the active one of its segment for any band (an
+    empty band). So an any-band policy takes the customers of its segment whose band has
+    no policy of its own (unscored customers, band empty, included).
+    """
     chosen = Q(customer__dunning_policy=policy)
-    if policy.segment:
-        chosen |= Q(customer__dunning_policy__isnull=True, customer__segment=policy.segment)
-    return chosen
+    if not policy.segment:
+        return chosen
+    by_segment = Q(customer__dunning_policy__isnull=True, customer__segment=policy.segment)
+    if policy.risk_band:
+        return chosen | (by_segment & Q(customer__risk_band=policy.risk_band))
+    band_has_own_policy = Policy.objects.filter(
+        is_active=True,
+        purpose=Policy.Purpose.DUNNING,
+        segment=policy.segment,
+        risk_band=OuterRef("customer__risk_band"),
+    ).exclude(risk_band="")
+    return chosen | (by_segment & ~Exists(band_has_own_policy))
 
 
 def due_invoices(step: Step, on: dt.date, catch_up: int = 0):
@@ -72,7 +92,7 @@ def due_invoices(step: Step, on: dt.date, catch_up: int = 0):
     latest_due = on - dt.timedelta(days=step.offset_days)
     earliest_due = latest_due - dt.timedelta(days=catch_up)
     already = NoticeInvoice.objects.filter(invoice=OuterRef("pk"), step=step)
-    return (
+    invoices = (
         Invoice.objects.filter(
             status__in=(Invoice.Status.OPEN, Invoice.Status.PARTIALLY_PAID),
             due_on__gte=earliest_due,
@@ -81,6 +101,10 @@ def due_invoices(step: Step, on: dt.date, catch_up: int = 0):
         .filter(policy_condition(step.policy))
         .exclude(Exists(already))
     )
+    if step.min_probability_late is not None:
+        # An inner join: no prediction, no notice at this step.
+        invoices = invoices.filter(prediction__probability_late__gte=step.min_probability_late)
+    return invoices
 
 
 def needs_approval(
@@ -192,15 +216,17 @@ def _plan_step(step: Step, on: dt.date, result: PlanResult, *, catch_up: int) ->
     rows = list(
         due_invoices(step, on, catch_up)
         .annotate(is_held=ExpressionWrapper(held, output_field=BooleanField()))
-        .values_list("pk", "customer_id", "is_held")
+        .values_list("pk", "customer_id", "is_held", "prediction__probability_late")
     )
     result.evaluated += len(rows)
     by_customer: dict[int, list[int]] = defaultdict(list)
-    for invoice_id, customer_id, is_held in rows:
+    probability: dict[int, Decimal | None] = {}
+    for invoice_id, customer_id, is_held, probability_late in rows:
         if is_held:
             result.suppressed += 1
         else:
             by_customer[customer_id].append(invoice_id)
+            probability[invoice_id] = probability_late
     if not by_customer:
         return
     balances: dict[int, dict[str, Decimal]] = defaultdict(dict)
@@ -235,7 +261,12 @@ def _plan_step(step: Step, on: dt.date, result: PlanResult, *, catch_up: int) ->
             result.planned += 1
     Notice.objects.bulk_create(notices, batch_size=1000)
     lines = [
-        NoticeInvoice(notice=notice, invoice_id=invoice_id, step=step)
+        NoticeInvoice(
+            notice=notice,
+            invoice_id=invoice_id,
+            step=step,
+            probability_late=probability[invoice_id],
+        )
         for notice in notices
         for invoice_id in by_customer[notice.customer_id]
     ]

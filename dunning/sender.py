@@ -252,6 +252,8 @@ class Batch:
     contacts: dict[int, list[Contact]] = field(default_factory=dict)
     contacted: dict[int, list[dt.datetime]] = field(default_factory=dict)
     rules: dict[tuple, object] = field(default_factory=dict)
+    # (notice id, invoice id) -> predicted probability of paying late when it was planned.
+    probabilities: dict[tuple[int, int], Decimal] = field(default_factory=dict)
 
     @classmethod
     def load(cls, token: str, ids: list[int], now: dt.datetime | None = None) -> "Batch":
@@ -291,6 +293,8 @@ class Batch:
         )
         for line in lines:
             self.invoices.setdefault(line.notice_id, []).append(line.invoice)
+            if line.probability_late is not None:
+                self.probabilities[(line.notice_id, line.invoice_id)] = line.probability_late
         by_day: dict[dt.date, list[Invoice]] = defaultdict(list)
         groups: dict[tuple, set[int]] = defaultdict(set)
         for notice in notices:
@@ -543,24 +547,48 @@ class Batch:
                     channel=channel,
                     now=now,
                 )
-            # One timeline entry per invoice on the notice, in one INSERT.
+            # One timeline entry per invoice on the notice, in one INSERT; a step with a
+            # predicted-lateness threshold says why it applied to the invoice.
             timeline.add_all(
                 timeline.entry(
                     kind,
                     customer=customer,
                     invoice=invoice,
                     channel=channel,
-                    text=summary,
+                    text=summary + self._why_applied(notice, invoice),
                     details={
                         "notice": notice.pk,
                         "step": notice.step_id,
                         "message_id": message_id,
+                        **self._prediction_details(notice, invoice),
                     },
                     at=now,
                 )
                 for invoice in invoices
             )
         return "sent"
+
+    def _prediction_details(self, notice: Notice, invoice: Invoice) -> dict:
+        """The invoice's probability of paying late when planned, and the step's threshold."""
+        details = {}
+        probability = self.probabilities.get((notice.pk, invoice.pk))
+        if probability is not None:
+            details["probability_late"] = str(probability)
+        if notice.step.min_probability_late is not None:
+            details["min_probability_late"] = str(notice.step.min_probability_late)
+        return details
+
+    def _why_applied(self, notice: Notice, invoice: Invoice) -> str:
+        """ " (predicted 73% likely to be paid late; step from 50%)" for a step with a
+        threshold, else nothing."""
+        threshold = notice.step.min_probability_late
+        probability = self.probabilities.get((notice.pk, invoice.pk))
+        if threshold is None or probability is None:
+            return ""
+        return _(" (predicted %(probability)s likely to be paid late; step from %(threshold)s)") % {
+            "probability": f"{probability:.0%}",
+            "threshold": f"{threshold:.0%}",
+        }
 
     def _back_to_approval(self, notice: Notice, invoices: list[Invoice]) -> str | None:
         """An edited text names invoices; when they changed (one paid, one now held) since
@@ -594,6 +622,26 @@ class Batch:
             Channel.ESCALATION: (Task.Kind.REVIEW, _("Escalation: %(customer)s owes %(owed)s")),
             Channel.REVIEW: (Task.Kind.REVIEW, _("Write-off or agency review: %(customer)s")),
         }[notice.channel]
+        first_due_on = min(invoice.due_on for invoice in invoices)
+        if notice.channel == Channel.CALL and first_due_on >= _local_day(customer, now):
+            # A call before the due date (a white-glove call): nothing is overdue yet.
+            title = _("Call %(customer)s: %(owed)s falls due on %(date)s")
+        title %= {"customer": customer.name, "owed": owed, "date": first_due_on.isoformat()}
+        # Why a step with a predicted-lateness threshold applied, for the agent to see.
+        probabilities = {
+            invoice.number: self.probabilities[(notice.pk, invoice.pk)]
+            for invoice in invoices
+            if (notice.pk, invoice.pk) in self.probabilities
+        }
+        prediction = {}
+        if probabilities:
+            prediction["probability_late"] = {n: str(p) for n, p in probabilities.items()}
+        if notice.step.min_probability_late is not None:
+            prediction["min_probability_late"] = str(notice.step.min_probability_late)
+            if probabilities:
+                title += _(" (predicted late: %(probability)s)") % {
+                    "probability": f"{max(probabilities.values()):.0%}"
+                }
         # None: the customer's agent (create_task's default), else the unassigned queue.
         assignee = _least_busy_manager() if notice.channel == Channel.ESCALATION else None
         with transaction.atomic():
@@ -607,7 +655,7 @@ class Batch:
             task = case_tasks.create_task(
                 customer=customer,
                 kind=kind,
-                title=title % {"customer": customer.name, "owed": owed},
+                title=title[:200],
                 due_at=case_tasks.due_at_end_of(timezone.localdate(now)),
                 assignee=assignee,
                 # A review step and the nightly write-off review raise the same task, once.
@@ -621,6 +669,7 @@ class Batch:
                     "step": notice.step.name,
                     "invoices": [invoice.number for invoice in invoices],
                     "totals": {currency: str(total) for currency, total in totals.items()},
+                    **prediction,
                 },
             )
             self._update(
