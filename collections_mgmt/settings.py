@@ -525,3 +525,7 @@ RISK_DRIVES_SEGMENT = env_bool("RISK_DRIVES_SEGMENT", True)
 # Predictions (predictions/, README "Predicting late payment"): an open invoice whose
 # predicted probability of paying late is at least this is "predicted late" in the console.
 PREDICTED_LATE_THRESHOLD = float(os.environ.get("PREDICTED_LATE_THRESHOLD", "0.5"))
+# Dunning experiments (dunning/variants.py): an adaptive step switches from weights to
+# Thompson sampling once every active variant has this many notices with a known 14-day
+# outcome (sent at least 14 days before the planning day).
+EXPERIMENT_MIN_SAMPLE = int(os.environ.get("EXPERIMENT_MIN_SAMPLE", "100"))
