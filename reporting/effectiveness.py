@@ -61,6 +61,7 @@ from accounts.models import Customer as CustomerModel
 from dunning import outcomes, variants
 from dunning.models import Channel, EmailEvent, Notice, NoticeInvoice, Step, StepVariant
 
+PERMISSION = "reporting.view_effectiveness_report"
 REPLY_WINDOW_DAYS = 7
 CONFIDENCE = 0.95
 Z = NormalDist().inv_cdf(0.5 + CONFIDENCE / 2)  # 1.959963984540054
@@ -117,6 +118,14 @@ class Rate:
     @property
     def interval(self) -> tuple[float, float] | None:
         return wilson_interval(self.hits, self.total)
+
+    @property
+    def display(self) -> str:
+        """ "45.0% (38.1-52.0)": the rate and its 95% interval in percent; "—" for none."""
+        if not self.total:
+            return "—"
+        low, high = self.interval
+        return f"{self.value * 100:.1f}% ({low * 100:.1f}-{high * 100:.1f})"
 
 
 def wilson_interval(hits: int, total: int, z: float = Z) -> tuple[float, float] | None:
@@ -235,36 +244,35 @@ def rows(report: Report) -> list[Row]:
         occurred_at__lt=OuterRef("reply_until"),
     )
     fields = _group_fields(report.group_by)
-    counted = (
-        sent_notices(report)
-        .annotate(
-            reply_until=ExpressionWrapper(
-                F("sent_at") + dt.timedelta(days=REPLY_WINDOW_DAYS), output_field=DateTimeField()
-            ),
-            has_delivery_event=Exists(delivered_event),
-            has_bounce_event=Exists(bounce_event),
-            has_reply=Exists(reply),
-            is_paid_7=outcomes.paid_within(7),
-            is_paid_14=outcomes.paid_within(14),
-        )
-        .values(**fields)
-        .annotate(
-            sent=Count("pk"),
-            delivered=Count(
-                "pk",
-                filter=Q(delivered_at__isnull=False)
-                | Q(status=Notice.Status.DELIVERED)
-                | Q(has_delivery_event=True),
-            ),
-            bounced=Count("pk", filter=Q(has_bounce_event=True) | Q(status=Notice.Status.FAILED)),
-            replied=Count("pk", filter=Q(has_reply=True)),
-            known_7=Count("pk", filter=Q(sent_on__lte=known_7)),
-            paid_7=Count("pk", filter=Q(sent_on__lte=known_7, is_paid_7=True)),
-            known_14=Count("pk", filter=Q(sent_on__lte=known_14)),
-            paid_14=Count("pk", filter=Q(sent_on__lte=known_14, is_paid_14=True)),
-        )
-        .order_by()
+    annotated = sent_notices(report).annotate(
+        reply_until=ExpressionWrapper(
+            F("sent_at") + dt.timedelta(days=REPLY_WINDOW_DAYS), output_field=DateTimeField()
+        ),
+        has_delivery_event=Exists(delivered_event),
+        has_bounce_event=Exists(bounce_event),
+        has_reply=Exists(reply),
+        is_paid_7=outcomes.paid_within(7),
+        is_paid_14=outcomes.paid_within(14),
     )
+    counts = {
+        "sent": Count("pk"),
+        "delivered": Count(
+            "pk",
+            filter=Q(delivered_at__isnull=False)
+            | Q(status=Notice.Status.DELIVERED)
+            | Q(has_delivery_event=True),
+        ),
+        "bounced": Count("pk", filter=Q(has_bounce_event=True) | Q(status=Notice.Status.FAILED)),
+        "replied": Count("pk", filter=Q(has_reply=True)),
+        "known_7": Count("pk", filter=Q(sent_on__lte=known_7)),
+        "paid_7": Count("pk", filter=Q(sent_on__lte=known_7, is_paid_7=True)),
+        "known_14": Count("pk", filter=Q(sent_on__lte=known_14)),
+        "paid_14": Count("pk", filter=Q(sent_on__lte=known_14, is_paid_14=True)),
+    }
+    if fields:
+        counted = annotated.values(**fields).annotate(**counts).order_by()
+    else:  # no grouping: one row for every message
+        counted = [total for total in [annotated.aggregate(**counts)] if total["sent"]]
     names = list(fields)
     result = {}
     for record in counted:

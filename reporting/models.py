@@ -214,9 +214,7 @@ class Effectiveness(models.Model):
         default_permissions = ()
         verbose_name = _("message effectiveness")
         verbose_name_plural = _("message effectiveness")
-        permissions = [
-            ("view_effectiveness_report", "Can view the message effectiveness report")
-        ]
+        permissions = [("view_effectiveness_report", "Can view the message effectiveness report")]
 
     def __str__(self):
         return str(self._meta.verbose_name)
