@@ -5,6 +5,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
@@ -201,7 +202,10 @@ class StepVariant(models.Model):
         Template, on_delete=models.PROTECT, related_name="step_variants", verbose_name=_("template")
     )
     weight = models.PositiveIntegerField(
-        _("weight"), default=1, help_text=_("Share of new customers: weight / sum of weights.")
+        _("weight"),
+        default=1,
+        validators=[MinValueValidator(1)],
+        help_text=_("Share of new customers: weight / sum of weights."),
     )
     is_active = models.BooleanField(_("active"), default=True)
 

@@ -208,3 +208,49 @@ def test_thompson_assignments_are_recorded_by_the_planner(experiment):
     assert planned.count() == 10
     assert set(planned.values_list("variant_drawn_by", flat=True)) == {StepVariant.DrawnBy.THOMPSON}
     assert set(planned.values_list("variant_id", flat=True)) == {better.pk}
+
+
+# --- the console ------------------------------------------------------------------------
+
+
+def test_a_manager_adds_variants_on_the_steps_page(client, manager, step):
+    template = TemplateFactory(name="Short and firm")
+    client.force_login(manager)
+    policy_page = client.get(f"/admin/dunning/policy/{step.policy_id}/change/")
+    url = f"/admin/dunning/step/{step.pk}/change/"
+    assert url in policy_page.content.decode()  # each step links to its own page
+    assert client.get(url).status_code == 200
+    response = client.post(
+        url,
+        {
+            "name": step.name,
+            "offset_days": step.offset_days,
+            "channel": step.channel,
+            "template": step.template_id,
+            "tone": step.tone,
+            "approval": step.approval,
+            "is_active": "on",
+            "adaptive_variants": "on",
+            "variants-TOTAL_FORMS": "1",
+            "variants-INITIAL_FORMS": "0",
+            "variants-0-label": "firm",
+            "variants-0-template": template.pk,
+            "variants-0-weight": "3",
+            "variants-0-is_active": "on",
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:3000]
+    step.refresh_from_db()
+    assert step.adaptive_variants
+    assert list(step.variants.values_list("label", "template_id", "weight")) == [
+        ("firm", template.pk, 3)
+    ]
+
+
+def test_an_agent_sees_a_steps_variants_but_cannot_change_them(client, agent, step):
+    StepVariantFactory(step=step, label="firm")
+    client.force_login(agent)
+    url = f"/admin/dunning/step/{step.pk}/change/"
+    page = client.get(url)
+    assert page.status_code == 200 and "firm" in page.content.decode()
+    assert client.post(url, {"name": "changed"}).status_code == 403
