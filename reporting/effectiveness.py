@@ -32,7 +32,11 @@ from 20,000 Monte Carlo draws from each variant's Beta(1 + paid, 1 + not paid) p
 (seeded, so the page says the same thing twice).
 """
 
+# SQL here is built from quoted table names and fixed fragments; every value is a parameter.
+# ruff: noqa: S608
+
 import datetime as dt
+import functools
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -40,7 +44,9 @@ from decimal import Decimal
 from statistics import NormalDist
 
 import numpy as np
+from django.db import connection, transaction
 from django.db.models import (
+    BooleanField,
     Count,
     DateTimeField,
     Exists,
@@ -49,14 +55,13 @@ from django.db.models import (
     OuterRef,
     Q,
     QuerySet,
-    Sum,
     Value,
 )
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext_lazy
 
-from accounts.models import Activity, RiskBand
+from accounts.models import Activity, Allocation, Invoice, Payment, RiskBand
 from accounts.models import Customer as CustomerModel
 from dunning import outcomes, variants
 from dunning.models import Channel, EmailEvent, Notice, NoticeInvoice, Step, StepVariant
@@ -66,6 +71,7 @@ REPLY_WINDOW_DAYS = 7
 CONFIDENCE = 0.95
 Z = NormalDist().inv_cdf(0.5 + CONFIDENCE / 2)  # 1.959963984540054
 MONTE_CARLO_DRAWS = 20_000
+CENT = Decimal("0.01")
 
 DIMENSIONS = [
     ("step", gettext_lazy("Step")),
@@ -227,10 +233,9 @@ def _sort_key(group: dict) -> tuple:
     )
 
 
-def rows(report: Report) -> list[Row]:
-    """The report's rows, one per group (sorted by the group's columns)."""
-    known_7 = outcomes.outcome_known_by(report.as_of, 7)
-    known_14 = outcomes.outcome_known_by(report.as_of, 14)
+def _base(report: Report, fields: dict) -> tuple[str, list]:
+    """SQL of the sent notices, one row each: id, sent day, group columns and the flags
+    delivered, bounced and replied (built by the ORM, so dates are this database's)."""
     delivered_event = EmailEvent.objects.filter(
         notice=OuterRef("pk"), kind__in=[EmailEvent.Kind.DELIVERED, EmailEvent.Kind.COMPLAINT]
     )
@@ -243,72 +248,140 @@ def rows(report: Report) -> list[Row]:
         occurred_at__gte=OuterRef("sent_at"),
         occurred_at__lt=OuterRef("reply_until"),
     )
-    fields = _group_fields(report.group_by)
-    annotated = sent_notices(report).annotate(
-        reply_until=ExpressionWrapper(
-            F("sent_at") + dt.timedelta(days=REPLY_WINDOW_DAYS), output_field=DateTimeField()
-        ),
-        has_delivery_event=Exists(delivered_event),
-        has_bounce_event=Exists(bounce_event),
-        has_reply=Exists(reply),
-        is_paid_7=outcomes.paid_within(7),
-        is_paid_14=outcomes.paid_within(14),
-    )
-    counts = {
-        "sent": Count("pk"),
-        "delivered": Count(
-            "pk",
-            filter=Q(delivered_at__isnull=False)
-            | Q(status=Notice.Status.DELIVERED)
-            | Q(has_delivery_event=True),
-        ),
-        "bounced": Count("pk", filter=Q(has_bounce_event=True) | Q(status=Notice.Status.FAILED)),
-        "replied": Count("pk", filter=Q(has_reply=True)),
-        "known_7": Count("pk", filter=Q(sent_on__lte=known_7)),
-        "paid_7": Count("pk", filter=Q(sent_on__lte=known_7, is_paid_7=True)),
-        "known_14": Count("pk", filter=Q(sent_on__lte=known_14)),
-        "paid_14": Count("pk", filter=Q(sent_on__lte=known_14, is_paid_14=True)),
-    }
-    if fields:
-        counted = annotated.values(**fields).annotate(**counts).order_by()
-    else:  # no grouping: one row for every message
-        counted = [total for total in [annotated.aggregate(**counts)] if total["sent"]]
-    names = list(fields)
-    result = {}
-    for record in counted:
-        group = {name: record[name] for name in names}
-        sent = record["sent"]
-        result[tuple(group.values())] = Row(
-            group=group,
-            sent=sent,
-            delivered=Rate(record["delivered"], sent),
-            bounced=Rate(record["bounced"], sent),
-            replied=Rate(record["replied"], sent),
-            paid_7=Rate(record["paid_7"], record["known_7"]),
-            paid_14=Rate(record["paid_14"], record["known_14"]),
+    flag = functools.partial(ExpressionWrapper, output_field=BooleanField())
+    notices = (
+        sent_notices(report)
+        .annotate(
+            reply_until=ExpressionWrapper(
+                F("sent_at") + dt.timedelta(days=REPLY_WINDOW_DAYS), output_field=DateTimeField()
+            )
         )
-    for key, currency, amount in _collected(report, known_14):
-        if key in result:
-            result[key].collected_14[currency] = amount
-    return sorted(result.values(), key=lambda row: _sort_key(row.group))
-
-
-def _collected(report: Report, known_14: dt.date):
-    """(group key, currency, cash collected within 14 days) over notices whose 14 days passed."""
-    matured = sent_notices(report).filter(sent_on__lte=known_14).values("pk")
-    fields = _group_fields(report.group_by, prefix="notice__")
-    lines = (
-        outcomes.lines_with_collected(NoticeInvoice.objects.filter(notice__in=matured))
-        .values(**fields, currency=F("invoice__currency"))
-        .annotate(amount=Sum("collected"))
+        .annotate(
+            notice_pk=F("pk"),
+            is_delivered=flag(
+                Q(delivered_at__isnull=False)
+                | Q(status=Notice.Status.DELIVERED)
+                | Exists(delivered_event)
+            ),
+            is_bounced=flag(Q(status=Notice.Status.FAILED) | Exists(bounce_event)),
+            is_replied=Exists(reply),
+            **fields,
+        )
+        .values("notice_pk", "sent_on", "is_delivered", "is_bounced", "is_replied", *fields)
         .order_by()
     )
-    for record in lines:
-        amount = record["amount"]
-        if amount is None:
-            continue
-        key = tuple(record[name] for name in fields)
-        yield key, record["currency"], Decimal(amount).quantize(Decimal("0.01"))
+    sql, params = notices.query.sql_with_params()
+    return sql, list(params)
+
+
+LINES_SQL = """
+WITH n AS ({base}),
+l AS (
+    SELECT nl.notice_id, i.currency,
+        CASE WHEN COALESCE(SUM(CASE WHEN p.kind <> %s AND a.allocated_on <= {day_7}
+            THEN a.amount ELSE 0 END), 0) >= i.amount THEN 1 ELSE 0 END AS paid_7,
+        CASE WHEN COALESCE(SUM(CASE WHEN p.kind <> %s AND a.allocated_on <= {day_14}
+            THEN a.amount ELSE 0 END), 0) >= i.amount THEN 1 ELSE 0 END AS paid_14,
+        COALESCE(SUM(CASE WHEN p.kind = %s AND a.allocated_on >= n.sent_on
+            THEN a.amount ELSE 0 END), 0) AS collected
+    FROM n
+    JOIN {lines} nl ON nl.notice_id = n.notice_pk
+    JOIN {invoices} i ON i.id = nl.invoice_id
+    LEFT JOIN {allocations} a ON a.invoice_id = i.id AND a.allocated_on <= {day_14}
+    LEFT JOIN {payments} p ON p.id = a.payment_id
+    GROUP BY nl.id, nl.notice_id, i.currency, i.amount
+)
+"""
+
+
+def _plus_days(column: str, days: int) -> str:
+    if connection.vendor == "postgresql":
+        return f"({column} + {int(days)})"
+    return f"date({column}, '+{int(days)} days')"
+
+
+def _lines_sql(report: Report, fields: dict) -> tuple[str, list]:
+    """`WITH n AS (the sent notices), l AS (their invoices)`: per invoice line, whether the
+    invoice was fully settled within 7 and 14 days (payments and credit notes, never
+    write-offs) and the cash applied to it within 14 days (see dunning/outcomes.py).
+
+    Set-based: one pass joining lines, invoices and the allocations up to 14 days after
+    the sent day, instead of a correlated subquery per notice (several times faster at
+    hundreds of thousands of notices, and PostgreSQL can run it in parallel)."""
+    base, params = _base(report, fields)
+    quote = connection.ops.quote_name
+    sql = LINES_SQL.format(
+        base=base,
+        lines=quote(NoticeInvoice._meta.db_table),
+        invoices=quote(Invoice._meta.db_table),
+        allocations=quote(Allocation._meta.db_table),
+        payments=quote(Payment._meta.db_table),
+        day_7=_plus_days("n.sent_on", 7),
+        day_14=_plus_days("n.sent_on", 14),
+    )
+    return sql, [*params, Payment.Kind.WRITE_OFF, Payment.Kind.WRITE_OFF, Payment.Kind.PAYMENT]
+
+
+def _fetch(sql: str, params: list) -> list[tuple]:
+    with transaction.atomic(), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # The planner prices the report high enough to compile it, which costs more
+            # than it saves on a query that runs once (about 1.7 s at 300,000 notices).
+            cursor.execute("SET LOCAL jit = off")
+            # Room to hash a few hundred thousand lines without spilling to disk.
+            cursor.execute("SET LOCAL work_mem = '64MB'")
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def rows(report: Report) -> list[Row]:
+    """The report's rows, one per group (sorted by the group's columns): two queries."""
+    known_7 = outcomes.outcome_known_by(report.as_of, 7)
+    known_14 = outcomes.outcome_known_by(report.as_of, 14)
+    fields = _group_fields(report.group_by)
+    names = list(fields)
+    columns = "".join(f"n.{name}, " for name in names)
+    group_by = f" GROUP BY {', '.join(f'n.{name}' for name in names)}" if names else ""
+    lines, params = _lines_sql(report, fields)
+    one_if = "SUM(CASE WHEN {} THEN 1 ELSE 0 END)"
+    # One statement, so the notices and their lines are worked out once: the counts per
+    # group (part 0), then the cash per group and currency (part 1).
+    records = _fetch(
+        f"{lines}, p AS (SELECT notice_id, MAX(paid_7) AS paid_7, MAX(paid_14) AS paid_14 "
+        "FROM l GROUP BY notice_id) "
+        f"SELECT 0, {columns}NULL, COUNT(*), {one_if.format('n.is_delivered')}, "
+        f"{one_if.format('n.is_bounced')}, {one_if.format('n.is_replied')}, "
+        f"{one_if.format('n.sent_on <= %s')}, {one_if.format('n.sent_on <= %s AND p.paid_7 = 1')}, "
+        f"{one_if.format('n.sent_on <= %s')}, {one_if.format('n.sent_on <= %s AND p.paid_14 = 1')},"
+        " "
+        "0 FROM n LEFT JOIN p ON p.notice_id = n.notice_pk"
+        f"{group_by} "
+        f"UNION ALL SELECT 1, {columns}l.currency, 0, 0, 0, 0, 0, 0, 0, 0, SUM(l.collected) "
+        "FROM n JOIN l ON l.notice_id = n.notice_pk WHERE n.sent_on <= %s"
+        f"{group_by}{', ' if names else ' GROUP BY '}l.currency",
+        [*params, known_7, known_7, known_14, known_14, known_14],
+    )  # fmt: skip
+    result = {}
+    width = len(names)
+    for part, *record in sorted(records, key=lambda record: record[0]):
+        key, (currency, sent, delivered, bounced, replied, *outcome, amount) = (
+            tuple(record[:width]),
+            record[width:],
+        )
+        if part == 0 and sent:  # (with no grouping, nothing sent still gives a row of zeros)
+            known_7_count, paid_7, known_14_count, paid_14 = (int(value or 0) for value in outcome)
+            result[key] = Row(
+                group=dict(zip(names, key, strict=True)),
+                sent=sent,
+                delivered=Rate(int(delivered), sent),
+                bounced=Rate(int(bounced), sent),
+                replied=Rate(int(replied), sent),
+                paid_7=Rate(paid_7, known_7_count),
+                paid_14=Rate(paid_14, known_14_count),
+            )
+        elif part == 1 and key in result and amount is not None:
+            result[key].collected_14[currency] = Decimal(str(amount)).quantize(CENT)
+    return sorted(result.values(), key=lambda row: _sort_key(row.group))
 
 
 # --- experiments ----------------------------------------------------------------------------
