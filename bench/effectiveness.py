@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "collections_mgmt.settings")
 os.environ.setdefault("ALLOW_INSECURE_SECRET_KEY", "true")
 
-import django  # noqa: E402
+import django
 
 django.setup()
 
@@ -161,9 +161,7 @@ def main() -> None:
     print("| grouping | rows | seconds |\n|---|---|---|")
     for group_by in [(), ("step",), ("template",), ("channel",), ("segment", "risk_band")]:
         started = time.perf_counter()
-        rows = effectiveness.rows(
-            effectiveness.Report(**{**report.__dict__, "group_by": group_by})
-        )
+        rows = effectiveness.rows(effectiveness.Report(**{**report.__dict__, "group_by": group_by}))
         label = " + ".join(group_by) or "none"
         print(f"| {label} | {len(rows)} | {time.perf_counter() - started:.2f} |")
     started = time.perf_counter()

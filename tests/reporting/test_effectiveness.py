@@ -53,7 +53,7 @@ def sms_step() -> Step:
 def example():
     """Five sent notices (four e-mails, one SMS) and two that must not count."""
     email = standard_email_step()
-    standard = dict(segment=Customer.Segment.STANDARD, risk_band="high")
+    standard = {"segment": Customer.Segment.STANDARD, "risk_band": "high"}
     # 1. Delivered, paid in full 3 days later: paid in 7 and 14 days, USD 100 collected.
     c1 = CustomerFactory(**standard)
     i1 = InvoiceFactory(customer=c1, amount=Decimal("100.00"))
