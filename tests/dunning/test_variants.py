@@ -103,7 +103,7 @@ def test_a_customer_keeps_its_variant_at_the_step(step):
 
 
 def test_a_deactivated_variant_releases_its_customers(step):
-    a, b = two_variants(step)
+    a, b = two_variants(step, weight_a=1, weight_b=1000)  # a fresh draw would give B
     SentNoticeFactory(step=step, customer_id=CustomerFactory().pk, variant=a)
     customer_id = Notice.objects.get().customer_id
     assert variants.assign(step, [customer_id], on=ON, rng=random.Random(1)) == {
