@@ -178,7 +178,9 @@ def test_wilson_interval_matches_known_values():
     assert Rate(8, 10).display == "80.0% (49.0-94.3)"
 
 
-def test_variants_compared_with_the_chance_each_is_best():
+@pytest.fixture
+def experiment_results():
+    """Variant A paid 8 of 10 messages within 14 days, variant B 3 of 10."""
     email = standard_email_step()
     a = StepVariantFactory(step=email, label="A")
     b = StepVariantFactory(step=email, label="B")
@@ -196,6 +198,11 @@ def test_variants_compared_with_the_chance_each_is_best():
             )
             if n < paid:
                 pay(invoice, "100.00", SENT + dt.timedelta(days=4))
+    return email
+
+
+def test_variants_compared_with_the_chance_each_is_best(experiment_results):
+    email = experiment_results
     [experiment] = effectiveness.compare_variants(report())
     assert experiment.step == email and experiment.assigning_by == "weights"
     first, second = experiment.variants
@@ -207,6 +214,14 @@ def test_variants_compared_with_the_chance_each_is_best():
     # By variant in the main report too.
     rows = effectiveness.rows(report(["variant"]))
     assert {r.group["variant_label"]: r.paid_14.hits for r in rows} == {"A": 8, "B": 3}
+
+
+def test_the_page_shows_the_experiment(client, manager, experiment_results):
+    client.force_login(manager)
+    body = client.get(PAGE).content.decode()
+    assert "Experiments: template variants" in body
+    assert "80.0% (49.0-94.3)" in body  # A: 8 of 10 paid within 14 days
+    assert "New customers get a variant drawn by weight." in body
 
 
 def test_probability_best_is_even_for_equal_results():
