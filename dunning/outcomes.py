@@ -1,15 +1,15 @@
-"""What followed a sent notice: the day it went out, whether it got paid, the cash it brought.
+"""What followed a sent notice: the day it went out, and whether it got paid in time.
 
-One definition, shared by the experiments (dunning/variants.py) and the effectiveness
-report (reporting/effectiveness.py), written as SQL expressions for a Notice queryset:
+The definition the experiments use (dunning/variants.py), as ORM expressions for a Notice
+queryset. The effectiveness report (reporting/effectiveness.py) computes the same in one
+set-based statement for speed, and adds the cash collected; keep the two in step (the
+tests compare them):
 
 - sent day: `sent_at` as a date in the site's time zone (`with_sent_on`).
 - paid within N days: some invoice the notice lists (NoticeInvoice) is fully settled by
   allocations dated up to the sent day + N, payments and credit notes counted, write-off
   adjustments not (a written-off invoice was not paid).
 - an outcome is known once the window has closed: sent day + N on or before the day asked.
-- cash collected within N days: allocations of payments (reversals subtract) to the
-  notice's invoices dated from the sent day to the sent day + N, in the invoice's currency.
 """
 
 import datetime as dt
@@ -31,18 +31,13 @@ from accounts.models import MONEY, Allocation, Payment
 
 from .models import NoticeInvoice
 
-# The windows the report shows; the experiments judge a variant on the longer one.
-PAID_WINDOWS = (7, 14)
+# The experiments judge a variant on whether it was paid within 14 days.
 OUTCOME_DAYS = 14
 
 
 def with_sent_on(notices: QuerySet) -> QuerySet:
     """Sent notices, annotated with `sent_on` (the sent day in the site's time zone)."""
     return notices.filter(sent_at__isnull=False).annotate(sent_on=TruncDate("sent_at"))
-
-
-def _days_after(name: str, days: int):
-    return ExpressionWrapper(F(name) + dt.timedelta(days=days), output_field=DateField())
 
 
 def _settled_by(until: str) -> Subquery:
@@ -72,34 +67,6 @@ def paid_within(days: int) -> Exists:
         .filter(settled__gte=F("invoice__amount"))
     )
     return Exists(lines)
-
-
-def collected_within(days: int) -> Subquery:
-    """Per NoticeInvoice row annotated with `sent_on`: the cash applied to its invoice from
-    the sent day to the sent day + `days` (reversals subtract)."""
-    return Subquery(
-        Allocation.objects.filter(
-            invoice=OuterRef("invoice_id"),
-            payment__kind=Payment.Kind.PAYMENT,
-            allocated_on__gte=OuterRef("sent_on"),
-            allocated_on__lte=OuterRef("collect_until"),
-        )
-        .order_by()
-        .values("invoice")
-        .annotate(total=Sum("amount"))
-        .values("total"),
-        output_field=DecimalField(**MONEY),
-    )
-
-
-def lines_with_collected(lines: QuerySet, days: int = OUTCOME_DAYS) -> QuerySet:
-    """NoticeInvoice rows of sent notices with `sent_on` and `collected` (cash, see above)."""
-    return (
-        lines.filter(notice__sent_at__isnull=False)
-        .annotate(sent_on=TruncDate("notice__sent_at"))
-        .annotate(collect_until=_days_after("sent_on", days))
-        .annotate(collected=collected_within(days))
-    )
 
 
 def outcome_known_by(on: dt.date, days: int = OUTCOME_DAYS) -> dt.date:

@@ -13,17 +13,21 @@ template, channel, segment, risk band and experiment variant:
 - replied: a reply on the customer's timeline (Activity kind reply) within
   REPLY_WINDOW_DAYS after the notice was sent. Replies are not tied to one message, so a
   reply counts for every notice sent to that customer in the days before it.
-- paid within 7 / 14 days, and the cash collected within 14 days: see
-  dunning/outcomes.py. A rate counts only the notices whose window has closed on the
-  report's as-of day (sent at least 7 or 14 days before), so a recent week does not look
-  bad for want of time; `known_7` and `known_14` say how many that is.
-- cash collected within 14 days is per currency (the invoices' currency), never added
-  across currencies, over the notices whose 14 days have passed. A payment applied to an
-  invoice listed on two notices in the same fortnight counts for both.
+- paid within 7 / 14 days: some invoice the notice lists was fully settled by
+  allocations dated up to the sent day + 7 / 14 (payments and credit notes, never
+  write-offs), as dunning/outcomes.py defines it for the experiments. A rate counts only
+  the notices whose window has closed on the report's as-of day (sent at least 7 or 14
+  days before), so a recent week does not look bad for want of time; the rate's total
+  says how many that is.
+- cash collected within 14 days: allocations of payments (reversals subtract) to the
+  invoices the notice lists, dated from the sent day to the sent day + 14, per currency
+  (the invoices'), never added across currencies, over the notices whose 14 days have
+  passed. A payment applied to an invoice listed on two notices in the same fortnight
+  counts for both.
 
 Every rate carries its Wilson score interval (95%). Segment and risk band are the
-customer's today (neither is stored on the notice). Everything is counted in SQL: one
-query for the counts, one for the amounts, whatever the number of notices.
+customer's today (neither is stored on the notice). Everything is counted in SQL, in
+one statement whatever the number of notices.
 
 `compare_variants` sets the variants of each experimenting step side by side: the
 paid-within-14-days rate with its interval, how each variant's notices were assigned
