@@ -532,3 +532,7 @@ PREDICTOR_MAX_TRAINING_ROWS = int(os.environ.get("PREDICTOR_MAX_TRAINING_ROWS", 
 # Threads the model libraries may use (OpenMP). One is safest on a worker that shares its
 # cores: threads that wait for a busy core spin; raise it on a dedicated machine.
 PREDICTOR_THREADS = int(os.environ.get("PREDICTOR_THREADS", "1"))
+# Dunning experiments (dunning/variants.py): an adaptive step switches from weights to
+# Thompson sampling once every active variant has this many notices with a known 14-day
+# outcome (sent at least 14 days before the planning day).
+EXPERIMENT_MIN_SAMPLE = int(os.environ.get("EXPERIMENT_MIN_SAMPLE", "100"))

@@ -39,6 +39,7 @@ from .models import (
     Policy,
     PublicHoliday,
     Step,
+    StepVariant,
     Template,
 )
 from .sender import SENDABLE
@@ -58,6 +59,55 @@ class StepInline(admin.TabularInline):
         "is_active",
     ]
     ordering = ["offset_days", "id"]
+    show_change_link = True  # the step's own page holds its template variants
+
+
+class StepVariantInline(admin.TabularInline):
+    """A step's template variants (dunning/variants.py); rights follow the step's."""
+
+    model = StepVariant
+    extra = 0
+    fields = ["label", "template", "weight", "is_active"]
+    autocomplete_fields = ["template"]
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.has_perm("dunning.view_step") or self.has_change_permission(request)
+
+    def has_add_permission(self, request, obj=None):
+        return request.user.has_perm("dunning.change_step")
+
+    def has_change_permission(self, request, obj=None):
+        return request.user.has_perm("dunning.change_step")
+
+    def has_delete_permission(self, request, obj=None):
+        return request.user.has_perm("dunning.change_step")
+
+
+@admin.register(Step)
+class StepAdmin(admin.ModelAdmin):
+    """One step with its template variants; reached from its policy's page."""
+
+    list_display = ["__str__", "channel", "template", "adaptive_variants", "is_active"]
+    list_select_related = ["policy", "template"]
+    fields = [
+        "policy",
+        "name",
+        "offset_days",
+        "channel",
+        "template",
+        "tone",
+        "approval",
+        "is_active",
+        "adaptive_variants",
+    ]
+    readonly_fields = ["policy"]
+    inlines = [StepVariantInline]
+
+    def get_model_perms(self, request):
+        return {}  # listed on its policy's page, not on the index
+
+    def has_add_permission(self, request):
+        return False  # steps are added on their policy's page
 
 
 @admin.register(Policy)

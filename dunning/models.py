@@ -192,6 +192,18 @@ class Step(models.Model):
         ),
     )
     is_active = models.BooleanField(_("active"), default=True)
+    # Experiments (dunning/variants.py): with active variants, each customer is given one
+    # of them; adaptive steps move traffic to the better one by Thompson sampling.
+    adaptive_variants = models.BooleanField(
+        _("adaptive variants"),
+        default=False,
+        db_default=False,
+        help_text=_(
+            "Once every active variant has EXPERIMENT_MIN_SAMPLE notices with a known 14-day "
+            "outcome, new customers get the variant most likely to be paid (Thompson "
+            "sampling) instead of one drawn by weight."
+        ),
+    )
 
     class Meta:
         verbose_name = _("dunning step")
@@ -217,6 +229,44 @@ class Step(models.Model):
         return (
             f"{self.policy}: {self.name} ({sign}{self.offset_days}d, {self.get_channel_display()})"
         )
+
+
+class StepVariant(models.Model):
+    """One template a step may send instead of its own, in an experiment (dunning/variants.py).
+
+    A step with active variants gives each customer one of them, drawn by weight (or, on
+    an adaptive step, by Thompson sampling), and keeps giving that customer the same one.
+    """
+
+    class DrawnBy(models.TextChoices):
+        WEIGHTS = "weights", _("Weights")
+        THOMPSON = "thompson", _("Thompson sampling")
+
+    step = models.ForeignKey(Step, on_delete=models.CASCADE, related_name="variants")
+    label = models.CharField(_("label"), max_length=60, help_text=_("A, B, short and firm..."))
+    template = models.ForeignKey(
+        Template, on_delete=models.PROTECT, related_name="step_variants", verbose_name=_("template")
+    )
+    weight = models.PositiveIntegerField(
+        _("weight"),
+        default=1,
+        validators=[MinValueValidator(1)],
+        help_text=_("Share of new customers: weight / sum of weights."),
+    )
+    is_active = models.BooleanField(_("active"), default=True)
+
+    class Meta:
+        verbose_name = _("template variant")
+        ordering = ["step", "label"]
+        # Who may change a step may change its variants (dunning/admin.py): no rights of its own.
+        default_permissions = ()
+        constraints = [
+            models.UniqueConstraint(fields=["step", "label"], name="step_variant_label_once"),
+            models.CheckConstraint(condition=Q(weight__gte=1), name="step_variant_weight_positive"),
+        ]
+
+    def __str__(self):
+        return f"{self.label} ({self.template})"
 
 
 class Notice(models.Model):
@@ -258,6 +308,24 @@ class Notice(models.Model):
         blank=True,
         related_name="reminders",
         verbose_name=_("installment"),
+    )
+    # The step's template variant this customer was given (empty: the step has none), and
+    # how it was first drawn for the customer: by weight or by Thompson sampling.
+    variant = models.ForeignKey(
+        StepVariant,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="notices",
+        verbose_name=_("variant"),
+    )
+    variant_drawn_by = models.CharField(
+        _("variant drawn by"),
+        max_length=8,
+        choices=StepVariant.DrawnBy,
+        blank=True,
+        default="",
+        db_default="",
     )
     planned_on = models.DateField(_("planned for"))
     not_before_at = models.DateTimeField(_("not before"), null=True, blank=True)

@@ -15,6 +15,7 @@ known to be likely late. Each planned line keeps the invoice's probability that 
 """
 
 import datetime as dt
+import random
 from collections import defaultdict
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -27,6 +28,7 @@ from django.utils import timezone
 from accounts.models import Invoice
 from cases.models import Installment, PaymentPlan
 
+from . import variants
 from .holds import customers_on_hold, held_invoices
 from .models import (
     Channel,
@@ -122,7 +124,7 @@ def needs_approval(
     return False
 
 
-def plan(*, on: dt.date, dry_run: bool = False) -> PlanResult:
+def plan(*, on: dt.date, dry_run: bool = False, rng: random.Random | None = None) -> PlanResult:
     """Write today's notices to the outbox; safe to run twice (the second plans nothing).
 
     1. Take the planner lock (PostgreSQL advisory lock, held for the transaction), so two
@@ -132,7 +134,8 @@ def plan(*, on: dt.date, dry_run: bool = False) -> PlanResult:
        suppressed: they will be planned when the hold ends, within the catch-up window,
        or by the next step).
     3. Group the rest by customer: one notice per customer per step, listing the invoices.
-       High-value and legal notices wait for approval.
+       High-value and legal notices wait for approval. A step with template variants
+       gives each customer one (dunning/variants.py, drawn with `rng`).
     4. Insert notices and their invoice lines; the unique (invoice, step) constraint makes
        a second notice for the same invoice and step impossible, lock or no lock.
     """
@@ -153,7 +156,7 @@ def plan(*, on: dt.date, dry_run: bool = False) -> PlanResult:
             if step.policy.purpose == Policy.Purpose.INSTALLMENTS:
                 _plan_reminders(step, on, result)
             else:
-                _plan_step(step, on, result, catch_up=catch_up_days(step, steps))
+                _plan_step(step, on, result, catch_up=catch_up_days(step, steps), rng=rng)
         if dry_run:
             result.forecast = _summary(result.notices)
             result.notices = []  # rolled back: these ids name nothing
@@ -211,7 +214,9 @@ def catch_up_days(step: Step, steps: list[Step]) -> int:
     return max(window, 0)
 
 
-def _plan_step(step: Step, on: dt.date, result: PlanResult, *, catch_up: int) -> None:
+def _plan_step(
+    step: Step, on: dt.date, result: PlanResult, *, catch_up: int, rng: random.Random | None = None
+) -> None:
     held = customers_on_hold(on, step.channel, prefix="customer__") | held_invoices(on)
     rows = list(
         due_invoices(step, on, catch_up)
@@ -243,9 +248,11 @@ def _plan_step(step: Step, on: dt.date, result: PlanResult, *, catch_up: int) ->
         )
         for customer_id, currency, total in per_currency:
             balances[customer_id][currency] = total
+    assigned = variants.assign(step, by_customer, on=on, rng=rng)
     notices = []
     for customer_id in by_customer:
         waits = needs_approval(step, balances.get(customer_id), thresholds)
+        variant_id, drawn_by = assigned.get(customer_id, (None, ""))
         notices.append(
             Notice(
                 customer_id=customer_id,
@@ -253,6 +260,8 @@ def _plan_step(step: Step, on: dt.date, result: PlanResult, *, catch_up: int) ->
                 channel=step.channel,
                 planned_on=on,
                 status=Notice.Status.AWAITING_APPROVAL if waits else Notice.Status.PLANNED,
+                variant_id=variant_id,
+                variant_drawn_by=drawn_by,
             )
         )
         if waits:

@@ -262,7 +262,11 @@ class Batch:
         # The agent too: every notice's text names them (one query per notice otherwise).
         notices = list(
             Notice.objects.select_related(
-                "customer", "customer__assigned_agent", "step", "step__template"
+                "customer",
+                "customer__assigned_agent",
+                "step",
+                "step__template",
+                "variant__template",
             )
             .filter(pk__in=ids, claim_token=token)
             .order_by("planned_on", "id")
@@ -714,7 +718,7 @@ def render_content(notice: Notice, *, invoices: list, contact, on: dt.date) -> t
     if notice.installment_id is not None:
         context.update(_installment_context(notice.installment, notice.customer))
     content = rendering.render_notice(
-        notice.step.template,
+        notice.variant.template if notice.variant_id else notice.step.template,
         context,
         customer=notice.customer,
         contact=contact,

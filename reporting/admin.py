@@ -1,13 +1,13 @@
-"""Reporting in the admin: the aging report page, statements, exports and scheduled e-mails."""
+"""Reporting in the admin: aging and effectiveness reports, statements, exports, schedules."""
 
 from django import forms
 from django.contrib import admin
 from django.urls import path
 from django.utils.translation import gettext_lazy as _
 
-from . import admin_views, dashboard, services
+from . import admin_views, dashboard, effectiveness, services
 from .aging import AgingReport
-from .models import Aging, Dashboard, ReportExport, ScheduledReport, Statement
+from .models import Aging, Dashboard, Effectiveness, ReportExport, ScheduledReport, Statement
 
 
 class _PageAdmin(admin.ModelAdmin):
@@ -61,6 +61,25 @@ class AgingAdmin(_PageAdmin):
 
     def changelist_view(self, request, extra_context=None):
         return admin_views.aging_report(request, self)
+
+
+@admin.register(Effectiveness)
+class EffectivenessAdmin(_PageAdmin):
+    """/admin/reporting/effectiveness/: which messages get paid, and the experiments."""
+
+    permission = effectiveness.PERMISSION
+
+    def get_urls(self):
+        return [
+            path(
+                "",
+                self.admin_site.admin_view(self.changelist_view),
+                name="reporting_effectiveness_changelist",
+            ),
+        ]
+
+    def changelist_view(self, request, extra_context=None):
+        return admin_views.effectiveness_report(request, self)
 
 
 @admin.register(Statement)

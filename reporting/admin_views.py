@@ -1,5 +1,6 @@
 """The admin's reporting pages: the aging report (screen and downloads) and customer statements."""
 
+import csv
 import datetime as dt
 
 from django import forms
@@ -18,10 +19,10 @@ from django.utils.translation import gettext_lazy
 from accounts import access_log
 from accounts.models import Customer
 
-from . import charts, services
+from . import charts, effectiveness, services
 from .aging import GROUP_BY_CHOICES, AgingReport, Filters, customer_rows, parse_edges, summary
 from .base_currency import convert_summary
-from .models import Aging, ReportExport, ReportFormat
+from .models import Aging, Effectiveness, ReportExport, ReportFormat
 
 ON_SCREEN_CUSTOMERS = 25
 
@@ -209,3 +210,109 @@ def customer_statement(request, customer_id: int):
         details={"report_export": file.record.pk},
     )
     return _file_response(file)
+
+
+# --- which messages get paid (reporting.effectiveness) ---------------------------------------
+
+
+class EffectivenessForm(forms.Form):
+    sent_from = forms.DateField(
+        label=gettext_lazy("Sent from"), widget=forms.DateInput(attrs={"type": "date"})
+    )
+    sent_until = forms.DateField(
+        label=gettext_lazy("Sent until"), widget=forms.DateInput(attrs={"type": "date"})
+    )
+    group_by = forms.MultipleChoiceField(
+        label=gettext_lazy("Group by"),
+        choices=effectiveness.DIMENSIONS,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+    )
+
+    def clean(self):
+        data = super().clean()
+        if (
+            data.get("sent_from")
+            and data.get("sent_until")
+            and data["sent_from"] > data["sent_until"]
+        ):
+            raise ValidationError(_("The first day comes after the last."))
+        return data
+
+    def report(self, as_of: dt.date) -> effectiveness.Report:
+        data = self.cleaned_data
+        chosen = set(data.get("group_by") or [])
+        return effectiveness.Report(
+            sent_from=data["sent_from"],
+            sent_until=data["sent_until"],
+            as_of=as_of,
+            # In the order the page lists them, whatever order the query string had.
+            group_by=tuple(name for name in effectiveness.DIMENSION_NAMES if name in chosen),
+        )
+
+
+def _effectiveness_form(request, today: dt.date) -> EffectivenessForm:
+    data = request.GET.copy()
+    data.setdefault("sent_until", today.isoformat())
+    data.setdefault("sent_from", (today - dt.timedelta(days=90)).isoformat())
+    if "group_by" not in data:
+        data.setlist("group_by", ["step"])
+    return EffectivenessForm(data)
+
+
+def effectiveness_report(request, model_admin):
+    """Which messages get paid: rates with intervals per group, and the experiments.
+
+    Outcomes are judged as of today; ?format=csv downloads the rows (counts and rates per
+    group, no customer data)."""
+    services.require(request.user, effectiveness.PERMISSION)
+    today = timezone.localdate()
+    form = _effectiveness_form(request, today)
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "title": _("Which messages get paid"),
+        "opts": Effectiveness._meta,
+        "form": form,
+        "reply_days": effectiveness.REPLY_WINDOW_DAYS,
+    }
+    if not form.is_valid():
+        return TemplateResponse(request, "admin/reporting/effectiveness.html", context)
+    report = form.report(today)
+    rows = effectiveness.rows(report)
+    if request.GET.get("format") == "csv":
+        return _effectiveness_csv(report, rows)
+    query = request.GET.copy()
+    query["format"] = "csv"
+    context.update(
+        {
+            "report": report,
+            "rows": rows,
+            "experiments": effectiveness.compare_variants(report),
+            "csv_url": f"?{query.urlencode()}",
+        }
+    )
+    return TemplateResponse(request, "admin/reporting/effectiveness.html", context)
+
+
+def _effectiveness_csv(report: effectiveness.Report, rows) -> HttpResponse:
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = (
+        f'attachment; filename="effectiveness-{report.sent_from}-{report.sent_until}.csv"'
+    )
+    writer = csv.writer(response)
+    groups = list(rows[0].group) if rows else []
+    measures = ("delivered", "bounced", "replied", "paid_7", "paid_14")
+    header = [*groups, "sent"]
+    for name in measures:
+        header += [name, f"{name}_of", f"{name}_rate", f"{name}_low", f"{name}_high"]
+    writer.writerow([*header, "currency", "collected_14"])
+    for row in rows:
+        values = [*row.group.values(), row.sent]
+        for name in measures:
+            rate = getattr(row, name)
+            shown = [rate.value, *(rate.interval or (None, None))]
+            values += [rate.hits, rate.total, *("" if x is None else f"{x:.4f}" for x in shown)]
+        # One line per currency collected (amounts in two currencies are never added).
+        for currency, amount in sorted(row.collected_14.items()) or [("", "")]:
+            writer.writerow([*values, currency, amount])
+    return response

@@ -204,3 +204,17 @@ class ScheduledReport(models.Model):
             and (self.last_sent_on is None or self.last_sent_on < scheduled)
             and (self.uncertain_on is None or self.uncertain_on < scheduled)
         )
+
+
+class Effectiveness(models.Model):
+    """No table: the "which messages get paid" report page (reporting.effectiveness)."""
+
+    class Meta:
+        managed = False
+        default_permissions = ()
+        verbose_name = _("message effectiveness")
+        verbose_name_plural = _("message effectiveness")
+        permissions = [("view_effectiveness_report", "Can view the message effectiveness report")]
+
+    def __str__(self):
+        return str(self._meta.verbose_name)

@@ -146,3 +146,66 @@ class ScheduledReportFactory(factory.django.DjangoModelFactory):
     def recipients(self, create, extracted, **kwargs):
         if create and extracted:
             self.recipients.set(extracted)
+
+
+# --- dunning experiments and message effectiveness (issue 17, "which messages get paid") ---
+
+
+def standard_email_step():
+    """The seeded Standard policy's e-mail step 7 days after the due date."""
+    from dunning.models import Step
+
+    return Step.objects.get(policy__name="Standard", offset_days=7, channel="email")
+
+
+class TemplateFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "dunning.Template"
+
+    name = factory.Sequence(lambda n: f"Variant template {n}")
+    channel = "email"
+    subject = factory.LazyAttribute(lambda t: f"{t.name}: {{{{ invoice_count }}}} invoice(s)")
+    body_text = factory.LazyAttribute(lambda t: f"{t.name} for {{{{ customer_name }}}}.")
+
+
+class StepVariantFactory(factory.django.DjangoModelFactory):
+    """StepVariantFactory(step=step, label="B", weight=3)."""
+
+    class Meta:
+        model = "dunning.StepVariant"
+
+    step = factory.LazyFunction(lambda: standard_email_step())
+    label = factory.Sequence(lambda n: f"V{n}")
+    template = factory.SubFactory(TemplateFactory)
+    weight = 1
+
+
+class SentNoticeFactory(factory.django.DjangoModelFactory):
+    """A notice the sender sent on `sent_on` (10:00 UTC) listing `invoices`:
+    SentNoticeFactory(step=step, customer=c, sent_on=day, invoices=[inv])."""
+
+    class Meta:
+        model = "dunning.Notice"
+        skip_postgeneration_save = True
+
+    class Params:
+        sent_on = TODAY
+
+    customer = factory.SubFactory(CustomerFactory)
+    step = factory.LazyFunction(lambda: standard_email_step())
+    channel = factory.LazyAttribute(lambda n: n.step.channel)
+    status = "sent"
+    planned_on = factory.LazyAttribute(lambda n: n.sent_on)
+    sent_at = factory.LazyAttribute(
+        lambda n: dt.datetime.combine(n.sent_on, dt.time(10), tzinfo=dt.UTC)
+    )
+
+    @factory.post_generation
+    def invoices(self, create, extracted, **kwargs):
+        from dunning.models import NoticeInvoice
+
+        if create and extracted:
+            NoticeInvoice.objects.bulk_create(
+                NoticeInvoice(notice=self, invoice=invoice, step_id=self.step_id)
+                for invoice in extracted
+            )

@@ -142,6 +142,8 @@ for role in MATRIX:
 # Console lists to CSV/XLSX (staff.0002_saved_filters_and_list_exports): managers, finance.
 MATRIX["Collections manager"] |= {"export_lists"}
 MATRIX["Finance"] |= {"export_lists"}
+# Which messages get paid (reporting.0005_effectiveness_report): managers.
+MATRIX["Collections manager"] |= {"view_effectiveness_report"}
 
 
 def test_groups_hold_exactly_the_documented_permissions():

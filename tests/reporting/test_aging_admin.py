@@ -29,6 +29,7 @@ REPORTING = {
         "change_scheduledreport",
         "delete_scheduledreport",
         "view_dashboard",
+        "view_effectiveness_report",
     },
     "Finance": {
         "view_aging_report",
