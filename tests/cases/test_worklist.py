@@ -269,7 +269,8 @@ def test_the_complete_form_refuses_another_agents_task(client, agent):
 
 
 def twins(agent):
-    """Two customers equal in everything the other scores look at: 600 due 10 days ago."""
+    """Two customers equal in everything the other scores look at: 600 due 10 days ago.
+    Their invoices by customer name."""
     first = CustomerFactory(name="First", assigned_agent=agent)
     second = CustomerFactory(name="Second", assigned_agent=agent)
     invoices = {
@@ -278,15 +279,17 @@ def twins(agent):
         )
         for customer in (first, second)
     }
-    return first, second, invoices
+    return invoices
 
 
 def test_an_account_predicted_late_ranks_above_an_otherwise_equal_one(agent, settings):
     settings.PREDICTED_LATE_THRESHOLD = 0.5
-    first, second, invoices = twins(agent)
+    invoices = twins(agent)
     # Without predictions the tie goes by name: First, then Second.
     assert [r.name for r in worklist.worklist(viewer=agent, now=NOW).rows] == ["First", "Second"]
-    upcoming = InvoiceFactory(customer=second, due_on=TODAY + dt.timedelta(days=10))
+    upcoming = InvoiceFactory(
+        customer=invoices["Second"].customer, due_on=TODAY + dt.timedelta(days=10)
+    )
     InvoicePredictionFactory(invoice=upcoming, probability_late=Decimal("0.8300"))
     InvoicePredictionFactory(invoice=invoices["First"], probability_late=Decimal("0.2000"))
     rows = worklist.worklist(viewer=agent, now=NOW).rows
@@ -301,7 +304,7 @@ def test_an_account_predicted_late_ranks_above_an_otherwise_equal_one(agent, set
 
 
 def test_the_threshold_setting_decides_what_counts_as_predicted_late(agent, settings):
-    first, second, invoices = twins(agent)
+    invoices = twins(agent)
     InvoicePredictionFactory(invoice=invoices["Second"], probability_late=Decimal("0.6500"))
     settings.PREDICTED_LATE_THRESHOLD = 0.7
     rows = worklist.worklist(viewer=agent, now=NOW).rows
@@ -314,9 +317,13 @@ def test_the_threshold_setting_decides_what_counts_as_predicted_late(agent, sett
 
 def test_a_prediction_on_an_invoice_paid_since_does_not_count(agent, settings):
     settings.PREDICTED_LATE_THRESHOLD = 0.5
-    first, second, invoices = twins(agent)
-    paid = InvoiceFactory(customer=first, due_on=TODAY + dt.timedelta(days=3), status="paid",
-                          open_balance=Decimal("0.00"))  # fmt: skip
+    invoices = twins(agent)
+    paid = InvoiceFactory(
+        customer=invoices["First"].customer,
+        due_on=TODAY + dt.timedelta(days=3),
+        status="paid",
+        open_balance=Decimal("0.00"),
+    )
     InvoicePredictionFactory(invoice=paid, probability_late=Decimal("0.9900"))
     rows = worklist.worklist(viewer=agent, now=NOW).rows
     assert [r.name for r in rows] == ["First", "Second"]
@@ -332,14 +339,14 @@ def test_a_prediction_alone_puts_nobody_on_the_list(agent):
 
 def test_next_account_follows_the_predicted_order(agent, settings):
     settings.PREDICTED_LATE_THRESHOLD = 0.5
-    first, second, invoices = twins(agent)
+    invoices = twins(agent)
     InvoicePredictionFactory(invoice=invoices["Second"], probability_late=Decimal("0.7000"))
     assert worklist.next_account(viewer=agent, now=NOW).name == "Second"
 
 
 def test_the_page_shows_the_predicted_points_and_probability(client, agent, settings):
     settings.PREDICTED_LATE_THRESHOLD = 0.5
-    first, second, invoices = twins(agent)
+    invoices = twins(agent)
     InvoicePredictionFactory(invoice=invoices["Second"], probability_late=Decimal("0.7349"))
     client.force_login(agent)
     page = client.get(reverse("admin:cases_task_worklist")).content.decode()
