@@ -457,6 +457,39 @@ add_customer_action(
 )
 
 
+@dataclass(frozen=True)
+class CustomerPanel:
+    """A panel another app adds to the customer page (cases: the predictions and the
+    payment-plan suggestion), without the ledger importing it: the app's admin module
+    calls `add_customer_panel` at import, like `add_customer_action`. For a user with
+    `perm`, `context(request, customer)` gives the template's `panel` (None: nothing to
+    show) and `template` is included under the risk panel, in the order added.
+    """
+
+    name: str
+    template: str
+    perm: str  # "app_label.codename" the user needs to see it
+    context: Callable
+
+
+CUSTOMER_PANELS: list[CustomerPanel] = []
+
+
+def add_customer_panel(panel: CustomerPanel) -> None:
+    CUSTOMER_PANELS.append(panel)
+
+
+def customer_panels(request, customer) -> list[dict]:
+    shown = []
+    for panel in CUSTOMER_PANELS:
+        if not request.user.has_perm(panel.perm):
+            continue
+        context = panel.context(request, customer)
+        if context is not None:
+            shown.append({"name": panel.name, "template": panel.template, "context": context})
+    return shown
+
+
 @admin.register(Customer)
 class CustomerAdmin(LoggedChangelistMixin, CustomerActionsMixin, LedgerAdmin):
     access_list_surface = Surface.CUSTOMER_LIST
@@ -728,6 +761,7 @@ class CustomerAdmin(LoggedChangelistMixin, CustomerActionsMixin, LedgerAdmin):
                     else []
                 ),
                 can_merge=user.has_perm(permissions.MERGE_PERMISSION),
+                panels=customer_panels(request, customer),
             )
         return super().change_view(request, object_id, form_url, extra_context)
 
