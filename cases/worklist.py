@@ -208,24 +208,21 @@ promises AS (
     WHERE p.status IN (%(broken)s, %(promise_open)s)
     GROUP BY p.customer_id
 ),
-predicted AS (
-    -- The highest probability of paying late among the customer's open invoices (the
-    -- index prediction_customer leads with customer_id); a prediction left from last
-    -- night on an invoice paid since does not count.
-    SELECT p.customer_id, MAX(p.probability_late) AS late_probability
-    FROM {prediction} p JOIN scope s ON s.id = p.customer_id
-        JOIN {invoice} i ON i.id = p.invoice_id
-    WHERE i.status IN ({outstanding})
-    GROUP BY p.customer_id
-),
 facts AS (
     -- Typed NULLs in the first branch: PostgreSQL types a UNION from left to right.
-    SELECT id AS customer_id, name, risk_score, risk_band, dunning_paused_until,
+    -- late_probability: the highest probability of paying late among the customer's open
+    -- invoices, probed per customer of the list (the index prediction_customer leads with
+    -- customer_id), so other agents' predictions are never read; a prediction left from
+    -- last night on an invoice paid since does not count.
+    SELECT s.id AS customer_id, s.name, s.risk_score, s.risk_band, s.dunning_paused_until,
         {null_currency} AS currency, {null_amount} AS amount,
         {null_date} AS oldest_due_on, {null_task_id} AS task_id,
         {null_title} AS task_title, {null_kind} AS task_kind, {null_due_at} AS task_due_at,
-        0 AS broken, {null_date} AS next_promised_on, {null_probability} AS late_probability
-    FROM scope
+        0 AS broken, {null_date} AS next_promised_on,
+        (SELECT MAX(p.probability_late)
+         FROM {prediction} p JOIN {invoice} pi ON pi.id = p.invoice_id
+         WHERE p.customer_id = s.id AND pi.status IN ({outstanding})) AS late_probability
+    FROM scope s
     UNION ALL
     SELECT customer_id, NULL, NULL, NULL, NULL, currency, amount, oldest_due_on,
         NULL, NULL, NULL, NULL, 0, NULL, NULL
@@ -238,10 +235,6 @@ facts AS (
     SELECT customer_id, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
         NULL, NULL, NULL, NULL, broken, next_promised_on, NULL
     FROM promises
-    UNION ALL
-    SELECT customer_id, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-        NULL, NULL, NULL, NULL, 0, NULL, late_probability
-    FROM predicted
 ),
 combined AS (
     -- Each column comes from exactly one branch; MAX picks it out of the NULLs.
@@ -385,7 +378,6 @@ def _page_sql(
                 ("title", Task._meta.get_field("title")),
                 ("kind", Task._meta.get_field("kind")),
                 ("due_at", Task._meta.get_field("due_at")),
-                ("probability", InvoicePrediction._meta.get_field("probability_late")),
             ]
         },
     )
