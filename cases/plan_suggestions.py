@@ -48,10 +48,6 @@ from .models import PaymentPlan
 from .predicted import late_threshold
 
 
-def _setting(name: str, default):
-    return getattr(settings, name, default)
-
-
 @dataclass(frozen=True)
 class PlanSuggestion:
     """A plan to offer a customer in one currency, and why (plain words, for the agent)."""
@@ -91,7 +87,7 @@ def _two_figures(amount: Decimal, rounding) -> Decimal:
 def _installments(
     *, balance: Decimal, usual: Decimal, first_due_on: dt.date
 ) -> tuple[Decimal, list[tuple[dt.date, Decimal]], bool]:
-    most = int(_setting("PLAN_SUGGESTION_MAX_INSTALLMENTS", 12))
+    most = int(settings.PLAN_SUGGESTION_MAX_INSTALLMENTS)
     amount = _two_figures(usual, ROUND_FLOOR)
     is_stretched = False
     if amount <= 0 or math.ceil(balance / amount) > most:
@@ -108,7 +104,7 @@ def _history(
     customer: Customer, *, currency: str, as_of: dt.date
 ) -> tuple[list[Decimal], int, Decimal]:
     """Monthly payment totals, the number of payments and the largest one, in the window."""
-    since = as_of - dt.timedelta(days=int(_setting("PLAN_SUGGESTION_HISTORY_DAYS", 365)))
+    since = as_of - dt.timedelta(days=int(settings.PLAN_SUGGESTION_HISTORY_DAYS))
     payments = Payment.objects.filter(
         customer=customer,
         kind=Payment.Kind.PAYMENT,
@@ -179,16 +175,16 @@ def _suggest(customer, *, currency, balance, late, invoices, as_of) -> PlanSugge
     if balance <= 0:
         return None
     monthly, count, largest = _history(customer, currency=currency, as_of=as_of)
-    if count < int(_setting("PLAN_SUGGESTION_MIN_PAYMENTS", 3)):
+    if count < int(settings.PLAN_SUGGESTION_MIN_PAYMENTS):
         return None
     usual = Decimal(statistics.median(monthly)).quantize(Decimal("0.01"))
-    factor = Decimal(str(_setting("PLAN_SUGGESTION_BALANCE_FACTOR", 2)))
+    factor = Decimal(str(settings.PLAN_SUGGESTION_BALANCE_FACTOR))
     if balance <= factor * usual or balance <= largest:
         return None
-    share = Decimal(str(_setting("PLAN_SUGGESTION_LATE_SHARE", 0.5)))
+    share = Decimal(str(settings.PLAN_SUGGESTION_LATE_SHARE))
     if late < share * balance:
         return None
-    first_due_on = as_of + dt.timedelta(days=int(_setting("PLAN_SUGGESTION_FIRST_DUE_DAYS", 7)))
+    first_due_on = as_of + dt.timedelta(days=int(settings.PLAN_SUGGESTION_FIRST_DUE_DAYS))
     amount, installments, is_stretched = _installments(
         balance=balance, usual=usual, first_due_on=first_due_on
     )
