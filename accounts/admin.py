@@ -3,6 +3,7 @@
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal
 
 from django import forms as djforms
 from django.conf import settings
@@ -11,7 +12,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from django.forms.models import BaseInlineFormSet
 from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404
@@ -20,7 +21,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.functional import cached_property
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
@@ -38,6 +39,7 @@ from .models import (
     Payment,
 )
 from .money import format_money
+from .templatetags.probability import format_percent
 
 
 class CappedCountPaginator(Paginator):
@@ -88,6 +90,54 @@ class BucketFilter(admin.SimpleListFilter):
     def queryset(self, request, queryset):
         if self.value() in BUCKETS_BY_KEY:
             return queryset.in_bucket(self.value(), timezone.localdate())
+        return queryset
+
+
+# The nightly predictions (cases.InvoicePrediction: one row per open invoice) are read
+# through the invoice's reverse relation "prediction", named as a string: accounts imports
+# nothing above it. Who may see them: this right (every role has it; see the cases
+# migration that grants it).
+PREDICTION_PERMISSION = "cases.view_invoiceprediction"
+PREDICTION_FIELDS = [
+    "late_probability",
+    "expected_pay_on",
+    "prediction_reasons",
+    "prediction_model",
+]
+
+
+def predicted_late_threshold() -> Decimal:
+    return Decimal(str(settings.PREDICTED_LATE_THRESHOLD))
+
+
+def prediction_of(invoice):
+    """The invoice's prediction, or None when it has not been scored."""
+    return getattr(invoice, "prediction", None) if invoice.pk else None
+
+
+class PredictedLateFilter(admin.SimpleListFilter):
+    """Predicted late: the probability of paying late is at or above
+    PREDICTED_LATE_THRESHOLD; not scored: no prediction (paid, or new since last night)."""
+
+    title = _("predicted late")
+    parameter_name = "predicted_late"
+
+    def lookups(self, request, model_admin):
+        threshold = format_percent(predicted_late_threshold())
+        return [
+            ("yes", _("Yes (%(p)s or more)") % {"p": threshold}),
+            ("no", _("No (under %(p)s)") % {"p": threshold}),
+            ("unscored", _("Not scored")),
+        ]
+
+    def queryset(self, request, queryset):
+        threshold = predicted_late_threshold()
+        if self.value() == "yes":
+            return queryset.filter(prediction__probability_late__gte=threshold)
+        if self.value() == "no":
+            return queryset.filter(prediction__probability_late__lt=threshold)
+        if self.value() == "unscored":
+            return queryset.filter(prediction__isnull=True)
         return queryset
 
 
@@ -407,6 +457,39 @@ add_customer_action(
 )
 
 
+@dataclass(frozen=True)
+class CustomerPanel:
+    """A panel another app adds to the customer page (cases: the predictions and the
+    payment-plan suggestion), without the ledger importing it: the app's admin module
+    calls `add_customer_panel` at import, like `add_customer_action`. For a user with
+    `perm`, `context(request, customer)` gives the template's `panel` (None: nothing to
+    show) and `template` is included under the risk panel, in the order added.
+    """
+
+    name: str
+    template: str
+    perm: str  # "app_label.codename" the user needs to see it
+    context: Callable
+
+
+CUSTOMER_PANELS: list[CustomerPanel] = []
+
+
+def add_customer_panel(panel: CustomerPanel) -> None:
+    CUSTOMER_PANELS.append(panel)
+
+
+def customer_panels(request, customer) -> list[dict]:
+    shown = []
+    for panel in CUSTOMER_PANELS:
+        if not request.user.has_perm(panel.perm):
+            continue
+        context = panel.context(request, customer)
+        if context is not None:
+            shown.append({"name": panel.name, "template": panel.template, "context": context})
+    return shown
+
+
 @admin.register(Customer)
 class CustomerAdmin(LoggedChangelistMixin, CustomerActionsMixin, LedgerAdmin):
     access_list_surface = Surface.CUSTOMER_LIST
@@ -678,6 +761,7 @@ class CustomerAdmin(LoggedChangelistMixin, CustomerActionsMixin, LedgerAdmin):
                     else []
                 ),
                 can_merge=user.has_perm(permissions.MERGE_PERMISSION),
+                panels=customer_panels(request, customer),
             )
         return super().change_view(request, object_id, form_url, extra_context)
 
@@ -746,7 +830,9 @@ class InvoiceAdmin(LedgerAdmin):
         agent_filter("customer__assigned_agent"),
         CurrencyFilter,
     ]
-    list_select_related = ["customer"]
+    # The prediction joins (LEFT OUTER, one row per invoice): the late-risk column costs
+    # no query per row.
+    list_select_related = ["customer", "prediction"]
     search_fields = ["number"]
     search_help_text = _("Invoice number, customer name, contact e-mail or phone")
     autocomplete_fields = ["customer"]
@@ -821,7 +907,84 @@ class InvoiceAdmin(LedgerAdmin):
         if obj is None:
             return self.readonly_fields
         # Amount and currency move only through allocations and adjustments once issued.
-        return [*self.readonly_fields, "customer", "currency", "amount", "source"]
+        return [
+            *self.readonly_fields,
+            "customer",
+            "currency",
+            "amount",
+            "source",
+            *(PREDICTION_FIELDS if request.user.has_perm(PREDICTION_PERMISSION) else []),
+        ]
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = [(None, {"fields": self.fields})]
+        if obj is not None and request.user.has_perm(PREDICTION_PERMISSION):
+            fieldsets.append((_("Prediction"), {"fields": PREDICTION_FIELDS}))
+        return fieldsets
+
+    def get_list_display(self, request):
+        if not request.user.has_perm(PREDICTION_PERMISSION):
+            return self.list_display
+        at = self.list_display.index("open_balance") + 1
+        return [*self.list_display[:at], "late_risk", *self.list_display[at:]]
+
+    def get_list_filter(self, request):
+        if not request.user.has_perm(PREDICTION_PERMISSION):
+            return self.list_filter
+        return [*self.list_filter, PredictedLateFilter]
+
+    # Sorted downwards (riskiest first), invoices not scored come last.
+    @admin.display(
+        description=_("late risk"),
+        ordering=F("prediction__probability_late").asc(nulls_first=True),
+    )
+    def late_risk(self, invoice):
+        prediction = prediction_of(invoice)
+        if prediction is None:
+            return "—"
+        return format_html(
+            '<span title="{}">{}</span>',
+            "; ".join(prediction.reasons),
+            format_percent(prediction.probability_late),
+        )
+
+    @admin.display(description=_("probability of paying late"))
+    def late_probability(self, invoice):
+        prediction = prediction_of(invoice)
+        if prediction is None:
+            return _("Not scored (the nightly scoring covers open invoices).")
+        verdict = (
+            _("predicted late")
+            if prediction.probability_late >= predicted_late_threshold()
+            else _("predicted on time")
+        )
+        return f"{format_percent(prediction.probability_late)} ({verdict})"
+
+    @admin.display(description=_("expected pay date"))
+    def expected_pay_on(self, invoice):
+        prediction = prediction_of(invoice)
+        if prediction is None:
+            return "—"
+        return date_format(prediction.expected_pay_on, "SHORT_DATE_FORMAT")
+
+    @admin.display(description=_("reasons"))
+    def prediction_reasons(self, invoice):
+        prediction = prediction_of(invoice)
+        if prediction is None or not prediction.reasons:
+            return "—"
+        items = format_html_join("", "<li>{}</li>", ((reason,) for reason in prediction.reasons))
+        return format_html("<ul>{}</ul>", items)
+
+    @admin.display(description=_("model"))
+    def prediction_model(self, invoice):
+        prediction = prediction_of(invoice)
+        if prediction is None:
+            return "—"
+        return _("%(version)s, scored %(at)s (as of %(day)s)") % {
+            "version": prediction.model_version,
+            "at": date_format(timezone.localtime(prediction.scored_at), "SHORT_DATETIME_FORMAT"),
+            "day": date_format(prediction.as_of, "SHORT_DATE_FORMAT"),
+        }
 
     def get_search_results(self, request, queryset, search_term):
         if (request.GET.get("model_name"), request.GET.get("field_name")) == (

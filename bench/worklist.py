@@ -2,7 +2,8 @@
 
 Seeds (or reuses) the ledger of bench/ledger_seed.py (200,000 customers, 1,000,000
 invoices), gives 200 agents 1,000 customers each, adds open tasks and promises to pay,
-scores every customer's risk, then times the worklist for one agent: the selector alone
+scores every customer's risk, gives every open invoice a prediction (unless
+--no-predictions), then times the worklist for one agent: the selector alone
 and the admin page through django.test.Client, as the agent and as a manager looking at
 that agent, and the "Next account" selector. Prints median and p95 wall time and the
 queries; with --route also times routing 10,000 unassigned customers. See
@@ -65,6 +66,11 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument(
         "--no-score", action="store_true", help="skip (re)scoring every customer's risk"
+    )
+    parser.add_argument(
+        "--no-predictions",
+        action="store_true",
+        help="leave cases_invoiceprediction without the bench's rows (to compare)",
     )
     parser.add_argument(
         "--proposed-index",
@@ -173,11 +179,31 @@ def shape_case_work(args, agent_ids: list[int]) -> None:
             FROM accounts_customer c WHERE (c.id - 1) / {agents} % 20 = 1
             """
         )
+        # A prediction for every open invoice, as the nightly scoring leaves them (a
+        # deterministic spread of probabilities, about half at or above 0.5).
+        cur.execute("DELETE FROM cases_invoiceprediction WHERE model_version = 'bench'")
+        if not args.no_predictions:
+            cur.execute(
+                """
+                INSERT INTO cases_invoiceprediction (invoice_id, customer_id, probability_late,
+                    expected_pay_on, reasons, model_version, as_of, scored_at)
+                SELECT i.id, i.customer_id, ((i.id * 7919) % 10000) / 10000.0,
+                    i.due_on + (i.id % 21)::int, '["bench"]', 'bench', current_date, now()
+                FROM accounts_invoice i
+                WHERE i.status IN ('open', 'partially_paid', 'disputed')
+                ON CONFLICT (invoice_id) DO NOTHING
+                """
+            )
         conn.commit()
         conn.autocommit = True
-        for table in ("accounts_customer", "accounts_task", "accounts_promisetopay"):
+        for table in (
+            "accounts_customer",
+            "accounts_task",
+            "accounts_promisetopay",
+            "cases_invoiceprediction",
+        ):
             cur.execute(f"VACUUM (ANALYZE) {table}")
-    print(f"assigned, tasks and promises in {time.perf_counter() - started:.1f} s")
+    print(f"assigned, tasks, promises and predictions in {time.perf_counter() - started:.1f} s")
 
 
 def score_everyone() -> None:

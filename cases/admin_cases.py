@@ -8,9 +8,13 @@ which check permissions, validate, and write the timeline. The forms start from 
 - ``admin:cases_promisetopay_record``  (customer id)  record a promise to pay
 - ``admin:cases_dispute_open``         (customer id)  open a dispute
 - ``admin:cases_paymentplan_propose``  (customer id)  propose a payment plan
+- ``admin:cases_paymentplan_suggested`` (customer id, POST)  propose the suggested plan
+  (admin_predictions)
 - ``admin:cases_dispute_review`` / ``_resolve``        (dispute id)
 - ``admin:cases_paymentplan_approve`` / ``_reject``    (plan id)
 """
+
+import functools
 
 from django import forms as djforms
 from django.conf import settings
@@ -31,7 +35,7 @@ from accounts.admin_decisions import ConfirmForm, Decision, DecisionAdmin
 from accounts.models import Activity, Customer, Invoice
 from accounts.money import format_amount, format_money
 
-from . import disputes, plans, promises
+from . import admin_predictions, disputes, plans, promises
 from .models import Dispute, Installment, PaymentPlan, PromiseToPay
 
 CASE_FORM = "admin/cases/promisetopay/case_form.html"
@@ -562,6 +566,11 @@ class PaymentPlanAdmin(CaseAdmin):
                 "propose/<int:customer_id>/",
                 view(self.propose_view),
                 name="cases_paymentplan_propose",
+            ),
+            path(
+                "suggested/<int:customer_id>/",
+                view(functools.partial(admin_predictions.accept_suggestion, self)),
+                name="cases_paymentplan_suggested",
             ),
             *super().get_urls(),
         ]

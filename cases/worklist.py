@@ -6,7 +6,7 @@ or has an open task of theirs due by the end of today. The unassigned queue is t
 list for customers (and tasks) with nobody assigned; managers (work_all_customers) see
 it and every agent's list, agents only their own.
 
-Priority is the sum of five scores, each shown on the page (PRIORITY_RULES):
+Priority is the sum of six scores, each shown on the page (PRIORITY_RULES):
 
 - past-due amount, the largest in any one currency (currencies are never added):
   5 points above zero, 10 from 100, 15 from 500, 20 from 1,000, 25 from 5,000, 30 from
@@ -15,9 +15,14 @@ Priority is the sum of five scores, each shown on the page (PRIORITY_RULES):
   61-90 15, 91-120 20, over 120 25;
 - risk score (cases/risk.py, 0-100) divided by 5: 0-20;
 - broken promises in the last 12 months: 5 each, at most 15;
-- the customer's next open task: overdue 10, due later today 5.
+- the customer's next open task: overdue 10, due later today 5;
+- predicted late: the highest probability of paying late among the customer's open
+  invoices (cases.InvoicePrediction, scored nightly), in whole tenths, when it is at or
+  above settings.PREDICTED_LATE_THRESHOLD (0.5: 5 points ... 1.0: 10); 0 below it or
+  when nothing is scored. An account the predictions say will pay late ranks above an
+  otherwise equal one; a prediction never puts a customer on the list by itself.
 
-The total is at most 100. Ties go to the oldest debt, then the name. The next action is,
+The total is at most 110. Ties go to the oldest debt, then the name. The next action is,
 in order: the next open task; else checking an open promise to pay; else following up a
 dunning pause; else a write-off/placement review when the oldest invoice is more than
 WRITE_OFF_REVIEW_DAYS past due; else a call about the past-due amount (today).
@@ -48,7 +53,7 @@ from django.utils.translation import gettext_noop
 
 from accounts.models import Activity, Customer, Invoice, InvoiceQuerySet
 
-from .models import PromiseToPay, Task
+from .models import InvoicePrediction, PromiseToPay, Task
 
 # (threshold, points): the first threshold the largest past-due amount reaches.
 # Whole units, compared as numbers on every backend; any amount past due scores at least 5.
@@ -59,6 +64,10 @@ AGE_POINTS = ((121, 25), (91, 20), (61, 15), (31, 10), (1, 5))
 RISK_DIVISOR = 5  # risk score 0-100 becomes 0-20 points
 BROKEN_PROMISE_POINTS, BROKEN_PROMISE_MAX = 5, 15
 OVERDUE_TASK_POINTS, TASK_DUE_TODAY_POINTS = 10, 5
+# (probability, points): whole tenths of the highest probability of paying late, counted
+# only at or above settings.PREDICTED_LATE_THRESHOLD (floats: they compare as numbers on
+# every backend; they are not money).
+PREDICTED_LATE_POINTS = tuple((n / 10, n) for n in range(10, 0, -1))
 BROKEN_PROMISE_WINDOW_DAYS = 365
 
 # What the page shows as "why this order", in the order of the columns.
@@ -68,6 +77,7 @@ PRIORITY_RULES = [
     ("risk", gettext_noop("Risk score ÷ 5"), "0-20"),
     ("promises", gettext_noop("Broken promises, 12 months (5 each)"), "0-15"),
     ("task", gettext_noop("Task overdue / due today"), "10 / 5"),
+    ("predicted", gettext_noop("Predicted late: highest probability, in tenths"), "0, 5-10"),
 ]
 
 PAGE_SIZE = 50
@@ -93,6 +103,7 @@ class WorklistRow:
     points: dict[str, int]
     priority: int
     days_past_due: int | None = None
+    late_probability: Decimal | None = None  # the highest among open invoices; None: unscored
     next_action: str = ""
     deadline: dt.datetime | dt.date | None = None
     is_overdue: bool = False
@@ -199,23 +210,30 @@ promises AS (
 ),
 facts AS (
     -- Typed NULLs in the first branch: PostgreSQL types a UNION from left to right.
-    SELECT id AS customer_id, name, risk_score, risk_band, dunning_paused_until,
+    -- late_probability: the highest probability of paying late among the customer's open
+    -- invoices, probed per customer of the list (the index prediction_customer leads with
+    -- customer_id), so other agents' predictions are never read; a prediction left from
+    -- last night on an invoice paid since does not count.
+    SELECT s.id AS customer_id, s.name, s.risk_score, s.risk_band, s.dunning_paused_until,
         {null_currency} AS currency, {null_amount} AS amount,
         {null_date} AS oldest_due_on, {null_task_id} AS task_id,
         {null_title} AS task_title, {null_kind} AS task_kind, {null_due_at} AS task_due_at,
-        0 AS broken, {null_date} AS next_promised_on
-    FROM scope
+        0 AS broken, {null_date} AS next_promised_on,
+        (SELECT MAX(p.probability_late)
+         FROM {prediction} p JOIN {invoice} pi ON pi.id = p.invoice_id
+         WHERE p.customer_id = s.id AND pi.status IN ({outstanding})) AS late_probability
+    FROM scope s
     UNION ALL
     SELECT customer_id, NULL, NULL, NULL, NULL, currency, amount, oldest_due_on,
-        NULL, NULL, NULL, NULL, 0, NULL
+        NULL, NULL, NULL, NULL, 0, NULL, NULL
     FROM largest WHERE position = 1
     UNION ALL
     SELECT customer_id, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-        id, title, kind, due_at, 0, NULL
+        id, title, kind, due_at, 0, NULL, NULL
     FROM tasks WHERE position = 1
     UNION ALL
     SELECT customer_id, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-        NULL, NULL, NULL, NULL, broken, next_promised_on
+        NULL, NULL, NULL, NULL, broken, next_promised_on, NULL
     FROM promises
 ),
 combined AS (
@@ -225,13 +243,14 @@ combined AS (
         MAX(currency) AS currency, MAX(amount) AS amount, MAX(oldest_due_on) AS oldest_due_on,
         MAX(task_id) AS task_id, MAX(task_title) AS task_title, MAX(task_kind) AS task_kind,
         MAX(task_due_at) AS task_due_at, MAX(broken) AS broken,
-        MAX(next_promised_on) AS next_promised_on
+        MAX(next_promised_on) AS next_promised_on, MAX(late_probability) AS late_probability
     FROM facts
     GROUP BY customer_id
 ),
 scored AS (
     SELECT id, name, risk_score, risk_band, dunning_paused_until, currency, amount,
         oldest_due_on, task_id, task_title, task_kind, task_due_at, broken, next_promised_on,
+        late_probability,
         {amount_points} AS amount_points,
         {age_points} AS age_points,
         COALESCE(risk_score, 0) / {risk_divisor} AS risk_points,
@@ -239,14 +258,17 @@ scored AS (
             ELSE broken * {broken_points} END AS promise_points,
         CASE WHEN task_due_at < %(now)s THEN {overdue_points}
             WHEN task_due_at < %(tomorrow)s THEN {due_today_points}
-            ELSE 0 END AS task_points
+            ELSE 0 END AS task_points,
+        {predicted_points} AS predicted_points
     FROM combined
     WHERE amount IS NOT NULL OR task_due_at < %(tomorrow)s
 )
 SELECT id, name, risk_score, risk_band, dunning_paused_until, currency, amount,
     oldest_due_on, task_id, task_title, task_kind, task_due_at, broken, next_promised_on,
-    amount_points, age_points, risk_points, promise_points, task_points,
-    amount_points + age_points + risk_points + promise_points + task_points AS priority,
+    late_probability,
+    amount_points, age_points, risk_points, promise_points, task_points, predicted_points,
+    amount_points + age_points + risk_points + promise_points + task_points
+        + predicted_points AS priority,
     COUNT(*) OVER () AS total
 FROM scored
 ORDER BY priority DESC, CASE WHEN oldest_due_on IS NULL THEN 1 ELSE 0 END, oldest_due_on,
@@ -316,6 +338,14 @@ def _page_sql(
         params,
         name="age",
     )
+    threshold = float(settings.PREDICTED_LATE_THRESHOLD)
+    predicted_points = _points_case(
+        "late_probability",
+        [(tenth, points, ">=") for tenth, points in PREDICTED_LATE_POINTS if tenth >= threshold]
+        + [(threshold, int(threshold * 10), ">=")],
+        params,
+        name="predicted",
+    )
     scope = "c.assigned_agent_id IS NULL" if agent_id is None else "c.assigned_agent_id = %(agent)s"
     if not_worked_after is not None:
         scope += NOT_WORKED_SQL.format(activity=Activity._meta.db_table)
@@ -326,6 +356,7 @@ def _page_sql(
         invoice=Invoice._meta.db_table,
         task=Task._meta.db_table,
         promise=PromiseToPay._meta.db_table,
+        prediction=InvoicePrediction._meta.db_table,
         scope=scope,
         mine="t.assignee_id IS NULL" if agent_id is None else "t.assignee_id = %(agent)s",
         outstanding=", ".join(outstanding),
@@ -336,6 +367,7 @@ def _page_sql(
         broken_max=BROKEN_PROMISE_MAX,
         overdue_points=OVERDUE_TASK_POINTS,
         due_today_points=TASK_DUE_TODAY_POINTS,
+        predicted_points=predicted_points,
         **{
             f"null_{name}": f"CAST(NULL AS {field.db_type(connection)})"
             for name, field in [
@@ -400,11 +432,12 @@ def _rows(records, *, today: dt.date, now: dt.datetime) -> tuple[list[WorklistRo
     to_date = _converter("due_on")
     to_money = _converter("open_balance")
     to_datetime = _converter("due_at", Task)
+    to_probability = _converter("probability_late", InvoicePrediction)
     rows, total = [], 0
     for record in records:
         (customer_id, name, risk_score, risk_band, paused_until, currency, amount, oldest,
-         task_id, task_title, task_kind, task_due_at, broken, promised_on, *points,
-         priority, total) = record  # fmt: skip
+         task_id, task_title, task_kind, task_due_at, broken, promised_on, late_probability,
+         *points, priority, total) = record  # fmt: skip
         row = WorklistRow(
             customer_id=customer_id,
             name=name,
@@ -420,6 +453,9 @@ def _rows(records, *, today: dt.date, now: dt.datetime) -> tuple[list[WorklistRo
             broken_promises=int(broken or 0),
             next_promised_on=to_date(promised_on) if promised_on is not None else None,
             dunning_paused_until=to_date(paused_until) if paused_until is not None else None,
+            late_probability=(
+                to_probability(late_probability) if late_probability is not None else None
+            ),
             points={
                 key: int(value)
                 for (key, _label, _r), value in zip(PRIORITY_RULES, points, strict=True)

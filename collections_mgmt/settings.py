@@ -536,3 +536,14 @@ PREDICTOR_THREADS = int(os.environ.get("PREDICTOR_THREADS", "1"))
 # Thompson sampling once every active variant has this many notices with a known 14-day
 # outcome (sent at least 14 days before the planning day).
 EXPERIMENT_MIN_SAMPLE = int(os.environ.get("EXPERIMENT_MIN_SAMPLE", "100"))
+# Payment-plan suggestions on the customer page (cases/plan_suggestions.py): offered when
+# the plannable balance is more than FACTOR times the median monthly payment of the last
+# HISTORY_DAYS (and more than the largest payment), at least LATE_SHARE of it is predicted
+# late, and the customer made at least MIN_PAYMENTS payments; at most MAX_INSTALLMENTS
+# monthly installments, the first FIRST_DUE_DAYS after today.
+PLAN_SUGGESTION_BALANCE_FACTOR = os.environ.get("PLAN_SUGGESTION_BALANCE_FACTOR", "2")
+PLAN_SUGGESTION_LATE_SHARE = os.environ.get("PLAN_SUGGESTION_LATE_SHARE", "0.5")
+PLAN_SUGGESTION_HISTORY_DAYS = int(os.environ.get("PLAN_SUGGESTION_HISTORY_DAYS", "365"))
+PLAN_SUGGESTION_MIN_PAYMENTS = int(os.environ.get("PLAN_SUGGESTION_MIN_PAYMENTS", "3"))
+PLAN_SUGGESTION_MAX_INSTALLMENTS = int(os.environ.get("PLAN_SUGGESTION_MAX_INSTALLMENTS", "12"))
+PLAN_SUGGESTION_FIRST_DUE_DAYS = int(os.environ.get("PLAN_SUGGESTION_FIRST_DUE_DAYS", "7"))

@@ -139,6 +139,9 @@ MATRIX["Collections manager"] |= {
 # The ECB's FX rates the reports convert with (accounts.0029_fx_rates): everyone reads them.
 for role in MATRIX:
     MATRIX[role] |= {"view_fxrate"}
+# Every role reads the nightly predictions (invoice list and page, customer page).
+for role in MATRIX:
+    MATRIX[role] |= {"view_invoiceprediction"}
 # Console lists to CSV/XLSX (staff.0002_saved_filters_and_list_exports): managers, finance.
 MATRIX["Collections manager"] |= {"export_lists"}
 MATRIX["Finance"] |= {"export_lists"}

@@ -13,7 +13,13 @@ from django.utils import timezone
 from accounts.models import Activity, Customer
 from cases import worklist
 from cases.models import PromiseToPay, Task
-from tests.factories import CustomerFactory, InvoiceFactory, TaskFactory, UserFactory
+from tests.factories import (
+    CustomerFactory,
+    InvoiceFactory,
+    InvoicePredictionFactory,
+    TaskFactory,
+    UserFactory,
+)
 
 pytestmark = pytest.mark.django_db
 NOW = dt.datetime(2026, 11, 23, 12, tzinfo=dt.UTC)
@@ -71,13 +77,25 @@ def test_order_and_points_follow_the_stated_rules(agent, book):
     assert result.total == 4
     points = {row.name: (row.priority, row.points) for row in result.rows}
     # A: 12,000 (30) + 100 days (91-120: 20) + risk 50 / 5 (10) + one broken promise (5)
-    assert points["A"] == (65, {"amount": 30, "age": 20, "risk": 10, "promises": 5, "task": 0})
+    assert points["A"] == (
+        65,
+        {"amount": 30, "age": 20, "risk": 10, "promises": 5, "task": 0, "predicted": 0},
+    )
     # D: 50 (5) + 200 days (25); ties with B at 30 and goes first: the older debt
-    assert points["D"] == (30, {"amount": 5, "age": 25, "risk": 0, "promises": 0, "task": 0})
+    assert points["D"] == (
+        30,
+        {"amount": 5, "age": 25, "risk": 0, "promises": 0, "task": 0, "predicted": 0},
+    )
     # B: 600 USD and 500 EUR are never added: 600 (15) + 10 days (5) + overdue task (10)
-    assert points["B"] == (30, {"amount": 15, "age": 5, "risk": 0, "promises": 0, "task": 10})
+    assert points["B"] == (
+        30,
+        {"amount": 15, "age": 5, "risk": 0, "promises": 0, "task": 10, "predicted": 0},
+    )
     # C: nothing past due, a task due later today (5)
-    assert points["C"] == (5, {"amount": 0, "age": 0, "risk": 0, "promises": 0, "task": 5})
+    assert points["C"] == (
+        5,
+        {"amount": 0, "age": 0, "risk": 0, "promises": 0, "task": 5, "predicted": 0},
+    )
 
 
 def test_rows_say_the_next_action_and_its_deadline(agent, book):
@@ -245,3 +263,92 @@ def test_the_complete_form_refuses_another_agents_task(client, agent):
     assert task.status == Task.Status.OPEN
     assert response.redirect_chain[0][0] == reverse("admin:cases_task_worklist")
     assert "assigned to" in response.content.decode()
+
+
+# --- Predictions in the priority (issue #17) ---
+
+
+def twins(agent):
+    """Two customers equal in everything the other scores look at: 600 due 10 days ago.
+    Their invoices by customer name."""
+    first = CustomerFactory(name="First", assigned_agent=agent)
+    second = CustomerFactory(name="Second", assigned_agent=agent)
+    invoices = {
+        customer.name: InvoiceFactory(
+            customer=customer, amount=Decimal("600.00"), due_on=days_ago(10)
+        )
+        for customer in (first, second)
+    }
+    return invoices
+
+
+def test_an_account_predicted_late_ranks_above_an_otherwise_equal_one(agent, settings):
+    settings.PREDICTED_LATE_THRESHOLD = 0.5
+    invoices = twins(agent)
+    # Without predictions the tie goes by name: First, then Second.
+    assert [r.name for r in worklist.worklist(viewer=agent, now=NOW).rows] == ["First", "Second"]
+    upcoming = InvoiceFactory(
+        customer=invoices["Second"].customer, due_on=TODAY + dt.timedelta(days=10)
+    )
+    InvoicePredictionFactory(invoice=upcoming, probability_late=Decimal("0.8300"))
+    InvoicePredictionFactory(invoice=invoices["First"], probability_late=Decimal("0.2000"))
+    rows = worklist.worklist(viewer=agent, now=NOW).rows
+    assert [r.name for r in rows] == ["Second", "First"]
+    by_name = {r.name: r for r in rows}
+    assert by_name["Second"].points["predicted"] == 8  # 0.83: eight whole tenths
+    assert by_name["Second"].priority == by_name["First"].priority + 8
+    assert by_name["Second"].late_probability == Decimal("0.8300")
+    # Below the threshold a prediction adds nothing, but it is still shown.
+    assert by_name["First"].points["predicted"] == 0
+    assert by_name["First"].late_probability == Decimal("0.2000")
+
+
+def test_the_threshold_setting_decides_what_counts_as_predicted_late(agent, settings):
+    invoices = twins(agent)
+    InvoicePredictionFactory(invoice=invoices["Second"], probability_late=Decimal("0.6500"))
+    settings.PREDICTED_LATE_THRESHOLD = 0.7
+    rows = worklist.worklist(viewer=agent, now=NOW).rows
+    assert {r.name: r.points["predicted"] for r in rows} == {"First": 0, "Second": 0}
+    settings.PREDICTED_LATE_THRESHOLD = 0.6
+    rows = worklist.worklist(viewer=agent, now=NOW).rows
+    assert {r.name: r.points["predicted"] for r in rows} == {"First": 0, "Second": 6}
+    assert [r.name for r in rows] == ["Second", "First"]
+
+
+def test_a_prediction_on_an_invoice_paid_since_does_not_count(agent, settings):
+    settings.PREDICTED_LATE_THRESHOLD = 0.5
+    invoices = twins(agent)
+    paid = InvoiceFactory(
+        customer=invoices["First"].customer,
+        due_on=TODAY + dt.timedelta(days=3),
+        status="paid",
+        open_balance=Decimal("0.00"),
+    )
+    InvoicePredictionFactory(invoice=paid, probability_late=Decimal("0.9900"))
+    rows = worklist.worklist(viewer=agent, now=NOW).rows
+    assert [r.name for r in rows] == ["First", "Second"]
+    assert rows[0].points["predicted"] == 0 and rows[0].late_probability is None
+
+
+def test_a_prediction_alone_puts_nobody_on_the_list(agent):
+    quiet = CustomerFactory(name="Not due yet", assigned_agent=agent)
+    upcoming = InvoiceFactory(customer=quiet, due_on=TODAY + dt.timedelta(days=10))
+    InvoicePredictionFactory(invoice=upcoming, probability_late=Decimal("0.9500"))
+    assert worklist.worklist(viewer=agent, now=NOW).total == 0
+
+
+def test_next_account_follows_the_predicted_order(agent, settings):
+    settings.PREDICTED_LATE_THRESHOLD = 0.5
+    invoices = twins(agent)
+    InvoicePredictionFactory(invoice=invoices["Second"], probability_late=Decimal("0.7000"))
+    assert worklist.next_account(viewer=agent, now=NOW).name == "Second"
+
+
+def test_the_page_shows_the_predicted_points_and_probability(client, agent, settings):
+    settings.PREDICTED_LATE_THRESHOLD = 0.5
+    invoices = twins(agent)
+    InvoicePredictionFactory(invoice=invoices["Second"], probability_late=Decimal("0.7349"))
+    client.force_login(agent)
+    page = client.get(reverse("admin:cases_task_worklist")).content.decode()
+    assert "late 73%" in page
+    assert "15 + 5 + 0 + 0 + 0 + 7" in page
