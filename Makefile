@@ -18,12 +18,15 @@ $(VENV)/.installed: requirements.txt | $(BIN)/python
 install: $(VENV)/.installed
 
 # Set up on the embedded defaults (SQLite + filesystem broker), seed the demo portfolio
-# once, plan today's dunning notices (what the first nightly run would plan, so the outbox
+# once, train the late-payment model on its history (once) and score the open invoices,
+# plan today's dunning notices (what the first nightly run would plan, so the outbox
 # is not empty; planning twice plans nothing twice), then run the web server, a Celery
 # worker and celery beat together.
 run: install
 	DEBUG=$${DEBUG:-true} $(BIN)/python manage.py migrate --no-input
 	DEBUG=$${DEBUG:-true} $(BIN)/python manage.py seed_demo --customers $(DEMO_CUSTOMERS) --if-empty
+	DEBUG=$${DEBUG:-true} $(BIN)/python manage.py train_predictor --if-none
+	DEBUG=$${DEBUG:-true} $(BIN)/python manage.py score_invoices
 	DEBUG=$${DEBUG:-true} $(BIN)/python manage.py run_dunning --plan-only
 	DEBUG=$${DEBUG:-true} $(BIN)/python scripts/run_all.py
 

@@ -25,7 +25,16 @@ class Command(BaseCommand):
             "same held-out rows",
         )
 
-    def handle(self, *args, as_of=None, activate="auto", **options):
+        parser.add_argument(
+            "--if-none",
+            action="store_true",
+            help="do nothing when a model is already active (for `make run`)",
+        )
+
+    def handle(self, *args, as_of=None, activate="auto", if_none=False, **options):
+        if if_none and registry.active() is not None:
+            self.stdout.write("A model is already active: nothing trained.")
+            return
         try:
             record, activated, why = registry.train(as_of=as_of, activate_when=activate)
         except NotEnoughHistory as exc:
