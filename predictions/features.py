@@ -52,10 +52,13 @@ COUNTS = {
 SHARES = {"late_share", "late_share_10", "amount_ratio", "credit_use"}
 
 
-def to_people(vector) -> dict:
-    """One line of the feature matrix as {name: int | Decimal | None}."""
+def to_people(vector, names=None) -> dict:
+    """One line of the feature matrix as {name: int | Decimal | None} (only `names`, when
+    given: the nightly scoring converts only what the reasons read)."""
     answer = {}
     for name, value in zip(FEATURES, vector, strict=True):
+        if names is not None and name not in names:
+            continue
         if value is None or math.isnan(value):
             answer[name] = None
         elif name in COUNTS:

@@ -27,6 +27,7 @@ than hidden). A cancelled invoice is no history at all (its status is read as it
 """
 
 import datetime as dt
+from array import array
 from dataclasses import dataclass
 
 import numpy as np
@@ -154,39 +155,36 @@ class Ledger:
                 return queryset
             return queryset.filter(**{f"{field}__in": list(customer_ids)})
 
-        rows = list(
+        currencies = sorted(
+            set(_customer_currencies(customer_ids))
+            | set(
+                mine(Invoice.objects.all()).order_by().values_list("currency", flat=True).distinct()
+            )
+        )
+        code = {c: i for i, c in enumerate(currencies)}
+        # Streamed into typed columns: a million invoices never sit in memory as objects.
+        invoice_ids, customer, currency, amount, issued, due = _columns(
             mine(Invoice.objects.exclude(status=Invoice.Status.CANCELLED))
             .order_by("id")
             .values_list("id", "customer_id", "currency", "amount", "issued_on", "due_on")
-            .iterator(chunk_size=20000)
+            .iterator(chunk_size=20000),
+            "qqqdqq",
+            lambda r: (r[0], r[1], code[r[2]], r[3], r[4].toordinal(), r[5].toordinal()),
         )
-        currencies = sorted({r[2] for r in rows} | set(_customer_currencies(customer_ids)))
-        code = {c: i for i, c in enumerate(currencies)}
-        n = len(rows)
-        invoice_ids = np.fromiter((r[0] for r in rows), np.int64, n)
-        customer = np.fromiter((r[1] for r in rows), np.int64, n)
-        currency = np.fromiter((code[r[2]] for r in rows), np.int64, n)
-        amount = np.fromiter((r[3] for r in rows), np.float64, n)
-        issued = np.fromiter((r[4].toordinal() for r in rows), np.int64, n)
-        due = np.fromiter((r[5].toordinal() for r in rows), np.int64, n)
-        del rows
 
         known = mine(
             Allocation.objects.annotate(known_on=Greatest("allocated_on", "payment__received_on")),
             "invoice__customer_id",
         ).exclude(invoice__status=Invoice.Status.CANCELLED)
-        allocations = list(
+        allocation_invoice, allocation_day, allocation_amount = _columns(
             known.order_by()
             .values_list("invoice_id", "known_on", "amount")
-            .iterator(chunk_size=20000)
+            .iterator(chunk_size=20000),
+            "qqd",
+            lambda a: (a[0], a[1].toordinal(), a[2]),
         )
-        m = len(allocations)
-        allocation_row = np.searchsorted(
-            invoice_ids, np.fromiter((a[0] for a in allocations), np.int64, m)
-        )
-        allocation_day = np.fromiter((a[1].toordinal() for a in allocations), np.int64, m)
-        allocation_amount = np.fromiter((a[2] for a in allocations), np.float64, m)
-        del allocations
+        m = len(allocation_invoice)
+        allocation_row = np.searchsorted(invoice_ids, allocation_invoice)
         # Allocations count from the invoice's issue day at the earliest (the history of an
         # invoice starts when it exists).
         if m:
@@ -252,6 +250,22 @@ class Ledger:
         return np.where(has & ~open_again, start, -1)
 
 
+def _columns(rows, typecodes: str, convert) -> list[np.ndarray]:
+    """Typed numpy columns from an iterator of tuples, `convert` applied to each tuple
+    (typecodes: "q" int64, "d" float64); nothing but the columns is kept."""
+    columns = [array(code) for code in typecodes]
+    appends = [column.append for column in columns]
+    for row in rows:
+        for append, value in zip(appends, convert(row), strict=True):
+            append(value)
+    return [
+        np.frombuffer(column, dtype=np.int64 if code == "q" else np.float64).copy()
+        if len(column)
+        else np.zeros(0, dtype=np.int64 if code == "q" else np.float64)
+        for column, code in zip(columns, typecodes, strict=True)
+    ]
+
+
 def _customer_currencies(customer_ids):
     queryset = Customer.objects.all()
     if customer_ids is not None:
@@ -262,41 +276,59 @@ def _customer_currencies(customer_ids):
 def _settlements(amount, allocation_row, allocation_day, allocation_amount):
     """Intervals of days each invoice is settled: its running total of allocations (by the
     day each became known) reaches its amount; a reversal that brings it back below ends
-    the interval. Allocations of one day count together."""
-    rows_out, starts, ends = [], [], []
-    if len(allocation_row):
-        order = np.lexsort((allocation_day, allocation_row))
-        rows, days, amounts = allocation_row[order], allocation_day[order], allocation_amount[order]
-        boundaries = np.flatnonzero(np.diff(rows)) + 1
-        for start_i, end_i in zip(
-            np.concatenate([[0], boundaries]),
-            np.concatenate([boundaries, [len(rows)]]),
-            strict=True,
-        ):
-            row = rows[start_i]
-            target = amount[row] - EPSILON
-            running = np.cumsum(amounts[start_i:end_i])
-            these_days = days[start_i:end_i]
-            # The running total at the end of each day.
-            last_of_day = np.flatnonzero(np.diff(these_days, append=NEVER + 1))
-            settled_since = None
-            for i in last_of_day:
-                paid = running[i] >= target
-                if paid and settled_since is None:
-                    settled_since = these_days[i]
-                elif not paid and settled_since is not None:
-                    rows_out.append(row)
-                    starts.append(settled_since)
-                    ends.append(these_days[i])
-                    settled_since = None
-            if settled_since is not None:
-                rows_out.append(row)
-                starts.append(settled_since)
-                ends.append(NEVER)
+    the interval. Allocations of one day count together.
+
+    Most invoices never see a reversal: their running total only grows, so they settle
+    once, on the day of the first allocation that reaches the amount, and stay settled
+    (found for all of them at once). Invoices with a negative allocation are walked day by
+    day."""
+    empty = np.zeros(0, dtype=np.int64)
+    if not len(allocation_row):
+        return empty, empty, empty
+    order = np.lexsort((allocation_day, allocation_row))
+    rows, days, amounts = allocation_row[order], allocation_day[order], allocation_amount[order]
+    starts_at = np.concatenate([[0], np.flatnonzero(np.diff(rows)) + 1])
+    sizes = np.diff(np.append(starts_at, len(rows)))
+    total = np.cumsum(amounts)
+    before = np.repeat(total[starts_at] - amounts[starts_at], sizes)
+    running = total - before
+    reached = running >= amount[rows] - EPSILON
+    reversed_group = np.maximum.reduceat((amounts < 0).astype(np.int8), starts_at) > 0
+    # Growing only: the first allocation that reaches the amount.
+    index = np.arange(len(rows))
+    first = np.minimum.reduceat(np.where(reached, index, len(rows)), starts_at)
+    simple = ~reversed_group & (first < len(rows))
+    out_rows = [rows[starts_at[simple]]]
+    out_starts = [days[first[simple]]]
+    out_ends = [np.full(int(simple.sum()), NEVER, dtype=np.int64)]
+    # With a reversal: day by day.
+    walked_rows, walked_starts, walked_ends = [], [], []
+    for g in np.flatnonzero(reversed_group):
+        start_i, end_i = starts_at[g], starts_at[g] + sizes[g]
+        row = rows[start_i]
+        these_days = days[start_i:end_i]
+        paid_by_day = reached[start_i:end_i]
+        last_of_day = np.flatnonzero(np.diff(these_days, append=NEVER + 1))
+        settled_since = None
+        for i in last_of_day:
+            if paid_by_day[i] and settled_since is None:
+                settled_since = these_days[i]
+            elif not paid_by_day[i] and settled_since is not None:
+                walked_rows.append(row)
+                walked_starts.append(settled_since)
+                walked_ends.append(these_days[i])
+                settled_since = None
+        if settled_since is not None:
+            walked_rows.append(row)
+            walked_starts.append(settled_since)
+            walked_ends.append(NEVER)
+    out_rows.append(np.asarray(walked_rows, dtype=np.int64))
+    out_starts.append(np.asarray(walked_starts, dtype=np.int64))
+    out_ends.append(np.asarray(walked_ends, dtype=np.int64))
     return (
-        np.asarray(rows_out, dtype=np.int64),
-        np.asarray(starts, dtype=np.int64),
-        np.asarray(ends, dtype=np.int64),
+        np.concatenate(out_rows).astype(np.int64),
+        np.concatenate(out_starts).astype(np.int64),
+        np.concatenate(out_ends).astype(np.int64),
     )
 
 

@@ -101,13 +101,17 @@ def candidates(f: dict) -> list[tuple[str, Decimal, str]]:
             (
                 "promises_broken",
                 _cap(Decimal(broken) / 2),
-                f"broke {_plural(broken, 'promise')} to pay",
+                f"broke {_plural(broken, 'promise')} to pay in the last year",
             )
         )
     disputes = f.get("disputes") or 0
     if disputes:
         out.append(
-            ("disputes", _cap(Decimal(disputes) / 3), f"raised {_plural(disputes, 'dispute')}")
+            (
+                "disputes",
+                _cap(Decimal(disputes) / 3),
+                f"raised {_plural(disputes, 'dispute')} in the last year",
+            )
         )
     plans = f.get("payment_plans") or 0
     if plans:
@@ -115,7 +119,7 @@ def candidates(f: dict) -> list[tuple[str, Decimal, str]]:
             (
                 "payment_plans",
                 _cap(Decimal(plans) / 2),
-                f"needed {_plural(plans, 'payment plan')} before",
+                f"needed {_plural(plans, 'payment plan')} in the last year",
             )
         )
     use = f.get("credit_use")
@@ -133,7 +137,7 @@ def candidates(f: dict) -> list[tuple[str, Decimal, str]]:
             (
                 "bounces",
                 _cap(Decimal(bounces) / 3),
-                f"e-mails bounced {_plural(bounces, 'time')}",
+                f"e-mails bounced {_plural(bounces, 'time')} in the last year",
             )
         )
     if not settled:

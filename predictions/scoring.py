@@ -32,6 +32,7 @@ from .training import INPUTS, model_inputs, predict
 
 log = logging.getLogger(__name__)
 CHUNK = 5000
+READ = frozenset((*REASON_FEATURES, "recent_late_count"))
 
 
 def score_open_invoices(*, as_of: dt.date | None = None) -> dict:
@@ -69,7 +70,7 @@ def score_open_invoices(*, as_of: dt.date | None = None) -> dict:
     def lines():
         for i in range(len(rows)):
             said = reasons(
-                to_people(raw[i]),
+                to_people(raw[i], names=READ),
                 contributions={name: c[i] for name, c in contributions.items()},
             )
             yield (

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from django.conf import settings
+from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 from sklearn.impute import SimpleImputer
 from sklearn.inspection import permutation_importance
@@ -117,11 +118,42 @@ def model_inputs(matrix: np.ndarray) -> np.ndarray:
 
 
 # The logistic regression's regularisation is chosen on the held-out rows too.
-STRENGTHS = (0.01, 0.03, 0.1, 0.3, 1.0)
+STRENGTHS = (0.003, 0.01, 0.03, 0.1, 0.3)
+# What the logistic regression reads: one input per idea. Many near-copies of the same
+# record (share late, its log-odds, days late, recent days late...) let a linear model
+# weigh one against another, which fits the past and not the future; boosting reads all.
+LINEAR_INPUTS = (
+    "all_late_log_odds",
+    "late_log_odds",
+    "recent_late_log_odds",
+    "days_to_due_shrunk",
+    "recent_days_to_due",
+    "trend_days_late",
+    "history_size",
+    "open_count",
+    "overdue_count",
+    "overdue_amount",
+    "amount_ratio",
+    "terms_days",
+    "days_to_due",
+    "issue_month_sin",
+    "issue_month_cos",
+    "invoices_90_days",
+    "disputes",
+    "promises_kept",
+    "promises_broken",
+    "payment_plans",
+    "credit_use",
+    "bounces",
+    "replies",
+    "calls_reached",
+)
 
 
 def logistic(strength: float = 0.1):
+    columns = [INPUTS.index(name) for name in LINEAR_INPUTS]
     return make_pipeline(
+        ColumnTransformer([("read", "passthrough", columns)], remainder="drop"),
         SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True),
         StandardScaler(),
         LogisticRegression(C=strength, max_iter=2000),
@@ -473,8 +505,8 @@ def _weights(model, kind: str, held: Examples, top: int = 12) -> list[dict]:
     """The inputs that weigh most: standardised coefficients of a logistic regression, or
     the loss of ROC AUC when an input is shuffled (permutation importance) for boosting."""
     if kind == "logistic":
-        coef = model[-1].coef_[0][: len(INPUTS)]
-        pairs = [(name, float(c)) for name, c in zip(INPUTS, coef, strict=True)]
+        coef = model[-1].coef_[0][: len(LINEAR_INPUTS)]
+        pairs = [(name, float(c)) for name, c in zip(LINEAR_INPUTS, coef, strict=True)]
         pairs.sort(key=lambda p: abs(p[1]), reverse=True)
         return [{"feature": n, "weight": round(w, 4)} for n, w in pairs[:top]]
     pick = np.random.default_rng(0).permutation(len(held.late))[:20000]

@@ -147,6 +147,10 @@ MATRIX["Collections manager"] |= {"export_lists"}
 MATRIX["Finance"] |= {"export_lists"}
 # Which messages get paid (reporting.0005_effectiveness_report): managers.
 MATRIX["Collections manager"] |= {"view_effectiveness_report"}
+# The model card (predictions.0001_predictor_models): every role reads it; managers activate.
+for role in MATRIX:
+    MATRIX[role] |= {"view_predictormodel"}
+MATRIX["Collections manager"] |= {"activate_predictormodel"}
 
 
 def test_groups_hold_exactly_the_documented_permissions():

@@ -37,7 +37,7 @@ def test_the_three_strongest_first():
     assert reasons(good_payer(recent_late_count=4, amount_ratio=D("2.0000"), bounces=1)) == [
         "paid 4 of the last 5 invoices late",
         "twice the usual amount",
-        "e-mails bounced 1 time",
+        "e-mails bounced 1 time in the last year",
     ]
 
 
@@ -56,15 +56,15 @@ def test_each_reason_in_words():
     )
     assert reasons(features, limit=20) == [
         "3.3 times the usual amount",  # strength 1 (capped); ties keep the rules' order
-        "broke 2 promises to pay",  # 1
-        "e-mails bounced 3 times",  # 1
+        "broke 2 promises to pay in the last year",  # 1
+        "e-mails bounced 3 times in the last year",  # 1
         "uses 95% of the credit limit",  # 0.9
         "paid the last invoice 21 days late",  # 0.7
         "2 invoices already overdue",  # 0.67
-        "needed 1 payment plan before",  # 0.5
+        "needed 1 payment plan in the last year",  # 0.5
         "pays 12 days late on average",  # 0.41
         "paying 8 days later than before",  # 0.4
-        "raised 1 dispute",  # 0.33
+        "raised 1 dispute in the last year",  # 0.33
     ]
 
 
@@ -91,8 +91,8 @@ def test_a_models_contributions_set_the_order():
         "recent_late_count": 0.1,
     }
     assert reasons(features, contributions=contributions) == [
-        "e-mails bounced 1 time",
-        "raised 1 dispute",
+        "e-mails bounced 1 time in the last year",
+        "raised 1 dispute in the last year",
         "paid 4 of the last 5 invoices late",
     ]
 
@@ -104,5 +104,5 @@ def test_reasons_of_features_computed_from_the_ledger(history):  # noqa: F811
     assert reasons(features) == [
         "paid 4 of the last 5 invoices late",  # 0.8
         "paid the last invoice 15 days late",  # 0.5, first of the ties in rule order
-        "broke 1 promise to pay",  # 0.5
+        "broke 1 promise to pay in the last year",  # 0.5
     ]  # and then "1.8 times the usual amount" (0.375)
