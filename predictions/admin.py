@@ -3,6 +3,7 @@ against the baselines, its calibration and the features that weigh most; manager
 which one is active (predictions.activate_predictormodel)."""
 
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import path, reverse
@@ -77,13 +78,17 @@ class PredictorModelAdmin(admin.ModelAdmin):
         ]
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
-        record = get_object_or_404(PredictorModel.objects.defer("blob"), pk=object_id)
-        extra_context = {
-            **(extra_context or {}),
-            "card": model_card(record),
-            "can_activate": request.user.has_perm(ACTIVATE) and not record.is_active,
-            "activate_url": reverse("admin:predictions_predictormodel_activate", args=[record.pk]),
-        }
+        # get_object answers None for an id that is not one (the admin then says so).
+        record = self.get_object(request, unquote(object_id))
+        if record is not None:
+            extra_context = {
+                **(extra_context or {}),
+                "card": model_card(record),
+                "can_activate": request.user.has_perm(ACTIVATE) and not record.is_active,
+                "activate_url": reverse(
+                    "admin:predictions_predictormodel_activate", args=[record.pk]
+                ),
+            }
         return super().change_view(request, object_id, form_url, extra_context)
 
     def activate_view(self, request, pk):

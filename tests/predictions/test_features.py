@@ -213,7 +213,7 @@ def test_query_count_does_not_grow_with_invoices(history):
         invoice_features([target.pk], AS_OF)
     with CaptureQueriesContext(connection) as many:
         invoice_features([target.pk, *others], AS_OF)
-    assert len(many) == len(one) == 12
+    assert len(many) == len(one) == 13
 
 
 def test_case_work_counts_over_the_year_before_as_of(history):
