@@ -379,15 +379,26 @@ class _Receipt:
 
 
 def plan_portfolio(
-    *, customers: int, seed: int, today: dt.date, tz: dt.tzinfo, chunk_size: int = CHUNK_SIZE
+    *,
+    customers: int,
+    seed: int,
+    today: dt.date,
+    tz: dt.tzinfo,
+    chunk_size: int = CHUNK_SIZE,
+    invoice_rate: float = 1.0,
 ) -> Iterator[PortfolioChunk]:
     """Yield the demo portfolio as plain rows, `chunk_size` customers at a time.
 
     The same customers, seed, today and tz always give the same rows, whatever the chunk
     size: customer i draws from its own random.Random seeded with (seed, i), and the few
     customers with a special part (holds, credit notes...) are picked by random.Random(seed).
+    `invoice_rate` scales how often customers are invoiced (the scale benchmark asks for
+    fewer invoices per customer than the demo has); 1 is the demo's.
     """
+    if invoice_rate <= 0:
+        raise ValueError("invoice_rate must be positive")
     planner = _Planner(customers=customers, seed=seed, today=today, tz=tz)
+    planner.invoice_rate = invoice_rate
     for start in range(0, customers, chunk_size):
         chunk = PortfolioChunk()
         if start == 0:
@@ -405,6 +416,7 @@ class _Planner:
         self.today = today
         self.last_day = today - dt.timedelta(days=1)  # the latest day anything has happened
         self.tz = tz
+        self.invoice_rate = 1.0
         self.invoice_count = 0
         self.payment_count = 0
         self.allocation_count = 0
@@ -458,6 +470,7 @@ class _Planner:
     def plan_customer(self, index: int, chunk: PortfolioChunk) -> None:
         rng = random.Random(f"{self.seed}:{index}")
         part = self.parts.get(index)
+        self.allocation_seqs.clear()  # an invoice's allocations are all planned with it
         market = rng.choices(MARKETS, weights=[m.weight for m in MARKETS])[0]
         segment = rng.choices(Customer.Segment.values, weights=(10, 70, 20))[0]
         is_consumer = segment != Customer.Segment.STRATEGIC and rng.random() < 0.17
@@ -617,9 +630,9 @@ class _Planner:
         while issued_on <= self.today:
             dates.append(issued_on)
             if is_consumer:  # a monthly bill
-                issued_on = _add_months(issued_on, 1)
+                issued_on = _add_months(issued_on, max(1, round(1 / self.invoice_rate)))
             else:
-                gap = rng.expovariate(profile.invoices_per_month / 30.4)
+                gap = rng.expovariate(profile.invoices_per_month * self.invoice_rate / 30.4)
                 issued_on = _weekday_on_or_after(issued_on + dt.timedelta(days=1 + int(gap)))
         if part == "stalled":
             # One unpaid invoice in every aging bucket, however small the portfolio.
