@@ -138,3 +138,22 @@ def test_nothing_is_certain(settled):
 
     assert 0.3 < share_late(settled) < 0.6
     assert sum(0 < share < 1 for share in shares) > 0.8 * len(shares)
+
+
+def test_invoice_rate_scales_the_invoices_not_the_customers():
+    """The scale benchmark (bench/predict.py) plans fewer invoices per customer."""
+
+    def plan(rate: float) -> tuple[list[str], int]:
+        chunks = list(
+            plan_portfolio(customers=60, seed=7, today=TODAY, tz=ZoneInfo("UTC"), invoice_rate=rate)
+        )
+        refs = [row["external_ref"] for chunk in chunks for row in chunk.customers]
+        return refs, sum(len(chunk.invoices) for chunk in chunks)
+
+    refs, invoices = plan(1.0)
+    fewer_refs, fewer = plan(0.25)
+
+    assert fewer_refs == refs
+    assert 0.15 * invoices < fewer < 0.4 * invoices
+    with pytest.raises(ValueError, match="positive"):
+        next(plan_portfolio(customers=1, seed=7, today=TODAY, tz=ZoneInfo("UTC"), invoice_rate=0))
