@@ -7,6 +7,12 @@ functions for speed, so every row is built to satisfy the models' CHECK constrai
 ledger invariants the services keep: an invoice's open balance is its amount minus its
 allocations, a payment's unallocated amount is its amount minus its allocations, and every
 payment and allocation has its timeline entry.
+
+How customers pay has the structure of real receivables (`_Habit`): each customer its own
+lateness, drifting over time and for some worsening or improving, slower in December, in
+August in Europe and at quarter ends, later for bigger-than-usual invoices, delayed by
+disputes, in payment runs for batch payers, and never certain. The predictor is
+backtested on this history, so it must be neither too regular nor tuned to it.
 """
 
 import datetime as dt
