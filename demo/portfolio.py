@@ -249,8 +249,8 @@ METHODS = {
 # Where payments slow down in August, with much of the continent on holiday.
 AUGUST_MARKETS = frozenset({"GB", "DE", "FR", "ES"})
 YEAR_END_CLOSED = ((12, 22), (1, 3))  # many AP departments pay nothing between these days
-LATENESS_SPREAD = 1.1  # customers' own lateness around their profile's, in log-odds
-LATENESS_DRIFT = 0.6  # how far a customer's lateness wanders over time, in log-odds
+LATENESS_SPREAD = 2.3  # customers' own lateness around their profile's, in log-odds
+LATENESS_DRIFT = 0.8  # how far a customer's lateness wanders over time, in log-odds
 DRIFT_KEEP_PER_MONTH = 0.85  # AR(1): the part of last month's deviation still there
 
 
@@ -286,7 +286,7 @@ class _Habit:
         # the average of the spread-out customers lands near it (the probit approximation).
         widen = math.sqrt(1 + math.pi * (LATENESS_SPREAD**2 + LATENESS_DRIFT**2) / 8)
         # Seasons, sizes, trends and weekend receipts add lateness of their own: start lower.
-        self.typical = math.log(late / (1 - late)) * widen - 0.6
+        self.typical = math.log(late / (1 - late)) * widen - 0.3
         self.score = self.typical + rng.gauss(0, LATENESS_SPREAD)
         self.drift = rng.gauss(0, LATENESS_DRIFT)
         self.drift_on = invoices[0]["issued_on"] if invoices else today
@@ -314,14 +314,14 @@ class _Habit:
         ratio = min(8.0, max(0.125, invoice["amount"] / self.usual_cents))
         lateness += math.log2(ratio) * (0.6 if ratio > 1 else 0.25)
         # The habitually late more often never pay; exp(-0.5) keeps the profile's average.
-        never = min(0.5, self.profile.never * math.exp(0.8 * (habit - self.typical) - 0.5))
+        never = min(0.5, self.profile.never * math.exp(0.4 * (habit - self.typical) - 0.5))
         if rng.random() < never:
             return None
         if rng.random() >= 1 / (1 + math.exp(-lateness)):
             terms = (due_on - issued_on).days
             days = -rng.randint(0, terms // 3)
         else:
-            mean = self.profile.mean_days_late * math.exp(0.35 * (habit - self.typical))
+            mean = self.profile.mean_days_late * math.exp(0.1 * (habit - self.typical))
             days = 1 + min(240, int(rng.expovariate(1 / min(120.0, max(3.0, mean)))))
         pay_on = max(due_on + dt.timedelta(days=days), issued_on)
         return self._after_closures(rng, pay_on)
@@ -745,9 +745,10 @@ class _Planner:
                     planned.append((pay_on, remaining, False))
             elif pay_on:
                 planned.append((pay_on, remaining, False))
-            # Money arrives on a weekday, a batch payer's in its Friday payment run.
+            # Money arrives on a weekday, a batch payer's in its Friday payment run: the one
+            # before the due date for money meant to be on time, the next one for late money.
             planned = [
-                (on if is_credit_note else _weekday_on_or_after(on, run_day), cents, is_credit_note)
+                (on if is_credit_note else _arrival(on, invoice, run_day), cents, is_credit_note)
                 for on, cents, is_credit_note in planned
             ]
 
@@ -1197,6 +1198,19 @@ def _weekday_on_or_after(day: dt.date, weekday: int | None = None) -> dt.date:
     if weekday is None:
         return day + dt.timedelta(days=7 - day.weekday() if day.weekday() >= 5 else 0)
     return day + dt.timedelta(days=(weekday - day.weekday()) % 7)
+
+
+def _arrival(on: dt.date, invoice: dict, run_day: int | None) -> dt.date:
+    """The weekday (or payment-run day) money planned for `on` arrives: on or before it
+    when it is meant to be on time (not before the invoice), otherwise on or after it."""
+    if on <= invoice["due_on"]:
+        if run_day is None:
+            day = _weekday_on_or_before(on)
+        else:
+            day = on - dt.timedelta(days=(on.weekday() - run_day) % 7)
+        if day >= invoice["issued_on"]:
+            return day
+    return _weekday_on_or_after(on, run_day)
 
 
 def _weekday_on_or_before(day: dt.date) -> dt.date:
