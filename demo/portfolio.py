@@ -220,15 +220,15 @@ class Profile:
 
 PROFILES = {
     Customer.Segment.STRATEGIC: Profile(
-        invoices_per_month=2.0, median_usd=18000, terms=(45, 60, 30), on_time=0.8, never=0.003,
+        invoices_per_month=1.8, median_usd=18000, terms=(45, 60, 30), on_time=0.8, never=0.003,
         partial=0.04, dispute=0.02, mean_days_late=14, is_batch_payer=0.8,
     ),
     Customer.Segment.STANDARD: Profile(
-        invoices_per_month=1.2, median_usd=3500, terms=(30, 30, 30, 15, 45), on_time=0.65,
+        invoices_per_month=1.1, median_usd=3500, terms=(30, 30, 30, 15, 45), on_time=0.65,
         never=0.012, partial=0.06, dispute=0.02, mean_days_late=22, is_batch_payer=0.3,
     ),
     Customer.Segment.HIGH_RISK: Profile(
-        invoices_per_month=1.0, median_usd=2200, terms=(15, 30), on_time=0.35, never=0.05,
+        invoices_per_month=0.9, median_usd=2200, terms=(15, 30), on_time=0.35, never=0.05,
         partial=0.1, dispute=0.04, mean_days_late=38, is_batch_payer=0.1,
     ),
     Customer.Kind.CONSUMER: Profile(
