@@ -279,7 +279,6 @@ class _Habit:
         today: dt.date,
     ):  # fmt: skip
         self.profile = profile
-        self.today = today
         self.is_august_slow = customer["country"] in AUGUST_MARKETS
         late = 1 - profile.on_time - profile.never
         # The profile's share late is the average over customers: widen the log-odds so
