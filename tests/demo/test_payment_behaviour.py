@@ -130,7 +130,7 @@ def test_bigger_than_usual_invoices_are_paid_later(settled):
 
 
 def test_nothing_is_certain(settled):
-    """Even the most reliable customers pay some invoices late, the worst some on time."""
+    """Most customers pay some invoices on time and some late: no habit is a certainty."""
     by_customer = defaultdict(list)
     for row in settled:
         by_customer[row.customer].append(row.is_late)
