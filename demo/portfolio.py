@@ -7,9 +7,16 @@ functions for speed, so every row is built to satisfy the models' CHECK constrai
 ledger invariants the services keep: an invoice's open balance is its amount minus its
 allocations, a payment's unallocated amount is its amount minus its allocations, and every
 payment and allocation has its timeline entry.
+
+How customers pay has the structure of real receivables (`_Habit`): each customer its own
+lateness, drifting over time and for some worsening or improving, slower in December, in
+August in Europe and at quarter ends, later for bigger-than-usual invoices, delayed by
+disputes, in payment runs for batch payers, and never certain. The predictor is
+backtested on this history, so it must be neither too regular nor tuned to it.
 """
 
 import datetime as dt
+import math
 import os
 import random
 import secrets
@@ -45,7 +52,7 @@ from accounts.models import (
 SOURCE = "demo"
 CHUNK_SIZE = 500  # customers planned and written per transaction
 BATCH_SIZE = 1000  # rows per INSERT
-HISTORY_DAYS = 548  # about 18 months of invoices before today
+HISTORY_DAYS = 730  # two years of invoices before today
 FRIDAY = 4  # batch payers' payment-run day (date.weekday())
 
 # username, group, first name, last name; the superuser comes last.
@@ -213,15 +220,15 @@ class Profile:
 
 PROFILES = {
     Customer.Segment.STRATEGIC: Profile(
-        invoices_per_month=2.5, median_usd=18000, terms=(45, 60, 30), on_time=0.8, never=0.003,
+        invoices_per_month=1.8, median_usd=18000, terms=(45, 60, 30), on_time=0.8, never=0.003,
         partial=0.04, dispute=0.02, mean_days_late=14, is_batch_payer=0.8,
     ),
     Customer.Segment.STANDARD: Profile(
-        invoices_per_month=1.6, median_usd=3500, terms=(30, 30, 30, 15, 45), on_time=0.65,
+        invoices_per_month=1.1, median_usd=3500, terms=(30, 30, 30, 15, 45), on_time=0.65,
         never=0.012, partial=0.06, dispute=0.02, mean_days_late=22, is_batch_payer=0.3,
     ),
     Customer.Segment.HIGH_RISK: Profile(
-        invoices_per_month=1.2, median_usd=2200, terms=(15, 30), on_time=0.35, never=0.05,
+        invoices_per_month=0.9, median_usd=2200, terms=(15, 30), on_time=0.35, never=0.05,
         partial=0.1, dispute=0.04, mean_days_late=38, is_batch_payer=0.1,
     ),
     Customer.Kind.CONSUMER: Profile(
@@ -237,6 +244,119 @@ METHODS = {
         (Payment.Method.CARD, Payment.Method.DIRECT_DEBIT, Payment.Method.BANK_TRANSFER),
         (50, 30, 20)),
 }  # fmt: skip
+
+
+# Where payments slow down in August, with much of the continent on holiday.
+AUGUST_MARKETS = frozenset({"GB", "DE", "FR", "ES"})
+YEAR_END_CLOSED = ((12, 22), (1, 3))  # many AP departments pay nothing between these days
+LATENESS_SPREAD = 2.3  # customers' own lateness around their profile's, in log-odds
+LATENESS_DRIFT = 0.8  # how far a customer's lateness wanders over time, in log-odds
+DRIFT_KEEP_PER_MONTH = 0.85  # AR(1): the part of last month's deviation still there
+
+
+class _Habit:
+    """How one customer pays, drawn around its profile: the structure real receivables
+    show, so a predictor backtested on the demo meets the patterns it meets on real data,
+    and the chance that keeps any of them from being certain.
+
+    1. A habit of its own: a lateness score (the log-odds of paying after the due date)
+       drawn around the profile's, so customers of one profile differ; the spread leaves
+       most customers reliable and some habitually late. How late a late payment is grows
+       with the same score.
+    2. Persistence: the score drifts from invoice to invoice, AR(1) in time (invoices
+       months apart are less alike than neighbours); about one customer in eight
+       deteriorates over its last months, one in twelve improves over its history.
+    3. Seasons: invoices due in December, in August in European markets, or in the last
+       week of a quarter are paid late more often, and nothing is paid over the year-end
+       close (YEAR_END_CLOSED) by most: that money arrives in January.
+    4. An invoice bigger than the customer's usual is paid late more often, a smaller one
+       a little less.
+    Disputes and batch payers' payment runs act in `_Planner._settle`.
+    """
+
+    def __init__(
+        self, rng: random.Random, profile: Profile, customer: dict, invoices: list[dict],
+        today: dt.date,
+    ):  # fmt: skip
+        self.profile = profile
+        self.is_august_slow = customer["country"] in AUGUST_MARKETS
+        late = 1 - profile.on_time - profile.never
+        # The profile's share late is the average over customers: widen the log-odds so
+        # the average of the spread-out customers lands near it (the probit approximation).
+        widen = math.sqrt(1 + math.pi * (LATENESS_SPREAD**2 + LATENESS_DRIFT**2) / 8)
+        # Seasons, sizes, trends and weekend receipts add lateness of their own: start lower.
+        self.typical = math.log(late / (1 - late)) * widen - 0.3
+        self.score = self.typical + rng.gauss(0, LATENESS_SPREAD)
+        self.drift = rng.gauss(0, LATENESS_DRIFT)
+        self.drift_on = invoices[0]["issued_on"] if invoices else today
+        amounts = sorted(invoice["amount"] for invoice in invoices)
+        self.usual_cents = amounts[len(amounts) // 2] if amounts else 1
+        first_on = invoices[0]["issued_on"] if invoices else today
+        roll = rng.random()
+        self.trend = None  # (from, to, log-odds at `from`, log-odds at `to`)
+        if roll < 0.12:  # deteriorating over its last months
+            start = today - dt.timedelta(days=rng.randint(60, 240))
+            self.trend = (max(start, first_on), today, 0.0, rng.uniform(1.5, 3.0))
+        elif roll < 0.2:  # improving: late at first, better by the middle of its history
+            end = first_on + dt.timedelta(days=int((today - first_on).days * rng.uniform(0.3, 0.8)))
+            self.trend = (first_on, end, rng.uniform(1.0, 2.5), 0.0)
+
+    def pay_on(self, rng: random.Random, invoice: dict) -> dt.date | None:
+        """The day this invoice would be paid (None: never), for invoices taken in order."""
+        issued_on, due_on = invoice["issued_on"], invoice["due_on"]
+        months = max(0, (issued_on - self.drift_on).days) / 30.4
+        keep = DRIFT_KEEP_PER_MONTH**months
+        self.drift = keep * self.drift + math.sqrt(1 - keep**2) * rng.gauss(0, LATENESS_DRIFT)
+        self.drift_on = issued_on
+        habit = self.score + self.drift + self._trend(due_on)
+        lateness = habit + self._season(due_on)
+        ratio = min(8.0, max(0.125, invoice["amount"] / self.usual_cents))
+        lateness += math.log2(ratio) * (0.6 if ratio > 1 else 0.25)
+        # The habitually late more often never pay; exp(-0.5) keeps the profile's average.
+        never = min(0.5, self.profile.never * math.exp(0.4 * (habit - self.typical) - 0.5))
+        if rng.random() < never:
+            return None
+        if rng.random() >= 1 / (1 + math.exp(-lateness)):
+            terms = (due_on - issued_on).days
+            days = -rng.randint(0, terms // 3)
+        else:
+            mean = self.profile.mean_days_late * math.exp(0.1 * (habit - self.typical))
+            days = 1 + min(240, int(rng.expovariate(1 / min(120.0, max(3.0, mean)))))
+        pay_on = max(due_on + dt.timedelta(days=days), issued_on)
+        return self._after_closures(rng, pay_on)
+
+    def _trend(self, on: dt.date) -> float:
+        if self.trend is None:
+            return 0.0
+        start, end, at_start, at_end = self.trend
+        span = max(1, (end - start).days)
+        share = min(1.0, max(0.0, (on - start).days / span))
+        return at_start + (at_end - at_start) * share
+
+    def _season(self, due_on: dt.date) -> float:
+        lateness = 0.0
+        if due_on.month == 12:
+            lateness += 0.5
+        if due_on.month == 8 and self.is_august_slow:
+            lateness += 0.4
+        if due_on.month % 3 == 0 and due_on.day >= 24:  # cash kept for the quarter's close
+            lateness += 0.35
+        return lateness
+
+    def _after_closures(self, rng: random.Random, pay_on: dt.date) -> dt.date:
+        """Most money due over the year-end close arrives after it, some of it in August
+        in Europe after the holidays."""
+        (from_month, from_day), (to_month, to_day) = YEAR_END_CLOSED
+        is_closed = (pay_on.month, pay_on.day) >= (from_month, from_day) or (
+            pay_on.month,
+            pay_on.day,
+        ) <= (to_month, to_day)
+        if is_closed and rng.random() < 0.7:
+            year = pay_on.year + (1 if pay_on.month == 12 else 0)
+            return dt.date(year, to_month, to_day) + dt.timedelta(days=rng.randint(1, 8))
+        if self.is_august_slow and pay_on.month == 8 and pay_on.day < 25 and rng.random() < 0.3:
+            return pay_on.replace(day=25) + dt.timedelta(days=rng.randint(0, 10))
+        return pay_on
 
 
 ROW_KINDS = ("customers", "contacts", "invoices", "payments", "allocations", "activities")
@@ -264,15 +384,26 @@ class _Receipt:
 
 
 def plan_portfolio(
-    *, customers: int, seed: int, today: dt.date, tz: dt.tzinfo, chunk_size: int = CHUNK_SIZE
+    *,
+    customers: int,
+    seed: int,
+    today: dt.date,
+    tz: dt.tzinfo,
+    chunk_size: int = CHUNK_SIZE,
+    invoice_rate: float = 1.0,
 ) -> Iterator[PortfolioChunk]:
     """Yield the demo portfolio as plain rows, `chunk_size` customers at a time.
 
     The same customers, seed, today and tz always give the same rows, whatever the chunk
     size: customer i draws from its own random.Random seeded with (seed, i), and the few
     customers with a special part (holds, credit notes...) are picked by random.Random(seed).
+    `invoice_rate` scales how often customers are invoiced (the scale benchmark asks for
+    fewer invoices per customer than the demo has); 1 is the demo's.
     """
+    if invoice_rate <= 0:
+        raise ValueError("invoice_rate must be positive")
     planner = _Planner(customers=customers, seed=seed, today=today, tz=tz)
+    planner.invoice_rate = invoice_rate
     for start in range(0, customers, chunk_size):
         chunk = PortfolioChunk()
         if start == 0:
@@ -290,6 +421,7 @@ class _Planner:
         self.today = today
         self.last_day = today - dt.timedelta(days=1)  # the latest day anything has happened
         self.tz = tz
+        self.invoice_rate = 1.0
         self.invoice_count = 0
         self.payment_count = 0
         self.allocation_count = 0
@@ -343,6 +475,7 @@ class _Planner:
     def plan_customer(self, index: int, chunk: PortfolioChunk) -> None:
         rng = random.Random(f"{self.seed}:{index}")
         part = self.parts.get(index)
+        self.allocation_seqs.clear()  # an invoice's allocations are all planned with it
         market = rng.choices(MARKETS, weights=[m.weight for m in MARKETS])[0]
         segment = rng.choices(Customer.Segment.values, weights=(10, 70, 20))[0]
         is_consumer = segment != Customer.Segment.STRATEGIC and rng.random() < 0.17
@@ -502,9 +635,9 @@ class _Planner:
         while issued_on <= self.today:
             dates.append(issued_on)
             if is_consumer:  # a monthly bill
-                issued_on = _add_months(issued_on, 1)
+                issued_on = _add_months(issued_on, max(1, round(1 / self.invoice_rate)))
             else:
-                gap = rng.expovariate(profile.invoices_per_month / 30.4)
+                gap = rng.expovariate(profile.invoices_per_month * self.invoice_rate / 30.4)
                 issued_on = _weekday_on_or_after(issued_on + dt.timedelta(days=1 + int(gap)))
         if part == "stalled":
             # One unpaid invoice in every aging bucket, however small the portfolio.
@@ -554,7 +687,8 @@ class _Planner:
     ) -> list[_Receipt]:
         """Decide what has been received against each invoice before today.
 
-        Each invoice gets a day it would be paid (on time, late, or never); whatever falls
+        Each invoice gets a day it would be paid (on time, late, or never) from the
+        customer's habit (`_Habit`: its own lateness, drifting, seasons, size); whatever falls
         before today has been received, the rest is still open. That leaves recent invoices
         mostly current and spreads the unpaid ones over every aging bucket. Money arrives on
         weekdays; batch payers pay in a Friday payment run.
@@ -569,6 +703,7 @@ class _Planner:
             eligible = [i for i in invoices if i["issued_on"] <= self.today - dt.timedelta(days=5)]
             credit_noted = rng.choice(eligible[-6:])["number"] if eligible else None
         run_day = FRIDAY if is_batch_payer else None
+        habit = _Habit(rng, profile, customer, invoices, self.today)
         receipts = []
         for invoice in invoices:
             amount = invoice["amount"]
@@ -584,7 +719,7 @@ class _Planner:
                     day = invoice["issued_on"] + dt.timedelta(days=rng.randint(3, 20))
                     planned.append((min(day, self.last_day), credit, True))
             remaining = amount - sum(credit for _on, credit, _is_credit_note in planned)
-            pay_on = self._pay_on(rng, profile, invoice)
+            pay_on = habit.pay_on(rng, invoice)
             if is_disputed:
                 # The undisputed part is sometimes paid at once, the rest once the dispute is
                 # settled, which most are within a few months.
@@ -609,9 +744,10 @@ class _Planner:
                     planned.append((pay_on, remaining, False))
             elif pay_on:
                 planned.append((pay_on, remaining, False))
-            # Money arrives on a weekday, a batch payer's in its Friday payment run.
+            # Money arrives on a weekday, a batch payer's in its Friday payment run: the one
+            # before the due date for money meant to be on time, the next one for late money.
             planned = [
-                (on if is_credit_note else _weekday_on_or_after(on, run_day), cents, is_credit_note)
+                (on if is_credit_note else _arrival(on, invoice, run_day), cents, is_credit_note)
                 for on, cents, is_credit_note in planned
             ]
 
@@ -635,17 +771,6 @@ class _Planner:
             invoice["amount"] = _money(invoice["amount"])
             invoice["open_balance"] = _money(invoice["open_balance"])
         return receipts
-
-    def _pay_on(self, rng: random.Random, profile: Profile, invoice: dict) -> dt.date | None:
-        roll = rng.random()
-        if roll < profile.never:
-            return None
-        if roll < profile.never + profile.on_time:
-            terms = (invoice["due_on"] - invoice["issued_on"]).days
-            days = -rng.randint(0, terms // 3)
-        else:
-            days = 1 + min(240, int(rng.expovariate(1 / profile.mean_days_late)))
-        return max(invoice["due_on"] + dt.timedelta(days=days), invoice["issued_on"])
 
     def _payments(
         self,
@@ -1072,6 +1197,19 @@ def _weekday_on_or_after(day: dt.date, weekday: int | None = None) -> dt.date:
     if weekday is None:
         return day + dt.timedelta(days=7 - day.weekday() if day.weekday() >= 5 else 0)
     return day + dt.timedelta(days=(weekday - day.weekday()) % 7)
+
+
+def _arrival(on: dt.date, invoice: dict, run_day: int | None) -> dt.date:
+    """The weekday (or payment-run day) money planned for `on` arrives: on or before it
+    when it is meant to be on time (not before the invoice), otherwise on or after it."""
+    if on <= invoice["due_on"]:
+        if run_day is None:
+            day = _weekday_on_or_before(on)
+        else:
+            day = on - dt.timedelta(days=(on.weekday() - run_day) % 7)
+        if day >= invoice["issued_on"]:
+            return day
+    return _weekday_on_or_after(on, run_day)
 
 
 def _weekday_on_or_before(day: dt.date) -> dt.date:

@@ -28,6 +28,7 @@ from accounts.models import (
     normalize_phone,
 )
 from cases.models import Task
+from demo.portfolio import HISTORY_DAYS
 from dunning.models import PublicHoliday
 from tests.clock import NOW
 from tests.factories import TODAY, CustomerFactory, UserFactory
@@ -224,7 +225,7 @@ class TestSeededPortfolio:
             assert invoice.amount - invoice.open_balance == by_invoice[invoice.pk], invoice.number
             assert invoice.amount.as_tuple().exponent == -2
             assert invoice.currency == invoice.customer.currency
-            assert TODAY - dt.timedelta(days=548) <= invoice.issued_on <= TODAY
+            assert TODAY - dt.timedelta(days=HISTORY_DAYS) <= invoice.issued_on <= TODAY
             if invoice.open_balance == 0:
                 assert invoice.status == Invoice.Status.PAID
             elif invoice.status != Invoice.Status.DISPUTED:
