@@ -528,7 +528,7 @@ PREDICTED_LATE_THRESHOLD = float(os.environ.get("PREDICTED_LATE_THRESHOLD", "0.5
 # Training learns from invoices issued in this many days before the training day, at most
 # this many (invoice, moment) rows (a seeded random sample above it).
 PREDICTOR_TRAINING_DAYS = int(os.environ.get("PREDICTOR_TRAINING_DAYS", "1095"))
-PREDICTOR_MAX_TRAINING_ROWS = int(os.environ.get("PREDICTOR_MAX_TRAINING_ROWS", "600000"))
+PREDICTOR_MAX_TRAINING_ROWS = int(os.environ.get("PREDICTOR_MAX_TRAINING_ROWS", "400000"))
 # Threads the model libraries may use (OpenMP). One is safest on a worker that shares its
 # cores: threads that wait for a busy core spin; raise it on a dedicated machine.
 PREDICTOR_THREADS = int(os.environ.get("PREDICTOR_THREADS", "1"))

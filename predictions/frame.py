@@ -98,7 +98,7 @@ class _Prefix:
     group on or before that day: two searchsorted calls over the packed (group, day) keys.
     """
 
-    def __init__(self, groups, days, values):
+    def __init__(self, groups, days, values, *, keep_values=False):
         groups = np.asarray(groups, dtype=np.int64)
         days = np.asarray(days, dtype=np.int64)
         values = np.asarray(values, dtype=np.float64)
@@ -107,7 +107,7 @@ class _Prefix:
         order = np.lexsort((days, groups))
         self.keys = groups[order] * SPAN + days[order]
         self.totals = np.vstack([np.zeros((1, values.shape[1])), np.cumsum(values[order], axis=0)])
-        self.values = values[order]
+        self.values = values[order] if keep_values else None
 
     def bounds(self, groups, days):
         groups = np.asarray(groups, dtype=np.int64)
@@ -417,7 +417,9 @@ def feature_matrix(ledger: Ledger, rows, as_of_days) -> np.ndarray:
         out[:, INDEX["mean_days_to_due"]] = np.where(has, counted[:, 3] / count, np.nan)
 
     # Recent and last: by settlement day, the target left out.
-    ordered = _Prefix(s_cust, sfrom, np.column_stack([s_late, s_is_late, s_delta]))
+    ordered = _Prefix(
+        s_cust, sfrom, np.column_stack([s_late, s_is_late, s_delta]), keep_values=True
+    )
     first, upto = ordered.bounds(cust, days)
     # Where the target sits in that order (it settled on own_from): drop it from the window.
     own_pos = np.full(n, -1)
@@ -492,6 +494,7 @@ def feature_matrix(ledger: Ledger, rows, as_of_days) -> np.ndarray:
     c_currency = ledger.customer_currency[cpos]
     limit = ledger.credit_limit[cpos]
     exposure = balance.at(cust * ncur + np.maximum(c_currency, 0), days)[:, 0]
+    del balance, overdue  # the largest running totals: let them go before the next ones
     with np.errstate(invalid="ignore", divide="ignore"):
         out[:, INDEX["credit_use"]] = np.where(
             (limit > 0) & (c_currency >= 0), np.maximum(exposure, 0) / limit, np.nan

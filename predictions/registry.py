@@ -19,6 +19,7 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from .frame import day_number
 from .models import PredictorModel
 from .training import INPUTS, Fitted, fit, scores
 
@@ -29,6 +30,7 @@ TRUSTED = [
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
 ]
 _cache: dict = {}
+MIN_COMPARE = 200  # held-out moments needed to compare two models on the same rows
 
 
 class UnsafeModel(Exception):
@@ -76,19 +78,37 @@ def activate(record: PredictorModel, *, by=None, note: str = "") -> PredictorMod
 
 
 def _compare(fitted: Fitted, current: PredictorModel) -> tuple[bool, str]:
-    """Does the new model beat the active one on the new model's held-out rows?"""
+    """Does the new model beat the active one?
+
+    Fairly, on rows neither learnt from: the new model's held-out rows whose outcome the
+    active model could not know (due after the day it was trained as of). The active model
+    learnt from everything before that day, so on older rows it would win by memory, and a
+    weekly retraining would never replace it. When there are too few such rows (fewer than
+    MIN_COMPARE, or one outcome only), each model's own held-out ROC AUC, from its
+    training, is compared instead. A tie keeps the active model."""
     mine = fitted.figures["candidates"][fitted.classifier_kind]["roc_auc"] or 0
     if list(current.features) != list(INPUTS):
         return True, f"the active v{current.version} uses other features"
     held = fitted.held_out
-    try:
-        classifier, _regressor = load(current)
-        theirs = scores(held.late, classifier.predict_proba(held.x)[:, 1])["roc_auc"] or 0
-    except UnsafeModel as exc:
-        return True, str(exc)
-    if mine > theirs:
-        return True, f"ROC AUC {mine:.4f} against {theirs:.4f} for v{current.version}"
-    return False, f"ROC AUC {mine:.4f}, not above {theirs:.4f} for v{current.version}"
+    unseen = fitted.held_out_due > day_number(current.trained_as_of)
+    late = held.late[unseen]
+    if unseen.sum() >= MIN_COMPARE and 0 < late.sum() < len(late):
+        try:
+            classifier, _regressor = load(current)
+        except UnsafeModel as exc:
+            return True, str(exc)
+        new_classifier = fitted.held_out_model
+        ours = scores(late, new_classifier.predict_proba(held.x[unseen])[:, 1])["roc_auc"]
+        theirs = scores(late, classifier.predict_proba(held.x[unseen])[:, 1])["roc_auc"]
+        where = f"on {int(unseen.sum())} moments due after {current.trained_as_of}"
+    else:
+        ours = mine
+        recorded = current.figures.get("candidates", {}).get(current.classifier_kind, {})
+        theirs = recorded.get("roc_auc") or 0
+        where = "each on its own held-out moments"
+    if ours > theirs:
+        return True, f"ROC AUC {ours:.4f} against {theirs:.4f} for v{current.version} ({where})"
+    return False, f"ROC AUC {ours:.4f}, not above {theirs:.4f} for v{current.version} ({where})"
 
 
 def train(*, as_of: dt.date | None = None, activate_when: str = "auto", by=None):

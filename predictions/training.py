@@ -119,6 +119,7 @@ def model_inputs(matrix: np.ndarray) -> np.ndarray:
 
 # The logistic regression's regularisation is chosen on the held-out rows too.
 STRENGTHS = (0.003, 0.01, 0.03, 0.1, 0.3)
+STRENGTH_ROWS = 150_000
 # What the logistic regression reads: one input per idea. Many near-copies of the same
 # record (share late, its log-odds, days late, recent days late...) let a linear model
 # weigh one against another, which fits the past and not the future; boosting reads all.
@@ -343,6 +344,8 @@ class Fitted:
     invoices: int
     figures: dict
     held_out: Examples | None = None  # to compare with the active model
+    held_out_due: np.ndarray | None = None  # their invoices' due days
+    held_out_model: object = None  # the chosen kind as it learnt before the held-out rows
 
     def predict(self, x: np.ndarray):
         """(probability of paying late, days from due to payment) per row of inputs."""
@@ -468,16 +471,22 @@ def _fit(as_of: dt.date, *, ledger: Ledger | None) -> Fitted:
         invoices=len(np.unique(data.rows)),
         figures=figures,
         held_out=held_examples,
+        held_out_due=ledger.due[held_examples.rows],
+        held_out_model=candidates[best],
     )
 
 
 def _strength(data: Examples, learn, held) -> float:
-    """The logistic regression's C with the best held-out log loss (ties: stronger)."""
+    """The logistic regression's C with the best held-out log loss (ties: stronger),
+    learnt from at most STRENGTH_ROWS of the learning rows (a seeded sample)."""
     if len(np.unique(data.late[learn])) < 2 or len(np.unique(data.late[held])) < 2:
         return 0.1
+    rows = np.flatnonzero(learn)
+    if len(rows) > STRENGTH_ROWS:
+        rows = np.sort(np.random.default_rng(0).choice(rows, STRENGTH_ROWS, replace=False))
     losses = {}
     for strength in STRENGTHS:
-        model = logistic(strength).fit(data.x[learn], data.late[learn])
+        model = logistic(strength).fit(data.x[rows], data.late[rows])
         p = np.clip(model.predict_proba(data.x[held])[:, 1], 1e-6, 1 - 1e-6)
         y = data.late[held]
         losses[strength] = -np.mean(y * np.log(p) + (1 - y) * np.log(1 - p))

@@ -135,3 +135,16 @@ def test_backtest_scores_later_invoices_at_both_moments_beside_the_baselines(tmp
     # Every scored invoice was issued after the cutoff.
     first_as_of = min(line.split(",")[1] for line in lines[1:])
     assert first_as_of > "2025-06-01"
+
+
+def test_a_newer_model_is_compared_on_outcomes_the_active_one_never_saw(monkeypatch):
+    """Weekly retraining: the active model learnt from everything due before its day, so it
+    is judged against the new one only on moments due after that day; otherwise it would
+    win by memory and never be replaced."""
+    habits_ledger(end=dt.date(2025, 12, 31))
+    monkeypatch.setattr(registry, "MIN_COMPARE", 10)  # a small ledger's held-out rows
+    registry.train(as_of=dt.date(2025, 8, 1))
+    second, _activated, why = registry.train(as_of=dt.date(2025, 11, 1))
+    assert "due after 2025-08-01" in why
+    second.refresh_from_db()
+    assert second.is_active == ("not above" not in why)
