@@ -536,6 +536,8 @@ PREDICTOR_THREADS = int(os.environ.get("PREDICTOR_THREADS", "1"))
 # Thompson sampling once every active variant has this many notices with a known 14-day
 # outcome (sent at least 14 days before the planning day).
 EXPERIMENT_MIN_SAMPLE = int(os.environ.get("EXPERIMENT_MIN_SAMPLE", "100"))
+# The dashboard's cash forecast is computed at most once in this many seconds (per day).
+DASHBOARD_FORECAST_CACHE_SECONDS = int(os.environ.get("DASHBOARD_FORECAST_CACHE_SECONDS", "300"))
 # Payment-plan suggestions on the customer page (cases/plan_suggestions.py): offered when
 # the plannable balance is more than FACTOR times the median monthly payment of the last
 # HISTORY_DAYS (and more than the largest payment), at least LATE_SHARE of it is predicted

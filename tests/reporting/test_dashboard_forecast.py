@@ -86,3 +86,26 @@ def test_the_section_lists_the_past_weeks_then_the_weeks_ahead():
     result = dashboard.cash_forecast_section(as_of, "EUR")
     assert [row.week for row in result.rows] == [None] * 8 + list(range(1, 14))
     assert result.chart == ""  # nothing to draw
+
+
+def test_the_forecast_is_computed_once_per_cache_period_not_per_view(monkeypatch):
+    """It reads every open invoice: the dashboard computes it once for everyone that day."""
+    import datetime as dt
+
+    from predictions import forecast
+    from reporting import dashboard
+
+    calls = []
+    real = forecast.cash_forecast
+
+    def counted(as_of, *args, **kwargs):
+        calls.append(as_of)
+        return real(as_of, *args, **kwargs)
+
+    monkeypatch.setattr(forecast, "cash_forecast", counted)
+    day = dt.date(2026, 11, 23)
+    dashboard.cash_forecast_section(day, "USD")
+    dashboard.cash_forecast_section(day, "EUR")
+    assert calls == [day]
+    dashboard.cash_forecast_section(day + dt.timedelta(days=1), "USD")
+    assert len(calls) == 2  # a new day, a new forecast
