@@ -17,7 +17,7 @@ from django.utils.translation import gettext as _
 from accounts import bulk, permissions, timeline
 from accounts.models import Activity, Invoice
 
-from . import case_tasks, promises
+from . import case_tasks, promises, signals
 from .models import Installment, PaymentPlan, Task
 
 # The dunning template an installment reminder uses when one of this name exists (per
@@ -110,6 +110,7 @@ def propose_plan(
     A plan totalling more than PAYMENT_PLAN_APPROVAL_THRESHOLD stays proposed until a
     manager approves it (even one the manager proposed: approving is its own step);
     otherwise it is active at once. Either way dunning holds for its invoices from now on.
+    Sends `signals.plan_proposed`: dunning then offers an active plan to the customer.
     """
     permissions.require(by, "cases.add_paymentplan", [customer])
     today = today or timezone.localdate()
@@ -216,6 +217,9 @@ def propose_plan(
             details={"plan": plan.pk},
             by=None,  # raised by the system, whoever proposed
         )
+    # Dunning offers the plan to the customer (a notice) once it is active: now, or when
+    # a manager approves it (see cases/signals.py).
+    signals.plan_proposed.send(sender=PaymentPlan, plan=plan, by=by, on=today)
     return plan
 
 
@@ -233,7 +237,8 @@ def _locked_plan(plan: PaymentPlan) -> PaymentPlan:
 
 @transaction.atomic
 def approve_plan(*, plan: PaymentPlan, by, note: str = "") -> PaymentPlan:
-    """A manager approves a proposed plan: it becomes active (dunning stays held)."""
+    """A manager approves a proposed plan: it becomes active (dunning stays held), and
+    `signals.plan_approved` lets dunning offer it to the customer."""
     permissions.require(by, "cases.approve_paymentplan")
     plan = _locked_plan(plan)
     if plan.status != PaymentPlan.Status.PROPOSED:
@@ -257,6 +262,9 @@ def approve_plan(*, plan: PaymentPlan, by, note: str = "") -> PaymentPlan:
         % {"pk": plan.pk, "currency": plan.currency, "total": plan.total_amount}
         + (f": {note}" if note else ""),
         details={"plan": plan.pk, "status": plan.status, "note": note},
+    )
+    signals.plan_approved.send(
+        sender=PaymentPlan, plan=plan, by=by, on=timezone.localdate(plan.approved_at)
     )
     return plan
 

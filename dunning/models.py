@@ -52,11 +52,17 @@ class Policy(models.Model):
     A policy for installments is not chosen by anyone: its steps remind customers in an
     active payment plan of each installment, days before it is due, through the same
     outbox and sender as any dunning notice (seeded by dunning 0014).
+
+    A policy for plan offers is not chosen by anyone either: when a payment plan becomes
+    active (proposed by an agent at or under the approval threshold, or approved by a
+    manager), its active steps each send the customer the plan once (dunning/offers.py,
+    seeded by dunning 0020).
     """
 
     class Purpose(models.TextChoices):
         DUNNING = "dunning", _("Overdue invoices")
         INSTALLMENTS = "installments", _("Payment plan installments")
+        PLAN_OFFER = "plan_offer", _("Payment plan offers")
 
     name = models.CharField(_("name"), max_length=100, unique=True)
     description = models.TextField(_("description"), blank=True)
@@ -86,7 +92,9 @@ class Policy(models.Model):
         choices=Purpose,
         default=Purpose.DUNNING,
         db_default=Purpose.DUNNING,
-        help_text=_("Installment reminders follow payment plans, not the due date."),
+        help_text=_(
+            "Installment reminders and plan offers follow payment plans, not the due date."
+        ),
     )
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -299,8 +307,9 @@ class Notice(models.Model):
         Contact, on_delete=models.SET_NULL, null=True, blank=True, related_name="notices"
     )
     status = models.CharField(_("status"), max_length=20, choices=Status, default=Status.PLANNED)
-    # Set for an installment reminder (its step belongs to an installments policy); its
-    # invoices are then the plan's, and it lists none of its own.
+    # Set for an installment reminder (its step belongs to an installments policy), and for
+    # a plan offer (a plan-offer policy's step; the plan's first installment names the
+    # plan); its invoices are then the plan's, and it lists none of its own.
     installment = models.ForeignKey(
         Installment,
         on_delete=models.PROTECT,

@@ -155,6 +155,8 @@ def plan(*, on: dt.date, dry_run: bool = False, rng: random.Random | None = None
         for step in steps:
             if step.policy.purpose == Policy.Purpose.INSTALLMENTS:
                 _plan_reminders(step, on, result)
+            elif step.policy.purpose == Policy.Purpose.PLAN_OFFER:
+                continue  # planned when a plan becomes active (dunning/offers.py)
             else:
                 _plan_step(step, on, result, catch_up=catch_up_days(step, steps), rng=rng)
         if dry_run:

@@ -59,7 +59,7 @@ from accounts.models import ZERO, Activity, Contact, Customer, Invoice
 from cases import case_tasks, recoveries
 from cases.models import Installment, PaymentPlan, Task
 
-from . import channels, contact_rules, letters, rendering
+from . import channels, contact_rules, letters, offers, rendering
 from .holds import customers_on_hold, hold_reason, invoice_holds
 from .models import MESSAGE_CHANNELS, Channel, Notice, NoticeInvoice
 
@@ -265,6 +265,7 @@ class Batch:
                 "customer",
                 "customer__assigned_agent",
                 "step",
+                "step__policy",
                 "step__template",
                 "variant__template",
             )
@@ -399,7 +400,7 @@ class Batch:
         customer = notice.customer
         on = _local_day(customer, now)
         is_reminder = notice.installment_id is not None
-        if is_reminder and (moot := _moot_reminder(notice.installment)):
+        if is_reminder and (moot := _moot_reminder(notice)):
             return self._finish(notice, Notice.Status.CANCELLED, "cancelled", moot)
         listed = self.invoices.get(notice.pk, [])
         holds = {i.pk: self.holds[(on, i.pk)] for i in listed if (on, i.pk) in self.holds}
@@ -542,6 +543,8 @@ class Batch:
                 logger.warning("notice %s was resolved while it was being sent", notice.pk)
                 return None
             notice.provider_message_id = message_id
+            if offers.is_offer(notice):
+                return _offered(notice, content, kind=kind, channel=channel, now=now)
             if notice.installment_id is not None:
                 return _reminded(
                     notice,
@@ -717,6 +720,8 @@ def render_content(notice: Notice, *, invoices: list, contact, on: dt.date) -> t
     )
     if notice.installment_id is not None:
         context.update(_installment_context(notice.installment, notice.customer))
+        if offers.is_offer(notice):
+            context.update(_offer_context(notice.installment.plan, notice.customer))
     content = rendering.render_notice(
         notice.variant.template if notice.variant_id else notice.step.template,
         context,
@@ -754,8 +759,36 @@ def _installment_context(installment: Installment, customer) -> dict:
     }
 
 
-def _moot_reminder(installment: Installment) -> str:
-    """Why an installment reminder has nothing left to say, or ""."""
+def _offer_context(plan: PaymentPlan, customer) -> dict:
+    """The variables a plan offer's template adds: the plan's installments, each with its
+    number, due date and amount (plain and in the customer's language), and its total."""
+    lines = []
+    with translation.override(customer.language or settings.LANGUAGE_CODE):
+        for installment in plan.installments.order_by("sequence"):
+            lines.append(
+                {
+                    "number": installment.sequence,
+                    "due_on": installment.due_on.isoformat(),
+                    "due_on_display": rendering.date_display(installment.due_on),
+                    "amount": str(installment.amount),
+                    "amount_display": rendering.amount_display(installment.amount, plan.currency),
+                }
+            )
+        total_display = rendering.amount_display(plan.total_amount, plan.currency)
+    return {
+        "plan_installments": lines,
+        "plan_installment_count": len(lines),
+        "plan_total_display": total_display,
+    }
+
+
+def _moot_reminder(notice: Notice) -> str:
+    """Why an installment reminder (or a plan offer) has nothing left to say, or ""."""
+    installment = notice.installment
+    if offers.is_offer(notice):  # the offer is about the plan, whatever was paid already
+        if installment.plan.status != PaymentPlan.Status.ACTIVE:
+            return f"payment plan {installment.plan.get_status_display().lower()} since planning"
+        return ""
     if installment.status != Installment.Status.PENDING:
         return f"installment {installment.get_status_display().lower()} since planning"
     if installment.paid_amount >= installment.amount:
@@ -787,6 +820,33 @@ def next_allowed_moment(customer, now: dt.datetime) -> dt.datetime:
 
 def _local_day(customer, now: dt.datetime) -> dt.date:
     return now.astimezone(zoneinfo.ZoneInfo(customer.timezone)).date()
+
+
+def _offered(notice: Notice, content: dict, *, kind: str, channel: str, now) -> str:
+    """A plan offer went out: the timeline says which plan, to whom."""
+    plan = notice.installment.plan
+    timeline.add(
+        kind,
+        customer=notice.customer,
+        channel=channel,
+        text=_("Payment plan offer: plan #%(pk)s, %(currency)s %(total)s, “%(subject)s” to %(to)s")
+        % {
+            "pk": plan.pk,
+            "currency": plan.currency,
+            "total": plan.total_amount,
+            "subject": content["subject"],
+            "to": notice.recipient,
+        },
+        details={
+            "notice": notice.pk,
+            "step": notice.step_id,
+            "plan": plan.pk,
+            "message_id": notice.provider_message_id,
+            "recipient": notice.recipient,
+        },
+        at=now,
+    )
+    return "sent"
 
 
 def _reminded(notice: Notice, content: dict, *, count: int, kind: str, channel: str, now) -> str:

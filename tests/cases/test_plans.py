@@ -330,15 +330,19 @@ def test_cancelling_an_active_plan_stops_reminders_and_resumes_dunning(customer,
     assert "cancelled (2 installment(s) unpaid): Customer will pay in full" in entry.text
     # The reminder planned while the plan was active is not sent, none is planned again,
     # the installment is never "missed", and dunning is back.
-    [reminder] = Notice.objects.filter(installment__plan=plan)
-    assert sender.send_due(now=MONDAY_10AM).cancelled == 1
+    # (Nor is the plan's offer, planned when the agent proposed it: dunning/offers.py.)
+    [reminder] = Notice.objects.filter(installment__plan=plan, step__policy__purpose="installments")
+    [offer] = Notice.objects.filter(installment__plan=plan, step__policy__purpose="plan_offer")
+    assert sender.send_due(now=MONDAY_10AM).cancelled == 2
     reminder.refresh_from_db()
     assert reminder.status == Notice.Status.CANCELLED and "plan cancelled" in reminder.reason
+    offer.refresh_from_db()
+    assert offer.status == Notice.Status.CANCELLED and "plan cancelled" in offer.reason
     assert not mail.outbox
     assert plans.detect_missed_installments(today=days(60)) == []
     planner.plan(on=ON)
     assert Notice.objects.filter(lines__invoice=invoice).exists()
-    assert Notice.objects.filter(installment__plan=plan).count() == 1
+    assert Notice.objects.filter(installment__plan=plan).count() == 2
     with pytest.raises(ValidationError, match="only a proposed or active plan"):
         plans.cancel_plan(plan=plan, by=agent, reason="again")
 
