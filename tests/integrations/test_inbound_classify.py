@@ -440,3 +440,64 @@ def test_several_words_in_list_order():
         "incorrect",
         "damaged",
     ]
+
+
+# ---------------------------------------------------------------- more realistic replies
+
+
+def test_a_parsed_null_return_path_is_a_bounce():
+    assert is_automatic(parse(b"Return-Path: <>\r\nFrom: x@example.com\r\n\r\nhi")) == (
+        "null return-path"
+    )
+
+
+def test_a_reply_header_wrapped_over_two_lines_is_cut():
+    raw = (
+        b"Content-Type: text/plain\r\n\r\nOk paid.\r\n\r\n"
+        b"On Mon, 7 Dec 2026 at 10:00, Collections <ar@x>\r\nwrote:\r\n> old\r\n"
+    )
+    assert visible_text(parse(raw)) == "Ok paid."
+
+
+def test_a_german_outlook_block_is_cut():
+    raw = b"Content-Type: text/plain\r\n\r\nBezahlt.\r\n\r\nVon: AR\r\nGesendet: Mo\r\n\r\nalt\r\n"
+    assert visible_text(parse(raw)) == "Bezahlt."
+
+
+def test_a_parsed_five_megabyte_body_is_cut():
+    raw = b"Content-Type: text/plain; charset=utf-8\r\n\r\n" + b"y" * 5_000_000
+    assert len(visible_text(parse(raw))) == 20_000
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "We'll transfer 2.500,00 EUR on 1st January",
+            Promise(datetime.date(2027, 1, 1), Decimal("2500.00"), "EUR"),
+        ),
+        (
+            "Payment of USD 1,000 by 01/15/2027",
+            Promise(datetime.date(2027, 1, 15), Decimal("1000"), "USD"),
+        ),
+        (
+            "Nous paierons 300 € le 1er février",
+            Promise(datetime.date(2027, 2, 1), Decimal("300"), "EUR"),
+        ),
+        (
+            "Pagaremos 1.000 € el 10 de enero de 2027",
+            Promise(datetime.date(2027, 1, 10), Decimal("1000"), "EUR"),
+        ),
+        (
+            "Wir zahlen am 20. Dezember 2026 den Betrag von 750,00 EUR",
+            Promise(datetime.date(2026, 12, 20), Decimal("750.00"), "EUR"),
+        ),
+    ],
+)
+def test_whole_promises(text, expected):
+    assert promise(text) == expected
+
+
+def test_german_dispute_sentence():
+    text = "Die Ware ist beschädigt und die Rechnung falsch; wir haben sie nicht erhalten"
+    assert mentions_dispute(text) == ["falsch", "nicht erhalten", "beschädigt"]
