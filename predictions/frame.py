@@ -105,6 +105,7 @@ class _Prefix:
         if values.ndim == 1:
             values = values[:, None]
         order = np.lexsort((days, groups))
+        self.order = order  # event positions in (group, day) order, for callers' own columns
         self.keys = groups[order] * SPAN + days[order]
         self.totals = np.vstack([np.zeros((1, values.shape[1])), np.cumsum(values[order], axis=0)])
         self.values = values[order] if keep_values else None
@@ -242,10 +243,9 @@ class Ledger:
         prefix = _Prefix(self.settled_row, self.settled_from, self.settled_from)
         first, upto = prefix.bounds(rows, as_of_days)
         has = upto > first
-        last = np.where(has, upto - 1, 0)
-        order = np.lexsort((self.settled_from, self.settled_row))
-        until = self.settled_until[order][last]
-        start = self.settled_from[order][last]
+        last = prefix.order[np.where(has, upto - 1, 0)]
+        until = self.settled_until[last]
+        start = self.settled_from[last]
         open_again = until <= np.asarray(as_of_days)
         return np.where(has & ~open_again, start, -1)
 
@@ -424,8 +424,7 @@ def feature_matrix(ledger: Ledger, rows, as_of_days) -> np.ndarray:
     # Where the target sits in that order (it settled on own_from): drop it from the window.
     own_pos = np.full(n, -1)
     if own.any():
-        o_rows = np.lexsort((sfrom, s_cust))
-        sorted_rows = srow[o_rows]
+        sorted_rows = srow[ordered.order]
         for i in np.flatnonzero(own):
             window = np.arange(first[i], upto[i])
             hit = window[sorted_rows[window] == rows[i]]

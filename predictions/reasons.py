@@ -145,9 +145,12 @@ def candidates(f: dict) -> list[tuple[str, Decimal, str]]:
     return out
 
 
-def reasons(features: dict, *, contributions: dict | None = None, limit: int = 3) -> list[str]:
-    """The `limit` strongest reasons, strongest first; [] for a good payer."""
-    found = candidates(features)
+def reasons(
+    features: dict, *, contributions: dict | None = None, limit: int = 3, found=None
+) -> list[str]:
+    """The `limit` strongest reasons, strongest first; [] for a good payer. `found`: the
+    features' candidates when the caller already has them."""
+    found = candidates(features) if found is None else found
     if contributions is not None:
         found = [
             (name, Decimal(str(contributions[name])), text)

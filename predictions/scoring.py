@@ -64,7 +64,8 @@ def score_open_invoices(*, as_of: dt.date | None = None) -> dict:
     pay_day = np.maximum(due + np.rint(np.nan_to_num(delta)).astype(np.int64), today)
     pay_day = np.maximum(pay_day, ledger.issued[rows])
     people = [to_people(line, names=READ) for line in raw]
-    applies = [{name for name, _strength, _text in candidates(f)} for f in people]
+    found = [candidates(f) for f in people]
+    applies = [{name for name, _strength, _text in these} for these in found]
     contributions = _contributions(
         classifier, x, probability, applies, record.figures.get("medians", {})
     )
@@ -76,6 +77,7 @@ def score_open_invoices(*, as_of: dt.date | None = None) -> dict:
             said = reasons(
                 people[i],
                 contributions={name: c[i] for name, c in contributions.items()},
+                found=found[i],
             )
             yield (
                 int(ids[i]),
