@@ -405,6 +405,22 @@ class Contact(models.Model):
     sms_opt_out_source = models.CharField(max_length=100, blank=True)
     call_opted_out_at = models.DateTimeField(null=True, blank=True)
     call_opt_out_source = models.CharField(max_length=100, blank=True)
+    # The channel the contact asked to be reached on (the debtor portal's preferences);
+    # empty: no preference, the policy's channels apply.
+    preferred_channel = models.CharField(
+        _("preferred channel"),
+        max_length=8,
+        choices=Channel,
+        blank=True,
+        default="",
+        db_default="",
+    )
+    # A random key every portal link of this contact is signed with (accounts/portal_links.py);
+    # a new key revokes every link and session the contact had (console: "revoke portal
+    # access"). Empty until the contact's first link.
+    portal_key = models.CharField(
+        _("portal key"), max_length=32, blank=True, default="", db_default="", editable=False
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -837,6 +853,7 @@ class Activity(AppendOnlyModel):
         RISK = "risk", _("Risk score")
         ERASURE = "erasure", _("Personal data erased")
         MERGE = "merge", _("Customers merged")
+        PORTAL = "portal", _("Portal activity")
 
     class Channel(models.TextChoices):
         NONE = "", _("—")
