@@ -397,3 +397,14 @@ class TestPay:
         )
         assert response.status_code == 403
         assert not Payment.objects.exists()
+
+
+def test_a_session_ends_after_the_idle_minutes(client, debtor, clock, settings):
+    _customer, contact, *_ = debtor
+    logged_in(client, contact)
+    clock.shift(dt.timedelta(minutes=settings.PORTAL_SESSION_MINUTES - 1))
+    assert client.get(reverse("portal:home")).status_code == 200  # and counts as activity
+    clock.shift(dt.timedelta(minutes=settings.PORTAL_SESSION_MINUTES - 1))
+    assert client.get(reverse("portal:home")).status_code == 200
+    clock.shift(dt.timedelta(minutes=settings.PORTAL_SESSION_MINUTES + 1))
+    assert client.get(reverse("portal:home")).status_code == 302
