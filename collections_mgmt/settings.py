@@ -319,7 +319,7 @@ INBOX_BULK_RATE_LIMIT = os.environ.get("INBOX_BULK_RATE_LIMIT", "30/m")
 INBOX_SWEEP_AFTER_SECONDS = int(os.environ.get("INBOX_SWEEP_AFTER_SECONDS", "300"))
 INBOX_SWEEP_LIMIT = int(os.environ.get("INBOX_SWEEP_LIMIT", "2000"))
 
-# E-mail: SMTP when EMAIL_HOST is set, otherwise messages are written under var/mail.
+# E-mail: SMTP when EMAIL_HOST is set, otherwise messages are kept in the local outbox.
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "collections@example.com")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 EMAIL_HOST = os.environ.get("EMAIL_HOST", "")
