@@ -59,7 +59,8 @@ from accounts.models import ZERO, Activity, Contact, Customer, Invoice
 from cases import case_tasks, recoveries
 from cases.models import Installment, PaymentPlan, Task
 
-from . import channels, contact_rules, letters, offers, rendering, transactional
+from . import channels, contact_rules, letters, offers, rendering
+from . import transactional_guard as transactional
 from .holds import customers_on_hold, hold_reason, invoice_holds
 from .models import MESSAGE_CHANNELS, Channel, Notice, NoticeInvoice, Policy
 

@@ -14,8 +14,8 @@ and records it (`sender.send_next` with the notice's id).
    nothing, even when two requests race (the loser's INSERT fails, it reads the winner's).
 2. The variables are stored on the notice with the values of the `secrets` keys masked;
    the clear values are kept in this process only, for this send.
-3. Send at once through the sender. The guard for these notices (`recipient`), instead of
-   the dunning one: no contact hours, no caps and no holds (the debtor asked, or it is a
+3. Send at once through the sender. The guard for these notices (`transactional_guard`),
+   not the dunning one: no contact hours, no caps and no holds (the debtor asked, or it is a
    receipt of money moved), but never to an erased customer, a deleted contact, an empty
    address or one that hard-bounced. An e-mail opt-out stops the autopay receipts (they
    are also on the portal and the timeline) but not `portal_access`, which the contact
@@ -27,18 +27,15 @@ and records it (`sender.send_next` with the notice's id).
 """
 
 import datetime as dt
-import threading
-from urllib.parse import urlsplit
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from django.utils.translation import gettext as _
 
-from accounts import timeline
 from accounts.models import Contact, Customer
 
-from . import rendering
+from . import sender
 from .models import Notice, Policy, Step
+from .transactional_guard import MASK, clear_values, is_transactional, mask  # noqa: F401 (API)
 
 KINDS = (
     "portal_access",
@@ -47,14 +44,6 @@ KINDS = (
     "autopay_failed",
     "autopay_cancelled",
 )
-# What the contact asked for just now: sent even to an address opted out of e-mail.
-REQUESTED = ("portal_access",)
-# An opt-out whose source says the address does not take mail (dunning/email_events.py).
-BOUNCED_SOURCES = ("bounce",)
-MASK = "••••••"
-
-# notice id -> the clear values of its secrets, for the send in this process only.
-_clear = threading.local()
 
 
 class TransactionalError(Exception):
@@ -73,8 +62,6 @@ def send(
 ) -> Notice:
     """Plan the kind's notice under `key` and send it now; returns the notice (its status
     says what happened: sent, or skipped/failed with the reason)."""
-    from . import sender  # the sender imports this module for its guard
-
     key = (key or "").strip()
     if not key or len(key) > 200:
         raise TransactionalError("key: 1 to 200 characters")
@@ -106,7 +93,7 @@ def send(
             )
     except IntegrityError:  # another request planned it first under this key
         return Notice.objects.get(key=key)
-    clear = _pending()
+    clear = clear_values()
     clear[notice.pk] = {name: _plain(context[name]) for name in secrets}
     try:
         sender.send_next(now=timezone.now(), notice_id=notice.pk)
@@ -132,100 +119,6 @@ def step_for(kind: str) -> Step:
     if step is None:
         raise TransactionalError(f"kind: no active transactional step named {kind}")
     return step
-
-
-def is_transactional(notice: Notice) -> bool:
-    return notice.step.policy.purpose == Policy.Purpose.TRANSACTIONAL
-
-
-def mask(value: str) -> str:
-    """What is stored instead of a secret: a link keeps its site, a code nothing."""
-    parts = urlsplit(value)
-    if parts.scheme in ("http", "https") and parts.netloc:
-        return f"{parts.scheme}://{parts.netloc}/{MASK}"
-    return MASK
-
-
-def recipient(notice: Notice, contacts: list[Contact]) -> tuple[Contact | None, str]:
-    """The guard of a transactional notice: its contact, or None and why not."""
-    if notice.customer.erased_at is not None:
-        return None, "customer's personal data erased"
-    contact = next((c for c in contacts if c.pk == notice.contact_id), None)
-    if contact is None:
-        return None, "the contact no longer exists"
-    if not contact.email:
-        return None, "no e-mail address"
-    if contact.email_opted_out_at is not None:
-        if contact.email_opt_out_source in BOUNCED_SOURCES:
-            return None, "the address bounced"
-        if notice.step.name not in REQUESTED:
-            return None, "the contact opted out of e-mail"
-    return contact, ""
-
-
-class SecretGone(Exception):
-    """A notice with secrets whose clear values this process no longer has."""
-
-
-def render(notice: Notice, contact: Contact, *, on: dt.date) -> tuple[dict, dict]:
-    """The variables and the message: what is sent (secrets clear) and, under "stored",
-    the same message with the secrets masked, which the sender records."""
-    stored_context = dict(notice.context)
-    secret_names = stored_context.pop("_secrets", [])
-    invoice_ids = stored_context.pop("_invoices", [])
-    clear = _pending().get(notice.pk)
-    if secret_names and clear is None:
-        raise SecretGone("its one-time values were not stored and are gone; the debtor asks again")
-    invoices = list(notice.customer.invoices.filter(pk__in=invoice_ids))
-    base = rendering.notice_context(
-        customer=notice.customer, invoices=invoices, contact=contact, on=on
-    )
-
-    def content_with(values: dict) -> dict:
-        return rendering.render_notice(
-            notice.step.template,
-            {**base, **values},
-            customer=notice.customer,
-            contact=contact,
-            channel=notice.channel,
-        )
-
-    stored = content_with(stored_context)
-    if not secret_names:
-        return {**base, **stored_context}, {**stored, "stored": stored}
-    sent = content_with({**stored_context, **clear})
-    return {**base, **stored_context}, {**sent, "stored": stored}
-
-
-def recorded(notice: Notice, stored: dict, *, kind: str, channel: str, now) -> str:
-    """The timeline entry of a sent transactional notice (masked text), one per invoice
-    it names, or one for the customer."""
-    invoice_ids = notice.context.get("_invoices") or [None]
-    timeline.add_all(
-        timeline.entry(
-            kind,
-            customer=notice.customer,
-            invoice=invoice_id,
-            channel=channel,
-            text=_("%(step)s: “%(subject)s” to %(to)s")
-            % {"step": notice.step.name, "subject": stored["subject"], "to": notice.recipient},
-            details={
-                "notice": notice.pk,
-                "step": notice.step_id,
-                "message_id": notice.provider_message_id,
-                "transactional": notice.step.name,
-            },
-            at=now,
-        )
-        for invoice_id in invoice_ids
-    )
-    return "sent"
-
-
-def _pending() -> dict:
-    if not hasattr(_clear, "values"):
-        _clear.values = {}
-    return _clear.values
 
 
 def _plain(value):

@@ -188,7 +188,7 @@ def test_transactional_notices_do_not_count_against_dunning_caps():
 
 def test_bad_input_names_the_field():
     customer, contact = debtor()
-    other, stranger = debtor()
+    _other, stranger = debtor()
     with pytest.raises(transactional.TransactionalError, match="kind"):
         transactional.send("newsletter", customer=customer, contact=contact, context={}, key="k")
     with pytest.raises(transactional.TransactionalError, match="contact"):
@@ -209,7 +209,7 @@ def test_bad_input_names_the_field():
 def test_the_nightly_planner_plans_no_transactional_notice():
     from dunning import planner
 
-    customer, contact = debtor()
+    customer, _contact = debtor()
     InvoiceFactory(customer=customer, due_on=NOW.date() - dt.timedelta(days=3))
     planner.plan(on=NOW.date())
     assert not Notice.objects.filter(step__policy__purpose=Policy.Purpose.TRANSACTIONAL).exists()
