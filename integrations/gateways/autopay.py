@@ -42,8 +42,8 @@ from cases.models import Task
 from dunning import rendering, transactional
 from dunning.holds import held_invoices
 
-from . import events, stripe_events
 from ..models import AutopayCharge, AutopayMandate
+from . import events, stripe_events
 from .minor_units import to_minor_units
 
 logger = logging.getLogger(__name__)

@@ -7,8 +7,8 @@ from django.utils.translation import gettext_lazy as _
 from accounts.admin_decisions import Decision, DecisionAdmin
 from accounts.money import format_money
 
-from . import autopay
 from ..models import AutopayCharge, AutopayMandate
+from . import autopay
 
 
 class ChargeInline(admin.TabularInline):

@@ -359,7 +359,7 @@ def test_failures_are_retried_after_the_configured_days_then_the_agent_gets_a_ta
     fake_stripe.answers = ["requires_payment_method"] * 4
     days = {}
     with django_capture_on_commit_callbacks(execute=True):
-        for offset in range(0, 13):
+        for offset in range(13):
             run = autopay.charge_due(on=ON + dt.timedelta(days=offset))
             if run.charges:
                 days[offset] = run.failed
