@@ -58,6 +58,8 @@ CHARGE_EVENTS = (
     "payment_intent.processing",
     "payment_intent.payment_failed",
 )
+# Stripe forgets an idempotency key after 24 hours; a charge is asked again only before.
+STRIPE_KEY_LIFETIME = dt.timedelta(hours=23)
 # Charges no run may start again: one is under way, or the invoice was paid by it.
 BUSY = (
     AutopayCharge.Status.PENDING,
@@ -306,20 +308,52 @@ def charge_due(*, on: dt.date | None = None) -> ChargeRun:
     1. Charges left *pending* by a run that stopped during the Stripe call are sent again
        with the same idempotency key: Stripe answers with the PaymentIntent it made, or
        makes it now; never a second one.
+       Stripe keeps idempotency keys for 24 hours: a charge pending longer than
+       STRIPE_KEY_LIFETIME is not sent again (that could charge twice); it fails without a
+       retry and the agent checks it in Stripe (`_unanswered`). Stripe's own events still
+       settle it if a PaymentIntent was made (found by its metadata).
     2. Each invoice of `chargeable(on)`: its next attempt (`charge_invoice`).
     """
     on = on or timezone.localdate()
     run = ChargeRun()
     if not is_available():
         return run
+    wall = timezone.now()
     for charge in AutopayCharge.objects.filter(
-        status=AutopayCharge.Status.PENDING, created_at__lt=timezone.now() - dt.timedelta(minutes=5)
+        status=AutopayCharge.Status.PENDING, created_at__lt=wall - dt.timedelta(minutes=5)
     ).select_related("mandate", "invoice__customer"):
-        _count(run, _confirm(charge, on=on))
+        if charge.created_at < wall - STRIPE_KEY_LIFETIME:
+            _count(run, _unanswered(charge, on=on))
+        else:
+            _count(run, _confirm(charge, on=on))
     for invoice in chargeable(on):
         mandate = AutopayMandate.objects.get(pk=invoice.autopay_mandate_id)
         _count(run, charge_invoice(invoice, mandate=mandate, on=on))
     return run
+
+
+def _unanswered(charge: AutopayCharge, *, on: dt.date) -> AutopayCharge:
+    """A charge Stripe never answered within its key's lifetime: failed, and a task."""
+    invoice = charge.invoice
+    with transaction.atomic():
+        if _move(
+            charge,
+            (AutopayCharge.Status.PENDING,),
+            AutopayCharge.Status.FAILED,
+            failure_reason="no answer from Stripe: check for a PaymentIntent before charging again",
+        ):
+            case_tasks.create_task(
+                customer=invoice.customer,
+                kind=Task.Kind.REVIEW,
+                title=(
+                    _("Check in Stripe whether automatic payment #%(pk)s of %(n)s was charged")
+                    % {"pk": charge.pk, "n": invoice.number}
+                )[:200],
+                due_at=case_tasks.due_at_end_of(on),
+                source=f"autopay:unanswered:{charge.pk}",
+                details={"invoice": invoice.number, "charge": charge.pk},
+            )
+    return charge
 
 
 def _count(run: ChargeRun, charge: AutopayCharge | None) -> None:
@@ -466,8 +500,14 @@ def record_success(charge: AutopayCharge, intent: dict, *, on: dt.date) -> Autop
     with transaction.atomic():
         if not _move(
             charge,
-            (AutopayCharge.Status.PENDING, AutopayCharge.Status.PROCESSING),
+            # Failed too: a charge we gave up on (no answer) that Stripe says was paid.
+            (
+                AutopayCharge.Status.PENDING,
+                AutopayCharge.Status.PROCESSING,
+                AutopayCharge.Status.FAILED,
+            ),
             AutopayCharge.Status.SUCCEEDED,
+            next_retry_on=None,
         ):
             return charge
         movement = stripe_events.translate_stripe_event(
@@ -608,13 +648,17 @@ def on_stripe_event(event: dict) -> str:
         if not (obj.get("metadata") or {}).get("autopay_customer"):
             return ""
         return "autopay: " + activate(obj)[1]
+    intent_id = _stripe_id(obj.get("id"))
+    charge_id = str((obj.get("metadata") or {}).get("autopay_charge") or "")
+    found = Q(payment_intent_id=intent_id) if intent_id else Q(pk__in=[])
+    if charge_id.isdigit():  # a PaymentIntent whose creation we never heard back about
+        found |= Q(pk=int(charge_id), payment_intent_id="")
     charge = (
-        AutopayCharge.objects.filter(payment_intent_id=_stripe_id(obj.get("id")))
-        .select_related("mandate", "invoice__customer")
-        .first()
+        AutopayCharge.objects.filter(found).select_related("mandate", "invoice__customer").first()
     )
     if charge is None:
         return ""
+    _set_intent(charge, intent_id)
     on = timezone.localdate()
     if event_type == "payment_intent.payment_failed" and obj.get("status") != "succeeded":
         charge = record_failure(charge, reason=_failure_reason(obj), on=on)

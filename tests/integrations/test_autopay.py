@@ -525,3 +525,43 @@ def test_daily_job_is_scheduled():
     from django_celery_beat.models import PeriodicTask
 
     assert PeriodicTask.objects.filter(task="integrations.tasks.charge_autopay").exists()
+
+
+def test_a_charge_stripe_never_answered_within_a_day_goes_to_a_person_not_to_stripe_again(
+    client, fake_stripe, debtor, time_machine, django_capture_on_commit_callbacks
+):
+    customer, contact = debtor
+    mandate_for(customer, contact)
+    invoice = invoice_for(customer, number="INV-300")
+    fake_stripe.answers = [stripe.APIConnectionError("network down")]
+    autopay.charge_due(on=ON)
+    time_machine.shift(dt.timedelta(hours=25))
+    autopay.charge_due(on=ON + dt.timedelta(days=1))
+    charge = AutopayCharge.objects.get(invoice=invoice)
+    assert charge.status == AutopayCharge.Status.FAILED and charge.next_retry_on is None
+    assert len(fake_stripe.named("payment_intent")) == 1
+    assert Task.objects.filter(source=f"autopay:unanswered:{charge.pk}").exists()
+    # Stripe did make it after all: its event, found by the charge in its metadata, settles it.
+    with django_capture_on_commit_callbacks(execute=True):
+        post(
+            client,
+            "payment_intent.succeeded",
+            {
+                "id": "pi_late",
+                "object": "payment_intent",
+                "amount": 10000,
+                "amount_received": 10000,
+                "currency": "eur",
+                "status": "succeeded",
+                "metadata": {
+                    "invoice_number": "INV-300",
+                    "customer_ref": "CUST-9",
+                    "autopay_charge": str(charge.pk),
+                },
+            },
+        )
+    charge.refresh_from_db()
+    invoice.refresh_from_db()
+    assert (charge.status, charge.payment_intent_id) == (AutopayCharge.Status.SUCCEEDED, "pi_late")
+    assert invoice.status == Invoice.Status.PAID
+    assert Payment.objects.filter(customer=customer).count() == 1
