@@ -176,14 +176,27 @@ def test_a_code_refused_by_the_provider_is_never_sent_masked_later(monkeypatch):
     assert mail.outbox == []
 
 
+@pytest.mark.time_machine(dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC))
 def test_transactional_notices_do_not_count_against_dunning_caps():
-    customer, contact = debtor()
-    for n in range(6):
+    """Two portal codes this morning, a cap of two contacts a week: the reminder still goes."""
+    from dunning import planner
+    from dunning.models import ContactRule
+
+    ContactRule.objects.update_or_create(
+        country="DE", customer_kind="", defaults={"max_contacts_per_7_days": 2}
+    )
+    customer, contact = debtor(country="DE")
+    contact.is_primary = True
+    contact.save()
+    InvoiceFactory(customer=customer, due_on=NOW.date() - dt.timedelta(days=7))
+    planner.plan(on=NOW.date())
+    Notice.objects.filter(customer=customer, channel="sms").delete()
+    reminder = Notice.objects.get(customer=customer, channel="email", key="")
+    for n in range(2):
         portal_access(customer, contact, key=f"p{n}")
-    batch = sender.Batch.load("t", [], NOW)
-    batch.notices = [Notice.objects.get(key="p0")]
-    batch._read(NOW)
-    assert batch.contacted.get(customer.pk, []) == []
+    sender.send_next(now=dt.datetime(2026, 11, 23, 9, 30, tzinfo=dt.UTC), notice_id=reminder.pk)
+    reminder.refresh_from_db()
+    assert reminder.status == Notice.Status.SENT, reminder.reason
 
 
 def test_bad_input_names_the_field():
