@@ -492,6 +492,10 @@ def test_console_cancel_needs_the_permission_and_a_reason_and_stops_retries(
         Permission.objects.get(codename="view_autopaymandate"),
     )
     client.force_login(agent)
+    listing = client.get("/admin/integrations/autopaymandate/")
+    assert listing.status_code == 200 and "Visa •••• 4242" in listing.content.decode()
+    detail = client.get(f"/admin/integrations/autopaymandate/{mandate.pk}/change/")
+    assert "Cancel automatic payment" in detail.content.decode()
     page = f"/admin/integrations/autopaymandate/{mandate.pk}/cancel/"
     assert client.get(page).status_code == 200
     assert client.post(page, {"reason": "", "apply": "1"}).status_code == 200  # the form asks why
