@@ -226,3 +226,16 @@ def test_the_nightly_planner_plans_no_transactional_notice():
     InvoiceFactory(customer=customer, due_on=NOW.date() - dt.timedelta(days=3))
     planner.plan(on=NOW.date())
     assert not Notice.objects.filter(step__policy__purpose=Policy.Purpose.TRANSACTIONAL).exists()
+
+
+def test_the_portals_access_e_mail_goes_through_it_with_the_code_masked(settings):
+    from portal import access
+
+    customer, contact = debtor()
+    notice = access.send_access(contact.pk)
+    assert notice.status == Notice.Status.SENT
+    body = mail.outbox[0].body
+    code = next(word for word in body.split() if word.isdigit() and len(word) >= 6)
+    stored = Notice.objects.get(pk=notice.pk)
+    assert code not in stored.body_text and "/portal/l/" not in stored.body_text
+    assert "/portal/l/" in body
