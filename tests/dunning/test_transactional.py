@@ -231,7 +231,7 @@ def test_the_nightly_planner_plans_no_transactional_notice():
 def test_the_portals_access_e_mail_goes_through_it_with_the_code_masked(settings):
     from portal import access
 
-    customer, contact = debtor()
+    _customer, contact = debtor()
     notice = access.send_access(contact.pk)
     assert notice.status == Notice.Status.SENT
     body = mail.outbox[0].body
