@@ -169,14 +169,14 @@ def test_a_foreign_invoice_is_answered_like_an_unknown_one(debtor, stranger):
 
 def test_a_second_promise_on_the_same_invoice_is_refused(debtor):
     customer, contact, first, _second = debtor
-    values = dict(
-        customer=customer,
-        contact=contact,
-        invoice_ids=[first.pk],
-        amount=Decimal("600.00"),
-        promised_on=ON + dt.timedelta(days=5),
-        today=ON,
-    )
+    values = {
+        "customer": customer,
+        "contact": contact,
+        "invoice_ids": [first.pk],
+        "amount": Decimal("600.00"),
+        "promised_on": ON + dt.timedelta(days=5),
+        "today": ON,
+    }
     actions.promise_to_pay(**values)
     with pytest.raises(ValidationError) as excinfo:
         actions.promise_to_pay(**values)
@@ -278,7 +278,7 @@ def test_attachments_are_checked_by_content_size_and_name(debtor, name, content,
 
 
 def test_plain_text_in_utf8_is_accepted_and_too_many_files_refused(debtor):
-    text = SimpleUploadedFile("notes.txt", "Lieferung fehlt – bitte prüfen\n".encode())
+    text = SimpleUploadedFile("notes.txt", "Lieferung fehlt, bitte prüfen\n".encode())
     assert [a.content_type for a in actions.check_attachments([text])] == ["text/plain"]
     files = [SimpleUploadedFile(f"n{i}.txt", b"hello") for i in range(3)]
     with pytest.raises(ValidationError) as excinfo:
@@ -354,7 +354,7 @@ def test_a_plan_within_the_rules_is_active_at_once(debtor):
 def test_a_plan_outside_the_rules_waits_for_a_manager(
     debtor, settings, count, amount, threshold, reason
 ):
-    customer, contact, first, second = debtor
+    customer, contact, first, _second = debtor
     settings.PAYMENT_PLAN_APPROVAL_THRESHOLD = threshold
     Invoice.objects.filter(pk=first.pk).update(amount=amount, open_balance=amount)
     asked = actions.ask_for_plan(
@@ -481,7 +481,7 @@ def test_bad_preferences_name_the_field_and_change_nothing(debtor, values, field
 
 
 def test_without_a_contact_only_the_language_changes(debtor):
-    customer, contact, _first, _second = debtor
+    customer, _contact, _first, _second = debtor
     assert actions.update_preferences(customer=customer, contact=None, language="es") == [
         "language"
     ]
