@@ -35,6 +35,7 @@ from django.db import transaction
 from django.template.defaultfilters import filesizeformat
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from accounts import services, timeline
 from accounts.models import Activity, Contact, Customer, Invoice, normalize_phone
@@ -616,6 +617,12 @@ def ask_for_plan(
 # --- 4. Contact preferences ----------------------------------------------------------------
 
 OPT_OUT_CHANNELS = ("email", "sms", "call")
+# How the timeline names each channel ("opted out of SMS"); translated when written.
+CHANNEL_WORDS = {
+    "email": gettext_noop("e-mail"),
+    "sms": gettext_noop("SMS"),
+    "call": gettext_noop("calls"),
+}
 
 
 def mask_email(email: str) -> str:
@@ -743,7 +750,6 @@ def update_preferences(
                 else _("phone removed")
             )
     now = timezone.now()
-    labels = {"email": "e-mail", "sms": "SMS", "call": "calls"}
     for channel in OPT_OUT_CHANNELS:
         is_out = getattr(contact, f"{channel}_opted_out_at") is not None
         wants_out = channel in opted_out
@@ -756,7 +762,7 @@ def update_preferences(
         with _console_language():
             lines.append(
                 (_("opted out of %(channel)s") if wants_out else _("opted back in to %(channel)s"))
-                % {"channel": labels[channel]}
+                % {"channel": _(CHANNEL_WORDS[channel])}
             )
     if not changed:
         return []
