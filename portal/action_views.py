@@ -127,7 +127,9 @@ def promise(request):
                 },
             )
             return redirect("portal:promise")
-    return _page(request, "portal/promise.html", form)
+    return _page(
+        request, "portal/promise.html", form, promises=actions.open_promises(request.customer)
+    )
 
 
 @never_cache
@@ -164,7 +166,9 @@ def dispute(request):
                 % {"pk": made.pk},
             )
             return redirect("portal:dispute")
-    return _page(request, "portal/dispute.html", form)
+    return _page(
+        request, "portal/dispute.html", form, disputes=actions.active_disputes(request.customer)
+    )
 
 
 @never_cache
@@ -202,7 +206,7 @@ def plan(request):
                 ) % {"schedule": schedule, "reasons": ", ".join(asked.reasons)}
             messages.success(request, text)
             return redirect("portal:plan")
-    return _page(request, "portal/plan.html", form)
+    return _page(request, "portal/plan.html", form, plans=actions.current_plans(request.customer))
 
 
 @never_cache
@@ -261,15 +265,20 @@ def message(request):
                 upload.seek(0)
             from integrations.inbound.receive import from_portal
 
-            from_portal(
-                customer=request.customer,
-                contact=request.contact,
-                subject=form.cleaned_data["subject"],
-                text=form.cleaned_data["text"],
-                attachments=files,
-            )
-            messages.success(
-                request, _("Thank you. Your message has reached our team; we will reply soon.")
-            )
-            return redirect("portal:message")
+            try:
+                from_portal(
+                    customer=request.customer,
+                    contact=request.contact,
+                    subject=form.cleaned_data["subject"],
+                    text=form.cleaned_data["text"],
+                    attachments=files,
+                )
+            except ValidationError as exc:
+                _refused(form, exc)
+            else:
+                messages.success(
+                    request,
+                    _("Thank you. Your message has reached our team; we will reply soon."),
+                )
+                return redirect("portal:message")
     return _page(request, "portal/message.html", form)

@@ -130,6 +130,33 @@ def _setting_decimal(name: str) -> Decimal:
         raise ValueError(f"{name} must be a number") from exc
 
 
+# --- What the debtor already has under way (reads for the pages) ----------------------------
+
+
+def open_promises(customer: Customer):
+    return (
+        PromiseToPay.objects.filter(customer=customer, status=PromiseToPay.Status.OPEN)
+        .prefetch_related("invoices")
+        .order_by("promised_on", "pk")
+    )
+
+
+def active_disputes(customer: Customer):
+    return (
+        Dispute.objects.filter(customer=customer, status__in=Dispute.ACTIVE_STATUSES)
+        .prefetch_related("invoices")
+        .order_by("-opened_at", "-pk")
+    )
+
+
+def current_plans(customer: Customer):
+    return (
+        PaymentPlan.objects.filter(customer=customer, status__in=PaymentPlan.HOLDING_STATUSES)
+        .prefetch_related("invoices", "installments")
+        .order_by("pk")
+    )
+
+
 # --- 1. Promise to pay -------------------------------------------------------------------
 
 

@@ -119,7 +119,9 @@ def test_promise_is_recorded_and_confirmed(browser, debtor):
     promise = PromiseToPay.objects.get(customer=customer)
     assert promise.amount == Decimal("450.00")
     assert promise.channel == Activity.Channel.PORTAL
-    assert "USD 450.00" in response.content.decode()
+    page = response.content.decode()
+    assert "USD 450.00" in page
+    assert f'id="promise-{promise.pk}"' in page  # listed under "Your promises"
 
 
 def test_promise_too_far_ahead_shows_the_error_on_the_date(browser, debtor):
@@ -175,6 +177,7 @@ def test_dispute_with_an_attachment_holds_the_invoice_and_tasks_the_agent(browse
     )
     assert response.status_code == 302
     dispute = Dispute.objects.get(customer=customer)
+    assert f'id="dispute-{dispute.pk}"' in browser.get(response.url).content.decode()
     first.refresh_from_db()
     assert first.status == Invoice.Status.DISPUTED
     task = Task.objects.get(source=f"portal:dispute:{dispute.pk}")
@@ -237,7 +240,9 @@ def test_plan_within_the_rules_is_agreed_and_one_outside_waits(browser, debtor):
     )
     plan = PaymentPlan.objects.get(invoices=second)
     assert plan.status == PaymentPlan.Status.PROPOSED
-    assert "approval" in response.content.decode()
+    page = response.content.decode()
+    assert "approval" in page
+    assert f'id="plan-{plan.pk}"' in page and "waiting for our approval" in page
     assert Task.objects.filter(kind=Task.Kind.APPROVAL, details__plan=plan.pk).exists()
 
 
