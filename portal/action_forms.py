@@ -7,6 +7,7 @@ from decimal import Decimal
 
 from django import forms
 from django.conf import settings
+from django.template.defaultfilters import filesizeformat
 from django.utils.formats import date_format
 from django.utils.translation import gettext_lazy as _
 
@@ -84,9 +85,9 @@ class AttachmentsField(forms.FileField):
 
 
 def _attachments_help() -> str:
-    return _("Up to %(n)d files (PDF, PNG, JPEG or plain text), %(size)s MB each.") % {
+    return _("Up to %(n)d files (PDF, PNG, JPEG or plain text), %(size)s each at most.") % {
         "n": settings.PORTAL_UPLOAD_MAX_FILES,
-        "size": f"{settings.PORTAL_UPLOAD_MAX_BYTES / (1024 * 1024):.0f}",
+        "size": filesizeformat(settings.PORTAL_UPLOAD_MAX_BYTES),
     }
 
 

@@ -5,9 +5,9 @@ from django.urls import path
 from . import action_views
 
 urlpatterns = [
-    path("promise/", action_views.promise, name="promise"),
-    path("dispute/", action_views.dispute, name="dispute"),
-    path("plan/", action_views.plan, name="plan"),
-    path("preferences/", action_views.preferences, name="preferences"),
-    path("message/", action_views.message, name="message"),
+    path("portal/promise/", action_views.promise, name="promise"),
+    path("portal/dispute/", action_views.dispute, name="dispute"),
+    path("portal/plan/", action_views.plan, name="plan"),
+    path("portal/preferences/", action_views.preferences, name="preferences"),
+    path("portal/message/", action_views.message, name="message"),
 ]

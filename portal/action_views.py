@@ -91,7 +91,14 @@ def _page(request, template: str, form, **context):
     return render(
         request,
         template,
-        {"form": form, "customer": request.customer, "contact": request.contact, **context},
+        {
+            "company_name": settings.COMPANY_NAME,
+            "company_email": settings.DEFAULT_FROM_EMAIL,
+            "form": form,
+            "customer": request.customer,
+            "contact": request.contact,
+            **context,
+        },
     )
 
 

@@ -72,7 +72,7 @@ def _portal_entry(*, customer, contact, text: str, details: dict, invoice=None) 
         invoice=invoice,
         channel=PORTAL,
         text=text,
-        details={"contact": contact.pk if contact is not None else None} | details,
+        details={"contact_id": contact.pk if contact is not None else None} | details,
     )
 
 

@@ -1,6 +1,6 @@
 """The debtor's side: the portal (portal/...) and the statement page of older messages."""
 
-from django.urls import path
+from django.urls import include, path
 
 from . import views
 
@@ -17,4 +17,5 @@ urlpatterns = [
     path("portal/invoices/<int:invoice_id>/pdf/", views.invoice_pdf, name="invoice_pdf"),
     path("portal/statement/", views.period_statement, name="period_statement"),
     path("portal/pay/", views.pay, name="pay"),
+    path("", include("portal.action_urls")),
 ]

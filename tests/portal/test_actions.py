@@ -488,4 +488,4 @@ def test_without_a_contact_only_the_language_changes(debtor):
     customer.refresh_from_db()
     assert customer.language == "es"
     entry = Activity.objects.get(kind=Activity.Kind.PORTAL)
-    assert entry.details["contact"] is None and "language fr → es" in entry.text
+    assert entry.details["contact_id"] is None and "language fr → es" in entry.text

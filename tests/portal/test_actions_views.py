@@ -2,6 +2,7 @@
 on the field, uploads bounded, one customer never reaching another's invoices."""
 
 import datetime as dt
+import re
 import sys
 import types
 from decimal import Decimal
@@ -11,6 +12,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
 
+from accounts import portal_links
 from accounts.models import Activity, Invoice
 from cases.models import Dispute, PaymentPlan, PromiseToPay, Task
 from tests.clock import ON
@@ -49,11 +51,10 @@ def stranger():
 
 
 def signed_in(client: Client, customer, contact) -> Client:
-    """A browser in the portal of `customer` as `contact` (None: a customer-level link)."""
-    session = client.session
-    session["stub_customer"] = customer.pk
-    session["stub_contact"] = contact.pk if contact is not None else None
-    session.save()
+    """A browser in the portal of `customer`, signed in by `contact`'s link."""
+    url = portal_links.portal_url(contact)
+    response = client.get(url[url.index("/portal/") :])
+    assert response.status_code == 302 and response.url == reverse("portal:home")
     return client
 
 
@@ -85,10 +86,38 @@ def test_each_page_shows_its_form_with_labels_and_csrf(browser, debtor, name, fo
         assert f'id="{input_id}"' in page
         assert f'for="{input_id}"' in page  # every input has its label
     assert "<h1" in page
+    assert_labelled_and_described(page)
 
 
-def test_pages_need_the_portal_session(client):
-    assert client.get(reverse("portal:promise")).status_code == 404
+def assert_labelled_and_described(page: str) -> None:
+    """Every visible control has a label, every aria-describedby names ids on the page,
+    and no id is used twice (what axe-core checks first on a form)."""
+    ids = re.findall(r'\sid="([^"]+)"', page)
+    assert len(ids) == len(set(ids)), "duplicate ids"
+    for described in re.findall(r'aria-describedby="([^"]+)"', page):
+        for target in described.split():
+            assert target in ids, f"aria-describedby names a missing id {target}"
+    for tag in re.findall(r"<(?:input|select|textarea)\b[^>]*>", page):
+        if 'type="hidden"' in tag:
+            continue
+        control = re.search(r'\sid="([^"]+)"', tag).group(1)
+        assert f'for="{control}"' in page, f"{control} has no label"
+
+
+@pytest.mark.parametrize("name", ["promise", "dispute", "plan", "preferences", "message"])
+def test_pages_need_a_portal_login(client, name):
+    response = client.get(reverse(f"portal:{name}"))
+    assert response.status_code == 302 and response.url == reverse("portal:login")
+    response = client.post(reverse(f"portal:{name}"), {})
+    assert response.status_code == 302 and response.url == reverse("portal:login")
+
+
+def test_the_overview_and_menu_lead_to_the_actions(browser):
+    page = browser.get(reverse("portal:home")).content.decode()
+    for name in ("promise", "dispute", "plan", "preferences", "message"):
+        assert f'id="nav-{name}"' in page
+    for name in ("promise", "dispute", "plan"):
+        assert f'id="home-{name}"' in page
 
 
 def test_a_post_without_the_csrf_token_is_refused(debtor):
@@ -182,7 +211,7 @@ def test_dispute_with_an_attachment_holds_the_invoice_and_tasks_the_agent(browse
     assert first.status == Invoice.Status.DISPUTED
     task = Task.objects.get(source=f"portal:dispute:{dispute.pk}")
     assert task.assignee == customer.assigned_agent
-    entry = Activity.objects.get(kind=Activity.Kind.PORTAL)
+    entry = Activity.objects.get(kind=Activity.Kind.PORTAL, details__action="dispute")
     assert entry.details["attachments"][0]["name"] == "note.pdf"
 
 
@@ -199,6 +228,7 @@ def test_dispute_attachment_of_the_wrong_type_is_refused_on_the_field(browser, d
     )
     assert response.status_code == 200
     assert "tool.pdf is not a PDF" in response.context["form"].errors["attachments"][0]
+    assert_labelled_and_described(response.content.decode())
     assert not Dispute.objects.exists()
 
 
@@ -272,17 +302,6 @@ def test_preferences_are_saved_and_a_bad_phone_is_named(browser, debtor):
     assert customer.language == "de"
     assert (contact.phone, contact.preferred_channel) == ("+14155550199", "sms")
     assert contact.call_opt_out_source == "portal"
-
-
-def test_without_a_contact_the_preferences_are_the_language_only(client, debtor):
-    customer, _contact, _first = debtor
-    browser = signed_in(client, customer, None)
-    page = browser.get(reverse("portal:preferences")).content.decode()
-    assert 'id="id_language"' in page and 'id="id_email"' not in page
-    response = browser.post(reverse("portal:preferences"), {"language": "fr"})
-    assert response.status_code == 302
-    customer.refresh_from_db()
-    assert customer.language == "fr"
 
 
 @pytest.fixture
