@@ -2,7 +2,8 @@
 
 The session holds the contact's id and a digest of the contact's portal key at login: a
 revoked key (accounts/portal_links.revoke) ends the session on the next request. A portal
-session lasts PORTAL_SESSION_MINUTES of inactivity. Every portal request, logged in or
+session ends after PORTAL_SESSION_MINUTES without a request (checked on the server, so it
+holds whatever the browser's clock says). Every portal request, logged in or
 not, counts against PORTAL_REQUESTS_PER_MINUTE for its client address.
 """
 
@@ -13,7 +14,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
-from django.utils import translation
+from django.utils import timezone, translation
 from django.views.decorators.cache import never_cache
 
 from accounts import timeline
@@ -23,6 +24,7 @@ from staff.lockout import client_ip
 
 CONTACT = "portal_contact"
 KEY = "portal_key"
+SEEN = "portal_seen"  # when the portal session was last used (Unix seconds, server clock)
 LANGUAGES = {code for code, _name in settings.LANGUAGES}
 
 
@@ -67,7 +69,7 @@ def login(request: HttpRequest, contact: Contact, *, via: str) -> None:
     request.session.cycle_key()
     request.session[CONTACT] = contact.pk
     request.session[KEY] = key_digest(ensure_key(contact))
-    request.session.set_expiry(settings.PORTAL_SESSION_MINUTES * 60)
+    request.session[SEEN] = int(timezone.now().timestamp())
     timeline.add(
         Activity.Kind.PORTAL,
         customer=contact.customer,
@@ -78,7 +80,7 @@ def login(request: HttpRequest, contact: Contact, *, via: str) -> None:
 
 
 def logout(request: HttpRequest) -> None:
-    for name in (CONTACT, KEY):
+    for name in (CONTACT, KEY, SEEN):
         request.session.pop(name, None)
     request.session.cycle_key()
 
@@ -88,6 +90,11 @@ def current_contact(request: HttpRequest) -> Contact | None:
     contact_id = request.session.get(CONTACT)
     if not isinstance(contact_id, int):
         return None
+    now = int(timezone.now().timestamp())
+    seen = request.session.get(SEEN)
+    if not isinstance(seen, int) or now - seen > settings.PORTAL_SESSION_MINUTES * 60:
+        logout(request)
+        return None
     contact = Contact.objects.select_related("customer").filter(pk=contact_id).first()
     if (
         contact is None
@@ -96,6 +103,8 @@ def current_contact(request: HttpRequest) -> Contact | None:
     ):
         logout(request)
         return None
+    if now - seen > 60:  # written at most once a minute
+        request.session[SEEN] = now
     return contact
 
 

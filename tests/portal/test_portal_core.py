@@ -397,3 +397,27 @@ class TestPay:
         )
         assert response.status_code == 403
         assert not Payment.objects.exists()
+
+
+def test_a_session_ends_after_the_idle_minutes(client, debtor, clock, settings):
+    _customer, contact, *_ = debtor
+    logged_in(client, contact)
+    clock.shift(dt.timedelta(minutes=settings.PORTAL_SESSION_MINUTES - 1))
+    assert client.get(reverse("portal:home")).status_code == 200  # and counts as activity
+    clock.shift(dt.timedelta(minutes=settings.PORTAL_SESSION_MINUTES - 1))
+    assert client.get(reverse("portal:home")).status_code == 200
+    clock.shift(dt.timedelta(minutes=settings.PORTAL_SESSION_MINUTES + 1))
+    assert client.get(reverse("portal:home")).status_code == 302
+
+
+def test_the_portal_link_command_prints_a_working_link(client, debtor):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    _customer, contact, *_ = debtor
+    out = StringIO()
+    call_command("portal_link", email="AP@owes.example", stdout=out)
+    url = out.getvalue().split()[-1]
+    assert client.get(url[url.index("/portal/") :]).status_code == 302
+    assert contact.name in out.getvalue()
