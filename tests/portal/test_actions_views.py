@@ -87,6 +87,9 @@ def test_each_page_shows_its_form_with_labels_and_csrf(browser, debtor, name, fo
         assert f'for="{input_id}"' in page  # every input has its label
     assert "<h1" in page
     assert_labelled_and_described(page)
+    # Under no-referrer a browser posts the form with `Origin: null`, refused by CSRF.
+    assert response["Referrer-Policy"] == "same-origin"
+    assert response["X-Robots-Tag"] == "noindex, nofollow"
 
 
 def assert_labelled_and_described(page: str) -> None:
