@@ -2,7 +2,7 @@
 
 from django.urls import include, path
 
-from . import views
+from . import autopay_views, views
 
 app_name = "portal"
 urlpatterns = [
@@ -17,5 +17,7 @@ urlpatterns = [
     path("portal/invoices/<int:invoice_id>/pdf/", views.invoice_pdf, name="invoice_pdf"),
     path("portal/statement/", views.period_statement, name="period_statement"),
     path("portal/pay/", views.pay, name="pay"),
+    path("portal/autopay/", autopay_views.autopay_page, name="autopay"),
+    path("portal/autopay/cancel/", autopay_views.autopay_cancel, name="autopay_cancel"),
     path("", include("portal.action_urls")),
 ]
