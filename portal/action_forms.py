@@ -231,6 +231,7 @@ class PreferencesForm(forms.Form):
         self.fields["email"] = forms.CharField(
             label=_("E-mail address"),
             max_length=254,
+            required=bool(contact.email),  # a contact reached by SMS only may have none
             widget=forms.EmailInput(attrs={"autocomplete": "email"}),
         )
         self.fields["phone"] = forms.CharField(

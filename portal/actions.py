@@ -713,9 +713,9 @@ def update_preferences(
     if preferred_channel not in ("", *Contact.Channel.values):
         errors.add("preferred_channel", _("Choose one of the channels offered."))
     email = (contact.email if email is None else email).strip()
-    if not email:
+    if not email and contact.email:
         errors.add("email", _("Give an e-mail address: your links and codes are sent there."))
-    else:
+    elif email:
         try:
             validate_email(email)
         except ValidationError:
@@ -733,6 +733,8 @@ def update_preferences(
             _("Give a phone number to be reached by %(channel)s.")
             % {"channel": Contact.Channel(preferred_channel).label},
         )
+    if preferred_channel == Contact.Channel.EMAIL and not email:
+        errors.add("preferred_channel", _("Give an e-mail address to be reached by e-mail."))
     if preferred_channel and preferred_channel in opted_out:
         errors.add(
             "preferred_channel",

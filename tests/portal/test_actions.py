@@ -489,3 +489,18 @@ def test_without_a_contact_only_the_language_changes(debtor):
     assert customer.language == "es"
     entry = Activity.objects.get(kind=Activity.Kind.PORTAL)
     assert entry.details["contact_id"] is None and "language fr → es" in entry.text
+
+
+def test_a_contact_without_e_mail_may_keep_none_but_not_prefer_e_mail(debtor):
+    customer, contact, _first, _second = debtor
+    Contact.objects.filter(pk=contact.pk).update(email="")
+    contact.refresh_from_db()
+    changed = actions.update_preferences(
+        customer=customer, contact=contact, language="fr", email="", preferred_channel="sms"
+    )
+    assert changed == ["preferred_channel"]
+    with pytest.raises(ValidationError) as excinfo:
+        actions.update_preferences(
+            customer=customer, contact=contact, language="fr", email="", preferred_channel="email"
+        )
+    assert list(refusals(excinfo)) == ["preferred_channel"]
