@@ -536,6 +536,21 @@ TEMPLATE_MAX_FILTER_WIDTH = int(os.environ.get("TEMPLATE_MAX_FILTER_WIDTH", "100
 PROMISE_GRACE_DAYS = int(os.environ.get("PROMISE_GRACE_DAYS", "3"))
 PAYMENT_PLAN_APPROVAL_THRESHOLD = os.environ.get("PAYMENT_PLAN_APPROVAL_THRESHOLD", "5000")
 INSTALLMENT_REMINDER_DAYS = int(os.environ.get("INSTALLMENT_REMINDER_DAYS", "3"))
+# The debtor portal's own actions (portal/actions.py, README "The debtor portal"): a promise
+# made there is for at most PORTAL_PROMISE_MAX_DAYS ahead and at least PORTAL_PROMISE_MIN_SHARE
+# of the chosen invoices' open balance; a plan asked for there is accepted at once with at
+# most PORTAL_PLAN_MAX_INSTALLMENTS monthly installments of at least PORTAL_PLAN_MIN_INSTALLMENT
+# (in the invoices' currency) and a total at or under PAYMENT_PLAN_APPROVAL_THRESHOLD, its
+# first installment at most PORTAL_PLAN_FIRST_DUE_MAX_DAYS ahead; other plans wait for a
+# manager. Attachments (disputes, messages): at most PORTAL_UPLOAD_MAX_FILES files of
+# PORTAL_UPLOAD_MAX_BYTES each, PDF, PNG, JPEG or plain text by their content.
+PORTAL_PROMISE_MAX_DAYS = int(os.environ.get("PORTAL_PROMISE_MAX_DAYS", "30"))
+PORTAL_PROMISE_MIN_SHARE = os.environ.get("PORTAL_PROMISE_MIN_SHARE", "0.5")
+PORTAL_PLAN_MAX_INSTALLMENTS = int(os.environ.get("PORTAL_PLAN_MAX_INSTALLMENTS", "6"))
+PORTAL_PLAN_MIN_INSTALLMENT = os.environ.get("PORTAL_PLAN_MIN_INSTALLMENT", "50")
+PORTAL_PLAN_FIRST_DUE_MAX_DAYS = int(os.environ.get("PORTAL_PLAN_FIRST_DUE_MAX_DAYS", "30"))
+PORTAL_UPLOAD_MAX_BYTES = int(os.environ.get("PORTAL_UPLOAD_MAX_BYTES", str(5 * 1024 * 1024)))
+PORTAL_UPLOAD_MAX_FILES = int(os.environ.get("PORTAL_UPLOAD_MAX_FILES", "5"))
 # Case work: outstanding invoices this many days past due raise a write-off/placement review
 # task; the nightly risk scoring moves band-high customers into the high_risk segment (see
 # README, "Risk score") unless they are strategic or have their own dunning policy.
