@@ -35,24 +35,6 @@ from .session import portal_view
 GET_POST = require_http_methods(["GET", "POST"])
 
 
-def posts_its_origin(view):
-    """Referrer-Policy same-origin on a page with a form, outside portal_view's no-referrer.
-
-    Under no-referrer a browser sends `Origin: null` with the form's POST, which Django's
-    CSRF check refuses (403) whatever the token; same-origin still sends nothing to any
-    other site (the site-wide SECURE_REFERRER_POLICY), and these pages' addresses carry
-    no token anyway."""
-
-    @functools.wraps(view)
-    def wrapped(request, *args, **kwargs):
-        response = view(request, *args, **kwargs)
-        if response.get("Referrer-Policy") == "no-referrer":
-            response["Referrer-Policy"] = "same-origin"
-        return response
-
-    return wrapped
-
-
 class PortalUploadHandler(uploads.LimitedUploadHandler):
     """The upload limit of the whole request for the portal's forms: every file at its
     largest (PORTAL_UPLOAD_MAX_FILES x PORTAL_UPLOAD_MAX_BYTES), refused as it arrives.
@@ -121,7 +103,6 @@ def _page(request, template: str, form, **context):
 
 
 @never_cache
-@posts_its_origin
 @GET_POST
 @portal_view
 def promise(request):
@@ -159,7 +140,6 @@ def promise(request):
 
 
 @never_cache
-@posts_its_origin
 @portal_uploads
 @GET_POST
 @portal_view
@@ -199,7 +179,6 @@ def dispute(request):
 
 
 @never_cache
-@posts_its_origin
 @GET_POST
 @portal_view
 def plan(request):
@@ -238,7 +217,6 @@ def plan(request):
 
 
 @never_cache
-@posts_its_origin
 @GET_POST
 @portal_view
 def preferences(request):
@@ -273,7 +251,6 @@ def preferences(request):
 
 
 @never_cache
-@posts_its_origin
 @portal_uploads
 @GET_POST
 @portal_view
