@@ -65,12 +65,14 @@ _NOTICE_ID = re.compile(r"notice-(\d{1,12})@(.+)")
 
 @dataclass(frozen=True)
 class IncomingFile:
-    """One attachment as it arrived: `content` is bytes or a Django File (an upload)."""
+    """One attachment as it arrived: `content` is bytes or a Django File (an upload);
+    `refused` says why it was not even fetched (a whole message over the size bound)."""
 
     filename: str
     content_type: str
     size: int
     content: bytes | File
+    refused: str = ""
 
 
 def files_of(message: email.message.EmailMessage) -> list[IncomingFile]:
@@ -100,6 +102,8 @@ def files_of(message: email.message.EmailMessage) -> list[IncomingFile]:
 
 def refusal(file: IncomingFile, position: int) -> str:
     """Why this attachment (1-based `position` in its message) is not kept, or ""."""
+    if file.refused:
+        return file.refused
     if position > settings.INBOUND_MAX_ATTACHMENTS:
         return _("more than %(n)d attachments") % {"n": settings.INBOUND_MAX_ATTACHMENTS}
     if file.size > settings.INBOUND_MAX_ATTACHMENT_BYTES:
@@ -286,7 +290,9 @@ def _store(inbound: InboundEmail, files: list[IncomingFile]) -> tuple[InboundEma
     for name in _TEXT_FIELDS:  # NUL and lone surrogates cannot be stored (a hostile mail)
         setattr(inbound, name, inbox.storable(getattr(inbound, name)))
     files = [
-        IncomingFile(inbox.storable(f.filename), inbox.storable(f.content_type), f.size, f.content)
+        IncomingFile(
+            inbox.storable(f.filename), inbox.storable(f.content_type), f.size, f.content, f.refused
+        )
         for f in files
     ]
     _scan(inbound)
