@@ -9,7 +9,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from accounts.crypto import EncryptedCharField
+from accounts.crypto import EncryptedCharField, LookupHashField
 from accounts.models import MONEY, Invoice, Payment
 from accounts.money import validate_currency
 
@@ -508,6 +508,7 @@ class InboundEmail(models.Model):
     in_reply_to = models.CharField(_("in reply to"), max_length=500, blank=True)
     references = models.TextField(_("references"), blank=True)
     sender = EncryptedCharField(_("from"), max_length=254, blank=True)
+    sender_hash = LookupHashField(source="sender", kind="email")  # finds a person's mail
     recipient = models.CharField(_("to"), max_length=254, blank=True)
     subject = models.CharField(_("subject"), max_length=255, blank=True)
     text = models.TextField(_("text"), blank=True)
@@ -564,6 +565,7 @@ class InboundEmail(models.Model):
         ]
         indexes = [
             models.Index(fields=["customer", "-received_at"], name="inbound_email_customer"),
+            models.Index(fields=["sender_hash"], name="inbound_email_sender_hash"),
             models.Index(
                 fields=["-received_at"], condition=Q(customer=None), name="inbound_email_unmatched"
             ),

@@ -427,3 +427,23 @@ def test_files_of_reads_the_attachments_of_a_parsed_message():
         len(PDF),
         PDF,
     )
+
+
+def test_erasing_a_customer_erases_its_messages_and_those_from_its_addresses(customer):
+    from integrations.inbound.erasure import erase_messages
+
+    matched, _ = receive(mail(attachments=[("remittance.pdf", "application/pdf", PDF)]))
+    ContactFactory(customer=CustomerFactory(), email="pat@acme.example")  # now ambiguous
+    unmatched, _ = receive(mail(body="from pat, unmatched"))
+    other, _ = receive(mail(sender="someone@else.example", body="keep me"))
+    path = matched.attachments.get().file.name
+
+    counts = erase_messages(customer=customer, emails=["Pat@acme.example"])
+
+    assert counts == {"inbound_messages": 2, "inbound_files": 1}
+    for inbound in (matched, unmatched):
+        inbound.refresh_from_db()
+        assert (inbound.text, inbound.subject, inbound.sender) == ("[erased]", "[erased]", "")
+    assert not default_storage.exists(path)
+    other.refresh_from_db()
+    assert other.text == "keep me"
