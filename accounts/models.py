@@ -355,7 +355,19 @@ class Customer(models.Model):
 
     @property
     def holds(self) -> list[str]:
-        """The hold flags that are set, in words, for lists and notices."""
+        """The holds in words, for lists and notices: the flags that are set, and a pause
+        after the debtor's own reply still running today."""
+        held = self.hold_flags
+        if self.reply_paused_until and self.reply_paused_until >= timezone.localdate():
+            held.append(
+                str(_("chasing paused until %(day)s (%(reason)s)"))
+                % {"day": self.reply_paused_until.isoformat(), "reason": self.reply_pause_reason}
+            )
+        return held
+
+    @property
+    def hold_flags(self) -> list[str]:
+        """The hold flags that are set, in words."""
         flags = [
             (self.do_not_contact, _("do not contact")),
             (self.cease_communication, _("cease communication")),

@@ -123,7 +123,11 @@ def hold_reason(customer, on: dt.date) -> str:
         return (
             f"dunning paused until {customer.dunning_paused_until}: {customer.dunning_pause_reason}"
         )
-    if customer.reply_paused_until and customer.reply_paused_until >= on:
+    if (
+        customer.reply_paused_until
+        and customer.reply_paused_until >= on
+        and not customer.hold_flags
+    ):
         return f"chasing paused until {customer.reply_paused_until}: {customer.reply_pause_reason}"
     return "on hold: " + ", ".join(customer.holds)
 

@@ -38,6 +38,7 @@ from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile, File
 from django.db import IntegrityError, transaction
 from django.db.models import Q
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import get_valid_filename
 from django.utils.translation import gettext as _
@@ -393,6 +394,7 @@ def _act(inbound: InboundEmail) -> None:
         source=f"inbound:{inbound.pk}",
         details={
             "inbound_email": inbound.pk,
+            "url": reverse("admin:integrations_inboundemail_change", args=[inbound.pk]),
             "subject": inbound.subject,
             "promised_on": inbound.promised_on.isoformat() if inbound.promised_on else None,
             "promised_amount": str(inbound.promised_amount)

@@ -244,3 +244,15 @@ def test_an_automatic_reply_offers_no_promise_or_dispute(client, agent, customer
         {"dispute-reason": "other"},
     )
     assert refused.status_code == 403
+
+
+def test_the_customer_page_shows_the_reply_pause_with_its_reason(client, agent, customer):
+    portal_message(customer, "Please call me.")
+    client.force_login(agent)
+
+    page = client.get(reverse("admin:accounts_customer_change", args=[customer.pk]))
+
+    assert (
+        "chasing paused until 2026-11-26 (the debtor wrote through the portal on 2026-11-23)"
+        in page.content.decode()
+    )

@@ -216,6 +216,7 @@ def test_a_human_reply_is_on_the_timeline_pauses_chasing_and_gives_the_agent_a_t
         f"inbound:{inbound.pk}",
     )
     assert task.details["inbound_email"] == inbound.pk
+    assert task.details["url"] == f"/admin/integrations/inboundemail/{inbound.pk}/change/"
     assert Activity.objects.filter(kind=Activity.Kind.HOLD_CHANGE, customer=customer).exists()
 
 
