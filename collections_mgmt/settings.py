@@ -500,8 +500,9 @@ INBOUND_ATTACHMENT_TYPES = env_list(
     "application/vnd.openxmlformats-officedocument.wordprocessingml.document,"
     "application/msword,application/vnd.ms-excel",
 )
-# IMAP polling for teams without an inbound provider (empty host: off). Every
-# INBOUND_IMAP_EVERY_MINUTES the folder is read for messages not seen before (by UID).
+# IMAP polling for teams without an inbound provider (empty host: off). The periodic task
+# (every five minutes) reads the folder read-only for messages not read before (by UID),
+# at most INBOUND_IMAP_BATCH a poll.
 INBOUND_IMAP_HOST = os.environ.get("INBOUND_IMAP_HOST", "")
 INBOUND_IMAP_PORT = int(os.environ.get("INBOUND_IMAP_PORT", "993"))
 INBOUND_IMAP_USER = os.environ.get("INBOUND_IMAP_USER", "")

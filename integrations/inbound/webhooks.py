@@ -28,7 +28,7 @@ import logging
 import time
 
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.http.multipartparser import MultiPartParserError
 from django.views.decorators.csrf import csrf_exempt
@@ -109,7 +109,7 @@ def mailgun(request: HttpRequest) -> HttpResponse:
     try:
         fields = request.POST
         uploads = request.FILES
-    except (RequestDataTooBig, TooManyFieldsSent, MultiPartParserError) as exc:
+    except (RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent, MultiPartParserError) as exc:
         return JsonResponse({"error": f"request refused: {exc}", "field": "body"}, status=406)
     token = fields.get("token", "")
     if not is_signed_by_mailgun(

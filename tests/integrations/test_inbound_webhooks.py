@@ -249,3 +249,15 @@ def test_postmark_with_a_body_that_is_not_json_names_the_field(client, notice):
     response = client.post(POSTMARK, "{not json", "application/json", **auth())
 
     assert response.status_code == 400 and response.json()["field"] == "body"
+
+
+def test_more_files_than_a_request_may_carry_is_refused_without_a_500(client, notice, settings):
+    settings.DATA_UPLOAD_MAX_NUMBER_FILES = 2
+    fields = signed(route_post(notice))
+    for n in range(1, 4):
+        fields[f"attachment-{n}"] = SimpleUploadedFile(f"{n}.pdf", PDF, "application/pdf")
+
+    response = client.post(MAILGUN, fields)
+
+    assert response.status_code == 406 and response.json()["field"] == "body"
+    assert not InboundEmail.objects.exists()
