@@ -452,6 +452,18 @@ PAY_LINK_TEMPLATE = os.environ.get(
 # and one client address may open at most this many statement pages a minute.
 STATEMENT_LINK_MAX_AGE_DAYS = int(os.environ.get("STATEMENT_LINK_MAX_AGE_DAYS", "90"))
 STATEMENT_PAGE_REQUESTS_PER_MINUTE = int(os.environ.get("STATEMENT_PAGE_REQUESTS_PER_MINUTE", "30"))
+# The debtor portal (portal/): a per-contact link in every message (accounts/portal_links.py)
+# lasts this many days; a one-time code by e-mail lasts PORTAL_CODE_MINUTES and allows
+# PORTAL_CODE_ATTEMPTS tries; a portal session ends after PORTAL_SESSION_MINUTES idle (at
+# most SESSION_IDLE_TIMEOUT_MINUTES, which ends every session). One
+# client address may make PORTAL_REQUESTS_PER_MINUTE portal requests a minute, and one
+# e-mail address may ask for PORTAL_ACCESS_REQUESTS_PER_HOUR new links an hour.
+PORTAL_LINK_MAX_AGE_DAYS = int(os.environ.get("PORTAL_LINK_MAX_AGE_DAYS", "45"))
+PORTAL_CODE_MINUTES = int(os.environ.get("PORTAL_CODE_MINUTES", "15"))
+PORTAL_CODE_ATTEMPTS = int(os.environ.get("PORTAL_CODE_ATTEMPTS", "5"))
+PORTAL_SESSION_MINUTES = int(os.environ.get("PORTAL_SESSION_MINUTES", "30"))
+PORTAL_REQUESTS_PER_MINUTE = int(os.environ.get("PORTAL_REQUESTS_PER_MINUTE", "120"))
+PORTAL_ACCESS_REQUESTS_PER_HOUR = int(os.environ.get("PORTAL_ACCESS_REQUESTS_PER_HOUR", "5"))
 # Bank-transfer instructions on the statement page and in messages: IBAN and BIC, or an
 # account and routing number (US), or both; the payee defaults to COMPANY_NAME. Unset:
 # the page asks the customer to contact us for the details.
