@@ -9,7 +9,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("accounts", "0033_customer_reply_pause"),
+        ("accounts", "0034_customer_reply_pause"),
         ("cases", "0005_prediction_roles"),
         ("dunning", "0020_plan_offer_policy"),
         ("integrations", "0011_import_profiles_paid_columns"),

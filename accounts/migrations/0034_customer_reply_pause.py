@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("accounts", "0032_portal_contact_fields"),
+        ("accounts", "0033_invoice_original"),
     ]
 
     operations = [
