@@ -390,7 +390,8 @@ def _act(inbound: InboundEmail) -> None:
             else _("Answer the e-mail reply from %(who)s")
         )
         % {"who": who},
-        due_at=timezone.localdate(inbound.received_at) + dt.timedelta(days=1),
+        due_at=max(timezone.localdate(inbound.received_at), timezone.localdate())
+        + dt.timedelta(days=1),
         source=f"inbound:{inbound.pk}",
         details={
             "inbound_email": inbound.pk,
@@ -407,12 +408,14 @@ def _act(inbound: InboundEmail) -> None:
 
 
 def _pause(inbound: InboundEmail) -> dt.date | None:
-    """Pause the customer's chasing until the reply day + INBOUND_REPLY_PAUSE_DAYS; a longer
-    reply pause already running is kept. Returns the day the pause runs to, or None."""
+    """Pause the customer's chasing for INBOUND_REPLY_PAUSE_DAYS from the reply day (from
+    today for a reply read late, from a mailbox polled after a break); a longer reply pause
+    already running is kept. Returns the day the pause runs to, or None."""
     days = settings.INBOUND_REPLY_PAUSE_DAYS
     if days <= 0:
         return None
-    until = timezone.localdate(inbound.received_at) + dt.timedelta(days=days)
+    start = max(timezone.localdate(inbound.received_at), timezone.localdate())
+    until = start + dt.timedelta(days=days)
     reason = (
         _("the debtor wrote through the portal on %(day)s")
         if inbound.source == InboundEmail.Source.PORTAL

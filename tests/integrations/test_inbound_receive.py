@@ -448,3 +448,16 @@ def test_erasing_a_customer_erases_its_messages_and_those_from_its_addresses(cus
     assert not default_storage.exists(path)
     other.refresh_from_db()
     assert other.text == "keep me"
+
+
+def test_a_reply_read_days_late_pauses_from_today(customer):
+    message = mail()
+    message.replace_header("Date", format_datetime(NOW - dt.timedelta(days=5)))
+
+    inbound, _ = receive(message)
+
+    assert inbound.received_at == NOW - dt.timedelta(days=5)
+    customer.refresh_from_db()
+    assert customer.reply_paused_until == ON + dt.timedelta(days=3)
+    assert "replied by e-mail on 2026-11-18" in customer.reply_pause_reason
+    assert Task.objects.get().due_at.date() >= ON + dt.timedelta(days=1)
