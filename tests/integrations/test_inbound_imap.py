@@ -153,3 +153,15 @@ def test_the_task_is_declared_and_seeded_every_five_minutes():
     row = PeriodicTask.objects.get(task="integrations.tasks.poll_inbound_imap")
 
     assert row.name == schedule.INBOUND_IMAP and row.interval.every == 5
+
+
+def test_the_command_and_the_task_read_the_configured_mailbox(monkeypatch, capsys):
+    mailbox = FakeImap({1: raw_mail(1), 2: raw_mail(2)})
+    monkeypatch.setattr(imap, "connect", lambda: mailbox)
+
+    call_command("poll_inbound_imap")
+    mailbox.messages[3] = raw_mail(3)
+    said = tasks.poll_inbound_imap()
+
+    assert "Read 2 message(s), 2 new; last UID 2." in capsys.readouterr().out
+    assert said == "read 1, stored 1, last UID 3"
