@@ -121,9 +121,12 @@ def message_id_for(notice_id: int) -> str:
     return f"<notice-{notice_id}@{settings.EMAIL_MESSAGE_ID_DOMAIN}>"
 
 
-def reply_token_for(notice_id: int) -> str:
-    """The token of a notice's reply address: its id and a keyed digest (not guessable)."""
-    digest = salted_hmac("inbound-reply-token", str(notice_id), algorithm="sha256").hexdigest()
+def reply_token_for(notice_id: int, *, secret: str | None = None) -> str:
+    """The token of a notice's reply address: its id and a keyed digest (not guessable);
+    `secret`: one of SECRET_KEY_FALLBACKS, to read tokens made before a key rotation."""
+    digest = salted_hmac(
+        "inbound-reply-token", str(notice_id), secret=secret, algorithm="sha256"
+    ).hexdigest()
     return f"n{notice_id}-{digest[:20]}"
 
 

@@ -150,8 +150,11 @@ def notice_for_token(token: str | None) -> Notice | None:
     match = _TOKEN.fullmatch(token or "")
     if not match:
         return None
-    notice_id = int(match.group(1))
-    if not hmac.compare_digest(f"n{notice_id}-{match.group(2)}", reply_token_for(notice_id)):
+    notice_id, given = int(match.group(1)), f"n{match.group(1)}-{match.group(2)}"
+    secrets = [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])]
+    if not any(
+        hmac.compare_digest(given, reply_token_for(notice_id, secret=secret)) for secret in secrets
+    ):
         return None
     return Notice.objects.select_related("customer", "contact").filter(pk=notice_id).first()
 

@@ -114,6 +114,18 @@ def test_a_forged_token_does_not_thread_and_the_mail_is_kept_unmatched(customer)
     assert not Task.objects.exists()
 
 
+def test_a_token_made_before_a_secret_key_rotation_still_threads(customer, settings):
+    notice = sent_notice(customer)
+    to = sender.reply_address_for(notice.pk)
+    settings.SECRET_KEY_FALLBACKS = [settings.SECRET_KEY]
+    settings.SECRET_KEY = "a-new-secret-key-" + "x" * 40
+    assert sender.reply_address_for(notice.pk) != to
+
+    inbound, _ = receive(mail(sender="colleague@elsewhere.example", to=to))
+
+    assert (inbound.notice, inbound.matched_by) == (notice, "token")
+
+
 def test_in_reply_to_a_notices_message_id_threads_to_it(customer):
     notice = sent_notice(customer)
     reply = mail(
