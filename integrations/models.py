@@ -502,6 +502,7 @@ class InboundEmail(models.Model):
         REFERENCES = "references", _("In-Reply-To / References")
         SENDER = "sender", _("Sender's address")
         PORTAL = "portal", _("Portal sign-in")
+        MANUAL = "manual", _("Filed by a person")
 
     source = models.CharField(_("source"), max_length=20, choices=Source)
     message_id = models.CharField(_("message id"), max_length=255)

@@ -5,12 +5,15 @@
   message's page offers the promise (date, amount) and the dispute it suggests, pre-filled
   (actions.suggestion), one click each; the rights are those of the case forms
   (cases.add_promisetopay / cases.add_dispute and working the customer).
+- An unmatched message can be filed under a customer by someone who may work it
+  (`receive.file_unmatched`): then it is acted on as a matched one.
 - *Outbox messages* (dunning's page, extended here): an e-mail kept locally can be
   answered as the debtor (text, one optional file), through the real receive path.
 """
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.widgets import ForeignKeyRawIdWidget
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Q
 from django.http import FileResponse, Http404, HttpResponseRedirect
@@ -21,13 +24,13 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
 from accounts import permissions
-from accounts.models import Invoice
+from accounts.models import Customer, Invoice
 from cases.models import Dispute
 from dunning.admin import OutboxMessageAdmin
 from dunning.models import OutboxMessage
 
 from ..models import InboundAttachment, InboundEmail
-from . import actions, outbox
+from . import actions, outbox, receive
 
 DATE_INPUT = forms.DateInput(attrs={"type": "date"})
 
@@ -56,6 +59,15 @@ class DisputeFromMessageForm(forms.Form):
     def __init__(self, *args, invoices, **kwargs):
         super().__init__(*args, prefix="dispute", **kwargs)
         self.fields["invoices"].queryset = invoices
+
+
+class FileUnderCustomerForm(forms.Form):
+    customer = forms.ModelChoiceField(label=_("customer"), queryset=Customer.objects.all())
+
+    def __init__(self, *args, admin_site, **kwargs):
+        super().__init__(*args, prefix="file", **kwargs)
+        remote = InboundEmail._meta.get_field("customer").remote_field
+        self.fields["customer"].widget = ForeignKeyRawIdWidget(remote, admin_site)
 
 
 class ReplyAsDebtorForm(forms.Form):
@@ -193,6 +205,11 @@ class InboundEmailAdmin(admin.ModelAdmin):
                 name="integrations_inboundemail_dispute",
             ),
             path(
+                "<int:pk>/file/",
+                view(require_POST(self.file_view)),
+                name="integrations_inboundemail_file",
+            ),
+            path(
                 "<int:pk>/attachment/<int:attachment_id>/",
                 view(self.attachment_view),
                 name="integrations_inboundemail_attachment",
@@ -219,6 +236,8 @@ class InboundEmailAdmin(admin.ModelAdmin):
     def change_view(self, request, object_id, form_url="", extra_context=None):
         extra_context = dict(extra_context or {})
         inbound = self.get_object(request, object_id)
+        if inbound is not None and inbound.customer is None:
+            extra_context["file_form"] = FileUnderCustomerForm(admin_site=self.admin_site)
         if inbound is not None and inbound.customer is not None and not inbound.is_automatic:
             hint = actions.suggestion(inbound)
             invoices = self._invoices(inbound)
@@ -303,6 +322,27 @@ class InboundEmailAdmin(admin.ModelAdmin):
         self.message_user(
             request,
             _("Dispute #%(pk)s opened; dunning holds for its invoices.") % {"pk": dispute.pk},
+            messages.SUCCESS,
+        )
+        return self._done(inbound)
+
+    def file_view(self, request, pk):
+        inbound = self._message(request, pk)
+        form = FileUnderCustomerForm(request.POST, admin_site=self.admin_site)
+        if not form.is_valid():
+            self._refused(request, form.errors)
+            return self._done(inbound)
+        try:
+            receive.file_unmatched(
+                inbound=inbound, customer=form.cleaned_data["customer"], by=request.user
+            )
+        except ValidationError as exc:
+            self._refused(request, getattr(exc, "message_dict", {None: exc.messages}))
+            return self._done(inbound)
+        self.message_user(
+            request,
+            _("Filed under %(name)s: on its timeline, with a task for its agent.")
+            % {"name": form.cleaned_data["customer"].name},
             messages.SUCCESS,
         )
         return self._done(inbound)

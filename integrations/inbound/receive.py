@@ -43,7 +43,7 @@ from django.utils import timezone
 from django.utils.text import get_valid_filename
 from django.utils.translation import gettext as _
 
-from accounts import timeline
+from accounts import permissions, timeline
 from accounts.models import Activity, Contact, Customer
 from cases import case_tasks
 from cases.models import Task
@@ -450,6 +450,41 @@ def _pause(inbound: InboundEmail) -> dt.date | None:
         at=inbound.received_at,
     )
     return until
+
+
+# --- filing an unmatched message ------------------------------------------------------------
+
+
+@transaction.atomic
+def file_unmatched(*, inbound: InboundEmail, customer: Customer, by) -> InboundEmail:
+    """File a message nothing matched under `customer`, by a person who may work that
+    customer, and act on it as if it had matched (timeline, pause, task). A message that
+    has its customer already is refused naming the field."""
+    permissions.require(by, "integrations.view_inboundemail", [customer])
+    inbound = InboundEmail.objects.select_for_update().get(pk=inbound.pk)
+    if inbound.customer_id is not None:
+        raise ValidationError({"customer": [_("This message is filed under a customer already.")]})
+    inbound.customer = customer
+    inbound.contact = _contact_of(customer, inbound.sender)
+    inbound.matched_by = InboundEmail.MatchedBy.MANUAL
+    inbound.match_note = (
+        _("filed by %(who)s") % {"who": by.get_username()} if by is not None else ""
+    )[:200]
+    _scan(inbound)
+    inbound.save(
+        update_fields=[
+            "customer",
+            "contact",
+            "matched_by",
+            "match_note",
+            "promised_on",
+            "promised_amount",
+            "promised_currency",
+            "dispute_words",
+        ]
+    )
+    _act(inbound)
+    return inbound
 
 
 # --- the portal --------------------------------------------------------------------------

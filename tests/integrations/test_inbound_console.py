@@ -256,3 +256,38 @@ def test_the_customer_page_shows_the_reply_pause_with_its_reason(client, agent, 
         "chasing paused until 2026-11-26 (the debtor wrote through the portal on 2026-11-23)"
         in page.content.decode()
     )
+
+
+def test_a_manager_files_an_unmatched_message_under_a_customer(client, manager, customer):
+    from integrations.inbound.receive import receive_email
+    from tests.integrations.test_inbound_receive import mail
+
+    unmatched, _ = receive_email(
+        source="imap", message=mail(sender="cfo@acme-holding.example", body="Paying 2026-12-02.")
+    )
+    client.force_login(manager)
+    page = client.get(message_page(unmatched)).content.decode()
+    assert 'id="inbound-file-form"' in page and 'id="id_file-customer"' in page
+
+    response = client.post(
+        reverse("admin:integrations_inboundemail_file", args=[unmatched.pk]),
+        {"file-customer": customer.pk},
+    )
+
+    assert response.status_code == 302
+    unmatched.refresh_from_db()
+    assert (unmatched.customer, unmatched.matched_by) == (customer, "manual")
+    assert unmatched.match_note == "filed by manager"
+    assert unmatched.promised_on == dt.date(2026, 12, 2)
+    assert Activity.objects.filter(customer=customer, kind="reply").count() == 1
+    assert unmatched.task.assignee == customer.assigned_agent
+    customer.refresh_from_db()
+    assert customer.reply_paused_until == ON + dt.timedelta(days=3)
+    again = client.post(
+        reverse("admin:integrations_inboundemail_file", args=[unmatched.pk]),
+        {"file-customer": CustomerFactory().pk},
+        follow=True,
+    )
+    assert "filed under a customer already" in again.content.decode()
+    unmatched.refresh_from_db()
+    assert unmatched.customer == customer
