@@ -218,6 +218,8 @@ class InboundEmailAdmin(admin.ModelAdmin):
         ]
 
     def _message(self, request, pk: int) -> InboundEmail:
+        if not self.has_view_permission(request):
+            raise PermissionDenied
         return get_object_or_404(self.get_queryset(request).select_related("customer"), pk=pk)
 
     def _may(self, request, inbound: InboundEmail, perm: str) -> bool:

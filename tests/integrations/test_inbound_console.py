@@ -291,3 +291,23 @@ def test_a_manager_files_an_unmatched_message_under_a_customer(client, manager, 
     assert "filed under a customer already" in again.content.decode()
     unmatched.refresh_from_db()
     assert unmatched.customer == customer
+
+
+def test_without_the_view_right_no_attachment_is_served(client, finance, customer):
+    inbound = from_portal(
+        customer=customer,
+        contact=None,
+        subject="",
+        text="see attached",
+        attachments=[SimpleUploadedFile("a.pdf", PDF, content_type="application/pdf")],
+    )
+    url = reverse(
+        "admin:integrations_inboundemail_attachment",
+        args=[inbound.pk, inbound.attachments.get().pk],
+    )
+    client.force_login(finance)
+
+    assert client.get(url).status_code == 403
+    client.force_login(UserFactory(username="boss", role="Collections manager"))
+    response = client.get(url)
+    assert response.status_code == 200 and b"".join(response.streaming_content) == PDF
