@@ -491,6 +491,43 @@ DUNNING_HIGH_VALUE_THRESHOLD = os.environ.get("DUNNING_HIGH_VALUE_THRESHOLD", "1
 DUNNING_ESCALATION_GROUP = os.environ.get("DUNNING_ESCALATION_GROUP", "Collections manager")
 COMPANY_NAME = os.environ.get("COMPANY_NAME", "Example Supplies Ltd")
 EMAIL_MESSAGE_ID_DOMAIN = os.environ.get("EMAIL_MESSAGE_ID_DOMAIN", "collections.example.com")
+# Inbound e-mail (issue #18, integrations/inbound/): debtors' replies reach the agent.
+# INBOUND_REPLY_ADDRESS: the Reply-To of dunning e-mails, with a token naming the notice
+# ("replies@in.example.com" becomes "replies+<token>@in.example.com"; "{token}" may place
+# it); empty: no Reply-To, replies are threaded by In-Reply-To or the sender's address.
+INBOUND_REPLY_ADDRESS = os.environ.get("INBOUND_REPLY_ADDRESS", "")
+# A human reply pauses that customer's chasing for this many days (0: no pause).
+INBOUND_REPLY_PAUSE_DAYS = int(os.environ.get("INBOUND_REPLY_PAUSE_DAYS", "3"))
+# Mailgun inbound routes posting to /integrations/inbound/mailgun/ (unset: 503), and how
+# old a signed timestamp may be.
+MAILGUN_WEBHOOK_SIGNING_KEY = os.environ.get("MAILGUN_WEBHOOK_SIGNING_KEY", "")
+INBOUND_SIGNATURE_MAX_AGE_SECONDS = int(os.environ.get("INBOUND_SIGNATURE_MAX_AGE_SECONDS", "900"))
+# Postmark inbound webhook to /integrations/inbound/postmark/, with HTTP basic auth
+# "user:password" in the URL Postmark is given (unset: 503).
+POSTMARK_INBOUND_BASIC_AUTH = os.environ.get("POSTMARK_INBOUND_BASIC_AUTH", "")
+# Bounds on what is stored: a whole request, attachments per message, bytes each, and the
+# content types kept (others are recorded as refused, never a 500).
+INBOUND_MAX_REQUEST_BYTES = int(os.environ.get("INBOUND_MAX_REQUEST_BYTES", str(30 * 1024 * 1024)))
+INBOUND_MAX_ATTACHMENTS = int(os.environ.get("INBOUND_MAX_ATTACHMENTS", "10"))
+INBOUND_MAX_ATTACHMENT_BYTES = int(
+    os.environ.get("INBOUND_MAX_ATTACHMENT_BYTES", str(10 * 1024 * 1024))
+)
+INBOUND_ATTACHMENT_TYPES = env_list(
+    "INBOUND_ATTACHMENT_TYPES",
+    "application/pdf,image/png,image/jpeg,image/gif,text/plain,text/csv,message/rfc822,"
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet,"
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document,"
+    "application/msword,application/vnd.ms-excel",
+)
+# IMAP polling for teams without an inbound provider (empty host: off). The periodic task
+# (every five minutes) reads the folder read-only for messages not read before (by UID),
+# at most INBOUND_IMAP_BATCH a poll.
+INBOUND_IMAP_HOST = os.environ.get("INBOUND_IMAP_HOST", "")
+INBOUND_IMAP_PORT = int(os.environ.get("INBOUND_IMAP_PORT", "993"))
+INBOUND_IMAP_USER = os.environ.get("INBOUND_IMAP_USER", "")
+INBOUND_IMAP_PASSWORD = os.environ.get("INBOUND_IMAP_PASSWORD", "")
+INBOUND_IMAP_FOLDER = os.environ.get("INBOUND_IMAP_FOLDER", "INBOX")
+INBOUND_IMAP_BATCH = int(os.environ.get("INBOUND_IMAP_BATCH", "200"))
 # Bounces and complaints posted to /dunning/email-events/, signed with this (unset: 503).
 EMAIL_EVENTS_WEBHOOK_SECRET = os.environ.get("EMAIL_EVENTS_WEBHOOK_SECRET", "")
 # Fallback contact guards for customers no active contact rule matches (Dunning -> Contact
