@@ -9,6 +9,7 @@ contact had. No row is written per link, so every message can carry one.
 """
 
 import hashlib
+import re
 import secrets
 
 from django.conf import settings
@@ -19,6 +20,8 @@ from .models import Contact
 from .statement_links import LinkExpired, LinkInvalid
 
 PORTAL_SALT = "portal.link"
+# A portal link's token in a text (what `portal_url` makes: /portal/l/<token>/).
+TOKEN_IN_TEXT = re.compile(r"(/portal/l/)[\w:.-]+/")
 
 __all__ = ["LinkExpired", "LinkInvalid", "contact_for_token", "portal_token", "portal_url"]
 
@@ -89,3 +92,10 @@ def revoke(contacts, *, by=None, reason: str = "") -> int:
         )
         count += 1
     return count
+
+
+def mask(text: str) -> str:
+    """The text with every portal link's token masked: what is stored of a message sent
+    (the notice's text in the console), so that reading it does not open the debtor's
+    portal. The message itself carries the working link."""
+    return TOKEN_IN_TEXT.sub(r"\1…/", text)

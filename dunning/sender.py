@@ -55,7 +55,7 @@ from django.utils import timezone, translation
 from django.utils.crypto import salted_hmac
 from django.utils.translation import gettext as _
 
-from accounts import timeline
+from accounts import portal_links, timeline
 from accounts.models import ZERO, Activity, Contact, Customer, Invoice
 from cases import case_tasks, recoveries
 from cases.models import Installment, PaymentPlan, Task
@@ -515,8 +515,12 @@ class Batch:
         message_id = message_id_for(notice.pk) if notice.channel == Channel.EMAIL else ""
         notice.contact = contact
         notice.recipient = recipient[:254]
-        # What is recorded: a transactional notice's secrets masked (the message sent has them).
+        # What is recorded: a transactional notice's secrets masked, and every notice's
+        # portal link (the message sent has them; reading the notice must not sign in).
         stored = content.get("stored", content)
+        stored = {
+            key: portal_links.mask(stored[key]) for key in ("subject", "body_text", "body_html")
+        }
         notice.subject, notice.body_text = stored["subject"], stored["body_text"]
         notice.body_html = stored["body_html"]
         if not self._update(

@@ -5,6 +5,7 @@ import pytest
 from django.core import mail
 from django.urls import reverse
 
+from accounts import portal_links
 from accounts.models import Customer
 from dunning import planner, rendering, sender
 from dunning.models import Disclosure, Notice, Template
@@ -55,7 +56,7 @@ def test_us_consumer_email_carries_the_validation_notice_after_the_message():
     body = message.body
     assert US_NOTICE in body and "within 30 days" in body
     assert body.index("Our records show") < body.index(US_NOTICE)
-    assert notices["email"].body_text == body  # the notice keeps exactly what was sent
+    assert notices["email"].body_text == portal_links.mask(body)  # what was sent, link masked
 
 
 def test_business_customers_get_no_disclosure_by_default():

@@ -9,7 +9,7 @@ import pytest
 from django.core import mail
 from django.db import connection
 
-from accounts import services
+from accounts import portal_links, services
 from accounts.models import Activity, Customer
 from cases import plans
 from cases.models import Installment
@@ -84,7 +84,9 @@ def test_a_reminder_is_planned_as_a_notice_and_sent_once():
     assert "Hello Dana" in message.body and "USD 100.00" in message.body
     first = plan.installments.get(sequence=1)
     notice = Notice.objects.get(installment=first)
-    assert notice.status == Notice.Status.SENT and notice.body_text == message.body
+    assert notice.status == Notice.Status.SENT and notice.body_text == portal_links.mask(
+        message.body
+    )
     first.refresh_from_db()
     assert first.reminded_at == at(days(4))
     entry = Activity.objects.get(customer=customer, kind=Activity.Kind.EMAIL)

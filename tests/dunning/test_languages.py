@@ -9,6 +9,7 @@ from django.core import mail
 from django.urls import reverse
 from pypdf import PdfReader
 
+from accounts import portal_links
 from accounts.models import Customer
 from dunning import planner, rendering, sender
 from dunning.models import Notice, OutboxMessage, Template
@@ -54,7 +55,7 @@ def test_a_german_customer_gets_the_german_sms_with_the_german_stop_line():
     text = OutboxMessage.objects.get(channel="sms").body_text
     assert text.startswith("Example Supplies Ltd: 1 Rechnung(en) überfällig, gesamt 1.234,50 EUR")
     assert text.endswith("\nAntworten Sie STOP, um sich abzumelden.")
-    assert notices["sms"].body_text == text
+    assert notices["sms"].body_text == portal_links.mask(text)
 
 
 @pytest.mark.parametrize(

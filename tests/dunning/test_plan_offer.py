@@ -10,6 +10,7 @@ import pytest
 from django.core import mail
 from django.urls import reverse
 
+from accounts import portal_links
 from accounts.models import Activity, Customer
 from cases import plans
 from cases.models import PaymentPlan
@@ -126,7 +127,9 @@ def test_one_click_plans_one_offer_that_the_sender_sends_with_the_installments(c
     assert "Total: USD 4000.00" in message.body
     assert "You can pay at https://collections.example.com/" in message.body
     notice.refresh_from_db()
-    assert notice.status == Notice.Status.SENT and notice.body_text == message.body
+    assert notice.status == Notice.Status.SENT and notice.body_text == portal_links.mask(
+        message.body
+    )
     entry = Activity.objects.get(customer=customer, kind=Activity.Kind.EMAIL)
     assert entry.text.startswith(f"Payment plan offer: plan #{plan.pk}, USD 4000.00")
     # An offer is no installment reminder: the installment is not marked reminded.

@@ -7,6 +7,7 @@ from django.core import mail
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from accounts import portal_links
 from accounts import services as ledger
 from accounts.models import Activity, Customer
 from dunning import planner, sender
@@ -48,7 +49,10 @@ def test_sends_one_email_listing_every_invoice_and_keeps_the_exact_text():
     assert f"INV-{notice.customer_id}-1" in message.body
     assert "USD 200.00" in message.body
     notice.refresh_from_db()
-    assert notice.status == "sent" and notice.body_text == message.body
+    # Kept exactly, but for the portal link's token (reading the notice must not sign in).
+    assert "/portal/l/" in message.body and "/portal/l/…/" not in message.body
+    assert notice.status == "sent" and notice.body_text == portal_links.mask(message.body)
+    assert "/portal/l/…/" in notice.body_text
     assert notice.provider_message_id == message.extra_headers["Message-ID"]
     assert Activity.objects.filter(kind="email", details__notice=notice.pk).count() == 2
 
