@@ -10,7 +10,8 @@ the 95th percentile; 50 concurrent debtors for a minute with no error).
 
 1. Creates the PostgreSQL database if missing, migrates it, and unless --reuse finds the
    requested counts, loads the ledger with COPY (bench/ledger_seed.py: customers with a
-   primary contact each, invoices skewed over them, a timeline).
+   primary contact each, invoices skewed over them, a timeline), then the payments and
+   allocations behind the balances.
 2. In process (django.test.Client, DEBUG off): --debtors debtors, drawn by invoice (a
    debtor with many invoices gets more e-mails, so more visits), plus the largest account.
    Each logs in through its own portal link (accounts.portal_links.portal_url), then asks
@@ -184,6 +185,7 @@ def seed_if_needed(args: argparse.Namespace) -> None:
         wanted = {"customers": args.customers, "invoices": args.invoices}
         if args.reuse and counts == wanted:
             print(f"reusing {counts['customers']:,} customers / {counts['invoices']:,} invoices")
+            seed_payments(args.database_url, timezone.localdate())  # unless already there
             return
         if any(counts.values()) and "bench" not in conn.info.dbname:
             sys.exit(f"{conn.info.dbname} has a ledger and is not a bench database; not emptying")
@@ -200,7 +202,52 @@ def seed_if_needed(args: argparse.Namespace) -> None:
             today=timezone.localdate(),
             seed=args.seed,
         ).run()
-        print(f"seeded in {time.perf_counter() - started:.1f} s")
+    seed_payments(args.database_url, timezone.localdate())
+    print(f"seeded in {time.perf_counter() - started:.1f} s")
+
+
+def seed_payments(database_url: str, today) -> None:
+    """The payments and allocations behind the seeded balances: a debtor's portal shows
+    what was paid and when. ledger_seed writes balances without them; here each invoice
+    whose balance is below its amount gets one payment and one allocation of the
+    difference, dated from a week before its due date to two months after (never after
+    today), in two INSERT ... SELECT statements. Skipped when allocations exist."""
+    with psycopg.connect(database_url) as conn:
+        if conn.execute("SELECT EXISTS (SELECT 1 FROM accounts_allocation)").fetchone()[0]:
+            return
+        started = time.perf_counter()
+        conn.execute("SET work_mem = '256MB'")
+        paid_on = (
+            "LEAST(%(today)s::date, GREATEST(i.issued_on,"
+            " i.due_on + ((i.id * 7919) %% 68 - 7)::int))"
+        )
+        conn.execute(
+            "INSERT INTO accounts_payment (id, customer_id, kind, amount, currency,"
+            " unallocated_amount, refunded_amount, received_on, method, remittance_reference,"
+            " source, external_id, payer_account, payer_name, created_at)"
+            " SELECT i.id, i.customer_id, 'payment', i.amount - i.open_balance, i.currency, 0,"
+            f" 0, {paid_on}, 'bank_transfer', i.number, 'bench', '', '', '', now()"
+            " FROM accounts_invoice i"
+            " WHERE i.status <> 'cancelled' AND i.amount > i.open_balance",
+            {"today": today},
+        )
+        conn.execute(
+            "INSERT INTO accounts_allocation (id, payment_id, invoice_id, amount, allocated_on,"
+            " seq, rule, reason, created_at)"
+            " SELECT p.id, p.id, p.id, p.amount, p.received_on, 1, 'bench', '', now()"
+            " FROM accounts_payment p WHERE p.source = 'bench'"
+        )
+        for table in ("accounts_payment", "accounts_allocation"):
+            conn.execute(
+                f"SELECT setval(pg_get_serial_sequence('{table}', 'id'),"
+                f" (SELECT coalesce(max(id), 0) + 1 FROM {table}), false)"
+            )
+        conn.commit()
+        conn.autocommit = True
+        for table in ("accounts_payment", "accounts_allocation"):
+            conn.execute(f"VACUUM (ANALYZE) {table}")
+        count = conn.execute("SELECT count(*) FROM accounts_allocation").fetchone()[0]
+    print(f"  {count:,} payments and allocations in {time.perf_counter() - started:.1f} s")
 
 
 def pick_debtors(count: int, *, seed: int, exclude=()) -> list[int]:
