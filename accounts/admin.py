@@ -25,7 +25,16 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from . import admin_lists, admin_merge, forms, permissions, selectors, services, timezones
+from . import (
+    admin_lists,
+    admin_merge,
+    forms,
+    permissions,
+    portal_links,
+    selectors,
+    services,
+    timezones,
+)
 from .access_log import LoggedChangelistMixin, Surface
 from .aging import BUCKET_CHOICES, BUCKETS_BY_KEY
 from .models import (
@@ -783,6 +792,29 @@ class ContactAdmin(LoggedChangelistMixin, admin.ModelAdmin):
     fields = ContactInline.fields
     readonly_fields = ["customer", *ContactInline.readonly_fields]
 
+    actions = ["revoke_portal_access"]
+
+    @admin.action(
+        description=_("Revoke portal access (every link and session of these contacts)"),
+        permissions=["change"],
+    )
+    def revoke_portal_access(self, request, queryset):
+        contacts = [
+            contact
+            for contact in queryset.select_related("customer")
+            if permissions.can_work(request.user, contact.customer)
+        ]
+        count = portal_links.revoke(contacts, by=request.user, reason="revoked in the console")
+        self.message_user(
+            request,
+            ngettext(
+                "Portal access revoked for %(count)d contact: their links no longer work.",
+                "Portal access revoked for %(count)d contacts: their links no longer work.",
+                count,
+            )
+            % {"count": count},
+        )
+
     def get_search_results(self, request, queryset, search_term):
         term = search_term.strip()
         if "@" in term:
@@ -849,6 +881,7 @@ class InvoiceAdmin(LedgerAdmin):
         "status",
         "reference",
         "pay_link",
+        "original",
         "source",
         "external_id",
         "created_at",

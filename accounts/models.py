@@ -8,7 +8,7 @@ from decimal import Decimal
 import phonenumbers
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import MinValueValidator
+from django.core.validators import FileExtensionValidator, MinValueValidator
 from django.db import models
 from django.db.models import F, Q
 from django.db.models.functions import Upper
@@ -507,6 +507,16 @@ class Invoice(models.Model):
     status = models.CharField(_("status"), max_length=16, choices=Status, default=Status.OPEN)
     reference = models.CharField(_("PO / reference"), max_length=100, blank=True)
     pay_link = models.URLField(_("pay link"), max_length=500, blank=True)
+    # The invoice as the customer received it (a PDF uploaded in the console); the debtor
+    # portal offers it, or a copy generated from the ledger when there is none.
+    original = models.FileField(
+        _("original (PDF)"),
+        upload_to="invoices/%Y/%m/",
+        blank=True,
+        default="",
+        db_default="",
+        validators=[FileExtensionValidator(["pdf"])],
+    )
     dunning_paused_until = models.DateField(_("dunning paused until"), null=True, blank=True)
     dunning_pause_reason = models.CharField(
         _("pause reason"), max_length=200, blank=True, default="", db_default=""

@@ -45,7 +45,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db import connection
-from django.db.models import Case, Count, Sum, Value, When, Window
+from django.db.models import Case, Count, Q, Sum, Value, When, Window
 from django.db.models.expressions import Col
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -82,6 +82,7 @@ PRIORITY_RULES = [
 
 PAGE_SIZE = 50
 TASKS_PAGE_SIZE = 25
+DEBTOR_ACTIVITY_DAYS = 7
 
 
 @dataclass
@@ -107,6 +108,9 @@ class WorklistRow:
     next_action: str = ""
     deadline: dt.datetime | dt.date | None = None
     is_overdue: bool = False
+    # The debtor's own latest move in the last DEBTOR_ACTIVITY_DAYS (a reply, a portal visit
+    # or action), shown under the customer's name; None when they did nothing lately.
+    debtor_activity: Activity | None = None
 
 
 @dataclass
@@ -469,6 +473,35 @@ def _rows(records, *, today: dt.date, now: dt.datetime) -> tuple[list[WorklistRo
     return rows, int(total)
 
 
+def debtor_moves():
+    """Timeline entries the debtor made: replies, portal visits and portal actions (a
+    promise, dispute or plan made in the portal carries the portal channel)."""
+    return Q(kind__in=[Activity.Kind.REPLY, Activity.Kind.PORTAL]) | Q(
+        channel=Activity.Channel.PORTAL, actor__isnull=True
+    )
+
+
+def _add_debtor_activity(rows: list[WorklistRow], *, now: dt.datetime) -> None:
+    """Each row's latest debtor move in the last DEBTOR_ACTIVITY_DAYS: one query for the page."""
+    if not rows:
+        return
+    by_customer = {row.customer_id: row for row in rows}
+    recent = (
+        Activity.objects.filter(
+            debtor_moves(),
+            customer_id__in=list(by_customer),
+            occurred_at__gte=now - dt.timedelta(days=DEBTOR_ACTIVITY_DAYS),
+            occurred_at__lte=now,
+        )
+        .only("customer_id", "kind", "channel", "text", "occurred_at")
+        .order_by("customer_id", "-occurred_at", "-id")
+    )
+    for entry in recent:
+        row = by_customer[entry.customer_id]
+        if row.debtor_activity is None:
+            row.debtor_activity = entry
+
+
 def worklist(
     *,
     viewer,
@@ -504,6 +537,7 @@ def worklist(
         cursor.execute(sql, params)
         records = cursor.fetchall()
     rows, total = _rows(records, today=today, now=now)
+    _add_debtor_activity(rows, now=now)
     if not rows and page > 1:
         total = _count(viewer=viewer, target=target, today=today, now=now)
     tasks, tasks_total, overdue = due_tasks(

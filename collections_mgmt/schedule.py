@@ -39,6 +39,7 @@ NIGHT = "Nightly run: case work, then dunning"
 FX_RATES = "Load the ECB's FX reference rates"
 RETRAIN = "Retrain the late-payment model"
 CASH_FORECAST = "Snapshot the cash forecast"
+AUTOPAY = "Charge automatic payments due today"
 JOBS = (
     Job(NIGHT, "collections_mgmt.tasks.run_night", crontab="30 1 * * *"),
     Job("Send due dunning notices", "dunning.tasks.send_due", every_minutes=15),
@@ -51,6 +52,9 @@ JOBS = (
     Job(RETRAIN, "predictions.tasks.train_predictor", crontab="0 3 * * 0"),
     # Monday before the working day, after the night's run: the forecasts' track record.
     Job(CASH_FORECAST, "predictions.tasks.snapshot_cash_forecast", crontab="0 5 * * 1"),
+    # After the night (promises and plans it changed hold invoices), in the morning, so the
+    # debtor reads the receipt or the failure during the day.
+    Job(AUTOPAY, "integrations.tasks.charge_autopay", crontab="0 7 * * *"),
 )
 # Rows earlier releases seeded, replaced by the jobs above: the two halves of the night
 # (each on its own clock) and the hourly installment e-mails (now dunning notices).

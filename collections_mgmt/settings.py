@@ -319,7 +319,7 @@ INBOX_BULK_RATE_LIMIT = os.environ.get("INBOX_BULK_RATE_LIMIT", "30/m")
 INBOX_SWEEP_AFTER_SECONDS = int(os.environ.get("INBOX_SWEEP_AFTER_SECONDS", "300"))
 INBOX_SWEEP_LIMIT = int(os.environ.get("INBOX_SWEEP_LIMIT", "2000"))
 
-# E-mail: SMTP when EMAIL_HOST is set, otherwise messages are written under var/mail.
+# E-mail: SMTP when EMAIL_HOST is set, otherwise messages are kept in the local outbox.
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "collections@example.com")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 EMAIL_HOST = os.environ.get("EMAIL_HOST", "")
@@ -443,6 +443,13 @@ RECONCILIATION_AUTO_BOOK_CONFIDENCE = os.environ.get("RECONCILIATION_AUTO_BOOK_C
 STRIPE_API_KEY = os.environ.get("STRIPE_API_KEY", "")
 STRIPE_WEBHOOK_SECRET = os.environ.get("STRIPE_WEBHOOK_SECRET", "")
 PAYMENTS_WEBHOOK_SECRET = os.environ.get("PAYMENTS_WEBHOOK_SECRET", "")
+# Automatic payment (integrations/gateways/autopay.py; needs STRIPE_API_KEY): the payment
+# methods a debtor may save (Stripe's names: card, sepa_debit, us_bank_account), the days
+# after a failed charge on which it is tried again (then the agent gets a task), and
+# whether invoices already overdue when the mandate is set up are charged too.
+AUTOPAY_PAYMENT_METHOD_TYPES = env_list("AUTOPAY_PAYMENT_METHOD_TYPES", "card,sepa_debit")
+AUTOPAY_RETRY_DAYS = [int(day) for day in env_list("AUTOPAY_RETRY_DAYS", "1,3,7")]
+AUTOPAY_CHARGE_OVERDUE = env_bool("AUTOPAY_CHARGE_OVERDUE", True)
 # Without Stripe, a pay link is this template filled with the invoice's fields.
 PAY_LINK_TEMPLATE = os.environ.get(
     "PAY_LINK_TEMPLATE", "https://pay.example.com/invoices/{number}?customer={customer_ref}"
@@ -452,6 +459,18 @@ PAY_LINK_TEMPLATE = os.environ.get(
 # and one client address may open at most this many statement pages a minute.
 STATEMENT_LINK_MAX_AGE_DAYS = int(os.environ.get("STATEMENT_LINK_MAX_AGE_DAYS", "90"))
 STATEMENT_PAGE_REQUESTS_PER_MINUTE = int(os.environ.get("STATEMENT_PAGE_REQUESTS_PER_MINUTE", "30"))
+# The debtor portal (portal/): a per-contact link in every message (accounts/portal_links.py)
+# lasts this many days; a one-time code by e-mail lasts PORTAL_CODE_MINUTES and allows
+# PORTAL_CODE_ATTEMPTS tries; a portal session ends after PORTAL_SESSION_MINUTES idle (at
+# most SESSION_IDLE_TIMEOUT_MINUTES, which ends every session). One
+# client address may make PORTAL_REQUESTS_PER_MINUTE portal requests a minute, and one
+# e-mail address may ask for PORTAL_ACCESS_REQUESTS_PER_HOUR new links an hour.
+PORTAL_LINK_MAX_AGE_DAYS = int(os.environ.get("PORTAL_LINK_MAX_AGE_DAYS", "45"))
+PORTAL_CODE_MINUTES = int(os.environ.get("PORTAL_CODE_MINUTES", "15"))
+PORTAL_CODE_ATTEMPTS = int(os.environ.get("PORTAL_CODE_ATTEMPTS", "5"))
+PORTAL_SESSION_MINUTES = int(os.environ.get("PORTAL_SESSION_MINUTES", "30"))
+PORTAL_REQUESTS_PER_MINUTE = int(os.environ.get("PORTAL_REQUESTS_PER_MINUTE", "120"))
+PORTAL_ACCESS_REQUESTS_PER_HOUR = int(os.environ.get("PORTAL_ACCESS_REQUESTS_PER_HOUR", "5"))
 # Bank-transfer instructions on the statement page and in messages: IBAN and BIC, or an
 # account and routing number (US), or both; the payee defaults to COMPANY_NAME. Unset:
 # the page asks the customer to contact us for the details.

@@ -47,8 +47,9 @@ urlpatterns = [
     ),
     path("dunning/", include("dunning.urls")),
     path("pay/<str:token>/", pay_page.pay_page, name="pay-link"),
-    # The customer's own statement page, the payment link of messages without a pay link.
-    path("statement/", include("portal.urls")),
+    # The debtor portal (portal/...) and the customer's own statement page (statement/...),
+    # the payment link of messages without a pay link.
+    path("", include("portal.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     # Swagger UI comes from its CDN (drf-spectacular's default): the CSP allows that host
     # on this page only, and the page's own script is a separate same-site file.

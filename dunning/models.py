@@ -57,12 +57,18 @@ class Policy(models.Model):
     active (proposed by an agent at or under the approval threshold, or approved by a
     manager), its active steps each send the customer the plan once (dunning/offers.py,
     seeded by dunning 0020).
+
+    A transactional policy is not chosen by anyone either: each of its e-mail steps is one
+    kind of message the debtor asked for or a receipt (a portal code, autopay set up,
+    charged, failed, cancelled), sent at once by dunning/transactional.py through the one
+    sender, with its own guard (no contact hours, caps or holds).
     """
 
     class Purpose(models.TextChoices):
         DUNNING = "dunning", _("Overdue invoices")
         INSTALLMENTS = "installments", _("Payment plan installments")
         PLAN_OFFER = "plan_offer", _("Payment plan offers")
+        TRANSACTIONAL = "transactional", _("Messages the debtor asked for")
 
     name = models.CharField(_("name"), max_length=100, unique=True)
     description = models.TextField(_("description"), blank=True)
@@ -88,7 +94,7 @@ class Policy(models.Model):
     is_active = models.BooleanField(_("active"), default=True)
     purpose = models.CharField(
         _("purpose"),
-        max_length=12,
+        max_length=16,
         choices=Purpose,
         default=Purpose.DUNNING,
         db_default=Purpose.DUNNING,
@@ -368,6 +374,13 @@ class Notice(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
     edited_invoices = models.JSONField(_("invoices the edited text is for"), default=list)
+    # A transactional notice (dunning/transactional.py): the caller's key, which makes it
+    # idempotent (empty for every other notice), and the variables it was planned with,
+    # secrets masked (the clear values live only in the request that sends it).
+    key = models.CharField(
+        _("idempotency key"), max_length=200, blank=True, default="", db_default=""
+    )
+    context = models.JSONField(_("variables"), default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -399,7 +412,10 @@ class Notice(models.Model):
                 fields=["installment", "step"],
                 condition=Q(installment__isnull=False),
                 name="notice_once_per_installment_step",
-            )
+            ),
+            models.UniqueConstraint(
+                fields=["key"], condition=~Q(key=""), name="notice_transactional_key_once"
+            ),
         ]
         permissions = [
             ("approve_notice", "Can approve, edit or reject notices waiting for approval"),

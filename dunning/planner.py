@@ -157,6 +157,8 @@ def plan(*, on: dt.date, dry_run: bool = False, rng: random.Random | None = None
                 _plan_reminders(step, on, result)
             elif step.policy.purpose == Policy.Purpose.PLAN_OFFER:
                 continue  # planned when a plan becomes active (dunning/offers.py)
+            elif step.policy.purpose == Policy.Purpose.TRANSACTIONAL:
+                continue  # sent when the debtor asks (dunning/transactional.py)
             else:
                 _plan_step(step, on, result, catch_up=catch_up_days(step, steps), rng=rng)
         if dry_run:

@@ -18,7 +18,7 @@ from django.utils import formats, translation
 from django.utils.html import linebreaks, urlize
 from django.utils.translation import gettext as _
 
-from accounts import statement_links
+from accounts import portal_links, statement_links
 from accounts.models import Contact, Customer, Invoice
 from accounts.money import format_amount
 
@@ -41,13 +41,19 @@ def notice_context(
     """The variables a template may use, as plain values.
 
     Every payment link is filled: an invoice's own pay link (Stripe or PAY_LINK_TEMPLATE,
-    see integrations/gateways/paylinks.py) where it has one, else the customer's signed
-    statement page (`statement_url`), which shows the open invoices and how to pay them
-    by bank transfer with `payment_reference`.
+    see integrations/gateways/paylinks.py) where it has one, else the contact's portal link
+    (`portal_url`, also `statement_url`; accounts/portal_links.py), which logs the debtor
+    into the portal to see, pay, promise or dispute, or the customer's signed statement
+    page when the message has no contact.
     """
     totals: dict[str, Decimal] = defaultdict(lambda: Decimal("0.00"))
     lines = []
-    statement_url = statement_links.statement_url(customer)
+    # The contact's own portal link where the message has a contact (it logs them in); the
+    # customer's statement page otherwise (a letter to the customer, say).
+    if contact is not None and contact.pk:
+        statement_url = portal_links.portal_url(contact)
+    else:
+        statement_url = statement_links.statement_url(customer)
     # Amounts and dates as plain ISO values, and as `*_display` in the customer's language
     # (Django's locale formats: 1.234,50 and "30. November 2026" in German), from Decimal
     # and date objects, never through float.
@@ -87,6 +93,7 @@ def notice_context(
             (invoice.pay_link for invoice in invoices if invoice.pay_link), statement_url
         ),
         "statement_url": statement_url,
+        "portal_url": statement_url,
         "payment_reference": statement_links.transfer_reference(customer, invoices),
         "bank_details": bank_details_line(),
         "agent_name": (agent.get_full_name() or agent.get_username()) if agent else "",

@@ -60,8 +60,9 @@ from cases import case_tasks, recoveries
 from cases.models import Installment, PaymentPlan, Task
 
 from . import channels, contact_rules, letters, offers, rendering
+from . import transactional_guard as transactional
 from .holds import customers_on_hold, hold_reason, invoice_holds
-from .models import MESSAGE_CHANNELS, Channel, Notice, NoticeInvoice
+from .models import MESSAGE_CHANNELS, Channel, Notice, NoticeInvoice, Policy
 
 logger = logging.getLogger(__name__)
 
@@ -327,6 +328,8 @@ class Batch:
                 channel__in=MESSAGE_CHANNELS,
                 status__in=CONTACTED,
             )
+            # Messages the debtor asked for (a portal code, receipts) are not chasing.
+            .exclude(step__policy__purpose=Policy.Purpose.TRANSACTIONAL)
             .annotate(contacted_at=Coalesce("sent_at", "sending_at"))
             .filter(contacted_at__gt=now - dt.timedelta(days=32))
             .values_list("customer_id", "contacted_at")
@@ -398,6 +401,8 @@ class Batch:
 
     def _process(self, notice: Notice, now: dt.datetime) -> str | None:
         customer = notice.customer
+        if transactional.is_transactional(notice):
+            return self._process_transactional(notice, now)
         on = _local_day(customer, now)
         is_reminder = notice.installment_id is not None
         if is_reminder and (moot := _moot_reminder(notice)):
@@ -453,6 +458,21 @@ class Batch:
             return self._finish(notice, Notice.Status.FAILED, "failed", str(exc))
         return self._send(notice, invoices, contact, context, content, now)
 
+    def _process_transactional(self, notice: Notice, now: dt.datetime) -> str | None:
+        """A message the debtor asked for, or a receipt: its own guard (no contact hours,
+        caps or holds; never to an erased, missing or bounced address), see
+        dunning/transactional.py."""
+        contact, why = transactional.recipient(notice, self.contacts.get(notice.customer_id, []))
+        if contact is None:
+            return self._finish(notice, Notice.Status.SKIPPED, "suppressed", why)
+        try:
+            context, content = transactional.render(
+                notice, contact, on=_local_day(notice.customer, now)
+            )
+        except (rendering.RenderError, transactional.SecretGone) as exc:
+            return self._finish(notice, Notice.Status.FAILED, "failed", str(exc)[:300])
+        return self._send(notice, [], contact, context, content, now)
+
     def _send(self, notice, invoices, contact, context, content, now) -> str | None:
         """Steps 3 to 5: mark sending (own commit), call the provider, record sent."""
         customer = notice.customer
@@ -465,8 +485,10 @@ class Batch:
         message_id = message_id_for(notice.pk) if notice.channel == Channel.EMAIL else ""
         notice.contact = contact
         notice.recipient = recipient[:254]
-        notice.subject, notice.body_text = content["subject"], content["body_text"]
-        notice.body_html = content["body_html"]
+        # What is recorded: a transactional notice's secrets masked (the message sent has them).
+        stored = content.get("stored", content)
+        notice.subject, notice.body_text = stored["subject"], stored["body_text"]
+        notice.body_html = stored["body_html"]
         if not self._update(
             notice,
             unedited=True,  # a text edited meanwhile is sent by the next run, as edited
@@ -543,6 +565,8 @@ class Batch:
                 logger.warning("notice %s was resolved while it was being sent", notice.pk)
                 return None
             notice.provider_message_id = message_id
+            if transactional.is_transactional(notice):
+                return transactional.recorded(notice, stored, kind=kind, channel=channel, now=now)
             if offers.is_offer(notice):
                 return _offered(notice, content, kind=kind, channel=channel, now=now)
             if notice.installment_id is not None:

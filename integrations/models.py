@@ -5,7 +5,7 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
 
-from accounts.models import MONEY, Invoice, Payment
+from accounts.models import MONEY, Contact, Customer, Invoice, Payment
 from accounts.money import validate_currency
 
 # Invoice-row fields whose bad value can be only a warning: they describe how to reach the
@@ -473,3 +473,148 @@ class InboxItem(models.Model):
 
     def __str__(self):
         return f"{self.source} {self.key}"
+
+
+class AutopayMandate(models.Model):
+    """A payment method the debtor saved through Stripe (a SetupIntent) for us to charge
+    their invoices on their due dates. At most one active mandate per customer: a new one
+    replaces the old (which is cancelled, by the debtor, as "replaced")."""
+
+    class MethodType(models.TextChoices):
+        CARD = "card", _("Card")
+        SEPA_DEBIT = "sepa_debit", _("SEPA Direct Debit")
+        US_BANK_ACCOUNT = "us_bank_account", _("US bank account (ACH)")
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", _("Active")
+        CANCELLED = "cancelled", _("Cancelled")
+
+    customer = models.ForeignKey(
+        Customer,
+        on_delete=models.PROTECT,
+        related_name="autopay_mandates",
+        verbose_name=_("customer"),
+    )
+    # Who set it up (the debtor, on the portal).
+    contact = models.ForeignKey(
+        Contact,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="autopay_mandates",
+        verbose_name=_("set up by"),
+    )
+    stripe_customer_id = models.CharField(_("Stripe customer"), max_length=255)
+    payment_method_id = models.CharField(_("payment method"), max_length=255)
+    # The SetupIntent that saved it: the webhook's events about it make one mandate.
+    setup_intent_id = models.CharField(_("setup intent"), max_length=255, unique=True)
+    method_type = models.CharField(_("method"), max_length=16, choices=MethodType)
+    display = models.CharField(_("shown as"), max_length=100, help_text=_("Visa •••• 4242"))
+    status = models.CharField(_("status"), max_length=10, choices=Status, default=Status.ACTIVE)
+    created_at = models.DateTimeField(_("set up at"), auto_now_add=True)
+    cancelled_at = models.DateTimeField(_("cancelled at"), null=True, blank=True)
+    cancelled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("cancelled by (staff)"),
+    )
+    cancelled_by_contact = models.ForeignKey(
+        Contact,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("cancelled by (debtor)"),
+    )
+    cancel_reason = models.CharField(_("why cancelled"), max_length=300, blank=True)
+
+    class Meta:
+        verbose_name = _("automatic payment mandate")
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["customer"],
+                condition=Q(status="active"),
+                name="autopay_one_active_mandate_per_customer",
+            ),
+            models.CheckConstraint(
+                condition=Q(status="active", cancelled_at__isnull=True)
+                | Q(status="cancelled", cancelled_at__isnull=False),
+                name="autopay_mandate_cancelled_has_date",
+            ),
+        ]
+        permissions = [("cancel_mandate", "Can cancel a customer's automatic payment")]
+
+    def __str__(self):
+        return f"{self.display} ({self.get_status_display()})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == self.Status.ACTIVE
+
+
+class AutopayCharge(models.Model):
+    """One attempt to charge one invoice to a mandate: an off-session PaymentIntent.
+
+    Attempts are numbered per invoice (1, then the retries); the idempotency key sent to
+    Stripe is (invoice, attempt), so a crashed run that tries again creates no second
+    PaymentIntent. A failed attempt names the day of the next one, or none (given up: the
+    agent has a task).
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Being charged")
+        PROCESSING = "processing", _("Processing (bank debit)")
+        SUCCEEDED = "succeeded", _("Paid")
+        FAILED = "failed", _("Failed")
+
+    mandate = models.ForeignKey(
+        AutopayMandate, on_delete=models.PROTECT, related_name="charges", verbose_name=_("mandate")
+    )
+    invoice = models.ForeignKey(
+        Invoice, on_delete=models.PROTECT, related_name="autopay_charges", verbose_name=_("invoice")
+    )
+    amount = models.DecimalField(_("amount"), **MONEY)
+    currency = models.CharField(_("currency"), max_length=3, validators=[validate_currency])
+    attempt = models.PositiveSmallIntegerField(_("attempt"))
+    status = models.CharField(_("status"), max_length=12, choices=Status, default=Status.PENDING)
+    payment_intent_id = models.CharField(_("payment intent"), max_length=255, blank=True)
+    next_retry_on = models.DateField(_("next try on"), null=True, blank=True)
+    failure_reason = models.CharField(_("why it failed"), max_length=300, blank=True)
+    created_at = models.DateTimeField(_("charged at"), auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = _("automatic payment charge")
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["invoice", "attempt"], name="autopay_charge_attempt_once"
+            ),
+            models.UniqueConstraint(
+                fields=["payment_intent_id"],
+                condition=~Q(payment_intent_id=""),
+                name="autopay_charge_payment_intent_once",
+            ),
+            models.CheckConstraint(condition=Q(amount__gt=0), name="autopay_charge_positive"),
+            models.CheckConstraint(
+                condition=Q(attempt__gte=1), name="autopay_charge_attempt_from_1"
+            ),
+            models.CheckConstraint(
+                condition=Q(next_retry_on__isnull=True) | Q(status="failed"),
+                name="autopay_charge_retry_only_after_failure",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["next_retry_on"],
+                condition=Q(status="failed", next_retry_on__isnull=False),
+                name="autopay_charge_retry_due",
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.invoice} #{self.attempt}: {self.currency} {self.amount} ({self.status})"

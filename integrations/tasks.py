@@ -12,13 +12,14 @@ from django.db import OperationalError
 from . import api
 from .email_events import webhooks as email_event_webhooks
 from .fx import loading as fx_loading
-from .gateways import generic, stripe_events
+from .gateways import autopay, generic
 from .intake import inbox
 from .models import InboxItem
 from .twilio import webhooks as twilio_webhooks
 
 HANDLERS: dict[str, inbox.Handler] = {
-    InboxItem.Source.STRIPE: stripe_events.apply_stored,
+    # The payment pipeline, then automatic payment (mandates set up, charges settled).
+    InboxItem.Source.STRIPE: autopay.apply_stored,
     InboxItem.Source.PAYMENTS_WEBHOOK: generic.apply_stored,
     InboxItem.Source.EMAIL_EVENTS: email_event_webhooks.apply_stored,
     InboxItem.Source.TWILIO_INBOUND: twilio_webhooks.apply_stored_reply,
@@ -79,3 +80,12 @@ def load_fx_rates() -> str:
     A failed fetch raises, so the task shows as failed in the worker's log and results; the
     reports keep the latest rates they have and print their date."""
     return fx_loading.load_url().describe()
+
+
+@shared_task(acks_late=True, **RETRY)
+def charge_autopay() -> dict:
+    """Charge today's invoices of customers with automatic payment (gateways/autopay.py);
+    a retry charges nothing twice (one charge per invoice and attempt, Stripe idempotency
+    keys)."""
+    run = autopay.charge_due()
+    return {"charged": run.charged, "processing": run.processing, "failed": run.failed}

@@ -4,6 +4,7 @@ from django.contrib import admin
 
 from ..intake.admin import ReadOnlyAdmin
 from ..models import InboxItem, WebhookEvent
+from . import autopay_admin  # noqa: F401  (registers the automatic-payment pages)
 
 
 @admin.register(WebhookEvent)

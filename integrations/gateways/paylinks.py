@@ -1,5 +1,6 @@
 """Pay links: each open invoice's payment URL, our pay page or a configured template."""
 
+from decimal import Decimal
 from urllib.parse import quote
 
 import stripe
@@ -84,12 +85,21 @@ def template_url(invoice: Invoice) -> str:
     return url
 
 
-def create_checkout_session(invoice: Invoice, *, idempotency_key: str) -> str:
-    """A Stripe Checkout Session for the invoice's open balance; returns its URL.
+def create_checkout_session(
+    invoice: Invoice,
+    *,
+    idempotency_key: str,
+    amount: Decimal | None = None,
+    success_url: str = "",
+    cancel_url: str = "",
+) -> str:
+    """A Stripe Checkout Session for the invoice's open balance (or `amount` of it, the
+    debtor portal's partial payment); returns its URL.
 
     Its metadata names the invoice and the customer, so the webhook can apply the payment.
     The same `idempotency_key` within Stripe's 24 h window returns the same session.
     """
+    amount = invoice.open_balance if amount is None else amount
     metadata = {"invoice_number": invoice.number, "customer_ref": invoice.customer.external_ref}
     params = {
         "mode": "payment",
@@ -98,7 +108,7 @@ def create_checkout_session(invoice: Invoice, *, idempotency_key: str) -> str:
                 "quantity": 1,
                 "price_data": {
                     "currency": invoice.currency.lower(),
-                    "unit_amount": to_minor_units(invoice.open_balance, invoice.currency),
+                    "unit_amount": to_minor_units(amount, invoice.currency),
                     "product_data": {"name": _("Invoice %(n)s") % {"n": invoice.number}},
                 },
             }
@@ -109,9 +119,11 @@ def create_checkout_session(invoice: Invoice, *, idempotency_key: str) -> str:
         # payment_intent.succeeded and charge.refunded find the invoice too.
         "payment_intent_data": {"metadata": metadata},
     }
-    success_url = getattr(settings, "PAY_LINK_SUCCESS_URL", "")
+    success_url = success_url or getattr(settings, "PAY_LINK_SUCCESS_URL", "")
     if success_url:
         params["success_url"] = success_url
+    if cancel_url:
+        params["cancel_url"] = cancel_url
     session = stripe.checkout.Session.create(
         api_key=settings.STRIPE_API_KEY, idempotency_key=idempotency_key, **params
     )
