@@ -86,8 +86,9 @@ INDEX = {name: i for i, name in enumerate(FEATURES)}
 WINDOWS = {"portal_visits_90_days": 90, "portal_actions_90_days": 90}
 # The debtor's own moves, for days_since_engagement: a reply or anything in the portal.
 ENGAGEMENT = ("replies", "portal_visits_90_days", "portal_actions_90_days")
-# A portal timeline entry (Activity.Kind.PORTAL) with this outcome is a visit (the debtor
-# opened the portal); every other portal entry is an action (paid, promised, disputed...).
+# A portal timeline entry (Activity.Kind.PORTAL) whose details' "action" is this is a visit
+# (the debtor opened the portal: portal.session.login); every other portal entry is an
+# action (pay, promise, dispute, a plan asked for...).
 PORTAL_VISIT = "visit"
 REACHED = (
     Activity.CallOutcome.REACHED,
@@ -393,7 +394,7 @@ def _engagement(activities, tz):
         activities.filter(kind__in=(Activity.Kind.REPLY, Activity.Kind.PORTAL))
         .annotate(day=TruncDate("occurred_at", tzinfo=tz))
         .order_by()
-        .values_list("customer_id", "day", "kind", "outcome")
+        .values_list("customer_id", "day", "kind", "details__action")
         .iterator(chunk_size=20000),
         "qqq",
         lambda a: (

@@ -3,16 +3,19 @@ and the reasons that name them."""
 
 import datetime as dt
 from decimal import Decimal
+from urllib.parse import urlsplit
 
 import pytest
 from django.utils import timezone
 
 from accounts import timeline
 from accounts.models import Activity
+from accounts.portal_links import portal_url
 from predictions.features import invoice_features
 from predictions.frame import FEATURES, PORTAL_VISIT, Ledger, day_number, feature_matrix
 from predictions.reasons import reasons
-from tests.factories import CustomerFactory, InvoiceFactory
+from tests.clock import ON
+from tests.factories import ContactFactory, CustomerFactory, InvoiceFactory
 
 pytestmark = pytest.mark.django_db
 AS_OF = dt.date(2026, 10, 15)
@@ -32,17 +35,18 @@ def visit(customer, on, hour=12):
         Activity.Kind.PORTAL,
         customer=customer,
         channel=Activity.Channel.PORTAL,
-        outcome=PORTAL_VISIT,
+        text="Ann opened the portal (link)",
+        details={"action": PORTAL_VISIT, "via": "link"},
         at=at(on, hour),
     )
 
 
-def action(customer, on, outcome="promised"):
+def action(customer, on, what="promise"):
     timeline.add(
         Activity.Kind.PORTAL,
         customer=customer,
         channel=Activity.Channel.PORTAL,
-        outcome=outcome,
+        details={"action": what},
         at=at(on),
     )
 
@@ -72,8 +76,8 @@ def test_visits_and_actions_count_over_the_90_days_up_to_the_as_of_day():
     visit(customer, AS_OF - dt.timedelta(days=89))
     visit(customer, AS_OF - dt.timedelta(days=30))
     visit(customer, AS_OF, hour=23)  # late on the as-of day itself still counts
-    action(customer, AS_OF - dt.timedelta(days=30), "paid")
-    action(customer, AS_OF - dt.timedelta(days=120), "disputed")  # before the window
+    action(customer, AS_OF - dt.timedelta(days=30), "pay")
+    action(customer, AS_OF - dt.timedelta(days=120), "dispute")  # before the window
     reply(customer, AS_OF - dt.timedelta(days=200))
 
     assert engagement(target) == {
@@ -98,7 +102,7 @@ def test_days_since_engagement_is_missing_without_replies_or_portal_entries():
     }
     reply(customer, AS_OF - dt.timedelta(days=40))
     assert engagement(target)["days_since_engagement"] == 40
-    action(customer, AS_OF - dt.timedelta(days=12), "disputed")
+    action(customer, AS_OF - dt.timedelta(days=12), "dispute")
     assert engagement(target)["days_since_engagement"] == 12
 
 
@@ -114,7 +118,7 @@ def test_engagement_after_the_as_of_day_changes_nothing():
     next_day = timezone.make_aware(dt.datetime.combine(AS_OF + dt.timedelta(days=1), dt.time()))
     for moment in (next_day, at(AFTER)):
         visit(customer, moment)
-        action(customer, moment, "paid")
+        action(customer, moment, "pay")
         reply(customer, moment)
 
     assert engagement(target) == before
@@ -164,6 +168,20 @@ def test_reasons_name_portal_visits_without_any_action():
 
     # A debtor who acts in the portal is not "only looking", and one who was there two days
     # ago has not gone quiet.
-    action(customer, AS_OF - dt.timedelta(days=1), "promised")
+    action(customer, AS_OF - dt.timedelta(days=1), "promise")
     said = reasons(invoice_features([target.pk], AS_OF)[target.pk])
     assert not any("portal" in text for text in said)
+
+
+def test_a_visit_through_a_portal_link_counts_as_a_visit(client):
+    """The portal's own login entry (portal.session.login) is what the frame reads as a
+    visit; a payment announced there is an action."""
+    customer = CustomerFactory()
+    contact = ContactFactory(customer=customer)
+    target = InvoiceFactory(customer=customer, issued_on=ON - dt.timedelta(days=10))
+    link = urlsplit(portal_url(contact)).path
+    assert client.get(link).status_code == 302
+    features = invoice_features([target.pk], ON)[target.pk]
+    assert features["portal_visits_90_days"] == 1
+    assert features["portal_actions_90_days"] == 0
+    assert features["days_since_engagement"] == 0
