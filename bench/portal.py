@@ -114,8 +114,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--think-ms",
         type=int,
-        default=0,
-        help="milliseconds each connection waits before a request (0: back to back)",
+        default=1000,
+        help="milliseconds each connection waits before a request, a person reading the page "
+        "(0: back to back; PORTAL_REQUESTS_PER_MINUTE then refuses a debtor asking more than "
+        "its limit, so raise it to measure raw capacity)",
     )
     parser.add_argument(
         "--cache-url",
@@ -282,9 +284,14 @@ def portal_link(customer_id: int) -> str:
 
 
 def invoice_numbers(customer_id: int) -> set[str]:
+    """The customer's open invoices' numbers: the invoice list shows open invoices first."""
     from accounts.models import Invoice
 
-    return set(Invoice.objects.filter(customer_id=customer_id).values_list("number", flat=True))
+    return set(
+        Invoice.objects.outstanding()
+        .filter(customer_id=customer_id)
+        .values_list("number", flat=True)
+    )
 
 
 class QueryTimer:
