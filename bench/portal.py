@@ -109,6 +109,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=50, help="debtors at once")
     parser.add_argument("--duration", type=int, default=60, help="seconds of load")
     parser.add_argument("--workers", type=int, default=4, help="gunicorn worker processes")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=4,
+        help="threads per gunicorn worker (gthread; 1: the sync worker, which a debtor's "
+        "idle keep-alive connection holds while they read: only behind a buffering proxy)",
+    )
     parser.add_argument("--wrk-threads", type=int, default=2)
     parser.add_argument("--port", type=int, default=8642)
     parser.add_argument(
@@ -489,6 +496,10 @@ def under_load(args: argparse.Namespace, exclude: list[int]) -> dict:
         f"127.0.0.1:{args.port}",
         "--workers",
         str(args.workers),
+        "--threads",
+        str(args.threads),
+        "--keep-alive",
+        "5",
         "--timeout",
         "60",
         "--log-level",
@@ -517,7 +528,8 @@ def under_load(args: argparse.Namespace, exclude: list[int]) -> dict:
                 "".join(f"{a}\t{c}\n" for a, c in zip(addresses, cookies, strict=True))
             )
             print(
-                f"\nunder load: gunicorn, {args.workers} workers on 127.0.0.1:{args.port}; "
+                f"\nunder load: gunicorn, {args.workers} workers x {args.threads} threads on "
+                f"127.0.0.1:{args.port}; "
                 f"wrk, {args.concurrency} debtors (each its own session) for {args.duration} s, "
                 + (f"{args.think_ms} ms between requests" if args.think_ms else "back to back")
             )

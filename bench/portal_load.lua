@@ -8,8 +8,8 @@
 -- X-Forwarded-For, as a load balancer in front of gunicorn would send it (gunicorn runs
 -- with TRUSTED_PROXY_COUNT=1), so per-client rate limits see 50 debtors, not one wrk.
 -- Thread n of THREADS takes the debtors n, n + THREADS, ... and its requests go round
--- them in turn, each debtor asking for the portal home then the invoice list; THINK_MS
--- (0: none) is waited before each request, a person reading the page. Anything but a 200 is an error (a 302 back to the login page, a 429 from
+-- them in turn, each debtor asking for the portal home then the invoice list; about
+-- THINK_MS (0: none) is waited before each request, a person reading the page. Anything but a 200 is an error (a 302 back to the login page, a 429 from
 -- the rate limit, a 500), counted apart from wrk's socket errors. done() prints one line,
 -- "PORTAL_LOAD {json}", that bench/portal.py reads.
 
@@ -40,6 +40,7 @@ function init(args)
   end
   file:close()
   assert(#cookies > 0, "no debtor for thread " .. id)
+  math.randomseed(os.time() + id)
   turn = 0
   bad = 0
   statuses = ""
@@ -52,8 +53,13 @@ function request()
   return wrk.format("GET", path, { ["Cookie"] = debtor[2], ["X-Forwarded-For"] = debtor[1] })
 end
 
+-- Each wait drawn between half and one and a half THINK_MS: with one fixed pause, the 50
+-- connections would fire in step, 50 requests in the same millisecond every second.
 function delay()
-  return think
+  if think <= 0 then
+    return 0
+  end
+  return math.random(math.floor(think / 2), math.floor(think * 3 / 2))
 end
 
 function response(status, headers, body)
