@@ -5,8 +5,9 @@ uses (predictions.frame.FEATURES), computed only from rows known at the end of t
 `as_of` (ARCHITECTURE rule 7, "Point in time"):
 
 - ledger rows (invoices, payments, allocations) dated on or before `as_of`;
-- case work and timeline rows (disputes, promises, plans, activities) stamped on or
-  before `as_of`, in the current time zone.
+- case work and timeline rows (disputes, promises, plans, activities: replies and the
+  debtor portal's visits and actions among them) stamped on or before `as_of`, in the
+  current time zone.
 
 An invoice counts as settled at `as_of` when the allocations known then (an allocation is
 known from the later of its own date and its payment's receipt date) bring its open
@@ -47,6 +48,9 @@ COUNTS = {
     "bounces",
     "replies",
     "calls_reached",
+    "portal_visits_90_days",
+    "portal_actions_90_days",
+    "days_since_engagement",
 }
 # Shares and ratios have 4 places; the rest 2.
 SHARES = {"late_share", "late_share_10", "amount_ratio", "credit_use"}

@@ -21,7 +21,9 @@ How it stays point in time (ARCHITECTURE rule 7) and fast:
 Settlement history is per customer in every currency (lateness is a habit, not a
 currency); open and overdue figures are in the invoice's own currency; credit use is in
 the customer's currency; case work and engagement count over the year before the as-of
-day. "Recent" means the last RECENT invoices by settlement day; a
+day, portal visits and actions over the 90 days before it, and days_since_engagement is
+the days since the debtor's last reply or portal entry on or before the as-of day (missing
+when there is none). "Recent" means the last RECENT invoices by settlement day; a
 settlement later undone by a reversal still counts among them (rare, and said here rather
 than hidden). A cancelled invoice is no history at all (its status is read as it is now).
 """
@@ -74,8 +76,20 @@ FEATURES = (
     "bounces",
     "replies",
     "calls_reached",
+    "portal_visits_90_days",
+    "portal_actions_90_days",
+    "days_since_engagement",
 )
 INDEX = {name: i for i, name in enumerate(FEATURES)}
+# Case work and engagement are counted over the year (YEAR) unless named here: the debtor
+# portal is new, and what a debtor did there lately says more than a year's total.
+WINDOWS = {"portal_visits_90_days": 90, "portal_actions_90_days": 90}
+# The debtor's own moves, for days_since_engagement: a reply or anything in the portal.
+ENGAGEMENT = ("replies", "portal_visits_90_days", "portal_actions_90_days")
+# A portal timeline entry (Activity.Kind.PORTAL) whose details' "action" is this is a visit
+# (the debtor opened the portal: portal.session.login); every other portal entry is an
+# action (pay, promise, dispute, a plan asked for...).
+PORTAL_VISIT = "visit"
 REACHED = (
     Activity.CallOutcome.REACHED,
     Activity.CallOutcome.PROMISE_TO_PAY,
@@ -351,6 +365,7 @@ def _events(mine) -> dict:
         )
 
     activities = mine(Activity.objects.all())
+    replies, visits, actions = _engagement(activities, tz)
     return {
         "disputes": dated(mine(Dispute.objects.all()), "opened_at"),
         "promises_kept": dated(
@@ -363,11 +378,32 @@ def _events(mine) -> dict:
         "bounces": dated(
             activities.filter(kind=Activity.Kind.DELIVERY, details__event="bounce"), "occurred_at"
         ),
-        "replies": dated(activities.filter(kind=Activity.Kind.REPLY), "occurred_at"),
+        "replies": replies,
         "calls_reached": dated(
             activities.filter(kind=Activity.Kind.CALL, outcome__in=REACHED), "occurred_at"
         ),
+        "portal_visits_90_days": visits,
+        "portal_actions_90_days": actions,
     }
+
+
+def _engagement(activities, tz):
+    """Replies, portal visits and portal actions, (customer ids, day numbers) each, read in
+    one streamed query (kind as 0 reply, 1 visit, 2 action)."""
+    customer, day, kind = _columns(
+        activities.filter(kind__in=(Activity.Kind.REPLY, Activity.Kind.PORTAL))
+        .annotate(day=TruncDate("occurred_at", tzinfo=tz))
+        .order_by()
+        .values_list("customer_id", "day", "kind", "details__action")
+        .iterator(chunk_size=20000),
+        "qqq",
+        lambda a: (
+            a[0],
+            a[1].toordinal(),
+            0 if a[2] == Activity.Kind.REPLY else 1 if a[3] == PORTAL_VISIT else 2,
+        ),
+    )
+    return tuple((customer[kind == k], day[kind == k]) for k in (0, 1, 2))
 
 
 def feature_matrix(ledger: Ledger, rows, as_of_days) -> np.ndarray:
@@ -535,11 +571,28 @@ def feature_matrix(ledger: Ledger, rows, as_of_days) -> np.ndarray:
     # in a young ledger than in an old one, and the model learns from the old to score the new.
     for name, (who, when) in ledger.events.items():
         if len(who):
+            window = WINDOWS.get(name, YEAR)
             counts = _Prefix(who, when, np.ones(len(who)))
-            out[:, INDEX[name]] = counts.at(cust, days)[:, 0] - counts.at(cust, days - YEAR)[:, 0]
+            out[:, INDEX[name]] = counts.at(cust, days)[:, 0] - counts.at(cust, days - window)[:, 0]
         else:
             out[:, INDEX[name]] = 0
+    # Days since the debtor last replied or used the portal, known on the as-of day.
+    who = np.concatenate([ledger.events[name][0] for name in ENGAGEMENT])
+    when = np.concatenate([ledger.events[name][1] for name in ENGAGEMENT])
+    out[:, INDEX["days_since_engagement"]] = days - _last_day(who, when, cust, days)
     return out
+
+
+def _last_day(groups, days, targets, as_of_days):
+    """For each (target group, as-of day): the latest of that group's days on or before the
+    as-of day; nan when it has none."""
+    if not len(groups):
+        return np.full(len(targets), np.nan)
+    keys = np.sort(np.asarray(groups, dtype=np.int64) * SPAN + np.asarray(days, dtype=np.int64))
+    upto = np.searchsorted(keys, targets * SPAN + as_of_days, side="right")
+    before = keys[np.maximum(upto - 1, 0)]
+    found = (upto > 0) & (before // SPAN == targets)
+    return np.where(found, (before % SPAN).astype(np.float64), np.nan)
 
 
 def _recent(ordered: _Prefix, first, upto, own_pos, window: int):

@@ -24,8 +24,13 @@ REASON_FEATURES = (
     "payment_plans",
     "credit_use",
     "bounces",
+    "days_since_engagement",
+    "portal_visits_90_days",
+    "portal_actions_90_days",
     "settled_count",
 )
+QUIET_DAYS = 60  # a debtor who used to answer and has not for this long has gone quiet
+LOOKING_VISITS = 2  # portal visits in 90 days with no action there: looking, not paying
 
 
 def _cap(value) -> Decimal:
@@ -138,6 +143,25 @@ def candidates(f: dict) -> list[tuple[str, Decimal, str]]:
                 "bounces",
                 _cap(Decimal(bounces) / 3),
                 f"e-mails bounced {_plural(bounces, 'time')} in the last year",
+            )
+        )
+    quiet = f.get("days_since_engagement")
+    if quiet is not None and quiet >= QUIET_DAYS:
+        out.append(
+            (
+                "days_since_engagement",
+                _cap(Decimal(quiet) / 180),
+                f"no reply or portal visit for {quiet} days",
+            )
+        )
+    visits = f.get("portal_visits_90_days") or 0
+    if visits >= LOOKING_VISITS and not f.get("portal_actions_90_days"):
+        out.append(
+            (
+                "portal_visits_90_days",
+                _cap(Decimal(visits) / 6),
+                f"visited the portal {_plural(visits, 'time')} in the last 90 days "
+                "without paying or acting there",
             )
         )
     if not settled:

@@ -97,6 +97,7 @@ def model_inputs(matrix: np.ndarray) -> np.ndarray:
     settled = np.nan_to_num(matrix[:, INDEX["settled_count"]])
     x[:, INDEX["settled_count"]] = np.minimum(settled, CAP_HISTORY)
     x[:, INDEX["customer_age_days"]] = np.minimum(x[:, INDEX["customer_age_days"]], CAP_AGE)
+    x[:, INDEX["days_since_engagement"]] = np.minimum(x[:, INDEX["days_since_engagement"]], CAP_AGE)
     longer = np.minimum(settled, LONGER)
     late = np.nan_to_num(matrix[:, INDEX["late_share_10"]]) * longer
     all_late = np.nan_to_num(matrix[:, INDEX["late_share"]]) * settled
@@ -148,6 +149,9 @@ LINEAR_INPUTS = (
     "bounces",
     "replies",
     "calls_reached",
+    "portal_visits_90_days",
+    "portal_actions_90_days",
+    "days_since_engagement",
 )
 
 

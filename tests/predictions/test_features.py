@@ -143,6 +143,9 @@ def test_each_feature_on_a_hand_built_history(history):
         "bounces": 1,
         "replies": 1,
         "calls_reached": 1,
+        "portal_visits_90_days": 0,
+        "portal_actions_90_days": 0,
+        "days_since_engagement": 42,  # the reply on 3 September
     }
     for value in features.values():
         assert not isinstance(value, float)
