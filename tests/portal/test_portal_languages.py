@@ -16,7 +16,7 @@ pytestmark = pytest.mark.django_db
 EXPECTED = {
     "en": ("Account of Hafenlogistik", "Overview", "Pay now", "Amount to pay"),
     "de": ("Konto von Hafenlogistik", "Übersicht", "Jetzt bezahlen", "Zu zahlender Betrag"),
-    "fr": ("Compte de Hafenlogistik", "Vue d’ensemble", "Payer maintenant", "Montant à payer"),
+    "fr": ("Compte de Hafenlogistik", "Vue d\u2019ensemble", "Payer maintenant", "Montant à payer"),
     "es": ("Cuenta de Hafenlogistik", "Resumen", "Pagar ahora", "Importe a pagar"),
 }
 
@@ -57,7 +57,7 @@ def test_the_portal_home_and_pay_page_follow_the_customers_language(client, lang
 def test_the_browsers_language_does_not_override_the_customers(client):
     signed_in(client, "fr")
     home = client.get(reverse("portal:home"), HTTP_ACCEPT_LANGUAGE="de-DE,de;q=0.9")
-    assert "Vue d’ensemble" in home.content.decode()
+    assert "Vue d\u2019ensemble" in home.content.decode()
     assert "Übersicht" not in home.content.decode()
 
 
