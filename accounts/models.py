@@ -146,6 +146,12 @@ class Customer(models.Model):
     status = models.CharField(_("status"), max_length=20, choices=Status, default=Status.ACTIVE)
     dunning_paused_until = models.DateField(_("dunning paused until"), null=True, blank=True)
     dunning_pause_reason = models.CharField(_("pause reason"), max_length=200, blank=True)
+    # Issue #18, inbound e-mail: a debtor's human reply pauses chasing for a few days
+    # (INBOUND_REPLY_PAUSE_DAYS), apart from a person's pause above, which it never changes.
+    reply_paused_until = models.DateField(_("chasing paused until (reply)"), null=True, blank=True)
+    reply_pause_reason = models.CharField(
+        _("reply pause reason"), max_length=200, blank=True, default=""
+    )
     do_not_contact = models.BooleanField(_("do not contact"), default=False)
     cease_communication = models.BooleanField(_("cease communication"), default=False)
     is_in_dispute = models.BooleanField(_("in dispute"), default=False)
@@ -349,7 +355,19 @@ class Customer(models.Model):
 
     @property
     def holds(self) -> list[str]:
-        """The hold flags that are set, in words, for lists and notices."""
+        """The holds in words, for lists and notices: the flags that are set, and a pause
+        after the debtor's own reply still running today."""
+        held = self.hold_flags
+        if self.reply_paused_until and self.reply_paused_until >= timezone.localdate():
+            held.append(
+                str(_("chasing paused until %(day)s (%(reason)s)"))
+                % {"day": self.reply_paused_until.isoformat(), "reason": self.reply_pause_reason}
+            )
+        return held
+
+    @property
+    def hold_flags(self) -> list[str]:
+        """The hold flags that are set, in words."""
         flags = [
             (self.do_not_contact, _("do not contact")),
             (self.cease_communication, _("cease communication")),

@@ -98,6 +98,7 @@ def propose_plan(
     grace_days: int | None = None,
     note: str = "",
     today: dt.date | None = None,
+    approval_reason: str = "",
 ) -> PaymentPlan:
     """Split the open balance of these invoices into installments.
 
@@ -109,8 +110,10 @@ def propose_plan(
 
     A plan totalling more than PAYMENT_PLAN_APPROVAL_THRESHOLD stays proposed until a
     manager approves it (even one the manager proposed: approving is its own step);
-    otherwise it is active at once. Either way dunning holds for its invoices from now on.
-    Sends `signals.plan_proposed`: dunning then offers an active plan to the customer.
+    otherwise it is active at once. A non-empty `approval_reason` (a debtor's request
+    outside the portal's rules, say) makes any plan wait for a manager, saying why.
+    Either way dunning holds for its invoices from now on. Sends `signals.plan_proposed`:
+    dunning then offers an active plan to the customer.
     """
     permissions.require(by, "cases.add_paymentplan", [customer])
     today = today or timezone.localdate()
@@ -151,7 +154,8 @@ def propose_plan(
     errors.raise_any()
     total = sum((amount for _d, amount in checked), Decimal("0.00"))
     currency = rows[0].currency
-    needs_approval = total > approval_threshold()
+    approval_reason = approval_reason.strip()
+    needs_approval = total > approval_threshold() or bool(approval_reason)
     now = timezone.now()
     plan = PaymentPlan.objects.create(
         customer=customer,
@@ -180,7 +184,10 @@ def propose_plan(
         "last": checked[-1][0].isoformat(),
         "invoices": promises.numbers(rows),
     }
-    if needs_approval:
+    if approval_reason:
+        reason = approval_reason.replace("%", "%%")  # `outcome` is formatted below
+        outcome = _("proposed; waits for a manager's approval") + f" ({reason})"
+    elif needs_approval:
         outcome = _("proposed; waits for a manager's approval (above %(currency)s %(limit)s)")
     else:
         outcome = _("active at once (at or under the approval threshold of %(currency)s %(limit)s)")

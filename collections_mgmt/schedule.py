@@ -40,6 +40,7 @@ FX_RATES = "Load the ECB's FX reference rates"
 RETRAIN = "Retrain the late-payment model"
 CASH_FORECAST = "Snapshot the cash forecast"
 AUTOPAY = "Charge automatic payments due today"
+INBOUND_IMAP = "Read replies from the IMAP mailbox"
 JOBS = (
     Job(NIGHT, "collections_mgmt.tasks.run_night", crontab="30 1 * * *"),
     Job("Send due dunning notices", "dunning.tasks.send_due", every_minutes=15),
@@ -50,6 +51,8 @@ JOBS = (
     Job(FX_RATES, "integrations.tasks.load_fx_rates", crontab="30 17 * * *"),
     # A new late-payment model from last week's outcomes, activated only if it is better.
     Job(RETRAIN, "predictions.tasks.train_predictor", crontab="0 3 * * 0"),
+    # Debtors' replies in an IMAP folder (off, a no-op, while INBOUND_IMAP_HOST is empty).
+    Job(INBOUND_IMAP, "integrations.tasks.poll_inbound_imap", every_minutes=5),
     # Monday before the working day, after the night's run: the forecasts' track record.
     Job(CASH_FORECAST, "predictions.tasks.snapshot_cash_forecast", crontab="0 5 * * 1"),
     # After the night (promises and plans it changed hold invoices), in the morning, so the

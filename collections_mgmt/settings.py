@@ -494,6 +494,43 @@ DUNNING_HIGH_VALUE_THRESHOLD = os.environ.get("DUNNING_HIGH_VALUE_THRESHOLD", "1
 DUNNING_ESCALATION_GROUP = os.environ.get("DUNNING_ESCALATION_GROUP", "Collections manager")
 COMPANY_NAME = os.environ.get("COMPANY_NAME", "Example Supplies Ltd")
 EMAIL_MESSAGE_ID_DOMAIN = os.environ.get("EMAIL_MESSAGE_ID_DOMAIN", "collections.example.com")
+# Inbound e-mail (issue #18, integrations/inbound/): debtors' replies reach the agent.
+# INBOUND_REPLY_ADDRESS: the Reply-To of dunning e-mails, with a token naming the notice
+# ("replies@in.example.com" becomes "replies+<token>@in.example.com"; "{token}" may place
+# it); empty: no Reply-To, replies are threaded by In-Reply-To or the sender's address.
+INBOUND_REPLY_ADDRESS = os.environ.get("INBOUND_REPLY_ADDRESS", "")
+# A human reply pauses that customer's chasing for this many days (0: no pause).
+INBOUND_REPLY_PAUSE_DAYS = int(os.environ.get("INBOUND_REPLY_PAUSE_DAYS", "3"))
+# Mailgun inbound routes posting to /integrations/inbound/mailgun/ (unset: 503), and how
+# old a signed timestamp may be.
+MAILGUN_WEBHOOK_SIGNING_KEY = os.environ.get("MAILGUN_WEBHOOK_SIGNING_KEY", "")
+INBOUND_SIGNATURE_MAX_AGE_SECONDS = int(os.environ.get("INBOUND_SIGNATURE_MAX_AGE_SECONDS", "900"))
+# Postmark inbound webhook to /integrations/inbound/postmark/, with HTTP basic auth
+# "user:password" in the URL Postmark is given (unset: 503).
+POSTMARK_INBOUND_BASIC_AUTH = os.environ.get("POSTMARK_INBOUND_BASIC_AUTH", "")
+# Bounds on what is stored: a whole request, attachments per message, bytes each, and the
+# content types kept (others are recorded as refused, never a 500).
+INBOUND_MAX_REQUEST_BYTES = int(os.environ.get("INBOUND_MAX_REQUEST_BYTES", str(30 * 1024 * 1024)))
+INBOUND_MAX_ATTACHMENTS = int(os.environ.get("INBOUND_MAX_ATTACHMENTS", "10"))
+INBOUND_MAX_ATTACHMENT_BYTES = int(
+    os.environ.get("INBOUND_MAX_ATTACHMENT_BYTES", str(10 * 1024 * 1024))
+)
+INBOUND_ATTACHMENT_TYPES = env_list(
+    "INBOUND_ATTACHMENT_TYPES",
+    "application/pdf,image/png,image/jpeg,image/gif,text/plain,text/csv,message/rfc822,"
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet,"
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document,"
+    "application/msword,application/vnd.ms-excel",
+)
+# IMAP polling for teams without an inbound provider (empty host: off). The periodic task
+# (every five minutes) reads the folder read-only for messages not read before (by UID),
+# at most INBOUND_IMAP_BATCH a poll.
+INBOUND_IMAP_HOST = os.environ.get("INBOUND_IMAP_HOST", "")
+INBOUND_IMAP_PORT = int(os.environ.get("INBOUND_IMAP_PORT", "993"))
+INBOUND_IMAP_USER = os.environ.get("INBOUND_IMAP_USER", "")
+INBOUND_IMAP_PASSWORD = os.environ.get("INBOUND_IMAP_PASSWORD", "")
+INBOUND_IMAP_FOLDER = os.environ.get("INBOUND_IMAP_FOLDER", "INBOX")
+INBOUND_IMAP_BATCH = int(os.environ.get("INBOUND_IMAP_BATCH", "200"))
 # Bounces and complaints posted to /dunning/email-events/, signed with this (unset: 503).
 EMAIL_EVENTS_WEBHOOK_SECRET = os.environ.get("EMAIL_EVENTS_WEBHOOK_SECRET", "")
 # Fallback contact guards for customers no active contact rule matches (Dunning -> Contact
@@ -539,6 +576,21 @@ TEMPLATE_MAX_FILTER_WIDTH = int(os.environ.get("TEMPLATE_MAX_FILTER_WIDTH", "100
 PROMISE_GRACE_DAYS = int(os.environ.get("PROMISE_GRACE_DAYS", "3"))
 PAYMENT_PLAN_APPROVAL_THRESHOLD = os.environ.get("PAYMENT_PLAN_APPROVAL_THRESHOLD", "5000")
 INSTALLMENT_REMINDER_DAYS = int(os.environ.get("INSTALLMENT_REMINDER_DAYS", "3"))
+# The debtor portal's own actions (portal/actions.py, README "The debtor portal"): a promise
+# made there is for at most PORTAL_PROMISE_MAX_DAYS ahead and at least PORTAL_PROMISE_MIN_SHARE
+# of the chosen invoices' open balance; a plan asked for there is accepted at once with at
+# most PORTAL_PLAN_MAX_INSTALLMENTS monthly installments of at least PORTAL_PLAN_MIN_INSTALLMENT
+# (in the invoices' currency) and a total at or under PAYMENT_PLAN_APPROVAL_THRESHOLD, its
+# first installment at most PORTAL_PLAN_FIRST_DUE_MAX_DAYS ahead; other plans wait for a
+# manager. Attachments (disputes, messages): at most PORTAL_UPLOAD_MAX_FILES files of
+# PORTAL_UPLOAD_MAX_BYTES each, PDF, PNG, JPEG or plain text by their content.
+PORTAL_PROMISE_MAX_DAYS = int(os.environ.get("PORTAL_PROMISE_MAX_DAYS", "30"))
+PORTAL_PROMISE_MIN_SHARE = os.environ.get("PORTAL_PROMISE_MIN_SHARE", "0.5")
+PORTAL_PLAN_MAX_INSTALLMENTS = int(os.environ.get("PORTAL_PLAN_MAX_INSTALLMENTS", "6"))
+PORTAL_PLAN_MIN_INSTALLMENT = os.environ.get("PORTAL_PLAN_MIN_INSTALLMENT", "50")
+PORTAL_PLAN_FIRST_DUE_MAX_DAYS = int(os.environ.get("PORTAL_PLAN_FIRST_DUE_MAX_DAYS", "30"))
+PORTAL_UPLOAD_MAX_BYTES = int(os.environ.get("PORTAL_UPLOAD_MAX_BYTES", str(5 * 1024 * 1024)))
+PORTAL_UPLOAD_MAX_FILES = int(os.environ.get("PORTAL_UPLOAD_MAX_FILES", "5"))
 # Case work: outstanding invoices this many days past due raise a write-off/placement review
 # task; the nightly risk scoring moves band-high customers into the high_risk segment (see
 # README, "Risk score") unless they are strategic or have their own dunning policy.

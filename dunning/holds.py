@@ -1,6 +1,7 @@
 """Every hold on dunning, decided here and only here, for the planner and the sender alike.
 
-- Customer holds (`customers_on_hold`): not active, excluded from automation, paused, in
+- Customer holds (`customers_on_hold`): not active, excluded from automation, paused (by
+  a person, or for a few days after the debtor's own reply: `reply_paused_until`), in
   dispute, bankrupt, in a payment plan (but not for the reminders of its installments),
   and, for messages and calls, do-not-contact and cease-communication.
 - Invoice holds (`held_invoices`, `invoice_holds`): an invoice pause, an open promise to
@@ -105,6 +106,7 @@ def customers_on_hold(
         ~q(status=Customer.Status.ACTIVE)
         | q(is_excluded_from_automation=True)
         | q(dunning_paused_until__gte=on)
+        | q(reply_paused_until__gte=on)
         | q(is_in_dispute=True)
         | q(is_bankrupt=True)
     )
@@ -121,4 +123,20 @@ def hold_reason(customer, on: dt.date) -> str:
         return (
             f"dunning paused until {customer.dunning_paused_until}: {customer.dunning_pause_reason}"
         )
+    if (
+        customer.reply_paused_until
+        and customer.reply_paused_until >= on
+        and not customer.hold_flags
+    ):
+        return f"chasing paused until {customer.reply_paused_until}: {customer.reply_pause_reason}"
     return "on hold: " + ", ".join(customer.holds)
+
+
+def paused_until(customer, on: dt.date) -> dt.date | None:
+    """The last day of the customer's pauses (a person's, a reply's) still running on `on`."""
+    days = [
+        day
+        for day in (customer.dunning_paused_until, customer.reply_paused_until)
+        if day is not None and day >= on
+    ]
+    return max(days) if days else None

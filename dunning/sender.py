@@ -52,6 +52,7 @@ from django.db import transaction
 from django.db.models import Count, F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone, translation
+from django.utils.crypto import salted_hmac
 from django.utils.translation import gettext as _
 
 from accounts import timeline
@@ -61,7 +62,7 @@ from cases.models import Installment, PaymentPlan, Task
 
 from . import channels, contact_rules, letters, offers, rendering
 from . import transactional_guard as transactional
-from .holds import customers_on_hold, hold_reason, invoice_holds
+from .holds import customers_on_hold, hold_reason, invoice_holds, paused_until
 from .models import MESSAGE_CHANNELS, Channel, Notice, NoticeInvoice, Policy
 
 logger = logging.getLogger(__name__)
@@ -119,6 +120,35 @@ def sendable(now: dt.datetime):
 def message_id_for(notice_id: int) -> str:
     """The e-mail Message-ID of a notice: the same on every attempt, so it can be deduped."""
     return f"<notice-{notice_id}@{settings.EMAIL_MESSAGE_ID_DOMAIN}>"
+
+
+def reply_token_for(notice_id: int, *, secret: str | None = None) -> str:
+    """The token of a notice's reply address: its id and a keyed digest (not guessable);
+    `secret`: one of SECRET_KEY_FALLBACKS, to read tokens made before a key rotation."""
+    digest = salted_hmac(
+        "inbound-reply-token", str(notice_id), secret=secret, algorithm="sha256"
+    ).hexdigest()
+    return f"n{notice_id}-{digest[:20]}"
+
+
+def reply_address_for(notice_id: int) -> str:
+    """Where a reply to a notice goes (INBOUND_REPLY_ADDRESS with its token), or ""."""
+    address = settings.INBOUND_REPLY_ADDRESS.strip()
+    if not address or "@" not in address:
+        return ""
+    token = reply_token_for(notice_id)
+    if "{token}" in address:
+        return address.replace("{token}", token)
+    local, _at, domain = address.rpartition("@")
+    return f"{local}+{token}@{domain}"
+
+
+def with_reply_to(content: dict, notice_id: int) -> dict:
+    """The e-mail content with a Reply-To naming the notice, when inbound e-mail is set up."""
+    address = reply_address_for(notice_id)
+    if not address:
+        return content
+    return {**content, "headers": {**content.get("headers", {}), "Reply-To": address}}
 
 
 def send_due(*, now: dt.datetime | None = None, limit: int = 1000) -> SendResult:
@@ -428,7 +458,7 @@ class Batch:
                 return self._finish(
                     notice, Notice.Status.SKIPPED, "suppressed", hold_reason(customer, on)
                 )
-            until = _morning_after(customer, max(on, customer.dunning_paused_until or on), rule)
+            until = _morning_after(customer, paused_until(customer, on) or on, rule)
             return self._defer(notice, until, hold_reason(customer, on))
         if notice.channel in TASK_CHANNELS:
             return self._raise_task(notice, invoices, now)
@@ -521,7 +551,9 @@ class Batch:
                 kind, channel = Activity.Kind.SMS, Activity.Channel.SMS
                 summary = f"{notice.step.name}: SMS to {recipient}"
             else:
-                channels.send_email(recipient, content, message_id=message_id)
+                channels.send_email(
+                    recipient, with_reply_to(content, notice.pk), message_id=message_id
+                )
                 kind, channel = Activity.Kind.EMAIL, Activity.Channel.EMAIL
                 summary = f"{notice.step.name}: “{content['subject']}” to {recipient}"
         except NOT_SENT_ERRORS as exc:

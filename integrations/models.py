@@ -1,10 +1,15 @@
-"""Intake: where ledger data comes from, what was loaded, what was refused, and why."""
+"""Intake: where ledger data comes from, what was loaded, what was refused, and why; and
+the debtors' inbound messages (InboundEmail) and automatic payments (AutopayMandate)."""
+
+import uuid
 
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from accounts.crypto import EncryptedCharField, LookupHashField
 from accounts.models import MONEY, Contact, Customer, Invoice, Payment
 from accounts.money import validate_currency
 
@@ -618,3 +623,147 @@ class AutopayCharge(models.Model):
 
     def __str__(self):
         return f"{self.invoice} #{self.attempt}: {self.currency} {self.amount} ({self.status})"
+
+
+class InboundEmail(models.Model):
+    """A message from a debtor to the collections team: an e-mail reply or a portal message.
+
+    Stored once per source and Message-ID (a provider's retry, an IMAP folder read twice,
+    a replayed webhook store nothing new), threaded to its notice and customer where it
+    can be (`matched_by`), and kept even when it cannot: managers see the unmatched ones.
+    Written only by `integrations.inbound.receive`.
+    """
+
+    class Source(models.TextChoices):
+        MAILGUN = "mailgun", _("Mailgun")
+        POSTMARK = "postmark", _("Postmark")
+        IMAP = "imap", _("IMAP mailbox")
+        OUTBOX = "outbox", _("Local outbox")
+        PORTAL = "portal", _("Portal")
+
+    class MatchedBy(models.TextChoices):
+        UNMATCHED = "", _("Not matched")
+        TOKEN = "token", _("Reply address token")
+        REFERENCES = "references", _("In-Reply-To / References")
+        SENDER = "sender", _("Sender's address")
+        PORTAL = "portal", _("Portal sign-in")
+        MANUAL = "manual", _("Filed by a person")
+
+    source = models.CharField(_("source"), max_length=20, choices=Source)
+    message_id = models.CharField(_("message id"), max_length=255)
+    in_reply_to = models.CharField(_("in reply to"), max_length=500, blank=True)
+    references = models.TextField(_("references"), blank=True)
+    sender = EncryptedCharField(_("from"), max_length=254, blank=True)
+    sender_hash = LookupHashField(source="sender", kind="email")  # finds a person's mail
+    recipient = models.CharField(_("to"), max_length=254, blank=True)
+    subject = models.CharField(_("subject"), max_length=255, blank=True)
+    text = models.TextField(_("text"), blank=True)
+    customer = models.ForeignKey(
+        "accounts.Customer",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="inbound_emails",
+    )
+    contact = models.ForeignKey(
+        "accounts.Contact", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    notice = models.ForeignKey(
+        "dunning.Notice", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    matched_by = models.CharField(
+        _("matched by"), max_length=12, choices=MatchedBy, blank=True, default=""
+    )
+    match_note = models.CharField(_("match note"), max_length=200, blank=True)
+    is_automatic = models.BooleanField(_("automatic reply"), default=False)
+    automatic_reason = models.CharField(_("why automatic"), max_length=100, blank=True)
+    promised_on = models.DateField(_("promised date found"), null=True, blank=True)
+    promised_amount = models.DecimalField(
+        _("promised amount found"), **MONEY, null=True, blank=True
+    )
+    promised_currency = models.CharField(
+        _("currency"), max_length=3, blank=True, validators=[validate_currency]
+    )
+    dispute_words = models.JSONField(_("dispute words found"), default=list, blank=True)
+    paused_until = models.DateField(_("chasing paused until"), null=True, blank=True)
+    task = models.ForeignKey(
+        "cases.Task", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    promise = models.ForeignKey(
+        "cases.PromiseToPay", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    dispute = models.ForeignKey(
+        "cases.Dispute", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    received_at = models.DateTimeField(_("received"))
+    created_at = models.DateTimeField(_("stored"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("inbound message")
+        verbose_name_plural = _("inbound messages")
+        ordering = ["-received_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["source", "message_id"], name="inbound_email_once"),
+            models.CheckConstraint(
+                condition=Q(promised_amount__isnull=True) | ~Q(promised_currency=""),
+                name="inbound_email_promise_has_currency",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["customer", "-received_at"], name="inbound_email_customer"),
+            models.Index(fields=["sender_hash"], name="inbound_email_sender_hash"),
+            models.Index(
+                fields=["-received_at"], condition=Q(customer=None), name="inbound_email_unmatched"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.get_source_display()}: {self.subject or self.text[:40]}"
+
+    @property
+    def mentions_dispute(self) -> bool:
+        return bool(self.dispute_words)
+
+
+def inbound_attachment_path(attachment: "InboundAttachment", filename: str) -> str:
+    return f"inbound/{timezone.now():%Y/%m}/{uuid.uuid4().hex}/{filename}"
+
+
+class InboundAttachment(models.Model):
+    """A file that came with an inbound message: kept in the default storage when it is
+    within the bounds (INBOUND_MAX_ATTACHMENTS, _BYTES, _TYPES), else recorded as refused."""
+
+    email = models.ForeignKey(InboundEmail, on_delete=models.CASCADE, related_name="attachments")
+    filename = models.CharField(_("file name"), max_length=255)
+    content_type = models.CharField(_("content type"), max_length=255, blank=True)
+    size = models.PositiveBigIntegerField(_("size (bytes)"), default=0)
+    file = models.FileField(_("file"), upload_to=inbound_attachment_path, blank=True)
+    refused_reason = models.CharField(_("refused because"), max_length=200, blank=True)
+
+    class Meta:
+        verbose_name = _("inbound attachment")
+        ordering = ["email", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(file="") | ~Q(refused_reason=""),
+                name="inbound_attachment_kept_or_refused",
+            )
+        ]
+
+    def __str__(self):
+        return self.filename
+
+
+class ImapCursor(models.Model):
+    """How far an IMAP folder has been read: the last UID taken, under its UIDVALIDITY."""
+
+    mailbox = models.CharField(_("mailbox"), max_length=500, unique=True)
+    uid_validity = models.BigIntegerField(_("UIDVALIDITY"), default=0)
+    last_uid = models.BigIntegerField(_("last UID read"), default=0)
+    polled_at = models.DateTimeField(_("polled"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("IMAP mailbox read position")
+
+    def __str__(self):
+        return f"{self.mailbox} (UID {self.last_uid})"

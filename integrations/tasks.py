@@ -13,6 +13,7 @@ from . import api
 from .email_events import webhooks as email_event_webhooks
 from .fx import loading as fx_loading
 from .gateways import autopay, generic
+from .inbound import imap as inbound_imap
 from .intake import inbox
 from .models import InboxItem
 from .twilio import webhooks as twilio_webhooks
@@ -89,3 +90,12 @@ def charge_autopay() -> dict:
     keys)."""
     run = autopay.charge_due()
     return {"charged": run.charged, "processing": run.processing, "failed": run.failed}
+
+
+def poll_inbound_imap() -> str:
+    """Read the IMAP folder (INBOUND_IMAP_*) for replies not read before; off without a host.
+    Two polls at once store each message once (unique source and Message-ID)."""
+    result = inbound_imap.poll()
+    if not result.configured:
+        return "IMAP polling is off (INBOUND_IMAP_HOST is empty)"
+    return f"read {result.read}, stored {result.stored}, last UID {result.last_uid}"

@@ -55,7 +55,9 @@ def too_many() -> HttpResponse:
 def private(response: HttpResponse) -> HttpResponse:
     """Headers every portal page carries: never indexed, the address never sent on."""
     response["X-Robots-Tag"] = "noindex, nofollow"
-    response["Referrer-Policy"] = "no-referrer"
+    # same-origin, not no-referrer: with no-referrer browsers send "Origin: null" on form
+    # posts, which the CSRF check refuses; off the site no referrer leaves either way.
+    response["Referrer-Policy"] = "same-origin"
     return response
 
 

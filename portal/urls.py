@@ -1,6 +1,6 @@
 """The debtor's side: the portal (portal/...) and the statement page of older messages."""
 
-from django.urls import path
+from django.urls import include, path
 
 from . import autopay_views, views
 
@@ -19,4 +19,5 @@ urlpatterns = [
     path("portal/pay/", views.pay, name="pay"),
     path("portal/autopay/", autopay_views.autopay_page, name="autopay"),
     path("portal/autopay/cancel/", autopay_views.autopay_cancel, name="autopay_cancel"),
+    path("", include("portal.action_urls")),
 ]

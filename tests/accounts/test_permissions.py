@@ -151,6 +151,9 @@ MATRIX["Collections manager"] |= {"view_effectiveness_report"}
 for role in MATRIX:
     MATRIX[role] |= {"view_predictormodel"}
 MATRIX["Collections manager"] |= {"activate_predictormodel"}
+# Debtors' inbound messages (integrations.0014_inbound_email_roles): agents and managers.
+MATRIX["Collections agent"] |= {"view_inboundemail"}
+MATRIX["Collections manager"] |= {"view_inboundemail"}
 
 
 def test_groups_hold_exactly_the_documented_permissions():
