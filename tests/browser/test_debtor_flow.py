@@ -1,8 +1,11 @@
 """A debtor's visit in a real browser: from the dunning e-mail's link to the portal.
 
 A dunning notice goes out through the one sender into the local outbox; the debtor opens
-the portal link in its text, pays part of the balance by bank transfer, and each step
-shows on the agent's timeline and worklist. Every portal page the debtor sees is checked
+the portal link in its text, pays part of the balance by bank transfer, promises a date,
+disputes an invoice, asks for a payment plan, switches the portal to German, and answers
+the e-mail (through the console's "reply as the debtor" on the kept outbox message). Each
+step shows on the agent's timeline and, where a person must act, as the agent's task on
+the worklist. Every portal page the debtor sees is checked
 with axe-core (no serious or critical violation), and one page at a phone's width.
 
 axe-core comes from the pinned PyPI package selenium-axe-python (requirements.txt), which
@@ -17,13 +20,16 @@ from importlib import resources
 
 import pytest
 from django.utils import timezone
+from django_otp.plugins.otp_totp.models import TOTPDevice
 from selenium.webdriver.support.ui import Select
 
 from accounts.models import Activity, Customer
-from cases.models import Task
+from cases.models import Dispute, PaymentPlan, PromiseToPay, Task
 from cases.worklist import worklist
 from dunning import planner, sender
 from dunning.models import OutboxMessage
+from integrations.models import InboundEmail
+from tests.browser import selectors as s
 from tests.clock import NOW, ON
 from tests.factories import ContactFactory, CustomerFactory, InvoiceFactory, UserFactory
 
@@ -31,6 +37,7 @@ pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 AXE = resources.files("selenium_axe_python").joinpath("axe-core", "axe.min.js").read_text()
 PHONE = (390, 844)
+OUTBOX_MESSAGE_URL = "/admin/dunning/outboxmessage/{id}/change/"
 LINK = re.compile(r"https?://\S+?/portal/l/[^/\s]+/")
 
 
@@ -91,34 +98,35 @@ def on_the_worklist(agent, customer):
     return next((row for row in rows if row.customer_id == customer.pk), None)
 
 
-def test_a_debtor_follows_the_dunning_emails_link_and_pays_part_by_transfer(console, settings):
+def test_a_debtor_goes_from_the_dunning_email_to_the_portal_and_acts_there(
+    console, settings, tmp_path
+):
     settings.EMAIL_BACKEND = "dunning.outbox.OutboxEmailBackend"
+    settings.MEDIA_ROOT = tmp_path / "media"
     settings.STRIPE_API_KEY = ""
     settings.SITE_URL = console.base_url
     settings.BANK_TRANSFER_IBAN = "DE89370400440532013000"
 
     agent = UserFactory(username="agent", role="Collections agent")
     customer = CustomerFactory(
-        name="Harbour Freight GmbH", kind=Customer.Kind.BUSINESS, assigned_agent=agent
+        name="Harbour Freight GmbH",
+        kind=Customer.Kind.BUSINESS,
+        assigned_agent=agent,
+        language="en",
     )
     ContactFactory(
         customer=customer, name="Dana Weber", email="ap@harbour.example", is_primary=True
     )
-    first = InvoiceFactory(
-        customer=customer,
-        number="INV-D-1",
-        amount=Decimal("800.00"),
-        currency="USD",
-        issued_on=ON - dt.timedelta(days=37),
-        due_on=ON - dt.timedelta(days=7),
-    )
-    InvoiceFactory(
-        customer=customer,
-        number="INV-D-2",
-        amount=Decimal("450.00"),
-        currency="USD",
-        issued_on=ON - dt.timedelta(days=30),
-        due_on=ON - dt.timedelta(days=7),
+    paying, promised, planned = (
+        InvoiceFactory(
+            customer=customer,
+            number=number,
+            amount=Decimal(amount),
+            currency="USD",
+            issued_on=ON - dt.timedelta(days=37),
+            due_on=ON - dt.timedelta(days=7),
+        )
+        for number, amount in (("INV-D-1", "800.00"), ("INV-D-2", "450.00"), ("INV-D-3", "900.00"))
     )
 
     # The nightly planner and the sender, as in production: the e-mail lands in the outbox.
@@ -133,31 +141,107 @@ def test_a_debtor_follows_the_dunning_emails_link_and_pays_part_by_transfer(cons
     console.visit(link.group(0).removeprefix(console.base_url))
     assert console.path == "/portal/home/"
     assert "Account of Harbour Freight GmbH" in console.text
-    assert re.search(r"USD 1,?250\.00", console.find("#balances").text), console.text
+    assert re.search(r"USD 2,?150\.00", console.find("#balances").text), console.text
     assert portal_moves(customer, "visit").filter(details__via="link").exists()
     assert_accessible(console)
     assert_fits_a_phone(console)
 
-    # Pay part of the balance by bank transfer, saying why.
+    # 1. Pay part of one invoice by bank transfer, saying why.
     console.click("#pay-now")
     assert console.path == "/portal/pay/"
     assert_accessible(console)
-    console.find(f"#pay-form input[name=invoices][value='{first.pk}']").click()
+    console.find(f"#pay-form input[name=invoices][value='{paying.pk}']").click()
     console.fill(amount="300.00")
     Select(console.field("reason")).select_by_value("cash_flow")
     console.fill(note="The rest at the end of the month.")
     console.click("#pay-transfer")
-    reference = console.find("#transfer-reference").text
-    assert reference and "USD 300.00" in console.find("#transfer-amount").text
+    assert console.find("#transfer-reference").text
+    assert "USD 300.00" in console.find("#transfer-amount").text
     assert_accessible(console)
-
     paid = portal_moves(customer, "pay").get()
     assert paid.details["amount"] == "300.00" and paid.details["partial"] is True
-    assert paid.details["invoice_ids"] == [first.pk] and paid.details["reason"] == "cash_flow"
-    task = Task.objects.open().get(customer=customer, title__startswith="Partial payment")
-    assert task.assignee == agent
-    row = on_the_worklist(agent, customer)
-    assert row is not None and row.debtor_activity == paid
+    assert paid.details["invoice_ids"] == [paying.pk] and paid.details["reason"] == "cash_flow"
+    partial_task = Task.objects.open().get(customer=customer, title__startswith="Partial payment")
+    assert partial_task.assignee == agent
+    assert on_the_worklist(agent, customer).debtor_activity == paid
 
+    # 2. Promise to pay the second invoice in ten days.
+    console.click("#nav-promise")
+    assert_accessible(console)
+    console.find(f"#promise-form #id_invoices_{promised.pk}").click()
+    console.fill(amount="450.00")
+    console.set("promised_on", ON + dt.timedelta(days=10))
+    console.click("#promise-submit")
+    assert console.has("#portal-message-1"), console.text[:800]
+    assert_accessible(console)
+    promise = PromiseToPay.objects.get(customer=customer)
+    assert promise.amount == Decimal("450.00") and promise.promised_on == ON + dt.timedelta(days=10)
+    assert list(promise.invoices.all()) == [promised]
+    assert Activity.objects.filter(customer=customer, kind=Activity.Kind.PROMISE).exists()
+
+    # 3. Dispute the first invoice, with a delivery note attached.
+    note = tmp_path / "delivery-note.txt"
+    note.write_text("Delivered 3 pallets, invoiced 4.\n")
+    console.click("#nav-dispute")
+    assert_accessible(console)
+    console.find(f"#dispute-form #id_invoices_{paying.pk}").click()
+    Select(console.field("reason")).select_by_value(Dispute.Reason.QUANTITY)
+    console.fill(message="We received three pallets, not four.")
+    console.set("attachments", note)
+    console.click("#dispute-submit")
+    assert console.has("#portal-message-1"), console.text[:800]
+    assert_accessible(console)
+    dispute = Dispute.objects.get(customer=customer)
+    assert dispute.reason == Dispute.Reason.QUANTITY and list(dispute.invoices.all()) == [paying]
+    assert portal_moves(customer, "dispute").exists()
+    assert Task.objects.open().filter(customer=customer, assignee=agent, title__contains="dispute")
+
+    # 4. Ask for a plan for the third: three installments fit the rules, accepted at once.
+    console.click("#nav-plan")
+    assert_accessible(console)
+    console.find(f"#plan-form #id_invoices_{planned.pk}").click()
+    console.fill(installments=3)
+    console.set("first_due_on", ON + dt.timedelta(days=14))
+    console.click("#plan-submit")
+    assert console.has("#portal-message-1"), console.text[:800]
+    assert_accessible(console)
+    plan = PaymentPlan.objects.get(customer=customer)
+    assert plan.status == PaymentPlan.Status.ACTIVE and plan.installments.count() == 3
+    assert portal_moves(customer, "plan").exists()
+
+    # 5. Switch the portal to German: the next page is in German.
+    console.click("#nav-preferences")
+    assert_accessible(console)
+    Select(console.field("language")).select_by_value("de")
+    console.click("#preferences-submit")
+    assert console.find("html").get_attribute("lang") == "de"
+    assert "Ihre Einstellungen sind gespeichert." in console.text
+    assert_accessible(console)
+    customer.refresh_from_db()
+    assert customer.language == "de"
+    assert portal_moves(customer, "preferences").filter(details__language="de").exists()
+    console.click("header nav a[href='/portal/home/']")
+    assert "Konto von Harbour Freight GmbH" in console.text
+    assert_accessible(console)
     console.click("#logout")
     assert console.path == "/portal/"
+
+    # 6. Answer the dunning e-mail: the console's "reply as the debtor" on the kept message.
+    admin = UserFactory(username="admin", is_superuser=True)
+    device = TOTPDevice.objects.create(user=admin, name="default", confirmed=True)
+    console.log_in(admin, device)
+    console.visit(OUTBOX_MESSAGE_URL.format(id=email.pk))
+    console.find("#id_reply_text").send_keys("Dana here: the rest follows on the 15th.")
+    console.click("#outbox-reply-submit")
+    assert console.has(s.MESSAGE_DONE), console.text[:800]
+    reply = InboundEmail.objects.get(customer=customer)
+    assert reply.notice_id is not None and reply.task is not None
+    assert reply.task.assignee == agent
+    answered = Activity.objects.get(customer=customer, kind=Activity.Kind.REPLY)
+
+    # The agent's worklist: the customer, with the debtor's latest move (the reply) under
+    # the name, and the open tasks the portal and the reply raised.
+    row = on_the_worklist(agent, customer)
+    assert row is not None and row.debtor_activity == answered
+    open_tasks = set(Task.objects.open().filter(customer=customer, assignee=agent))
+    assert {partial_task, reply.task} <= open_tasks and len(open_tasks) >= 3
