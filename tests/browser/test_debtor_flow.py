@@ -223,6 +223,11 @@ def test_a_debtor_goes_from_the_dunning_email_to_the_portal_and_acts_there(
     console.click("header nav a[href='/portal/home/']")
     assert "Konto von Harbour Freight GmbH" in console.text
     assert_accessible(console)
+    # The other pages of the menu, in German too, pass axe-core as well.
+    for path in ("/portal/invoices/", "/portal/statement/", "/portal/message/", "/portal/autopay/"):
+        console.click(f"header nav a[href='{path}']")
+        assert console.find("html").get_attribute("lang") == "de"
+        assert_accessible(console)
     console.click("#logout")
     assert console.path == "/portal/"
 
