@@ -52,7 +52,10 @@ from accounts.models import (
 )
 from cases.models import Dispute, PaymentPlan, PromiseToPay, Recovery, Task
 from dunning.models import EmailEvent, Notice, OutboxMessage
-from integrations.models import BankLine, MatchProposal, Rejection, WebhookEvent
+from integrations.inbound import erasure as inbound_erasure
+from integrations.models import AutopayMandate, BankLine, MatchProposal, Rejection, WebhookEvent
+from portal import actions as portal_actions
+from portal.models import AccessCode
 
 PERMISSION = "accounts.erase_customer"
 ERASED = "[erased]"
@@ -169,6 +172,16 @@ def _delete_files(paths: Iterable[str]) -> int:
     return deleted
 
 
+def _delete_portal_files(customer_id: int) -> int:
+    """The files a debtor attached in the portal (portal/actions.py keeps them per customer)."""
+    folder = f"{portal_actions.ATTACHMENT_DIR}/{customer_id}"
+    try:
+        _folders, files = default_storage.listdir(folder)
+    except (FileNotFoundError, NotImplementedError):
+        return 0
+    return _delete_files(f"{folder}/{name}" for name in files)
+
+
 @transaction.atomic
 def erase_customer(*, customer: Customer | int, reason: str, by=None) -> dict[str, int]:
     """Pseudonymise one customer's personal data everywhere (see the module's docstring);
@@ -258,6 +271,17 @@ def erase_customer(*, customer: Customer | int, reason: str, by=None) -> dict[st
         )
     )
     counts.update(_erase_messages(customer, scrubber, emails=emails, phones=phones))
+    # The debtor's side: replies and portal messages with their files, the files attached
+    # to disputes in the portal, sign-in codes, and what a saved payment method shows.
+    counts.update(inbound_erasure.erase_messages(customer=customer, emails=emails))
+    counts["portal_files"] = _delete_portal_files(customer.pk)
+    AccessCode.objects.filter(contact__in=contacts).delete()
+    counts["autopay"] = _scrub_rows(
+        AutopayMandate.objects.filter(customer=customer),
+        scrubber,
+        ("cancel_reason",),
+        display=ERASED,
+    )
     counts["stored_payloads"] = sum(
         _scrub_rows(
             model.objects.annotate(_as_text=Cast(field, TextField())).filter(

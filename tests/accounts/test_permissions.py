@@ -151,9 +151,15 @@ MATRIX["Collections manager"] |= {"view_effectiveness_report"}
 for role in MATRIX:
     MATRIX[role] |= {"view_predictormodel"}
 MATRIX["Collections manager"] |= {"activate_predictormodel"}
-# Debtors' inbound messages (integrations.0014_inbound_email_roles): agents and managers.
-MATRIX["Collections agent"] |= {"view_inboundemail"}
-MATRIX["Collections manager"] |= {"view_inboundemail"}
+# Debtors' inbound messages and automatic payments (integrations.0014_inbound_email_roles):
+# agents and managers read them; managers cancel a customer's automatic payment.
+MATRIX["Collections agent"] |= {"view_inboundemail", "view_autopaymandate", "view_autopaycharge"}
+MATRIX["Collections manager"] |= {
+    "view_inboundemail",
+    "view_autopaymandate",
+    "view_autopaycharge",
+    "cancel_mandate",
+}
 
 
 def test_groups_hold_exactly_the_documented_permissions():
