@@ -75,3 +75,38 @@ def test_an_unsupported_language_falls_back_to_english(client):
     signed_in(client, "it")
     home = client.get(reverse("portal:home")).content.decode()
     assert '<html lang="en">' in home and "Account of Hafenlogistik" in home
+
+
+# The heading of each action page, in each language.
+ACTION_PAGES = {
+    "portal:promise": {
+        "de": "Zahlung zusagen",
+        "fr": "Promesse de paiement",
+        "es": "Compromiso de pago",
+    },
+    "portal:dispute": {
+        "de": "Rechnung beanstanden",
+        "fr": "Contester une facture",
+        "es": "Reclamar una factura",
+    },
+    "portal:plan": {
+        "de": "In Raten zahlen",
+        "fr": "Payer en plusieurs fois",
+        "es": "Pagar a plazos",
+    },
+    "portal:preferences": {
+        "de": "Ihre Kontakteinstellungen",
+        "fr": "Vos préférences de contact",
+        "es": "Sus preferencias de contacto",
+    },
+    "portal:message": {"de": "Schreiben Sie uns", "fr": "Nous écrire", "es": "Escríbanos"},
+}
+
+
+@pytest.mark.parametrize("language", ["de", "fr", "es"])
+def test_the_action_pages_follow_the_customers_language(client, language):
+    signed_in(client, language)
+    for name, headings in ACTION_PAGES.items():
+        page = client.get(reverse(name))
+        assert page.status_code == 200, name
+        assert headings[language] in page.content.decode(), name
