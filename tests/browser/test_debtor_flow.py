@@ -230,6 +230,7 @@ def test_a_debtor_goes_from_the_dunning_email_to_the_portal_and_acts_there(
         assert_accessible(console)
     console.click("#logout")
     assert console.path == "/portal/"
+    assert_accessible(console)  # the sign-in page
 
     # 6. Answer the dunning e-mail: the console's "reply as the debtor" on the kept message.
     admin = UserFactory(username="admin", is_superuser=True)
@@ -250,3 +251,15 @@ def test_a_debtor_goes_from_the_dunning_email_to_the_portal_and_acts_there(
     assert row is not None and row.debtor_activity == answered
     open_tasks = set(Task.objects.open().filter(customer=customer, assignee=agent))
     assert {partial_task, reply.task} <= open_tasks and len(open_tasks) >= 3
+    # ... as the console shows it (a superuser looks at the agent's list and the customer).
+    console.visit(s.WORKLIST_URL + f"?agent={agent.pk}")
+    assert "Harbour Freight GmbH" in console.text
+    assert "Dana here: the rest follows on the 15th." in console.find(".debtor-activity").text
+    console.visit(s.CUSTOMER_URL.format(id=customer.pk))
+    for entry in (
+        paid,
+        answered,
+        *portal_moves(customer, "dispute"),
+        *portal_moves(customer, "plan"),
+    ):
+        assert entry.text[:60] in console.text, entry.text
