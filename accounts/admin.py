@@ -195,6 +195,7 @@ class ContactInline(admin.TabularInline):
         "email",
         "phone",
         "is_primary",
+        "preferred_channel",
         "email_opted_out_at",
         "sms_opted_out_at",
         "call_opted_out_at",

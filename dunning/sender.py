@@ -49,7 +49,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.db.models import Count, F, Q
+from django.db.models import Case, Count, F, Q, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone, translation
 from django.utils.crypto import salted_hmac
@@ -375,14 +375,17 @@ class Batch:
         return self.rules[key]
 
     def contact_for(self, notice: Notice) -> Contact | None:
-        """The first contact reachable on the notice's channel who has not opted out of it."""
+        """The first contact reachable on the notice's channel who has not opted out of it,
+        one who asked for that channel (the portal's preferences) before the others."""
+        reachable = []
         for contact in self.contacts.get(notice.customer_id, []):
             if notice.channel == Channel.SMS:
                 if contact.phone and contact.sms_opted_out_at is None:
-                    return contact
+                    reachable.append(contact)
             elif contact.email and contact.email_opted_out_at is None:
-                return contact
-        return None
+                reachable.append(contact)
+        preferring = [c for c in reachable if c.preferred_channel == notice.channel]
+        return (preferring or reachable or [None])[0]
 
     def process(self, now: dt.datetime) -> list[str | None]:
         """Re-check and send each leased notice; its outcome, or None if its lease was lost."""
@@ -970,13 +973,15 @@ def _cap_reached(
 
 
 def contact_for(notice: Notice) -> Contact | None:
-    """The first contact reachable on the notice's channel who has not opted out of it."""
+    """The first contact reachable on the notice's channel who has not opted out of it,
+    one who asked for that channel (the portal's preferences) before the others."""
     contacts = notice.customer.contacts.all()
     if notice.channel == Channel.SMS:
         contacts = contacts.exclude(phone="").filter(sms_opted_out_at__isnull=True)
     else:
         contacts = contacts.exclude(email="").filter(email_opted_out_at__isnull=True)
-    return contacts.order_by("-is_primary", "id").first()
+    prefers = Case(When(preferred_channel=notice.channel, then=0), default=1)
+    return contacts.order_by(prefers, "-is_primary", "id").first()
 
 
 def _morning_after(customer, day: dt.date, rule=None) -> dt.datetime:

@@ -200,3 +200,14 @@ def test_sending_costs_the_same_queries_for_one_invoice_or_many():
         return len(captured)
 
     assert queries_to_send(1) == queries_to_send(6)
+
+
+def test_a_contact_who_asked_for_the_channel_gets_it_before_the_primary():
+    customer = CustomerFactory()
+    ContactFactory(customer=customer, name="Billing", email="billing@acme.example",
+                   preferred_channel="email")  # fmt: skip
+    notice = planned_email(customer)  # the primary, Dana, is added there
+    sender.send_due(now=MONDAY_10AM)
+    [message] = mail.outbox
+    assert message.to == ["billing@acme.example"]
+    assert sender.contact_for(notice).name == "Billing"
