@@ -4,9 +4,11 @@ import datetime as dt
 from decimal import Decimal, InvalidOperation
 
 from django import forms
+from django.utils.formats import date_format
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Invoice
+from accounts.money import format_money
 
 MAX_PERIOD_DAYS = 3 * 366
 
@@ -77,8 +79,8 @@ class PayForm(forms.Form):
             Invoice.objects.outstanding().filter(customer=customer).order_by("due_on", "id")
         )
         self.fields["invoices"].label_from_instance = lambda invoice: (
-            f"{invoice.number} · {invoice.currency} {invoice.open_balance}"
-            f" · {_('due')} {invoice.due_on.isoformat()}"
+            f"{invoice.number} · {format_money(invoice.open_balance, invoice.currency)}"
+            f" · {_('due')} {date_format(invoice.due_on, 'SHORT_DATE_FORMAT')}"
         )
 
     def clean(self):
