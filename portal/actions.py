@@ -798,13 +798,25 @@ def update_preferences(
     services.save_contact(contact=contact, by=None)
     details["changed"] = changed
     with _console_language():
-        _portal_entry(
+        entry = _portal_entry(
             customer=customer,
             contact=contact,
             text=_("%(who)s changed their preferences in the portal: %(changes)s")
             % {"who": _who(contact), "changes": "; ".join(lines)},
             details=details,
         )
+        if {"email", "phone"} & set(changed):
+            # Where links, codes and reminders go has changed: a person confirms it is the
+            # debtor (a forwarded link in the wrong hands could redirect them).
+            case_tasks.create_task(
+                customer=customer,
+                kind=Task.Kind.REVIEW,
+                title=_("Check the contact details %(who)s changed in the portal: %(changes)s")
+                % {"who": _who(contact), "changes": "; ".join(lines)},
+                due_at=case_tasks.due_at_end_of(timezone.localdate() + dt.timedelta(days=1)),
+                source=f"portal:contact-details:{contact.pk}:{entry.pk}",
+                details={"contact_id": contact.pk, "changed": changed},
+            )
     return changed
 
 

@@ -436,6 +436,9 @@ def test_preferences_change_and_the_timeline_lists_them_masked(debtor):
     assert "+33142685300" not in entry.text and "***300" in entry.text
     assert "language fr → de" in entry.text and "opted out of e-mail" in entry.text
     assert entry.details["changed"] == changed
+    # Where links and codes go changed: the agent checks it was the debtor.
+    task = Task.objects.get(customer=customer, source__startswith="portal:contact-details:")
+    assert "accounts.payable" not in task.title and "a***@owes.example" in task.title
 
 
 def test_opting_back_in_clears_the_opt_out_and_nothing_changed_writes_nothing(debtor):
@@ -453,6 +456,7 @@ def test_opting_back_in_clears_the_opt_out_and_nothing_changed_writes_nothing(de
     assert "opted back in to SMS" in Activity.objects.get(kind=Activity.Kind.PORTAL).text
     assert actions.update_preferences(customer=customer, contact=contact, language="fr") == []
     assert Activity.objects.filter(kind=Activity.Kind.PORTAL).count() == 1
+    assert not Task.objects.filter(customer=customer).exists()  # an opt-out needs nobody
 
 
 @pytest.mark.parametrize(
