@@ -26,7 +26,8 @@ from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy as _
 
 from accounts import forms, permissions, services
@@ -406,6 +407,7 @@ class DisputeAdmin(CaseAdmin):
         "credit_note",
         "resolved_by",
         "resolved_at",
+        "debtor_files",
     ]
     readonly_fields = fields
     decisions = (
@@ -432,6 +434,31 @@ class DisputeAdmin(CaseAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("invoices")
+
+    @admin.display(description=_("files the debtor attached"))
+    def debtor_files(self, dispute):
+        """The files attached in the debtor portal (their timeline entry lists them; the
+        portal serves them to staff only)."""
+        links = []
+        entries = Activity.objects.filter(
+            customer_id=dispute.customer_id,
+            kind=Activity.Kind.PORTAL,
+            details__action="dispute",
+            details__dispute=dispute.pk,
+        )
+        for entry in entries:
+            for index, row in enumerate(entry.details.get("attachments") or []):
+                url = reverse("portal:attachment", args=[entry.pk, index])
+                links.append(
+                    format_html(
+                        '<a href="{}">{}</a> ({} bytes, SHA-256 {}…)',
+                        url,
+                        row.get("name", ""),
+                        row.get("size", ""),
+                        str(row.get("sha256", ""))[:12],
+                    )
+                )
+        return format_html_join(mark_safe("<br>"), "{}", ((link,) for link in links)) or "—"
 
     def get_urls(self):
         view = self.admin_site.admin_view

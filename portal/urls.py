@@ -1,8 +1,9 @@
 """The debtor's side: the portal (portal/...) and the statement page of older messages."""
 
+from django.contrib import admin
 from django.urls import include, path
 
-from . import autopay_views, views
+from . import autopay_views, console_views, views
 
 app_name = "portal"
 urlpatterns = [
@@ -20,4 +21,10 @@ urlpatterns = [
     path("portal/autopay/", autopay_views.autopay_page, name="autopay"),
     path("portal/autopay/cancel/", autopay_views.autopay_cancel, name="autopay_cancel"),
     path("", include("portal.action_urls")),
+    # Staff only (the console's login and second factor): a file a debtor attached.
+    path(
+        "console/portal-files/<int:activity_id>/<int:index>/",
+        admin.site.admin_view(console_views.attachment),
+        name="attachment",
+    ),
 ]
