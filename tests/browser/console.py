@@ -17,7 +17,11 @@ from pathlib import Path
 from django.conf import settings
 from django_otp.oath import TOTP
 from selenium import webdriver
-from selenium.common.exceptions import TimeoutException
+from selenium.common.exceptions import (
+    StaleElementReferenceException,
+    TimeoutException,
+    WebDriverException,
+)
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import Select, WebDriverWait
@@ -80,6 +84,27 @@ class PageProblem(AssertionError):
     pass
 
 
+def replaced(old_page):
+    """A wait condition: the old page's root element has left the document.
+
+    Selenium's `staleness_of` knows only StaleElementReferenceException; Chromium answers a
+    check that lands while the old document is being torn down with "Node with given id does
+    not belong to the document" instead, which means the same thing."""
+
+    def gone(driver) -> bool:
+        try:
+            old_page.is_enabled()
+        except StaleElementReferenceException:
+            return True
+        except WebDriverException as exc:
+            if "does not belong to the document" in str(exc) or "No node with given id" in str(exc):
+                return True
+            raise
+        return False
+
+    return gone
+
+
 class Console:
     def __init__(self, driver: webdriver.Chrome, base_url: str, download_dir: Path):
         self.driver = driver
@@ -102,7 +127,7 @@ class Console:
         """Click an element that loads another page; wait for that page, then check it."""
         old_page = self.driver.find_element(By.TAG_NAME, "html")
         element.click()
-        WebDriverWait(self.driver, WAIT_SECONDS).until(expected_conditions.staleness_of(old_page))
+        WebDriverWait(self.driver, WAIT_SECONDS).until(replaced(old_page))
         self.wait_ready()
         self.check()
 
