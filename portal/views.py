@@ -5,10 +5,8 @@ new link and a one-time code (portal/ then portal/code/). Once in, every page sh
 one customer the contact belongs to (portal/session.py)."""
 
 import datetime as dt
-import time
 
 from django.conf import settings
-from django.core.cache import cache
 from django.db import transaction
 from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import redirect, render
@@ -35,13 +33,7 @@ def _over_the_limit(request) -> bool:
     (and a signature cannot be guessed anyway). The counter lives in the cache (Redis in
     production: shared by every web node), one key per address and minute.
     """
-    key = f"portal:statement:{client_ip(request)}:{int(time.time() // 60)}"
-    cache.add(key, 0, timeout=90)
-    try:
-        count = cache.incr(key)
-    except ValueError:  # expired between add and incr
-        cache.add(key, 1, timeout=90)
-        count = 1
+    count = session.count(f"portal:statement:{client_ip(request)}", window=60)
     return count > settings.STATEMENT_PAGE_REQUESTS_PER_MINUTE
 
 
@@ -57,11 +49,7 @@ def statement_page(request, token: str):
     3. An expired one: 410 and a page saying how to reach us for a new link.
     """
     if _over_the_limit(request):
-        response = HttpResponse(
-            "Too many requests; try again in a minute.", status=429, content_type="text/plain"
-        )
-        response["Retry-After"] = "60"
-        return response
+        return session.too_many()
     try:
         customer = customer_for_token(token)
     except LinkInvalid as exc:
